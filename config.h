@@ -1,0 +1,60 @@
+/* config.h: the run's settings, from a `key = value` file and --key=value overrides.
+ *
+ * Every key is declared once, in the table in config.c (name, type, default,
+ * allowed range, help). Errors never print or exit from here: each function
+ * returns 0 on success or -1 with a message in err that names the file and
+ * line (or the override) and the key. */
+#ifndef CONFIG_H
+#define CONFIG_H
+
+#include <stddef.h>
+#include <stdio.h>
+
+#include "model.h"
+#include "tokenizer/tokenizer.h"
+
+#define CONFIG_STR_MAX 1024
+#define CONFIG_ERR_MAX 1024
+#define CONFIG_MAX_KEYS 48
+#define CONFIG_ORIGIN_MAX 256
+
+typedef struct {
+    /* I/O */
+    char out_dir[CONFIG_STR_MAX];
+    char input[CONFIG_STR_MAX];     /* raw UTF-8 text to train on */
+    char data_dir[CONFIG_STR_MAX];  /* where prepared token files are cached */
+    int seed;
+    /* model */
+    int n_layer, n_head, n_embd, block_size;
+    int pos_encoding;               /* PosEncoding */
+    double embed_scale;             /* 0 in the table means auto; resolved by config_validate */
+    int tie_weights;
+    int tokenizer;                  /* TokenizerKind */
+    /* optimisation */
+    int batch_size;
+    double learning_rate, min_lr;
+    int warmup_iters, lr_decay_iters, max_iters;
+    double weight_decay, beta1, beta2, grad_clip;
+    /* evaluation and logging */
+    int eval_interval, eval_iters, log_interval;
+    /* where each key got its value ("file:line", "override --key" or "default"),
+     * indexed like the key table, so errors between keys can point at both */
+    char origin[CONFIG_MAX_KEYS][CONFIG_ORIGIN_MAX];
+} TrainConfig;
+
+/* Fill every key with its default. */
+void config_defaults(TrainConfig* cfg);
+/* Apply the key = value lines of a file. */
+int config_load_file(TrainConfig* cfg, const char* path, char* err, size_t errlen);
+/* Apply one command-line override, "--key=value". */
+int config_apply_override(TrainConfig* cfg, const char* arg, char* err, size_t errlen);
+/* Check relations between keys (n_embd % n_head, ...) and resolve embed_scale = auto. */
+int config_validate(TrainConfig* cfg, char* err, size_t errlen);
+/* Every key as a `key = value` line, fully resolved: reading it back repeats the run. */
+void config_write(const TrainConfig* cfg, FILE* f);
+/* The table of keys, types, defaults, ranges and help, for --help. */
+void config_print_help(FILE* f);
+/* The model part of the config. vocab_size comes from the data. */
+GPTConfig config_model(const TrainConfig* cfg, int vocab_size);
+
+#endif

@@ -1,0 +1,68 @@
+/* layernorm.c: layer normalisation, forward and backward. */
+#include "layernorm.h"
+
+#include <math.h>
+#include <stddef.h>
+
+enum { CHANNEL_SLICE = 16 };
+
+void layernorm_forward(float* out, float* mean, float* rstd, const float* inp,
+                       const float* weight, const float* bias, int N, int C) {
+    #pragma omp parallel for schedule(static)
+    for (int n = 0; n < N; n++) {
+        const float* x = inp + (size_t)n * C;
+        float m = 0.0f;
+        for (int c = 0; c < C; c++) m += x[c];
+        m /= C;
+        float v = 0.0f;  /* two passes: numerically safer than E[x^2] - m^2 */
+        for (int c = 0; c < C; c++) v += (x[c] - m) * (x[c] - m);
+        v /= C;
+        float s = 1.0f / sqrtf(v + LAYERNORM_EPS);
+        float* y = out + (size_t)n * C;
+        for (int c = 0; c < C; c++) y[c] = (x[c] - m) * s * weight[c] + bias[c];
+        mean[n] = m;
+        rstd[n] = s;
+    }
+}
+
+void layernorm_backward(float* dinp, float* dweight, float* dbias, const float* dout,
+                        const float* inp, const float* weight, const float* mean,
+                        const float* rstd, int N, int C) {
+    /* pass 1, per row: with xhat = (x - mean) * rstd and g = dout * weight,
+     * dx = rstd * (g - mean(g) - xhat * mean(g * xhat)) */
+    #pragma omp parallel for schedule(static)
+    for (int n = 0; n < N; n++) {
+        const float* x = inp + (size_t)n * C;
+        const float* dy = dout + (size_t)n * C;
+        float m = mean[n], s = rstd[n];
+        float g_mean = 0.0f, gx_mean = 0.0f;
+        for (int c = 0; c < C; c++) {
+            float g = dy[c] * weight[c];
+            g_mean += g;
+            gx_mean += g * (x[c] - m) * s;
+        }
+        g_mean /= C;
+        gx_mean /= C;
+        float* dx = dinp + (size_t)n * C;
+        for (int c = 0; c < C; c++) {
+            float xhat = (x[c] - m) * s;
+            dx[c] += s * (dy[c] * weight[c] - g_mean - xhat * gx_mean);
+        }
+    }
+    /* pass 2, per channel: dweight = sum_n dout * xhat, dbias = sum_n dout,
+     * threads own channel slices and sum rows in order */
+    int slices = (C + CHANNEL_SLICE - 1) / CHANNEL_SLICE;
+    #pragma omp parallel for schedule(static)
+    for (int sl = 0; sl < slices; sl++) {
+        int c0 = sl * CHANNEL_SLICE, c1 = c0 + CHANNEL_SLICE < C ? c0 + CHANNEL_SLICE : C;
+        for (int n = 0; n < N; n++) {
+            const float* x = inp + (size_t)n * C;
+            const float* dy = dout + (size_t)n * C;
+            float m = mean[n], s = rstd[n];
+            for (int c = c0; c < c1; c++) {
+                dweight[c] += dy[c] * (x[c] - m) * s;
+                dbias[c] += dy[c];
+            }
+        }
+    }
+}

@@ -1,0 +1,32 @@
+/* matmul.h: the linear layer y = x W^T + b and its backward.
+ * W is stored as PyTorch's nn.Linear stores it, (OC, C): row o holds the
+ * weights of output o. With W = E this is exactly the tied output layer. */
+#ifndef MATMUL_H
+#define MATMUL_H
+
+#include <stddef.h>
+
+/* out (B*T, OC) = inp (B*T, C) W^T + bias.  weight (OC, C), bias (OC) or NULL.
+ * scratch: at least OC*C floats, used to hold W^T. */
+void matmul_forward(float* out, const float* inp, const float* weight, const float* bias,
+                    float* scratch, int BT, int C, int OC);
+
+/* dinp (B*T, C) += dout W;  dweight (OC, C) += dout^T inp;  dbias (OC) += sum_rows dout.
+ * dinp or dbias may be NULL to skip that product. */
+void matmul_backward(float* dinp, float* dweight, float* dbias,
+                     const float* dout, const float* inp, const float* weight,
+                     int BT, int C, int OC);
+
+/* The core product: c[m][n] += sum_k A(m,k) * b[k][n] for m < M, n < N, k < K,
+ * where A(m,k) = a[m*a_row + k*a_col] (any strides, so A^T costs nothing),
+ * b is row-major with row stride ldb and c with row stride ldc.
+ * k runs from 0 to K-1 for every element: the result never depends on threads. */
+void gemm_accumulate(float* c, int ldc, const float* a, ptrdiff_t a_row, ptrdiff_t a_col,
+                     const float* b, int ldb, int M, int N, int K);
+
+/* Straightforward triple loop with the same contract, kept as the reference
+ * the tests compare the tiled kernel against. */
+void gemm_accumulate_naive(float* c, int ldc, const float* a, ptrdiff_t a_row, ptrdiff_t a_col,
+                           const float* b, int ldb, int M, int N, int K);
+
+#endif

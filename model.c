@@ -1,0 +1,287 @@
+/* model.c: the GPT forward and backward passes, built from the kernels.
+ *
+ * The parameters live in one allocation (params_memory) that the struct
+ * ParameterTensors points into, laid out by the table made in param_table();
+ * gradients mirror it, so the optimizer and gradient clipping are single
+ * loops over one array. Activations are laid out the same way.
+ * Not here: the layer math (kernels), the optimizer (optim.c), file I/O.
+ */
+#include "model.h"
+
+#include <math.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "kernels.h"
+#include "utils.h"
+
+#define INIT_STD 0.02f  /* GPT-2 / nanoGPT */
+
+/* ------------------------------------------------------------------------- */
+/* parameter layout                                                          */
+
+static void set_tensor(ParamTensorInfo* t, const char* name, int ndim, int d0, int d1, int d2,
+                       float init_std, float init_const) {
+    t->name = name;
+    t->shape[0] = d0; t->shape[1] = d1; t->shape[2] = d2;
+    t->size = (size_t)d0 * (d1 ? d1 : 1) * (d2 ? d2 : 1);
+    t->ndim = ndim;
+    t->decay = ndim >= 2;
+    t->init_std = init_std;
+    t->init_const = init_const;
+}
+
+/* Names follow the ParameterTensors fields; the order here is the memory order. */
+static void param_table(ParamTensorInfo t[NUM_PARAM_TENSORS], const GPTConfig* c) {
+    int V = c->vocab_size, C = c->n_embd, L = c->n_layer;
+    /* the two projections that write into the residual stream are scaled down so
+     * the stream's variance does not grow with depth (GPT-2) */
+    float resid_std = INIT_STD / sqrtf(2.0f * L);
+    set_tensor(&t[0], "wte", 2, V, C, 0, INIT_STD, 0);
+    set_tensor(&t[1], "wpe", 2, c->pos_encoding == POS_LEARNED ? c->block_size : 0, C, 0, INIT_STD, 0);
+    set_tensor(&t[2], "ln1w", 1, L, C, 0, 0, 1.0f);
+    set_tensor(&t[3], "ln1b", 1, L, C, 0, 0, 0);
+    set_tensor(&t[4], "qkvw", 2, L, 3 * C, C, INIT_STD, 0);
+    set_tensor(&t[5], "qkvb", 1, L, 3 * C, 0, 0, 0);
+    set_tensor(&t[6], "attprojw", 2, L, C, C, resid_std, 0);
+    set_tensor(&t[7], "attprojb", 1, L, C, 0, 0, 0);
+    set_tensor(&t[8], "ln2w", 1, L, C, 0, 0, 1.0f);
+    set_tensor(&t[9], "ln2b", 1, L, C, 0, 0, 0);
+    set_tensor(&t[10], "fcw", 2, L, 4 * C, C, INIT_STD, 0);
+    set_tensor(&t[11], "fcb", 1, L, 4 * C, 0, 0, 0);
+    set_tensor(&t[12], "fcprojw", 2, L, C, 4 * C, resid_std, 0);
+    set_tensor(&t[13], "fcprojb", 1, L, C, 0, 0, 0);
+    set_tensor(&t[14], "lnfw", 1, C, 0, 0, 0, 1.0f);
+    set_tensor(&t[15], "lnfb", 1, C, 0, 0, 0, 0);
+    set_tensor(&t[16], "lm_head", 2, c->tie_weights ? 0 : V, C, 0, INIT_STD, 0);
+    size_t offset = 0;
+    for (int i = 0; i < NUM_PARAM_TENSORS; i++) { t[i].offset = offset; offset += t[i].size; }
+}
+
+/* Point each field of ParameterTensors (in table order) into memory; absent
+ * tensors get NULL, and a tied lm_head points at wte. */
+static void point_params(ParameterTensors* p, float* memory, const ParamTensorInfo t[NUM_PARAM_TENSORS],
+                         int tie_weights) {
+    float** fields[NUM_PARAM_TENSORS] = {
+        &p->wte, &p->wpe, &p->ln1w, &p->ln1b, &p->qkvw, &p->qkvb, &p->attprojw, &p->attprojb,
+        &p->ln2w, &p->ln2b, &p->fcw, &p->fcb, &p->fcprojw, &p->fcprojb, &p->lnfw, &p->lnfb, &p->lm_head};
+    for (int i = 0; i < NUM_PARAM_TENSORS; i++) *fields[i] = t[i].size ? memory + t[i].offset : NULL;
+    if (tie_weights) p->lm_head = p->wte;  /* the same memory: both paths write into dE */
+}
+
+/* ------------------------------------------------------------------------- */
+/* activation layout                                                         */
+
+static size_t point_activations(ActivationTensors* a, float* memory, const GPTConfig* c, int B) {
+    size_t T = c->block_size, C = c->n_embd, L = c->n_layer, NH = c->n_head, V = c->vocab_size;
+    size_t BT = (size_t)B * T;
+    size_t sizes[NUM_ACTIVATION_TENSORS] = {
+        BT * C,                                   /* encoded */
+        L * BT * C, L * BT, L * BT,               /* ln1, ln1_mean, ln1_rstd */
+        L * BT * 3 * C,                           /* qkv */
+        L * BT * C,                               /* atty */
+        L * B * NH * T * T,                       /* att */
+        L * BT * C, L * BT * C,                   /* attproj, residual2 */
+        L * BT * C, L * BT, L * BT,               /* ln2, ln2_mean, ln2_rstd */
+        L * BT * 4 * C, L * BT * 4 * C,           /* fch, fch_gelu */
+        L * BT * C, L * BT * C,                   /* fcproj, residual3 */
+        BT * C, BT, BT,                           /* lnf, lnf_mean, lnf_rstd */
+        BT * V, BT * V, BT,                       /* logits, probs, losses */
+    };
+    float** fields[NUM_ACTIVATION_TENSORS] = {
+        &a->encoded, &a->ln1, &a->ln1_mean, &a->ln1_rstd, &a->qkv, &a->atty, &a->att,
+        &a->attproj, &a->residual2, &a->ln2, &a->ln2_mean, &a->ln2_rstd, &a->fch, &a->fch_gelu,
+        &a->fcproj, &a->residual3, &a->lnf, &a->lnf_mean, &a->lnf_rstd, &a->logits, &a->probs,
+        &a->losses};
+    size_t total = 0;
+    for (int i = 0; i < NUM_ACTIVATION_TENSORS; i++) {
+        if (memory) *fields[i] = memory + total;
+        total += sizes[i];
+    }
+    return total;
+}
+
+/* ------------------------------------------------------------------------- */
+/* build / free                                                              */
+
+void gpt_build(GPT* m, const GPTConfig* config, int max_batch, uint64_t seed) {
+    memset(m, 0, sizeof(*m));
+    m->config = *config;
+    m->max_batch = max_batch;
+    const GPTConfig* c = &m->config;
+    int C = c->n_embd, T = c->block_size;
+
+    param_table(m->tensors, c);
+    m->num_params = m->tensors[NUM_PARAM_TENSORS - 1].offset + m->tensors[NUM_PARAM_TENSORS - 1].size;
+    m->params_memory = xmalloc(m->num_params * sizeof(float), "parameters");
+    m->grads_memory = xcalloc(m->num_params, sizeof(float), "parameter gradients");
+    point_params(&m->params, m->params_memory, m->tensors, c->tie_weights);
+    point_params(&m->grads, m->grads_memory, m->tensors, c->tie_weights);
+
+    /* init in table order from one seeded stream, so the same seed gives the same model */
+    Rng rng;
+    rng_seed(&rng, seed, 0);
+    for (int i = 0; i < NUM_PARAM_TENSORS; i++) {
+        float* p = m->params_memory + m->tensors[i].offset;
+        for (size_t j = 0; j < m->tensors[i].size; j++)
+            p[j] = m->tensors[i].init_std > 0 ? m->tensors[i].init_std * rng_normal(&rng)
+                                              : m->tensors[i].init_const;
+    }
+
+    m->num_activations = point_activations(&m->acts, NULL, c, max_batch);
+    m->acts_memory = xmalloc(m->num_activations * sizeof(float), "activations");
+    m->dacts_memory = xmalloc(m->num_activations * sizeof(float), "activation gradients");
+    point_activations(&m->acts, m->acts_memory, c, max_batch);
+    point_activations(&m->dacts, m->dacts_memory, c, max_batch);
+
+    if (c->pos_encoding == POS_SINUSOIDAL) {
+        m->pe_table = xmalloc((size_t)T * C * sizeof(float), "sinusoidal table");
+        sinusoidal_table(m->pe_table, T, C);
+    }
+    /* scratch holds the widest W^T (4C x C, or C x V) and attention's B*NH*T floats */
+    size_t widest = (size_t)4 * C * C > (size_t)c->vocab_size * C ? (size_t)4 * C * C : (size_t)c->vocab_size * C;
+    size_t att_scratch = (size_t)max_batch * c->n_head * T;
+    m->scratch = xmalloc((widest > att_scratch ? widest : att_scratch) * sizeof(float), "scratch");
+    m->inputs = xmalloc((size_t)max_batch * T * sizeof(int), "inputs");
+    m->targets = xmalloc((size_t)max_batch * T * sizeof(int), "targets");
+    m->mean_loss = -1.0f;
+}
+
+void gpt_free(GPT* m) {
+    free(m->params_memory); free(m->grads_memory);
+    free(m->acts_memory); free(m->dacts_memory);
+    free(m->pe_table); free(m->scratch);
+    free(m->inputs); free(m->targets);
+    memset(m, 0, sizeof(*m));
+}
+
+/* ------------------------------------------------------------------------- */
+/* forward                                                                   */
+
+/* out = a + b: the residual connection. */
+static void residual_forward(float* out, const float* a, const float* b, size_t n) {
+    #pragma omp parallel for schedule(static)
+    for (size_t i = 0; i < n; i++) out[i] = a[i] + b[i];
+}
+
+/* The sum passes its gradient unchanged to both branches. */
+static void residual_backward(float* da, float* db, const float* dout, size_t n) {
+    #pragma omp parallel for schedule(static)
+    for (size_t i = 0; i < n; i++) { da[i] += dout[i]; db[i] += dout[i]; }
+}
+
+float gpt_forward(GPT* m, const int* inputs, const int* targets, int B, int T) {
+    const GPTConfig* c = &m->config;
+    int C = c->n_embd, NH = c->n_head, L = c->n_layer, V = c->vocab_size;
+    if (B < 1 || B > m->max_batch || T < 1 || T > c->block_size)
+        die(EXIT_BAD_INPUT, "gpt_forward: batch (%d, %d) exceeds the model's (%d, %d)", B, T,
+            m->max_batch, c->block_size);
+    for (int i = 0; i < B * T; i++)
+        if (inputs[i] < 0 || inputs[i] >= V || (targets && (targets[i] < 0 || targets[i] >= V)))
+            die(EXIT_BAD_INPUT, "token id at position %d is outside the vocabulary [0, %d)", i, V);
+    m->B = B; m->T = T;
+    memcpy(m->inputs, inputs, sizeof(int) * B * T);
+    if (targets) memcpy(m->targets, targets, sizeof(int) * B * T);
+
+    ParameterTensors p = m->params;
+    ActivationTensors a = m->acts;
+    size_t BT = (size_t)B * T, BTC = BT * C;
+
+    /* e_t = E[i_t];  x_t = embed_scale * e_t + PE_t */
+    const float* pe = c->pos_encoding == POS_LEARNED ? p.wpe : m->pe_table;
+    encoder_forward(a.encoded, inputs, p.wte, pe, c->embed_scale, B, T, C);
+
+    const float* x = a.encoded;  /* the residual stream entering block l */
+    for (int l = 0; l < L; l++) {
+        float* ln1 = a.ln1 + l * BTC;
+        float* qkv = a.qkv + l * BTC * 3;
+        float* atty = a.atty + l * BTC;
+        float* attproj = a.attproj + l * BTC;
+        float* residual2 = a.residual2 + l * BTC;
+        float* ln2 = a.ln2 + l * BTC;
+        float* fch = a.fch + l * BTC * 4;
+        float* fch_gelu = a.fch_gelu + l * BTC * 4;
+        float* fcproj = a.fcproj + l * BTC;
+        float* residual3 = a.residual3 + l * BTC;
+        float* att = a.att + (size_t)l * B * NH * T * T;
+
+        /* x = x + attn(LN1(x)) */
+        layernorm_forward(ln1, a.ln1_mean + l * BT, a.ln1_rstd + l * BT, x,
+                          p.ln1w + l * C, p.ln1b + l * C, BT, C);
+        matmul_forward(qkv, ln1, p.qkvw + (size_t)l * 3 * C * C, p.qkvb + l * 3 * C, m->scratch, BT, C, 3 * C);
+        attention_forward(atty, att, qkv, B, T, C, NH);
+        matmul_forward(attproj, atty, p.attprojw + (size_t)l * C * C, p.attprojb + l * C, m->scratch, BT, C, C);
+        residual_forward(residual2, x, attproj, BTC);
+        /* x = x + mlp(LN2(x)) */
+        layernorm_forward(ln2, a.ln2_mean + l * BT, a.ln2_rstd + l * BT, residual2,
+                          p.ln2w + l * C, p.ln2b + l * C, BT, C);
+        matmul_forward(fch, ln2, p.fcw + (size_t)l * 4 * C * C, p.fcb + l * 4 * C, m->scratch, BT, C, 4 * C);
+        gelu_forward(fch_gelu, fch, BTC * 4);
+        matmul_forward(fcproj, fch_gelu, p.fcprojw + (size_t)l * 4 * C * C, p.fcprojb + l * C, m->scratch, BT, 4 * C, C);
+        residual_forward(residual3, residual2, fcproj, BTC);
+        x = residual3;
+    }
+
+    /* h = LNf(x);  z = h E^T (tied: lm_head is E itself), no bias */
+    layernorm_forward(a.lnf, a.lnf_mean, a.lnf_rstd, x, p.lnfw, p.lnfb, BT, C);
+    matmul_forward(a.logits, a.lnf, p.lm_head, NULL, m->scratch, BT, C, V);
+
+    m->mean_loss = targets ? crossentropy_forward(a.probs, a.losses, a.logits, targets, BT, V) : -1.0f;
+    return m->mean_loss;
+}
+
+/* ------------------------------------------------------------------------- */
+/* backward: the forward in reverse, one call per step                        */
+
+void gpt_zero_grad(GPT* m) { memset(m->grads_memory, 0, m->num_params * sizeof(float)); }
+
+void gpt_backward(GPT* m) {
+    if (m->mean_loss < 0) die(EXIT_BAD_INPUT, "gpt_backward: the last forward had no targets");
+    const GPTConfig* c = &m->config;
+    int B = m->B, T = m->T, C = c->n_embd, NH = c->n_head, L = c->n_layer, V = c->vocab_size;
+    size_t BT = (size_t)B * T, BTC = BT * C;
+    ParameterTensors p = m->params, g = m->grads;
+    ActivationTensors a = m->acts, d = m->dacts;
+    memset(m->dacts_memory, 0, m->num_activations * sizeof(float));
+
+    /* loss = mean_n -log softmax(z_n)[y_n]  ->  dz = (probs - onehot(y)) / (B*T) */
+    crossentropy_backward(d.logits, a.probs, m->targets, BT, V);
+    /* z = h E^T:  dh += dz E  and  dE += dz^T h.  When tied, g.lm_head IS g.wte:
+     * this is the DENSE part of dE, every row of E gets a gradient from every position. */
+    matmul_backward(d.lnf, g.lm_head, NULL, d.logits, a.lnf, p.lm_head, BT, C, V);
+    const float* x_last = a.residual3 + (L - 1) * BTC;
+    float* dx = d.residual3 + (L - 1) * BTC;
+    layernorm_backward(dx, g.lnfw, g.lnfb, d.lnf, x_last, p.lnfw, a.lnf_mean, a.lnf_rstd, BT, C);
+
+    for (int l = L - 1; l >= 0; l--) {
+        const float* x = l == 0 ? a.encoded : a.residual3 + (l - 1) * BTC;  /* block input */
+        float* dx_in = l == 0 ? d.encoded : d.residual3 + (l - 1) * BTC;
+        float* dresidual3 = d.residual3 + l * BTC;
+        float* dresidual2 = d.residual2 + l * BTC;
+        float* att = a.att + (size_t)l * B * NH * T * T;
+
+        /* undo x = x + mlp(LN2(x)) */
+        residual_backward(dresidual2, d.fcproj + l * BTC, dresidual3, BTC);
+        matmul_backward(d.fch_gelu + l * BTC * 4, g.fcprojw + (size_t)l * 4 * C * C, g.fcprojb + l * C,
+                        d.fcproj + l * BTC, a.fch_gelu + l * BTC * 4, p.fcprojw + (size_t)l * 4 * C * C, BT, 4 * C, C);
+        gelu_backward(d.fch + l * BTC * 4, a.fch + l * BTC * 4, d.fch_gelu + l * BTC * 4, BTC * 4);
+        matmul_backward(d.ln2 + l * BTC, g.fcw + (size_t)l * 4 * C * C, g.fcb + l * 4 * C,
+                        d.fch + l * BTC * 4, a.ln2 + l * BTC, p.fcw + (size_t)l * 4 * C * C, BT, C, 4 * C);
+        layernorm_backward(dresidual2, g.ln2w + l * C, g.ln2b + l * C, d.ln2 + l * BTC,
+                           a.residual2 + l * BTC, p.ln2w + l * C, a.ln2_mean + l * BT, a.ln2_rstd + l * BT, BT, C);
+        /* undo x = x + attn(LN1(x)) */
+        residual_backward(dx_in, d.attproj + l * BTC, dresidual2, BTC);
+        matmul_backward(d.atty + l * BTC, g.attprojw + (size_t)l * C * C, g.attprojb + l * C,
+                        d.attproj + l * BTC, a.atty + l * BTC, p.attprojw + (size_t)l * C * C, BT, C, C);
+        attention_backward(d.qkv + l * BTC * 3, m->scratch, d.atty + l * BTC, a.qkv + l * BTC * 3, att, B, T, C, NH);
+        matmul_backward(d.ln1 + l * BTC, g.qkvw + (size_t)l * 3 * C * C, g.qkvb + l * 3 * C,
+                        d.qkv + l * BTC * 3, a.ln1 + l * BTC, p.qkvw + (size_t)l * 3 * C * C, BT, C, 3 * C);
+        layernorm_backward(dx_in, g.ln1w + l * C, g.ln1b + l * C, d.ln1 + l * BTC,
+                           x, p.ln1w + l * C, a.ln1_mean + l * BT, a.ln1_rstd + l * BT, BT, C);
+    }
+
+    /* undo x_t = s E[i_t] + PE_t: dE += s * (SPARSE row scatter: only rows of tokens in
+     * the batch); dPE += dx summed over the batch (learned positions only). With tied
+     * weights dE now holds (lookup scatter) + (output projection). */
+    encoder_backward(g.wte, g.wpe, d.encoded, m->inputs, c->embed_scale, B, T, C);
+}

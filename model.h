@@ -1,0 +1,123 @@
+/* model.h: the GPT. Config, parameter layout, forward, backward.
+ *
+ * Data flow (shapes with the legend of kernels.h):
+ *   ids (B,T) -> x = embed_scale * E[ids] + PE        (B,T,C)
+ *   n_layer x [ x += attn(LN1(x)) ; x += mlp(LN2(x)) ] (pre-LayerNorm blocks)
+ *   h = LNf(x) -> logits z = h E^T                     (B,T,V), E tied or a separate head
+ *   loss = mean cross-entropy of the next token
+ */
+#ifndef MODEL_H
+#define MODEL_H
+
+#include <stddef.h>
+#include <stdint.h>
+
+typedef enum { POS_LEARNED = 0, POS_SINUSOIDAL = 1 } PosEncoding;
+
+typedef struct {
+    int vocab_size;        /* V */
+    int block_size;        /* longest sequence, T <= block_size */
+    int n_layer;           /* L */
+    int n_head;            /* NH */
+    int n_embd;            /* C */
+    PosEncoding pos_encoding;
+    float embed_scale;     /* multiplies E[i] in the input path only; must be > 0 */
+    int tie_weights;       /* 1: logits = h E^T; 0: a separate lm_head (V,C) */
+} GPTConfig;
+
+/* Every parameter tensor, in memory order. Per-layer tensors are stacked over L. */
+typedef struct {
+    float* wte;       /* (V, C)        E, the token embedding */
+    float* wpe;       /* (block_size, C) learned positions; NULL when sinusoidal */
+    float* ln1w;      /* (L, C) */
+    float* ln1b;      /* (L, C) */
+    float* qkvw;      /* (L, 3C, C)    fused q,k,v projection */
+    float* qkvb;      /* (L, 3C) */
+    float* attprojw;  /* (L, C, C)     attention output projection */
+    float* attprojb;  /* (L, C) */
+    float* ln2w;      /* (L, C) */
+    float* ln2b;      /* (L, C) */
+    float* fcw;       /* (L, 4C, C) */
+    float* fcb;       /* (L, 4C) */
+    float* fcprojw;   /* (L, C, 4C) */
+    float* fcprojb;   /* (L, C) */
+    float* lnfw;      /* (C) */
+    float* lnfb;      /* (C) */
+    float* lm_head;   /* (V, C)        == wte when tied (no memory of its own) */
+} ParameterTensors;
+enum { NUM_PARAM_TENSORS = 17 };
+
+/* Describes one parameter tensor: where it lives in params_memory and how it is
+ * trained. size 0 means absent in this config (wpe when sinusoidal, lm_head when tied). */
+typedef struct {
+    const char* name;
+    size_t offset, size;   /* in floats, within params_memory / grads_memory */
+    int ndim;              /* dims of one layer's tensor: 2 for matrices, 1 for vectors */
+    int shape[3];          /* full shape, stacked layers first; unused dims are 0 */
+    int decay;             /* AdamW weight decay applies (ndim >= 2, as nanoGPT) */
+    float init_std;        /* N(0, init_std); 0 means a constant (LN weight 1, biases 0) */
+    float init_const;
+} ParamTensorInfo;
+
+/* Everything the forward pass keeps for the backward pass. */
+typedef struct {
+    float* encoded;    /* (B,T,C)     x = s E[ids] + PE */
+    float* ln1;        /* (L,B,T,C) */
+    float* ln1_mean;   /* (L,B,T) */
+    float* ln1_rstd;   /* (L,B,T) */
+    float* qkv;        /* (L,B,T,3C) */
+    float* atty;       /* (L,B,T,C)   attention output before its projection */
+    float* att;        /* (L,B,NH,T,T) attention probabilities */
+    float* attproj;    /* (L,B,T,C) */
+    float* residual2;  /* (L,B,T,C)   x after the attention residual */
+    float* ln2;        /* (L,B,T,C) */
+    float* ln2_mean;   /* (L,B,T) */
+    float* ln2_rstd;   /* (L,B,T) */
+    float* fch;        /* (L,B,T,4C) */
+    float* fch_gelu;   /* (L,B,T,4C) */
+    float* fcproj;     /* (L,B,T,C) */
+    float* residual3;  /* (L,B,T,C)   x after the MLP residual: the block's output */
+    float* lnf;        /* (B,T,C)     h */
+    float* lnf_mean;   /* (B,T) */
+    float* lnf_rstd;   /* (B,T) */
+    float* logits;     /* (B,T,V)     z = h E^T */
+    float* probs;      /* (B,T,V) */
+    float* losses;     /* (B,T) */
+} ActivationTensors;
+enum { NUM_ACTIVATION_TENSORS = 22 };
+
+typedef struct {
+    GPTConfig config;
+    int max_batch;                         /* activations are sized for (max_batch, block_size) */
+    ParamTensorInfo tensors[NUM_PARAM_TENSORS];
+    ParameterTensors params, grads;        /* pointers into the two blocks below */
+    float* params_memory;                  /* num_params floats, one allocation */
+    float* grads_memory;                   /* same layout */
+    size_t num_params;
+    ActivationTensors acts, dacts;         /* activations and their gradients */
+    float* acts_memory;
+    float* dacts_memory;
+    size_t num_activations;
+    float* pe_table;                       /* (block_size, C) sinusoid table, or NULL */
+    float* scratch;                        /* for W^T in matmul and attention backward */
+    int* inputs;                           /* (B,T) ids of the last forward */
+    int* targets;                          /* (B,T) or unused when forward had none */
+    int B, T;                              /* shape of the last forward */
+    float mean_loss;                       /* of the last forward; -1 if no targets */
+} GPT;
+
+/* Allocate and initialise as GPT-2/nanoGPT: weights N(0,0.02), the two residual
+ * output projections N(0, 0.02/sqrt(2 n_layer)), biases 0, LN weight 1.
+ * The config must already be valid (config.c checks user input). */
+void gpt_build(GPT* model, const GPTConfig* config, int max_batch, uint64_t seed);
+void gpt_free(GPT* model);
+
+/* Forward over inputs (B,T) with B <= max_batch, T <= block_size. With targets,
+ * computes and returns the mean loss; with targets == NULL only the logits. */
+float gpt_forward(GPT* model, const int* inputs, const int* targets, int B, int T);
+void gpt_zero_grad(GPT* model);
+/* Gradients of the mean loss of the last forward (which must have had targets),
+ * accumulated into model->grads. */
+void gpt_backward(GPT* model);
+
+#endif

@@ -1,0 +1,79 @@
+/* optim.c: AdamW, learning-rate schedule, gradient clipping. */
+#include "optim.h"
+
+#include <math.h>
+#include <stdlib.h>
+
+#include "utils.h"
+
+#define PI 3.14159265358979323846
+#define CLIP_EPS 1e-6f
+enum { NORM_CHUNK = 1 << 14 };  /* fixed partition of the gradient for the norm */
+
+void adamw_init(AdamW* opt, size_t num_params) {
+    opt->m = xcalloc(num_params, sizeof(float), "AdamW first moment");
+    opt->v = xcalloc(num_params, sizeof(float), "AdamW second moment");
+    opt->n = num_params;
+    opt->step = 0;
+}
+
+void adamw_free(AdamW* opt) {
+    free(opt->m);
+    free(opt->v);
+    opt->m = opt->v = NULL;
+}
+
+void adamw_update(AdamW* opt, float* params, const float* grads, const ParamTensorInfo* tensors, int num_tensors,
+                  float lr, float beta1, float beta2, float weight_decay) {
+    opt->step++;
+    /* the bias corrections in double, as PyTorch computes its scalars */
+    float bias2_sqrt = (float)sqrt(1.0 - pow(beta2, opt->step));
+    float step_size = (float)(lr / (1.0 - pow(beta1, opt->step)));
+    for (int t = 0; t < num_tensors; t++) {
+        const ParamTensorInfo* info = &tensors[t];
+        float decay = info->decay ? 1.0f - lr * weight_decay : 1.0f;
+        float* p = params + info->offset;
+        const float* g = grads + info->offset;
+        float* m = opt->m + info->offset;
+        float* v = opt->v + info->offset;
+        #pragma omp parallel for schedule(static)
+        for (size_t i = 0; i < info->size; i++) {
+            m[i] = beta1 * m[i] + (1.0f - beta1) * g[i];
+            v[i] = beta2 * v[i] + (1.0f - beta2) * g[i] * g[i];
+            float denom = sqrtf(v[i]) / bias2_sqrt + ADAMW_EPS;
+            p[i] = p[i] * decay - step_size * m[i] / denom;
+        }
+    }
+}
+
+double lr_schedule(int it, double learning_rate, double min_lr, int warmup_iters, int lr_decay_iters) {
+    if (it < warmup_iters) return learning_rate * (it + 1) / (warmup_iters + 1);
+    if (it >= lr_decay_iters) return min_lr;
+    double ratio = (double)(it - warmup_iters) / (lr_decay_iters - warmup_iters);
+    double coeff = 0.5 * (1.0 + cos(PI * ratio));  /* 1 -> 0 */
+    return min_lr + coeff * (learning_rate - min_lr);
+}
+
+float grad_global_norm(const float* grads, size_t n) {
+    size_t chunks = (n + NORM_CHUNK - 1) / NORM_CHUNK;
+    double* partial = xmalloc(chunks * sizeof(double), "gradient norm partial sums");
+    #pragma omp parallel for schedule(static)
+    for (size_t c = 0; c < chunks; c++) {
+        size_t i0 = c * NORM_CHUNK, i1 = i0 + NORM_CHUNK < n ? i0 + NORM_CHUNK : n;
+        double s = 0.0;
+        for (size_t i = i0; i < i1; i++) s += (double)grads[i] * grads[i];
+        partial[c] = s;
+    }
+    double total = 0.0;
+    for (size_t c = 0; c < chunks; c++) total += partial[c];
+    free(partial);
+    return (float)sqrt(total);
+}
+
+void grad_clip(float* grads, size_t n, float norm, float max_norm) {
+    if (max_norm <= 0.0f) return;
+    float coef = max_norm / (norm + CLIP_EPS);
+    if (coef >= 1.0f) return;
+    #pragma omp parallel for schedule(static)
+    for (size_t i = 0; i < n; i++) grads[i] *= coef;
+}

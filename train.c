@@ -1,0 +1,166 @@
+/* train.c: the training program.
+ *   config -> data (tokenizer + token files) -> model -> loop -> log.csv
+ * Usage: ./train CONFIG [--key=value ...]     ./train --help
+ * Not here: checkpoints, sampling and resume (issue 4).
+ */
+#include <math.h>
+#include <omp.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "config.h"
+#include "dataloader.h"
+#include "model.h"
+#include "optim.h"
+#include "utils.h"
+
+/* Independent RNG streams from the one seed: changing eval settings never changes
+ * the training batches, and every evaluation scores the same batches. */
+enum { STREAM_TRAIN = 1, STREAM_EVAL = 2 };  /* stream 0 initialises the model */
+
+static void usage(FILE* f) {
+    fprintf(f, "usage: ./train CONFIG [--key=value ...]\n"
+               "Trains a GPT on the text named by `input`. Keys (file lines `key = value`, or overrides):\n\n");
+    config_print_help(f);
+}
+
+/* ---- configuration: file, overrides, checks; nothing is written before this passes ---- */
+static void load_config(TrainConfig* cfg, int argc, char** argv) {
+    char err[CONFIG_ERR_MAX];
+    config_defaults(cfg);
+    if (config_load_file(cfg, argv[1], err, sizeof err) != 0) die(EXIT_BAD_INPUT, "%s", err);
+    for (int i = 2; i < argc; i++)
+        if (config_apply_override(cfg, argv[i], err, sizeof err) != 0) die(EXIT_BAD_INPUT, "%s", err);
+    if (config_validate(cfg, err, sizeof err) != 0) die(EXIT_BAD_INPUT, "%s", err);
+}
+
+/* Mean loss over eval_iters batches of one split, always the same batches. */
+static float evaluate(GPT* model, const DataLoader* dl, const TrainConfig* cfg, int* inputs, int* targets) {
+    Rng rng;
+    rng_seed(&rng, (uint64_t)cfg->seed, STREAM_EVAL);
+    double total = 0.0;
+    for (int i = 0; i < cfg->eval_iters; i++) {
+        dataloader_next_batch(dl, &rng, inputs, targets, cfg->batch_size, cfg->block_size);
+        total += gpt_forward(model, inputs, targets, cfg->batch_size, cfg->block_size);
+    }
+    return (float)(total / cfg->eval_iters);
+}
+
+static void format_duration(double seconds, char* out, size_t len) {
+    int s = (int)(seconds + 0.5);
+    if (s >= 3600) snprintf(out, len, "%dh%02dm", s / 3600, s / 60 % 60);
+    else if (s >= 60) snprintf(out, len, "%dm%02ds", s / 60, s % 60);
+    else snprintf(out, len, "%ds", s);
+}
+
+int main(int argc, char** argv) {
+    if (argc < 2 || !strcmp(argv[1], "--help") || !strcmp(argv[1], "-h")) {
+        usage(argc < 2 ? stderr : stdout);
+        return argc < 2 ? EXIT_BAD_INPUT : 0;
+    }
+    TrainConfig cfg;
+    load_config(&cfg, argc, argv);
+
+    /* ---- data ---- */
+    double t_prep = now_seconds();
+    PreparedData data;
+    data_prepare(&cfg, &data);
+    printf("data: %s, %zu bytes -> vocab_size %d, %zu train + %zu val tokens (%s, %.2f s)\n", cfg.input,
+           data.text_bytes, data.vocab_size, data.n_train, data.n_val,
+           data.reused ? "cached" : "prepared", now_seconds() - t_prep);
+    DataLoader train_data, val_data;
+    dataloader_open(&train_data, data.train_path, data.vocab_size, cfg.block_size);
+    dataloader_open(&val_data, data.val_path, data.vocab_size, cfg.block_size);
+
+    /* ---- model and optimizer ---- */
+    GPT model;
+    GPTConfig mc = config_model(&cfg, data.vocab_size);
+    gpt_build(&model, &mc, cfg.batch_size, (uint64_t)cfg.seed);
+    AdamW opt;
+    adamw_init(&opt, model.num_params);
+    int B = cfg.batch_size, T = cfg.block_size;
+    int* inputs = xmalloc(sizeof(int) * B * T, "batch inputs");
+    int* targets = xmalloc(sizeof(int) * B * T, "batch targets");
+    printf("model: n_layer %d, n_head %d, n_embd %d, block_size %d, %s positions (embed_scale %g), %s weights: "
+           "%zu parameters\n", cfg.n_layer, cfg.n_head, cfg.n_embd, cfg.block_size,
+           cfg.pos_encoding == POS_LEARNED ? "learned" : "sinusoidal", cfg.embed_scale,
+           cfg.tie_weights ? "tied" : "untied", model.num_params);
+    printf("training: %d steps of %d x %d tokens on %d OpenMP threads\n", cfg.max_iters, B, T, omp_get_max_threads());
+
+    /* ---- outputs: the resolved config, then the log ---- */
+    make_dirs(cfg.out_dir);
+    char path[CONFIG_STR_MAX + 32];
+    xsnprintf(path, sizeof path, "%s/config.conf", cfg.out_dir);
+    {
+        char* buf = NULL;
+        size_t len = 0;
+        FILE* mem = open_memstream(&buf, &len);
+        if (!mem) die(EXIT_IO_FAILURE, "cannot allocate the config text");
+        config_write(&cfg, mem);
+        fclose(mem);
+        write_file_atomic(path, buf, len);
+        free(buf);
+    }
+    xsnprintf(path, sizeof path, "%s/log.csv", cfg.out_dir);
+    FILE* log = xfopen(path, "w");
+    fprintf(log, "step,lr,train_loss,val_loss,grad_norm,ms_per_step,tokens_per_s\n");
+
+    /* ---- the loop ---- */
+    Rng batch_rng;
+    rng_seed(&batch_rng, (uint64_t)cfg.seed, STREAM_TRAIN);
+    double t_start = now_seconds(), train_seconds = 0.0;
+    float val_loss = NAN;
+    for (int step = 0; step <= cfg.max_iters; step++) {
+        /* step counts updates done; evaluate before the first and after every interval */
+        int do_eval = step % cfg.eval_interval == 0 || step == cfg.max_iters;
+        char val_text[32] = "";
+        if (do_eval) {
+            double t0 = now_seconds();
+            float train_loss = evaluate(&model, &train_data, &cfg, inputs, targets);
+            val_loss = evaluate(&model, &val_data, &cfg, inputs, targets);
+            printf("step %d: train loss %.4f, val loss %.4f (eval %.1f s)\n", step, train_loss, val_loss,
+                   now_seconds() - t0);
+            snprintf(val_text, sizeof val_text, "%.9g", val_loss);
+            if (step == 0) fprintf(log, "0,,,%s,,,\n", val_text);
+        }
+        if (step == 0) continue;
+
+        double t0 = now_seconds();
+        double lr = lr_schedule(step - 1, cfg.learning_rate, cfg.min_lr, cfg.warmup_iters, cfg.lr_decay_iters);
+        dataloader_next_batch(&train_data, &batch_rng, inputs, targets, B, T);
+        float loss = gpt_forward(&model, inputs, targets, B, T);
+        gpt_zero_grad(&model);
+        gpt_backward(&model);
+        float norm = grad_global_norm(model.grads_memory, model.num_params);
+        grad_clip(model.grads_memory, model.num_params, norm, (float)cfg.grad_clip);
+        adamw_update(&opt, model.params_memory, model.grads_memory, model.tensors, NUM_PARAM_TENSORS, (float)lr,
+                     (float)cfg.beta1, (float)cfg.beta2, (float)cfg.weight_decay);
+        double dt = now_seconds() - t0;
+        train_seconds += dt;
+        if (!isfinite(loss)) die(EXIT_BAD_INPUT, "loss is %f at step %d: lower learning_rate", loss, step);
+
+        /* a row per step, written whole and flushed: a crash leaves only complete rows */
+        fprintf(log, "%d,%.9g,%.9g,%s,%.9g,%.3f,%.1f\n", step, lr, loss, val_text, norm, dt * 1e3, B * T / dt);
+        if (fflush(log) != 0) die(EXIT_IO_FAILURE, "cannot write %s", path);
+        if (step % cfg.log_interval == 0 || step == cfg.max_iters) {
+            char eta[32];
+            format_duration(train_seconds / step * (cfg.max_iters - step), eta, sizeof eta);
+            printf("step %5d/%d | loss %.4f | lr %.2e | norm %.3f | %.1f ms | %.0f tok/s | ETA %s\n", step,
+                   cfg.max_iters, loss, lr, norm, dt * 1e3, B * T / dt, eta);
+            fflush(stdout);
+        }
+    }
+    xfclose_synced(log, path);
+    double wall = now_seconds() - t_start;
+    printf("done: %d steps in %.1f s wall (%.1f ms/step training), final val loss %.4f\n", cfg.max_iters, wall,
+           cfg.max_iters ? train_seconds / cfg.max_iters * 1e3 : 0.0, val_loss);
+
+    free(inputs);
+    free(targets);
+    adamw_free(&opt);
+    gpt_free(&model);
+    dataloader_free(&train_data);
+    dataloader_free(&val_data);
+    return 0;
+}

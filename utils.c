@@ -1,0 +1,160 @@
+/* utils.c: checked wrappers, PCG32 RNG and small helpers (see utils.h). */
+#define _POSIX_C_SOURCE 200809L
+#include "utils.h"
+
+#include <errno.h>
+#include <math.h>
+#include <stdarg.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/stat.h>
+#include <time.h>
+#include <unistd.h>
+
+void die(int code, const char* fmt, ...) {
+    va_list ap;
+    va_start(ap, fmt);
+    fputs("error: ", stderr);
+    vfprintf(stderr, fmt, ap);
+    fputc('\n', stderr);
+    va_end(ap);
+    exit(code);
+}
+
+void* xmalloc(size_t bytes, const char* what) {
+    void* p = malloc(bytes ? bytes : 1);
+    if (!p) die(EXIT_IO_FAILURE, "out of memory allocating %zu bytes for %s", bytes, what);
+    return p;
+}
+
+void* xcalloc(size_t count, size_t size, const char* what) {
+    void* p = calloc(count ? count : 1, size ? size : 1);
+    if (!p) die(EXIT_IO_FAILURE, "out of memory allocating %zu x %zu bytes for %s", count, size, what);
+    return p;
+}
+
+FILE* xfopen(const char* path, const char* mode) {
+    FILE* f = fopen(path, mode);
+    if (!f) die(mode[0] == 'r' ? EXIT_BAD_INPUT : EXIT_IO_FAILURE,
+                "cannot open %s for %s: %s", path, mode[0] == 'r' ? "reading" : "writing", strerror(errno));
+    return f;
+}
+
+void xfread(void* buf, size_t size, size_t count, FILE* f, const char* path) {
+    if (fread(buf, size, count, f) != count)
+        die(EXIT_BAD_INPUT, "%s: %s while reading %zu bytes", path,
+            ferror(f) ? strerror(errno) : "unexpected end of file", size * count);
+}
+
+void xfwrite(const void* buf, size_t size, size_t count, FILE* f, const char* path) {
+    if (fwrite(buf, size, count, f) != count)
+        die(EXIT_IO_FAILURE, "%s: write of %zu bytes failed: %s", path, size * count, strerror(errno));
+}
+
+void xfclose_synced(FILE* f, const char* path) {
+    if (fflush(f) != 0) die(EXIT_IO_FAILURE, "%s: flush failed: %s", path, strerror(errno));
+    if (fsync(fileno(f)) != 0) die(EXIT_IO_FAILURE, "%s: fsync failed: %s", path, strerror(errno));
+    if (fclose(f) != 0) die(EXIT_IO_FAILURE, "%s: close failed: %s", path, strerror(errno));
+}
+
+unsigned char* read_file(const char* path, size_t* len) {
+    FILE* f = xfopen(path, "rb");
+    struct stat st;
+    if (fstat(fileno(f), &st) != 0) die(EXIT_BAD_INPUT, "cannot stat %s: %s", path, strerror(errno));
+    if (S_ISDIR(st.st_mode)) die(EXIT_BAD_INPUT, "%s is a directory, expected a file", path);
+    size_t n = (size_t)st.st_size;
+    unsigned char* buf = xmalloc(n + 1, path);
+    xfread(buf, 1, n, f, path);
+    buf[n] = 0;
+    fclose(f);
+    *len = n;
+    return buf;
+}
+
+void write_file_atomic(const char* path, const void* data, size_t len) {
+    size_t plen = strlen(path) + 5;
+    char* tmp = xmalloc(plen, "temporary path");
+    snprintf(tmp, plen, "%s.tmp", path);
+    FILE* f = xfopen(tmp, "wb");
+    xfwrite(data, 1, len, f, tmp);
+    xfclose_synced(f, tmp);
+    if (rename(tmp, path) != 0) die(EXIT_IO_FAILURE, "cannot rename %s to %s: %s", tmp, path, strerror(errno));
+    free(tmp);
+}
+
+void make_dirs(const char* path) {
+    size_t n = strlen(path);
+    char* p = xmalloc(n + 1, "directory path");
+    memcpy(p, path, n + 1);
+    for (size_t i = 1; i <= n; i++) {
+        if (p[i] != '/' && p[i] != 0) continue;
+        char saved = p[i];
+        p[i] = 0;
+        if (mkdir(p, 0755) != 0 && errno != EEXIST) die(EXIT_IO_FAILURE, "cannot create directory %s: %s", p, strerror(errno));
+        p[i] = saved;
+    }
+    struct stat st;
+    if (stat(path, &st) != 0 || !S_ISDIR(st.st_mode)) die(EXIT_IO_FAILURE, "%s exists and is not a directory", path);
+    free(p);
+}
+
+int file_exists(const char* path) {
+    struct stat st;
+    return stat(path, &st) == 0;
+}
+
+void xsnprintf(char* out, size_t cap, const char* fmt, ...) {
+    va_list ap;
+    va_start(ap, fmt);
+    int n = vsnprintf(out, cap, fmt, ap);
+    va_end(ap);
+    if (n < 0 || (size_t)n >= cap) die(EXIT_BAD_INPUT, "path or text too long (%d bytes, limit %zu): %.80s...", n, cap, out);
+}
+
+/* PCG32 XSH-RR: 64-bit LCG state, 32-bit permuted output. */
+void rng_seed(Rng* r, uint64_t seed, uint64_t stream) {
+    r->state = 0;
+    r->inc = (stream << 1u) | 1u;
+    rng_u32(r);
+    r->state += seed;
+    rng_u32(r);
+}
+
+uint32_t rng_u32(Rng* r) {
+    uint64_t old = r->state;
+    r->state = old * 6364136223846793005ULL + r->inc;
+    uint32_t xorshifted = (uint32_t)(((old >> 18u) ^ old) >> 27u);
+    uint32_t rot = (uint32_t)(old >> 59u);
+    return (xorshifted >> rot) | (xorshifted << ((-rot) & 31));
+}
+
+uint32_t rng_below(Rng* r, uint32_t bound) {
+    /* reject the low values that would make some residues more likely */
+    uint32_t threshold = (-bound) % bound;
+    for (;;) {
+        uint32_t x = rng_u32(r);
+        if (x >= threshold) return x % bound;
+    }
+}
+
+float rng_uniform(Rng* r) { return (rng_u32(r) >> 8) * (1.0f / 16777216.0f); }
+
+float rng_normal(Rng* r) {
+    /* Box-Muller; u1 in (0, 1] so the log is finite */
+    double u1 = ((rng_u32(r) >> 8) + 1.0) / 16777216.0;
+    double u2 = (rng_u32(r) >> 8) / 16777216.0;
+    return (float)(sqrt(-2.0 * log(u1)) * cos(2.0 * 3.14159265358979323846 * u2));
+}
+
+double now_seconds(void) {
+    struct timespec ts;
+    clock_gettime(CLOCK_MONOTONIC, &ts);
+    return ts.tv_sec + ts.tv_nsec * 1e-9;
+}
+
+uint64_t fnv1a64(const void* data, size_t len) {
+    const unsigned char* p = data;
+    uint64_t h = 14695981039346656037ULL;
+    for (size_t i = 0; i < len; i++) { h ^= p[i]; h *= 1099511628211ULL; }
+    return h;
+}

@@ -1,0 +1,50 @@
+/* utils.h: checked allocation and file I/O, a seeded RNG, timing.
+ *
+ * Every wrapper that can fail on outside input reports the file and the
+ * operation, then exits; callers never see a NULL or a short read.
+ * Exit codes used across the project: EXIT_BAD_INPUT (2) for a bad config,
+ * bad data or bad command line; EXIT_IO_FAILURE (1) for a failing system call.
+ */
+#ifndef UTILS_H
+#define UTILS_H
+
+#include <stddef.h>
+#include <stdint.h>
+#include <stdio.h>
+
+enum { EXIT_IO_FAILURE = 1, EXIT_BAD_INPUT = 2 };
+
+/* Print "error: <message>" on stderr and exit with `code`. */
+_Noreturn void die(int code, const char* fmt, ...) __attribute__((format(printf, 2, 3)));
+
+void* xmalloc(size_t bytes, const char* what);       /* never returns NULL */
+void* xcalloc(size_t count, size_t size, const char* what);
+FILE* xfopen(const char* path, const char* mode);   /* dies naming path and errno */
+void xfread(void* buf, size_t size, size_t count, FILE* f, const char* path);
+void xfwrite(const void* buf, size_t size, size_t count, FILE* f, const char* path);
+/* fflush + fsync + fclose, each checked: data is on disk when this returns. */
+void xfclose_synced(FILE* f, const char* path);
+
+/* Whole file into memory; *len receives its size. Dies if missing or unreadable. */
+unsigned char* read_file(const char* path, size_t* len);
+/* Write `len` bytes to `path` through `path.tmp` + rename, so a crash never
+ * leaves a half-written file under the final name. */
+void write_file_atomic(const char* path, const void* data, size_t len);
+/* mkdir -p; dies with the path on failure. */
+void make_dirs(const char* path);
+int file_exists(const char* path);
+/* snprintf that dies instead of silently truncating (paths built from config values). */
+void xsnprintf(char* out, size_t cap, const char* fmt, ...) __attribute__((format(printf, 3, 4)));
+
+/* ---- RNG: PCG32 (O'Neill 2014), fixed-width so streams are portable ---- */
+typedef struct { uint64_t state, inc; } Rng;
+void rng_seed(Rng* r, uint64_t seed, uint64_t stream);
+uint32_t rng_u32(Rng* r);
+uint32_t rng_below(Rng* r, uint32_t bound);   /* uniform in [0, bound), unbiased */
+float rng_uniform(Rng* r);                    /* uniform in [0, 1) */
+float rng_normal(Rng* r);                     /* N(0, 1) by Box-Muller */
+
+double now_seconds(void);                     /* monotonic clock */
+uint64_t fnv1a64(const void* data, size_t len);
+
+#endif
