@@ -2,7 +2,7 @@
 #   make            build ./train
 #   make test       every test: C unit tests (cmocka), PyTorch parity, end-to-end runs
 #   make data       put Tiny Shakespeare at data/tinyshakespeare.txt
-#   make train      build, fetch the data, train configs/shakespeare_char.conf
+#   make run        build, fetch the data, train configs/shakespeare_char.conf
 #   make deps       install the Debian packages (as root)
 
 CC ?= gcc
@@ -26,7 +26,7 @@ CORE = model.o optim.o config.o dataloader.o utils.o tokenizer/char_tokenizer.o 
 HEADERS = $(wildcard *.h tokenizer/*.h)
 TESTS = tests/test_kernels tests/test_model tests/test_config tests/test_training
 
-.PHONY: all test train data deps clean
+.PHONY: all test run data deps clean
 all: train
 
 train: train.o $(CORE)
@@ -43,6 +43,9 @@ tests/parity_dump: tests/parity_dump.c $(CORE)
 
 test: train $(TESTS) tests/parity_dump
 	PYTHON=$(PYTHON) tests/run_all.sh
+
+run: train data/tinyshakespeare.txt
+	./train configs/shakespeare_char.conf
 
 data: data/tinyshakespeare.txt
 data/tinyshakespeare.txt:

@@ -28,7 +28,7 @@ typedef struct {
 
 static const KeyInfo KEYS[] = {
     /* name            type        offset               default           min   max   open   choices              help */
-    {"out_dir",        KEY_STRING, OFF(out_dir),        "out",            0, 0, 0, 0, NULL, "directory for log.csv, config.conf and model files"},
+    {"out_dir",        KEY_STRING, OFF(out_dir),        "out",            0, 0, 0, 0, NULL, "directory for log.csv and the resolved config.conf"},
     {"input",          KEY_STRING, OFF(input),          "data/tinyshakespeare.txt", 0, 0, 0, 0, NULL, "raw UTF-8 text to train on"},
     {"data_dir",       KEY_STRING, OFF(data_dir),       "data/cache",     0, 0, 0, 0, NULL, "cache for prepared token files"},
     {"seed",           KEY_INT,    OFF(seed),           "1337",           0, 2147483647, 0, 0, NULL, "seeds init, batch sampling and evaluation batches"},
@@ -89,7 +89,7 @@ static int in_range(const KeyInfo* k, double v) {
 }
 
 static void range_text(const KeyInfo* k, char* out, size_t len) {
-    snprintf(out, len, "%c%g, %g%c", k->min_open ? '(' : '[', k->min, k->max, k->max_open ? ')' : ']');
+    snprintf(out, len, "%c%.10g, %.10g%c", k->min_open ? '(' : '[', k->min, k->max, k->max_open ? ')' : ']');
 }
 
 /* Parse value into the field of k; `where` ("file:line" or "--key") prefixes errors. */

@@ -108,12 +108,12 @@ void data_prepare(const TrainConfig* cfg, PreparedData* d) {
     free(text);
 }
 
-void dataloader_open(DataLoader* dl, const char* path, int vocab_size, int block_size) {
+void dataloader_open(DataLoader* dl, const char* path, const char* source, int vocab_size, int block_size) {
     dl->path = path;
     dl->tokens = tokens_read(path, vocab_size, &dl->n);
     if (dl->n < (size_t)block_size + 1)
-        die(EXIT_BAD_INPUT, "%s holds %zu tokens, fewer than block_size + 1 = %d: use more text or a smaller block_size",
-            path, dl->n, block_size + 1);
+        die(EXIT_BAD_INPUT, "%s: its split %s holds %zu tokens, fewer than block_size + 1 = %d: use more text or a "
+            "smaller block_size", source, path, dl->n, block_size + 1);
 }
 
 void dataloader_free(DataLoader* dl) {

@@ -43,8 +43,9 @@ typedef struct {
     size_t n;
 } DataLoader;
 
-/* Open a token file for windows of block_size+1 tokens; dies if it holds fewer. */
-void dataloader_open(DataLoader* dl, const char* path, int vocab_size, int block_size);
+/* Open a token file for windows of block_size+1 tokens; dies if it holds fewer,
+ * naming `source` (the text it was made from) in the message. */
+void dataloader_open(DataLoader* dl, const char* path, const char* source, int vocab_size, int block_size);
 void dataloader_free(DataLoader* dl);
 /* B random windows: inputs[b] = tokens[i..i+T), targets[b] = tokens[i+1..i+T+1),
  * i drawn uniformly from the rng (as nanoGPT's get_batch). */

@@ -59,6 +59,7 @@ int main(int argc, char** argv) {
         usage(argc < 2 ? stderr : stdout);
         return argc < 2 ? EXIT_BAD_INPUT : 0;
     }
+    setvbuf(stdout, NULL, _IOLBF, 0);  /* progress lines appear at once, also through a pipe */
     TrainConfig cfg;
     load_config(&cfg, argc, argv);
 
@@ -70,8 +71,8 @@ int main(int argc, char** argv) {
            data.text_bytes, data.vocab_size, data.n_train, data.n_val,
            data.reused ? "cached" : "prepared", now_seconds() - t_prep);
     DataLoader train_data, val_data;
-    dataloader_open(&train_data, data.train_path, data.vocab_size, cfg.block_size);
-    dataloader_open(&val_data, data.val_path, data.vocab_size, cfg.block_size);
+    dataloader_open(&train_data, data.train_path, cfg.input, data.vocab_size, cfg.block_size);
+    dataloader_open(&val_data, data.val_path, cfg.input, data.vocab_size, cfg.block_size);
 
     /* ---- model and optimizer ---- */
     GPT model;
@@ -148,7 +149,6 @@ int main(int argc, char** argv) {
             format_duration(train_seconds / step * (cfg.max_iters - step), eta, sizeof eta);
             printf("step %5d/%d | loss %.4f | lr %.2e | norm %.3f | %.1f ms | %.0f tok/s | ETA %s\n", step,
                    cfg.max_iters, loss, lr, norm, dt * 1e3, B * T / dt, eta);
-            fflush(stdout);
         }
     }
     xfclose_synced(log, path);

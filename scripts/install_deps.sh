@@ -1,0 +1,17 @@
+#!/usr/bin/env bash
+# install_deps.sh: the Debian packages emergent needs, installed only if missing.
+#   gcc, make (build-essential)        the trainer (C11 + OpenMP)
+#   libcmocka-dev                      C unit tests
+#   python3-torch, python3-numpy       the PyTorch parity test
+set -euo pipefail
+packages=(build-essential libcmocka-dev python3-torch python3-numpy)
+missing=()
+for p in "${packages[@]}"; do
+    dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q "install ok installed" || missing+=("$p")
+done
+if [ ${#missing[@]} -eq 0 ]; then echo "dependencies: all installed"; exit 0; fi
+echo "dependencies: installing ${missing[*]}"
+sudo=""
+[ "$(id -u)" -ne 0 ] && sudo=sudo
+$sudo apt-get update -qq
+DEBIAN_FRONTEND=noninteractive $sudo apt-get install -y -qq --no-install-recommends "${missing[@]}"

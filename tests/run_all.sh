@@ -1,0 +1,31 @@
+#!/usr/bin/env bash
+# run_all.sh: every test suite, then one closing line "N passed, N failed".
+# C suites (cmocka): kernels, model, config, training. Shell suites: the ./train
+# command line end to end, and parity with a PyTorch reference.
+set -u
+cd "$(dirname "$0")/.."
+passed=0; failed=0; broken=()
+
+for suite in tests/test_kernels tests/test_model tests/test_config tests/test_training; do
+    echo "== $suite"
+    out=$("$suite" 2>&1); rc=$?
+    echo "$out"
+    p=$(sed -n 's/^\[  PASSED  \] \([0-9]*\) test.*/\1/p' <<< "$out"); f=$(sed -n 's/^\[  FAILED  \] \([0-9]*\) test.*/\1/p' <<< "$out")
+    passed=$((passed + ${p:-0})); failed=$((failed + ${f:-0}))
+    [ $rc -ne 0 ] && broken+=("$suite")
+    [ $rc -ne 0 ] && [ -z "$f" ] && failed=$((failed + 1))  # crashed before reporting
+done
+
+for suite in tests/test_cli.sh tests/test_parity.sh; do
+    echo "== $suite"
+    out=$("$suite" 2>&1); rc=$?
+    echo "$out"
+    p=$(grep -c '^PASS' <<< "$out"); f=$(grep -c '^FAIL' <<< "$out")
+    passed=$((passed + p)); failed=$((failed + f))
+    [ $rc -ne 0 ] && broken+=("$suite")
+    [ $rc -ne 0 ] && [ "$f" -eq 0 ] && failed=$((failed + 1))
+done
+
+[ ${#broken[@]} -gt 0 ] && echo "failing suites: ${broken[*]}"
+echo "$passed passed, $failed failed"
+[ $failed -eq 0 ] && [ ${#broken[@]} -eq 0 ]

@@ -1,0 +1,211 @@
+/* test_config.c: the config table, file parser and overrides. Every bad input
+ * is refused with a message that names the file and line (or the override) and
+ * the key. The exit code 2 and "nothing written" are checked end to end by
+ * tests/test_cli.sh. */
+#include <setjmp.h>
+#include <stdarg.h>
+#include <stddef.h>
+#include <stdint.h>
+#include <cmocka.h>
+#include <unistd.h>
+
+#include "config.h"
+#include "test_util.h"
+
+static char path[64];
+
+/* Write text to a fresh temporary config file; returns its path. */
+static const char* config_file(const char* text) {
+    snprintf(path, sizeof path, "/tmp/emergent_test_XXXXXX");
+    int fd = mkstemp(path);
+    assert_true(fd >= 0);
+    assert_int_equal(write(fd, text, strlen(text)), (ssize_t)strlen(text));
+    close(fd);
+    return path;
+}
+
+/* Load text (then the overrides) and validate; return 0 or -1, message in err. */
+static int load(const char* text, const char* override, TrainConfig* cfg, char* err) {
+    config_defaults(cfg);
+    const char* p = config_file(text);
+    int rc = config_load_file(cfg, p, err, CONFIG_ERR_MAX);
+    if (rc == 0 && override) rc = config_apply_override(cfg, override, err, CONFIG_ERR_MAX);
+    if (rc == 0) rc = config_validate(cfg, err, CONFIG_ERR_MAX);
+    unlink(p);
+    return rc;
+}
+
+/* The load fails and the message contains every one of the fragments. */
+static void expect_error(const char* text, const char* override, const char* fragments[]) {
+    TrainConfig cfg;
+    char err[CONFIG_ERR_MAX] = "";
+    int rc = load(text, override, &cfg, err);
+    printf("  refused: %s\n", err);
+    assert_int_equal(rc, -1);
+    for (int i = 0; fragments[i]; i++) {
+        char want[256];
+        /* "@" stands for the temporary file's path */
+        if (strcmp(fragments[i], "@") == 0) snprintf(want, sizeof want, "%s", path);
+        else snprintf(want, sizeof want, "%s", fragments[i]);
+        if (!strstr(err, want)) fail_msg("message '%s' lacks '%s'", err, want);
+    }
+}
+#define EXPECT_ERROR(text, override, ...) expect_error(text, override, (const char*[]){__VA_ARGS__, NULL})
+
+static void test_defaults_are_valid_and_resolve_embed_scale(void** state) {
+    TrainConfig cfg;
+    char err[CONFIG_ERR_MAX];
+    assert_int_equal(load("# only a comment\n\n", NULL, &cfg, err), 0);
+    assert_int_equal(cfg.n_layer, 4);
+    assert_true(cfg.embed_scale == 1.0);  /* auto + learned positions */
+    assert_int_equal(load("pos_encoding = sinusoidal\n n_embd = 64 \n", NULL, &cfg, err), 0);
+    assert_true(cfg.embed_scale == 8.0);  /* auto + sinusoidal = sqrt(n_embd) */
+    assert_int_equal(load("embed_scale = 2.5\n", NULL, &cfg, err), 0);
+    assert_true(cfg.embed_scale == 2.5);
+}
+
+static void test_file_values_comments_and_quotes(void** state) {
+    TrainConfig cfg;
+    char err[CONFIG_ERR_MAX];
+    assert_int_equal(load("n_layer=6   # six blocks\nout_dir = \"runs/a#1\"\ntie_weights = false\nlearning_rate = 6e-4\n",
+                          NULL, &cfg, err), 0);
+    assert_int_equal(cfg.n_layer, 6);
+    assert_string_equal(cfg.out_dir, "runs/a#1");   /* '#' inside a value is not a comment */
+    assert_int_equal(cfg.tie_weights, 0);
+    assert_true(cfg.learning_rate == 6e-4);
+}
+
+static void test_override_beats_file(void** state) {
+    TrainConfig cfg;
+    char err[CONFIG_ERR_MAX];
+    assert_int_equal(load("n_embd = 64\n", "--n_embd=96", &cfg, err), 0);
+    assert_int_equal(cfg.n_embd, 96);
+}
+
+static void test_unknown_key_names_file_line_and_key(void** state) {
+    EXPECT_ERROR("n_layer = 2\nn_layers = 3\n", NULL, "@", ":2:", "unknown key 'n_layers'");
+}
+static void test_malformed_line(void** state) {
+    EXPECT_ERROR("n_layer = 2\n\nthis is not a setting\n", NULL, "@", ":3:", "expected 'key = value'");
+}
+static void test_integer_of_wrong_type(void** state) {
+    EXPECT_ERROR("n_embd = 12.5\n", NULL, "@", ":1:", "'n_embd'", "integer", "12.5");
+}
+static void test_float_of_wrong_type(void** state) {
+    EXPECT_ERROR("learning_rate = fast\n", NULL, ":1:", "'learning_rate'", "number");
+}
+static void test_bool_of_wrong_type(void** state) {
+    EXPECT_ERROR("tie_weights = maybe\n", NULL, ":1:", "'tie_weights'", "true or false");
+}
+static void test_choice_not_allowed(void** state) {
+    EXPECT_ERROR("pos_encoding = rotary\n", NULL, ":1:", "'pos_encoding'", "learned|sinusoidal");
+}
+static void test_block_size_below_one(void** state) {
+    EXPECT_ERROR("block_size = 0\n", NULL, ":1:", "'block_size'", "out of range");
+}
+static void test_beta_must_be_below_one(void** state) {
+    EXPECT_ERROR("\n\n\nbeta2 = 1\n", NULL, ":4:", "'beta2'", "out of range [0, 1)");
+}
+static void test_empty_value(void** state) {
+    EXPECT_ERROR("n_head =\n", NULL, ":1:", "'n_head'", "no value");
+}
+static void test_key_set_twice(void** state) {
+    EXPECT_ERROR("n_head = 2\nn_embd = 64\nn_head = 4\n", NULL, ":3:", "'n_head'", "set twice", "line 1");
+}
+static void test_n_embd_not_divisible_by_n_head(void** state) {
+    EXPECT_ERROR("n_embd = 128\nn_head = 5\n", NULL, "n_embd = 128", "n_head = 5", ":1)", ":2)", "divisible");
+}
+static void test_divisibility_error_points_at_the_override(void** state) {
+    EXPECT_ERROR("n_embd = 128\n", "--n_head=3", "n_head = 3 (override --n_head)", "divisible");
+}
+static void test_sinusoidal_needs_even_width(void** state) {
+    EXPECT_ERROR("pos_encoding = sinusoidal\nn_head = 1\nn_embd = 33\n", NULL, "even n_embd", "n_embd = 33", ":3)");
+}
+static void test_min_lr_above_learning_rate(void** state) {
+    EXPECT_ERROR("learning_rate = 1e-4\nmin_lr = 1e-3\n", NULL, "min_lr = 0.001", ":2)", "learning_rate");
+}
+static void test_warmup_longer_than_decay(void** state) {
+    EXPECT_ERROR("warmup_iters = 500\nlr_decay_iters = 100\n", NULL, "warmup_iters = 500", "lr_decay_iters = 100");
+}
+static void test_override_unknown_key(void** state) {
+    EXPECT_ERROR("", "--n_embed=64", "override '--n_embed=64'", "unknown key 'n_embed'");
+}
+static void test_override_out_of_range(void** state) {
+    EXPECT_ERROR("", "--batch_size=-3", "override --batch_size", "'batch_size'", "out of range");
+}
+static void test_override_without_value(void** state) {
+    EXPECT_ERROR("", "--seed", "override '--seed'", "--key=value");
+}
+static void test_missing_config_file(void** state) {
+    TrainConfig cfg;
+    char err[CONFIG_ERR_MAX];
+    config_defaults(&cfg);
+    assert_int_equal(config_load_file(&cfg, "/nonexistent/x.conf", err, sizeof err), -1);
+    assert_non_null(strstr(err, "/nonexistent/x.conf"));
+}
+
+static void test_written_config_reads_back_identically(void** state) {
+    TrainConfig a, b;
+    char err[CONFIG_ERR_MAX];
+    assert_int_equal(load("pos_encoding = sinusoidal\nlearning_rate = 3e-4\nout_dir = x y\n", NULL, &a, err), 0);
+    char* text = NULL;
+    size_t len = 0;
+    FILE* f = open_memstream(&text, &len);
+    config_write(&a, f);
+    fclose(f);
+    assert_int_equal(load(text, NULL, &b, err), 0);
+    /* every value survives, embed_scale now explicit (sqrt(128)) */
+    memset(a.origin, 0, sizeof a.origin);
+    memset(b.origin, 0, sizeof b.origin);
+    assert_memory_equal(&a, &b, sizeof a);
+    assert_non_null(strstr(text, "embed_scale = 11.31370849898476"));
+    free(text);
+}
+
+static void test_help_lists_every_key_once(void** state) {
+    char* text = NULL;
+    size_t len = 0;
+    FILE* f = open_memstream(&text, &len);
+    config_print_help(f);
+    fclose(f);
+    const char* keys[] = {"out_dir", "seed", "input", "n_layer", "n_head", "n_embd", "block_size", "batch_size",
+                          "learning_rate", "min_lr", "warmup_iters", "lr_decay_iters", "max_iters", "weight_decay",
+                          "beta1", "beta2", "grad_clip", "eval_interval", "eval_iters", "log_interval",
+                          "pos_encoding", "embed_scale", "tie_weights", "tokenizer"};
+    for (size_t i = 0; i < sizeof keys / sizeof keys[0]; i++) {
+        char line_start[64];
+        snprintf(line_start, sizeof line_start, "\n%s ", keys[i]);
+        assert_non_null(strstr(text, line_start));
+    }
+    free(text);
+}
+
+int main(void) {
+    const struct CMUnitTest tests[] = {
+        cmocka_unit_test(test_defaults_are_valid_and_resolve_embed_scale),
+        cmocka_unit_test(test_file_values_comments_and_quotes),
+        cmocka_unit_test(test_override_beats_file),
+        cmocka_unit_test(test_unknown_key_names_file_line_and_key),
+        cmocka_unit_test(test_malformed_line),
+        cmocka_unit_test(test_integer_of_wrong_type),
+        cmocka_unit_test(test_float_of_wrong_type),
+        cmocka_unit_test(test_bool_of_wrong_type),
+        cmocka_unit_test(test_choice_not_allowed),
+        cmocka_unit_test(test_block_size_below_one),
+        cmocka_unit_test(test_beta_must_be_below_one),
+        cmocka_unit_test(test_empty_value),
+        cmocka_unit_test(test_key_set_twice),
+        cmocka_unit_test(test_n_embd_not_divisible_by_n_head),
+        cmocka_unit_test(test_divisibility_error_points_at_the_override),
+        cmocka_unit_test(test_sinusoidal_needs_even_width),
+        cmocka_unit_test(test_min_lr_above_learning_rate),
+        cmocka_unit_test(test_warmup_longer_than_decay),
+        cmocka_unit_test(test_override_unknown_key),
+        cmocka_unit_test(test_override_out_of_range),
+        cmocka_unit_test(test_override_without_value),
+        cmocka_unit_test(test_missing_config_file),
+        cmocka_unit_test(test_written_config_reads_back_identically),
+        cmocka_unit_test(test_help_lists_every_key_once),
+    };
+    return cmocka_run_group_tests_name("config", tests, NULL, NULL);
+}

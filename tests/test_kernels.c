@@ -1,0 +1,345 @@
+/* test_kernels.c: every layer's backward against finite differences of its forward,
+ * the tiled matmul against the naive one, and bit-identical results for any
+ * number of threads. */
+#include <setjmp.h>
+#include <stdarg.h>
+#include <stddef.h>
+#include <stdint.h>
+#include <cmocka.h>
+#include <omp.h>
+
+#include "kernels.h"
+#include "test_util.h"
+
+#define FD_STEP 1e-2   /* central-difference step */
+#define FD_ATOL 3e-4   /* see grad_close: float32 forwards, O(1) tensors */
+#define FD_RTOL 2e-3
+
+/* A scalar objective of the kernel's inputs, recomputed by the forward. */
+typedef double (*Objective)(void* ctx);
+
+/* Compare analytic[i] with (f(x+h e_i) - f(x-h e_i)) / 2h for every i < n. */
+static void check_gradient(const char* name, float* x, const float* analytic, size_t n, Objective f, void* ctx) {
+    double* num = xmalloc(n * sizeof(double), "numeric");
+    double* ana = xmalloc(n * sizeof(double), "analytic");
+    double max_abs = 0.0;
+    for (size_t i = 0; i < n; i++) {
+        float saved = x[i];
+        x[i] = saved + (float)FD_STEP;
+        double up = f(ctx);
+        x[i] = saved - (float)FD_STEP;
+        double down = f(ctx);
+        x[i] = saved;
+        num[i] = (up - down) / (2 * FD_STEP);
+        ana[i] = analytic[i];
+        if (fabs(ana[i]) > max_abs) max_abs = fabs(ana[i]);
+    }
+    double worst = worst_ratio(ana, num, n, FD_ATOL, FD_RTOL);
+    printf("  %-28s %5zu entries, max|grad| %.3g, worst error/tolerance %.3f\n", name, n, max_abs, worst);
+    assert_true(max_abs > 0.0);   /* a zero gradient would pass vacuously */
+    assert_true(worst <= 1.0);
+    free(num);
+    free(ana);
+}
+
+/* ---- matmul ---------------------------------------------------------------- */
+
+static void test_tiled_gemm_matches_naive_on_every_shape(void** state) {
+    Rng rng;
+    rng_seed(&rng, 1, 0);
+    int shapes[][3] = {{1, 1, 1}, {4, 32, 8}, {5, 33, 7}, {13, 65, 31}, {64, 96, 128}, {3, 130, 2}};
+    for (size_t s = 0; s < sizeof shapes / sizeof shapes[0]; s++) {
+        int M = shapes[s][0], N = shapes[s][1], K = shapes[s][2];
+        for (int transposed = 0; transposed < 2; transposed++) {
+            float* a = random_tensor(&rng, (size_t)M * K, 1.0f);
+            float* b = random_tensor(&rng, (size_t)K * N, 1.0f);
+            float* c = random_tensor(&rng, (size_t)M * N, 1.0f);
+            float* ref = copy_tensor(c, (size_t)M * N);
+            /* A as (M,K) row-major, or read transposed from a (K,M) array */
+            ptrdiff_t ar = transposed ? 1 : K, ac = transposed ? M : 1;
+            gemm_accumulate(c, N, a, ar, ac, b, N, M, N, K);
+            gemm_accumulate_naive(ref, N, a, ar, ac, b, N, M, N, K);
+            for (int i = 0; i < M * N; i++) assert_true(fabsf(c[i] - ref[i]) <= 1e-5f * (1.0f + fabsf(ref[i])) * K);
+            free(a); free(b); free(c); free(ref);
+        }
+    }
+}
+
+typedef struct { float *out, *inp, *weight, *bias, *scratch, *w; int BT, C, OC; } MatmulCtx;
+static double matmul_objective(void* p) {
+    MatmulCtx* c = p;
+    matmul_forward(c->out, c->inp, c->weight, c->bias, c->scratch, c->BT, c->C, c->OC);
+    return weighted_sum(c->out, c->w, (size_t)c->BT * c->OC);
+}
+
+static void test_matmul_backward_matches_finite_differences(void** state) {
+    Rng rng;
+    rng_seed(&rng, 2, 0);
+    int BT = 6, C = 9, OC = 35;  /* edge tiles in both directions */
+    MatmulCtx c = {.BT = BT, .C = C, .OC = OC};
+    c.inp = random_tensor(&rng, BT * C, 1.0f);
+    c.weight = random_tensor(&rng, OC * C, 1.0f);
+    c.bias = random_tensor(&rng, OC, 1.0f);
+    c.w = random_tensor(&rng, BT * OC, 1.0f);
+    c.out = xmalloc(sizeof(float) * BT * OC, "out");
+    c.scratch = xmalloc(sizeof(float) * OC * C, "scratch");
+    float* dinp = xcalloc(BT * C, sizeof(float), "dinp");
+    float* dweight = xcalloc(OC * C, sizeof(float), "dweight");
+    float* dbias = xcalloc(OC, sizeof(float), "dbias");
+    matmul_backward(dinp, dweight, dbias, c.w, c.inp, c.weight, BT, C, OC);
+    check_gradient("matmul dinp", c.inp, dinp, BT * C, matmul_objective, &c);
+    check_gradient("matmul dweight", c.weight, dweight, OC * C, matmul_objective, &c);
+    check_gradient("matmul dbias", c.bias, dbias, OC, matmul_objective, &c);
+    /* backward accumulates: a second call doubles every gradient */
+    float* dw2 = copy_tensor(dweight, OC * C);
+    matmul_backward(dinp, dweight, dbias, c.w, c.inp, c.weight, BT, C, OC);
+    for (int i = 0; i < OC * C; i++) assert_true(fabsf(dweight[i] - 2 * dw2[i]) <= 1e-5f * (1 + fabsf(dw2[i])));
+    free(c.inp); free(c.weight); free(c.bias); free(c.w); free(c.out); free(c.scratch);
+    free(dinp); free(dweight); free(dbias); free(dw2);
+}
+
+/* ---- layernorm ---------------------------------------------------------------- */
+
+typedef struct { float *out, *mean, *rstd, *inp, *weight, *bias, *w; int N, C; } LayernormCtx;
+static double layernorm_objective(void* p) {
+    LayernormCtx* c = p;
+    layernorm_forward(c->out, c->mean, c->rstd, c->inp, c->weight, c->bias, c->N, c->C);
+    return weighted_sum(c->out, c->w, (size_t)c->N * c->C);
+}
+
+static void test_layernorm_backward_matches_finite_differences(void** state) {
+    Rng rng;
+    rng_seed(&rng, 3, 0);
+    int N = 5, C = 19;
+    LayernormCtx c = {.N = N, .C = C};
+    c.inp = random_tensor(&rng, N * C, 1.0f);
+    c.weight = random_tensor(&rng, C, 1.0f);
+    c.bias = random_tensor(&rng, C, 1.0f);
+    c.w = random_tensor(&rng, N * C, 1.0f);
+    c.out = xmalloc(sizeof(float) * N * C, "out");
+    c.mean = xmalloc(sizeof(float) * N, "mean");
+    c.rstd = xmalloc(sizeof(float) * N, "rstd");
+    layernorm_objective(&c);
+    float* dinp = xcalloc(N * C, sizeof(float), "dinp");
+    float* dweight = xcalloc(C, sizeof(float), "dweight");
+    float* dbias = xcalloc(C, sizeof(float), "dbias");
+    layernorm_backward(dinp, dweight, dbias, c.w, c.inp, c.weight, c.mean, c.rstd, N, C);
+    check_gradient("layernorm dinp", c.inp, dinp, N * C, layernorm_objective, &c);
+    check_gradient("layernorm dweight", c.weight, dweight, C, layernorm_objective, &c);
+    check_gradient("layernorm dbias", c.bias, dbias, C, layernorm_objective, &c);
+    free(c.inp); free(c.weight); free(c.bias); free(c.w); free(c.out); free(c.mean); free(c.rstd);
+    free(dinp); free(dweight); free(dbias);
+}
+
+/* ---- attention ---------------------------------------------------------------- */
+
+typedef struct { float *out, *att, *qkv, *w; int B, T, C, NH; } AttentionCtx;
+static double attention_objective(void* p) {
+    AttentionCtx* c = p;
+    attention_forward(c->out, c->att, c->qkv, c->B, c->T, c->C, c->NH);
+    return weighted_sum(c->out, c->w, (size_t)c->B * c->T * c->C);
+}
+
+static void test_attention_backward_matches_finite_differences(void** state) {
+    Rng rng;
+    rng_seed(&rng, 4, 0);
+    int B = 2, T = 5, C = 8, NH = 2;
+    AttentionCtx c = {.B = B, .T = T, .C = C, .NH = NH};
+    c.qkv = random_tensor(&rng, B * T * 3 * C, 1.0f);
+    c.w = random_tensor(&rng, B * T * C, 1.0f);
+    c.out = xmalloc(sizeof(float) * B * T * C, "out");
+    c.att = xmalloc(sizeof(float) * B * NH * T * T, "att");
+    attention_objective(&c);
+    float* dqkv = xcalloc(B * T * 3 * C, sizeof(float), "dqkv");
+    float* scratch = xmalloc(sizeof(float) * B * NH * T, "scratch");
+    attention_backward(dqkv, scratch, c.w, c.qkv, c.att, B, T, C, NH);
+    check_gradient("attention dqkv", c.qkv, dqkv, B * T * 3 * C, attention_objective, &c);
+    free(c.qkv); free(c.w); free(c.out); free(c.att); free(dqkv); free(scratch);
+}
+
+static void test_attention_never_looks_at_future_positions(void** state) {
+    Rng rng;
+    rng_seed(&rng, 5, 0);
+    int B = 1, T = 6, C = 8, NH = 2, t_changed = 4;
+    float* qkv = random_tensor(&rng, B * T * 3 * C, 1.0f);
+    float* out1 = xmalloc(sizeof(float) * T * C, "out1");
+    float* out2 = xmalloc(sizeof(float) * T * C, "out2");
+    float* att = xmalloc(sizeof(float) * NH * T * T, "att");
+    attention_forward(out1, att, qkv, B, T, C, NH);
+    for (int i = 0; i < 3 * C; i++) qkv[t_changed * 3 * C + i] += 1.0f;  /* change q,k,v at t = 4 */
+    attention_forward(out2, att, qkv, B, T, C, NH);
+    for (int t = 0; t < T; t++) {
+        int same = memcmp(out1 + t * C, out2 + t * C, sizeof(float) * C) == 0;
+        assert_int_equal(same, t < t_changed);  /* earlier positions untouched, later ones see it */
+    }
+    free(qkv); free(out1); free(out2); free(att);
+}
+
+/* ---- gelu, cross-entropy, encoder -------------------------------------------------- */
+
+typedef struct { float *out, *inp, *w; long N; } GeluCtx;
+static double gelu_objective(void* p) {
+    GeluCtx* c = p;
+    gelu_forward(c->out, c->inp, c->N);
+    return weighted_sum(c->out, c->w, (size_t)c->N);
+}
+
+static void test_gelu_backward_matches_finite_differences(void** state) {
+    Rng rng;
+    rng_seed(&rng, 6, 0);
+    long N = 64;
+    GeluCtx c = {.N = N};
+    c.inp = random_tensor(&rng, N, 2.0f);
+    c.w = random_tensor(&rng, N, 1.0f);
+    c.out = xmalloc(sizeof(float) * N, "out");
+    float* dinp = xcalloc(N, sizeof(float), "dinp");
+    gelu_backward(dinp, c.inp, c.w, N);
+    check_gradient("gelu dinp", c.inp, dinp, N, gelu_objective, &c);
+    free(c.inp); free(c.w); free(c.out); free(dinp);
+}
+
+typedef struct { float *probs, *losses, *logits; int* targets; int N, V; } CrossentropyCtx;
+static double crossentropy_objective(void* p) {
+    CrossentropyCtx* c = p;
+    return crossentropy_forward(c->probs, c->losses, c->logits, c->targets, c->N, c->V);
+}
+
+static void test_crossentropy_backward_matches_finite_differences(void** state) {
+    Rng rng;
+    rng_seed(&rng, 7, 0);
+    int N = 4, V = 11;
+    int targets[4] = {0, 10, 3, 3};
+    CrossentropyCtx c = {.N = N, .V = V, .targets = targets};
+    c.logits = random_tensor(&rng, N * V, 2.0f);
+    c.probs = xmalloc(sizeof(float) * N * V, "probs");
+    c.losses = xmalloc(sizeof(float) * N, "losses");
+    crossentropy_objective(&c);
+    float* dlogits = xcalloc(N * V, sizeof(float), "dlogits");
+    crossentropy_backward(dlogits, c.probs, targets, N, V);
+    check_gradient("crossentropy dlogits", c.logits, dlogits, N * V, crossentropy_objective, &c);
+    free(c.logits); free(c.probs); free(c.losses); free(dlogits);
+}
+
+static void test_crossentropy_of_uniform_logits_is_log_vocab(void** state) {
+    int N = 3, V = 65, targets[3] = {0, 7, 64};
+    float* logits = xcalloc(N * V, sizeof(float), "logits");
+    float* probs = xmalloc(sizeof(float) * N * V, "probs");
+    float losses[3];
+    float loss = crossentropy_forward(probs, losses, logits, targets, N, V);
+    assert_true(fabsf(loss - logf((float)V)) < 1e-6f);
+    free(logits); free(probs);
+}
+
+typedef struct { float *out, *wte, *pe, *w; int* ids; float scale; int B, T, C; } EncoderCtx;
+static double encoder_objective(void* p) {
+    EncoderCtx* c = p;
+    encoder_forward(c->out, c->ids, c->wte, c->pe, c->scale, c->B, c->T, c->C);
+    return weighted_sum(c->out, c->w, (size_t)c->B * c->T * c->C);
+}
+
+static void test_encoder_backward_scatters_into_rows_of_E(void** state) {
+    Rng rng;
+    rng_seed(&rng, 8, 0);
+    int B = 2, T = 4, C = 6, V = 5;
+    int ids[8] = {1, 3, 1, 0, 3, 3, 2, 1};  /* repeats: the scatter must add, not overwrite */
+    EncoderCtx c = {.B = B, .T = T, .C = C, .ids = ids, .scale = 1.7f};
+    c.wte = random_tensor(&rng, V * C, 1.0f);
+    c.pe = random_tensor(&rng, T * C, 1.0f);
+    c.w = random_tensor(&rng, B * T * C, 1.0f);
+    c.out = xmalloc(sizeof(float) * B * T * C, "out");
+    float* dwte = xcalloc(V * C, sizeof(float), "dwte");
+    float* dwpe = xcalloc(T * C, sizeof(float), "dwpe");
+    encoder_backward(dwte, dwpe, c.w, ids, c.scale, B, T, C);
+    check_gradient("encoder dE", c.wte, dwte, V * C, encoder_objective, &c);
+    check_gradient("encoder dPE", c.pe, dwpe, T * C, encoder_objective, &c);
+    for (int i = 0; i < C; i++) assert_true(dwte[4 * C + i] == 0.0f);  /* token 4 absent: row untouched */
+    free(c.wte); free(c.pe); free(c.w); free(c.out); free(dwte); free(dwpe);
+}
+
+static void test_sinusoidal_table_is_sin_and_cos_of_position(void** state) {
+    int T = 10, C = 8;
+    float pe[80];
+    sinusoidal_table(pe, T, C);
+    for (int t = 0; t < T; t++) {
+        assert_true(fabsf(pe[t * C + 0] - sinf((float)t)) < 1e-6f);             /* i = 0: frequency 1 */
+        assert_true(fabsf(pe[t * C + 1] - cosf((float)t)) < 1e-6f);
+        double f = pow(10000.0, -2.0 * 3 / C);                                   /* i = 3 */
+        assert_true(fabs(pe[t * C + 7] - cos(t * f)) < 1e-6);
+    }
+}
+
+/* ---- determinism ---------------------------------------------------------------- */
+
+/* Run every kernel forward and backward on awkward sizes with the given thread
+ * count; return all outputs concatenated. */
+static float* run_all_kernels(int threads, size_t* n_out) {
+    omp_set_num_threads(threads);
+    Rng rng;
+    rng_seed(&rng, 9, 0);
+    int B = 3, T = 7, C = 24, NH = 3, OC = 37, V = 29, BT = B * T;
+    int ids[21], targets[21];
+    for (int i = 0; i < BT; i++) { ids[i] = (int)rng_below(&rng, V); targets[i] = (int)rng_below(&rng, V); }
+    float* x = random_tensor(&rng, BT * C, 1.0f);
+    float* w = random_tensor(&rng, OC * C, 1.0f);
+    float* bias = random_tensor(&rng, OC, 1.0f);
+    float* qkv = random_tensor(&rng, BT * 3 * C, 1.0f);
+    float* wte = random_tensor(&rng, V * C, 1.0f);
+    float* lnw = random_tensor(&rng, C, 1.0f);
+    float* dout = random_tensor(&rng, BT * OC, 1.0f);
+    size_t total = BT * OC + BT * C + OC * C + OC       /* matmul */
+                 + BT * C + BT * 3 * C                  /* attention */
+                 + BT * C + 2 * C + BT * C              /* layernorm */
+                 + BT * V + BT * V                      /* crossentropy */
+                 + V * C + T * C + BT * C;              /* encoder */
+    float* all = xcalloc(total, sizeof(float), "outputs");
+    float* o = all;
+    float* scratch = xmalloc(sizeof(float) * (OC * C + V * C + B * NH * T), "scratch");
+    float* att = xmalloc(sizeof(float) * B * NH * T * T, "att");
+    float mean[21], rstd[21];
+
+    matmul_forward(o, x, w, bias, scratch, BT, C, OC); o += BT * OC;
+    matmul_backward(o, o + BT * C, o + BT * C + OC * C, dout, x, w, BT, C, OC); o += BT * C + OC * C + OC;
+    attention_forward(o, att, qkv, B, T, C, NH);
+    attention_backward(o + BT * C, scratch, x, qkv, att, B, T, C, NH); o += BT * C + BT * 3 * C;
+    layernorm_forward(o, mean, rstd, x, lnw, bias, BT, C);
+    layernorm_backward(o + BT * C + 2 * C, o + BT * C, o + BT * C + C, dout, x, lnw, mean, rstd, BT, C);
+    o += BT * C + 2 * C + BT * C;
+    float losses[21];
+    crossentropy_forward(o, losses, dout, targets, BT, V);
+    crossentropy_backward(o + BT * V, o, targets, BT, V); o += 2 * BT * V;
+    encoder_backward(o, o + V * C, x, ids, 1.5f, B, T, C); o += V * C + T * C;
+    encoder_forward(o, ids, wte, wte, 1.5f, B, T, C); o += BT * C;
+    assert_true((size_t)(o - all) == total);
+    free(x); free(w); free(bias); free(qkv); free(wte); free(lnw); free(dout); free(scratch); free(att);
+    *n_out = total;
+    return all;
+}
+
+static void test_kernels_are_bit_identical_for_any_thread_count(void** state) {
+    size_t n1, n;
+    float* one = run_all_kernels(1, &n1);
+    for (int threads = 2; threads <= 5; threads++) {
+        float* many = run_all_kernels(threads, &n);
+        assert_int_equal(n, n1);
+        assert_memory_equal(one, many, n * sizeof(float));
+        free(many);
+    }
+    free(one);
+}
+
+int main(void) {
+    const struct CMUnitTest tests[] = {
+        cmocka_unit_test(test_tiled_gemm_matches_naive_on_every_shape),
+        cmocka_unit_test(test_matmul_backward_matches_finite_differences),
+        cmocka_unit_test(test_layernorm_backward_matches_finite_differences),
+        cmocka_unit_test(test_attention_backward_matches_finite_differences),
+        cmocka_unit_test(test_attention_never_looks_at_future_positions),
+        cmocka_unit_test(test_gelu_backward_matches_finite_differences),
+        cmocka_unit_test(test_crossentropy_backward_matches_finite_differences),
+        cmocka_unit_test(test_crossentropy_of_uniform_logits_is_log_vocab),
+        cmocka_unit_test(test_encoder_backward_scatters_into_rows_of_E),
+        cmocka_unit_test(test_sinusoidal_table_is_sin_and_cos_of_position),
+        cmocka_unit_test(test_kernels_are_bit_identical_for_any_thread_count),
+    };
+    return cmocka_run_group_tests_name("kernels", tests, NULL, NULL);
+}

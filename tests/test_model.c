@@ -1,0 +1,189 @@
+/* test_model.c: the whole GPT's backward against finite differences of its loss,
+ * for every parameter tensor, in all four variants (learned or sinusoidal
+ * positions x tied or untied output weights); and facts about its layout. */
+#include <setjmp.h>
+#include <stdarg.h>
+#include <stddef.h>
+#include <stdint.h>
+#include <cmocka.h>
+
+#include "model.h"
+#include "test_util.h"
+
+#define FD_STEP 3e-3  /* balances truncation (h^2, see attprojb) against float32 noise (1/h) */
+#define FD_ATOL 1e-4   /* loss ~2.4 in float32: central differences carry ~1e-5 of noise */
+#define FD_RTOL 1e-2
+enum { ENTRIES_PER_TENSOR = 24, B = 2, T = 5 };
+
+static GPTConfig tiny_config(PosEncoding pos, int tied) {
+    GPTConfig c = {.vocab_size = 11, .block_size = 6, .n_layer = 2, .n_head = 2, .n_embd = 8,
+                   .pos_encoding = pos, .tie_weights = tied};
+    c.embed_scale = pos == POS_SINUSOIDAL ? sqrtf((float)c.n_embd) : 1.0f;
+    return c;
+}
+
+static void random_batch(int* inputs, int* targets, int V, uint64_t seed) {
+    Rng rng;
+    rng_seed(&rng, seed, 7);
+    for (int i = 0; i < B * T; i++) { inputs[i] = (int)rng_below(&rng, V); targets[i] = (int)rng_below(&rng, V); }
+}
+
+/* Perturb the model's parameters so LN weights and biases are not at their
+ * symmetric init values (a zero bias would hide a wrong bias gradient). */
+static void break_symmetry(GPT* m) {
+    Rng rng;
+    rng_seed(&rng, 99, 3);
+    for (size_t i = 0; i < m->num_params; i++) m->params_memory[i] += 0.1f * rng_normal(&rng);
+}
+
+static void check_every_tensor(PosEncoding pos, int tied) {
+    GPTConfig c = tiny_config(pos, tied);
+    GPT m;
+    gpt_build(&m, &c, B, 42);
+    break_symmetry(&m);
+    int inputs[B * T], targets[B * T];
+    random_batch(inputs, targets, c.vocab_size, 5);
+    gpt_forward(&m, inputs, targets, B, T);
+    gpt_zero_grad(&m);
+    gpt_backward(&m);
+    printf("  %s positions, %s weights\n", pos == POS_LEARNED ? "learned" : "sinusoidal", tied ? "tied" : "untied");
+
+    int checked = 0;
+    for (int t = 0; t < NUM_PARAM_TENSORS; t++) {
+        const ParamTensorInfo* info = &m.tensors[t];
+        if (info->size == 0) continue;
+        float* p = m.params_memory + info->offset;
+        const float* g = m.grads_memory + info->offset;
+        /* entries spread over the whole tensor, plus a random direction through all of it */
+        Rng rng;
+        rng_seed(&rng, 11, (uint64_t)t);
+        double num[ENTRIES_PER_TENSOR + 1], ana[ENTRIES_PER_TENSOR + 1];
+        int n = info->size < ENTRIES_PER_TENSOR ? (int)info->size : ENTRIES_PER_TENSOR;
+        for (int k = 0; k < n; k++) {
+            size_t i = info->size <= ENTRIES_PER_TENSOR ? (size_t)k : rng_below(&rng, (uint32_t)info->size);
+            float saved = p[i];
+            p[i] = saved + (float)FD_STEP;
+            double up = gpt_forward(&m, inputs, targets, B, T);
+            p[i] = saved - (float)FD_STEP;
+            double down = gpt_forward(&m, inputs, targets, B, T);
+            p[i] = saved;
+            num[k] = (up - down) / (2 * FD_STEP);
+            ana[k] = g[i];
+        }
+        float* dir = random_tensor(&rng, info->size, 1.0f);
+        float* saved = copy_tensor(p, info->size);
+        double directional = 0.0, norm2 = 0.0;
+        for (size_t i = 0; i < info->size; i++) { directional += (double)g[i] * dir[i]; norm2 += (double)dir[i] * dir[i]; }
+        double h = FD_STEP / sqrt(norm2);  /* step of length FD_STEP along dir */
+        for (size_t i = 0; i < info->size; i++) p[i] = saved[i] + (float)(h * dir[i]);
+        double up = gpt_forward(&m, inputs, targets, B, T);
+        for (size_t i = 0; i < info->size; i++) p[i] = saved[i] - (float)(h * dir[i]);
+        double down = gpt_forward(&m, inputs, targets, B, T);
+        memcpy(p, saved, info->size * sizeof(float));
+        num[n] = (up - down) / (2 * h) * h;  /* both as derivatives along the unscaled dir, times h */
+        ana[n] = directional * h;
+        double worst = worst_ratio(ana, num, n + 1, FD_ATOL, FD_RTOL);
+        double gmax = 0;
+        for (int k = 0; k <= n; k++) gmax = fmax(gmax, fabs(ana[k]));
+        printf("    %-9s %7zu params, %2d entries + 1 direction, max|grad| %.3g, worst error/tolerance %.3f\n",
+               info->name, info->size, n, gmax, worst);
+        assert_true(gmax > 0.0);
+        assert_true(worst <= 1.0);
+        free(dir);
+        free(saved);
+        checked++;
+    }
+    /* 17 tensors, less wpe when sinusoidal, less lm_head when tied */
+    assert_int_equal(checked, NUM_PARAM_TENSORS - (pos == POS_SINUSOIDAL) - (tied != 0));
+    gpt_free(&m);
+}
+
+static void test_gradients_learned_positions_tied(void** s) { check_every_tensor(POS_LEARNED, 1); }
+static void test_gradients_learned_positions_untied(void** s) { check_every_tensor(POS_LEARNED, 0); }
+static void test_gradients_sinusoidal_positions_tied(void** s) { check_every_tensor(POS_SINUSOIDAL, 1); }
+static void test_gradients_sinusoidal_positions_untied(void** s) { check_every_tensor(POS_SINUSOIDAL, 0); }
+
+static void test_tied_output_layer_is_E_itself(void** state) {
+    GPTConfig c = tiny_config(POS_LEARNED, 1);
+    GPT m;
+    gpt_build(&m, &c, B, 1);
+    assert_ptr_equal(m.params.lm_head, m.params.wte);
+    assert_ptr_equal(m.grads.lm_head, m.grads.wte);
+    GPTConfig cu = tiny_config(POS_LEARNED, 0);
+    GPT mu;
+    gpt_build(&mu, &cu, B, 1);
+    assert_true(mu.params.lm_head != mu.params.wte);
+    /* untying adds exactly one (V, C) matrix */
+    assert_int_equal(mu.num_params - m.num_params, (size_t)c.vocab_size * c.n_embd);
+    gpt_free(&m);
+    gpt_free(&mu);
+}
+
+static void test_sinusoidal_positions_have_no_parameters(void** state) {
+    GPTConfig cl = tiny_config(POS_LEARNED, 1), cs = tiny_config(POS_SINUSOIDAL, 1);
+    GPT ml, ms;
+    gpt_build(&ml, &cl, B, 1);
+    gpt_build(&ms, &cs, B, 1);
+    assert_null(ms.params.wpe);
+    assert_int_equal(ml.num_params - ms.num_params, (size_t)cl.block_size * cl.n_embd);
+    gpt_free(&ml);
+    gpt_free(&ms);
+}
+
+static void test_init_follows_gpt2(void** state) {
+    GPTConfig c = {.vocab_size = 65, .block_size = 64, .n_layer = 4, .n_head = 4, .n_embd = 128,
+                   .pos_encoding = POS_LEARNED, .embed_scale = 1.0f, .tie_weights = 1};
+    GPT m;
+    gpt_build(&m, &c, 1, 1337);
+    for (int t = 0; t < NUM_PARAM_TENSORS; t++) {
+        const ParamTensorInfo* info = &m.tensors[t];
+        if (info->size == 0) continue;
+        const float* p = m.params_memory + info->offset;
+        double sum = 0, sq = 0;
+        for (size_t i = 0; i < info->size; i++) { sum += p[i]; sq += (double)p[i] * p[i]; }
+        double mean = sum / info->size, std = sqrt(sq / info->size - mean * mean);
+        double want = strstr(info->name, "proj") && info->ndim == 2 ? 0.02 / sqrt(2.0 * c.n_layer)
+                    : info->ndim == 2 ? 0.02 : 0.0;
+        if (want > 0) {
+            assert_true(fabs(std - want) < 0.05 * want);   /* >= 8000 samples: within 5% */
+            assert_true(fabs(mean) < 0.1 * want);
+        } else {
+            double expect = strstr(info->name, "ln") && info->name[strlen(info->name) - 1] == 'w' ? 1.0 : 0.0;
+            assert_true(std == 0.0 && mean == expect);     /* LN weights 1, biases 0 */
+        }
+    }
+    int inputs[64], targets[64];
+    for (int i = 0; i < 64; i++) { inputs[i] = i % 65; targets[i] = (i * 7) % 65; }
+    float loss = gpt_forward(&m, inputs, targets, 1, 64);
+    assert_true(fabsf(loss - logf(65.0f)) < 0.05f);  /* small init: near-uniform predictions */
+    gpt_free(&m);
+}
+
+static void test_forward_accepts_shorter_sequences(void** state) {
+    /* the logits at position t depend only on tokens <= t, whatever T is */
+    GPTConfig c = tiny_config(POS_LEARNED, 1);
+    GPT m;
+    gpt_build(&m, &c, B, 3);
+    int inputs[B * T], targets[B * T];
+    random_batch(inputs, targets, c.vocab_size, 6);
+    gpt_forward(&m, inputs, NULL, 1, T);
+    float* full = copy_tensor(m.acts.logits, (size_t)T * c.vocab_size);
+    gpt_forward(&m, inputs, NULL, 1, 3);
+    for (int i = 0; i < 3 * c.vocab_size; i++) assert_true(fabsf(full[i] - m.acts.logits[i]) < 1e-6f);
+    free(full);
+    gpt_free(&m);
+}
+
+int main(void) {
+    const struct CMUnitTest tests[] = {
+        cmocka_unit_test(test_gradients_learned_positions_tied),
+        cmocka_unit_test(test_gradients_learned_positions_untied),
+        cmocka_unit_test(test_gradients_sinusoidal_positions_tied),
+        cmocka_unit_test(test_gradients_sinusoidal_positions_untied),
+        cmocka_unit_test(test_tied_output_layer_is_E_itself),
+        cmocka_unit_test(test_sinusoidal_positions_have_no_parameters),
+        cmocka_unit_test(test_init_follows_gpt2),
+        cmocka_unit_test(test_forward_accepts_shorter_sequences),
+    };
+    return cmocka_run_group_tests_name("model", tests, NULL, NULL);
+}

@@ -1,0 +1,168 @@
+/* test_training.c: the optimizer, the schedule, clipping, the token files and
+ * batches, and the determinism promise: the same seed gives bit-identical losses
+ * and parameters on 1 or 2 (or more) OpenMP threads. */
+#include <setjmp.h>
+#include <stdarg.h>
+#include <stddef.h>
+#include <stdint.h>
+#include <cmocka.h>
+#include <omp.h>
+#include <unistd.h>
+
+#include "dataloader.h"
+#include "model.h"
+#include "optim.h"
+#include "test_util.h"
+
+static void test_lr_schedule_warms_up_then_follows_a_cosine(void** state) {
+    double lr = 1e-3, min_lr = 1e-4;
+    int warmup = 100, decay = 2000;
+    assert_true(fabs(lr_schedule(0, lr, min_lr, warmup, decay) - lr * 1 / 101) < 1e-15);
+    assert_true(fabs(lr_schedule(99, lr, min_lr, warmup, decay) - lr * 100 / 101) < 1e-15);
+    assert_true(fabs(lr_schedule(100, lr, min_lr, warmup, decay) - lr) < 1e-15);      /* peak */
+    assert_true(fabs(lr_schedule(1050, lr, min_lr, warmup, decay) - 0.5 * (lr + min_lr)) < 1e-12);  /* halfway */
+    assert_true(fabs(lr_schedule(2000, lr, min_lr, warmup, decay) - min_lr) < 1e-15);
+    assert_true(fabs(lr_schedule(5000, lr, min_lr, warmup, decay) - min_lr) < 1e-15);
+    for (int it = 101; it < 2000; it++)  /* monotone decay */
+        assert_true(lr_schedule(it, lr, min_lr, warmup, decay) <= lr_schedule(it - 1, lr, min_lr, warmup, decay));
+}
+
+static void test_clipping_scales_to_the_max_norm(void** state) {
+    float g[4] = {3, 4, 0, 0};  /* norm 5 */
+    float norm = grad_global_norm(g, 4);
+    assert_true(norm == 5.0f);
+    grad_clip(g, 4, norm, 1.0f);
+    assert_true(fabsf(grad_global_norm(g, 4) - 1.0f) < 1e-5f);
+    float h[2] = {0.3f, 0.4f};
+    grad_clip(h, 2, grad_global_norm(h, 2), 1.0f);  /* below the max: untouched */
+    assert_true(h[0] == 0.3f && h[1] == 0.4f);
+    grad_clip(g, 4, 100.0f, 0.0f);                  /* 0 turns clipping off */
+}
+
+static void test_adamw_first_step_is_lr_times_sign_plus_decay(void** state) {
+    /* with m = v = 0, step 1 gives m_hat = g, v_hat = g^2: p -= lr*wd*p + lr*g/(|g|+eps) */
+    ParamTensorInfo tensors[2] = {{.name = "matrix", .offset = 0, .size = 2, .decay = 1},
+                                  {.name = "bias", .offset = 2, .size = 2, .decay = 0}};
+    float p[4] = {1.0f, -2.0f, 0.5f, 0.5f}, g[4] = {0.3f, -0.001f, 2.0f, -4.0f};
+    AdamW opt;
+    adamw_init(&opt, 4);
+    float lr = 0.1f, wd = 0.5f;
+    adamw_update(&opt, p, g, tensors, 2, lr, 0.9f, 0.99f, wd);
+    float expect[4] = {1.0f * (1 - lr * wd) - lr, -2.0f * (1 - lr * wd) + lr, 0.5f - lr, 0.5f + lr};
+    for (int i = 0; i < 4; i++) assert_true(fabsf(p[i] - expect[i]) < 1e-5f);
+    assert_int_equal(opt.step, 1);
+    adamw_free(&opt);
+}
+
+static void test_token_file_round_trip_in_llmc_format(void** state) {
+    char path[] = "/tmp/emergent_tokens_XXXXXX";
+    int fd = mkstemp(path);
+    close(fd);
+    uint16_t ids[5] = {0, 64, 3, 3, 17};
+    tokens_write(path, ids, 5, 65);
+    size_t len;
+    unsigned char* raw = read_file(path, &len);
+    int32_t header[4];
+    memcpy(header, raw, sizeof header);
+    assert_int_equal(len, 1024 + 5 * 2);  /* 256 int32 header, then uint16 ids */
+    assert_int_equal(header[0], 20240520);
+    assert_int_equal(header[1], 1);
+    assert_int_equal(header[2], 5);
+    assert_int_equal(header[3], 65);
+    size_t n;
+    uint16_t* back = tokens_read(path, 65, &n);
+    assert_int_equal(n, 5);
+    assert_memory_equal(back, ids, sizeof ids);
+    free(raw);
+    free(back);
+    unlink(path);
+}
+
+static void test_batches_are_windows_shifted_by_one(void** state) {
+    uint16_t tokens[50];
+    for (int i = 0; i < 50; i++) tokens[i] = (uint16_t)i;
+    DataLoader dl = {.path = "memory", .tokens = tokens, .n = 50};
+    Rng rng;
+    rng_seed(&rng, 3, 1);
+    int B = 64, T = 8, inputs[512], targets[512];
+    int seen_last = 0;
+    for (int rep = 0; rep < 20; rep++) {
+        dataloader_next_batch(&dl, &rng, inputs, targets, B, T);
+        for (int b = 0; b < B; b++) {
+            int start = inputs[b * T];
+            assert_true(start >= 0 && start + T + 1 <= 50);  /* the window fits */
+            for (int t = 0; t < T; t++) {
+                assert_int_equal(inputs[b * T + t], start + t);
+                assert_int_equal(targets[b * T + t], start + t + 1);
+            }
+            seen_last |= start + T + 1 == 50;  /* the last token can be a target */
+        }
+    }
+    assert_true(seen_last);
+}
+
+/* ---- determinism --------------------------------------------------------- */
+
+/* 20 steps of a small GPT with `threads` OpenMP threads: the losses and the
+ * final parameters, as train.c computes them. */
+static float* train_steps(int threads, float losses[20], size_t* num_params) {
+    omp_set_num_threads(threads);
+    /* sizes chosen so no parallel loop divides evenly among 2 or 3 threads */
+    GPTConfig c = {.vocab_size = 37, .block_size = 19, .n_layer = 2, .n_head = 3, .n_embd = 48,
+                   .pos_encoding = POS_LEARNED, .embed_scale = 1.0f, .tie_weights = 1};
+    enum { B = 5, T = 19, STEPS = 20 };
+    GPT m;
+    gpt_build(&m, &c, B, 1337);
+    AdamW opt;
+    adamw_init(&opt, m.num_params);
+    uint16_t tokens[4000];
+    Rng data_rng, batch_rng;
+    rng_seed(&data_rng, 5, 0);
+    for (int i = 0; i < 4000; i++) tokens[i] = (uint16_t)(rng_below(&data_rng, 37) * (i % 3 != 0));  /* learnable */
+    DataLoader dl = {.path = "memory", .tokens = tokens, .n = 4000};
+    rng_seed(&batch_rng, 1337, 1);
+    int inputs[B * T], targets[B * T];
+    for (int step = 0; step < STEPS; step++) {
+        dataloader_next_batch(&dl, &batch_rng, inputs, targets, B, T);
+        losses[step] = gpt_forward(&m, inputs, targets, B, T);
+        gpt_zero_grad(&m);
+        gpt_backward(&m);
+        float norm = grad_global_norm(m.grads_memory, m.num_params);
+        grad_clip(m.grads_memory, m.num_params, norm, 1.0f);
+        float lr = (float)lr_schedule(step, 1e-2, 1e-3, 5, 15);
+        adamw_update(&opt, m.params_memory, m.grads_memory, m.tensors, NUM_PARAM_TENSORS, lr, 0.9f, 0.99f, 0.1f);
+    }
+    float* params = copy_tensor(m.params_memory, m.num_params);
+    *num_params = m.num_params;
+    adamw_free(&opt);
+    gpt_free(&m);
+    return params;
+}
+
+static void test_training_is_bit_identical_on_1_2_and_3_threads(void** state) {
+    float losses1[20], losses_n[20];
+    size_t n1, n;
+    float* p1 = train_steps(1, losses1, &n1);
+    assert_true(losses1[19] < losses1[0] - 0.3f);  /* it really trained */
+    for (int threads = 2; threads <= 3; threads++) {
+        float* pn = train_steps(threads, losses_n, &n);
+        assert_int_equal(n, n1);
+        assert_memory_equal(losses1, losses_n, sizeof losses1);
+        assert_memory_equal(p1, pn, n * sizeof(float));
+        free(pn);
+    }
+    printf("  20 steps: loss %.4f -> %.4f, identical bits on 1, 2 and 3 threads\n", losses1[0], losses1[19]);
+    free(p1);
+}
+
+int main(void) {
+    const struct CMUnitTest tests[] = {
+        cmocka_unit_test(test_lr_schedule_warms_up_then_follows_a_cosine),
+        cmocka_unit_test(test_clipping_scales_to_the_max_norm),
+        cmocka_unit_test(test_adamw_first_step_is_lr_times_sign_plus_decay),
+        cmocka_unit_test(test_token_file_round_trip_in_llmc_format),
+        cmocka_unit_test(test_batches_are_windows_shifted_by_one),
+        cmocka_unit_test(test_training_is_bit_identical_on_1_2_and_3_threads),
+    };
+    return cmocka_run_group_tests_name("training", tests, NULL, NULL);
+}

@@ -1,0 +1,49 @@
+/* test_util.h: helpers shared by the C tests (random tensors, finite differences).
+ * Only included by test programs, each of which is a single translation unit. */
+#ifndef TEST_UTIL_H
+#define TEST_UTIL_H
+
+#include <math.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "utils.h"
+
+static inline float* random_tensor(Rng* rng, size_t n, float scale) {
+    float* x = xmalloc(n * sizeof(float), "test tensor");
+    for (size_t i = 0; i < n; i++) x[i] = scale * rng_normal(rng);
+    return x;
+}
+
+static inline float* copy_tensor(const float* x, size_t n) {
+    float* y = xmalloc(n * sizeof(float), "test tensor copy");
+    memcpy(y, x, n * sizeof(float));
+    return y;
+}
+
+/* sum_i out_i * w_i in double: a scalar objective whose gradient w.r.t. out is w. */
+static inline double weighted_sum(const float* out, const float* w, size_t n) {
+    double s = 0.0;
+    for (size_t i = 0; i < n; i++) s += (double)out[i] * w[i];
+    return s;
+}
+
+/* Agreement of an analytic and a numerical derivative: float32 forwards give the
+ * central difference an absolute error of a few 1e-5 at step 1e-2, far below the
+ * size of any real mistake in a backward formula (typically O(gradient)). */
+static inline int grad_close(double analytic, double numeric, double atol, double rtol) {
+    return fabs(analytic - numeric) <= atol + rtol * fmax(fabs(analytic), fabs(numeric));
+}
+
+/* Largest |a-b| / (atol + rtol*max(|a|,|b|)) over n pairs: <= 1 means all close. */
+static inline double worst_ratio(const double* a, const double* b, size_t n, double atol, double rtol) {
+    double worst = 0.0;
+    for (size_t i = 0; i < n; i++) {
+        double r = fabs(a[i] - b[i]) / (atol + rtol * fmax(fabs(a[i]), fabs(b[i])));
+        if (r > worst) worst = r;
+    }
+    return worst;
+}
+
+#endif
