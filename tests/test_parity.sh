@@ -1,0 +1,64 @@
+#!/usr/bin/env bash
+# tests/test_parity.sh: PyTorch parity of the C model, for the four variants
+# pos_encoding learned/sinusoidal x tie_weights 1/0.
+#
+# For each variant tests/parity_dump writes the weights, batches, logits, loss,
+# gradients and 10 training steps; scripts/pytorch_reference.py recomputes them
+# with an independent PyTorch model and compares (see the two files).
+# Builds nothing: run `make tests/parity_dump` first.
+# Prints `PASS parity <variant>` or `FAIL parity <variant>` (with the checks that
+# failed) per variant and exits 1 if any variant fails. VERBOSE=1 shows every check.
+set -u
+cd "$(dirname "$0")/.." || exit 1
+
+PY="${PYTHON:-/usr/bin/python3}"
+DUMP=tests/parity_dump
+REF=scripts/pytorch_reference.py
+
+# A missing tool is a failure, never a skip: a parity test that silently does
+# not run cannot catch anything.
+if [ ! -x "$DUMP" ]; then
+    echo "FAIL parity: $DUMP is not built (run: make tests/parity_dump)"
+    exit 1
+fi
+if ! "$PY" -c 'import torch, numpy' 2>/dev/null; then
+    echo "FAIL parity: $PY cannot import torch and numpy (set PYTHON to Debian's /usr/bin/python3)"
+    exit 1
+fi
+
+tmp=$(mktemp -d "${TMPDIR:-/tmp}/parity.XXXXXX") || exit 1
+trap 'rm -rf "$tmp"' EXIT
+
+failed=0
+for pos in learned sinusoidal; do
+    for tied in 1 0; do
+        variant="pos=$pos,tied=$tied"
+        bin="$tmp/$pos-$tied.bin"
+        log="$tmp/$pos-$tied.log"
+        "$DUMP" "$bin" --pos="$pos" --tied="$tied" >"$log" 2>&1
+        rc=$?
+        if [ $rc -ne 0 ]; then
+            echo "$DUMP exited with status $rc" >>"$log"
+        else
+            "$PY" "$REF" "$bin" >>"$log" 2>&1
+            rc=$?
+        fi
+        if [ $rc -eq 0 ]; then
+            if [ "${VERBOSE:-0}" = 1 ]; then sed 's/^/  /' "$log"; else grep -E '^(summary|info)' "$log" | sed 's/^/  /'; fi
+            echo "PASS parity $variant"
+        else
+            # the whole log when VERBOSE; else the failing checks, or the end of the
+            # log when nothing printed FAIL (a crash: its message or traceback is there).
+            # Indented, so that only the verdict line per variant starts with FAIL
+            # (tests/run_all.sh counts those).
+            if [ "${VERBOSE:-0}" = 1 ]; then
+                sed 's/^/  /' "$log"
+            elif ! grep -E '^FAIL' "$log" | sed 's/^/  /' | grep .; then
+                tail -n 15 "$log" | sed 's/^/  /'
+            fi
+            echo "FAIL parity $variant"
+            failed=1
+        fi
+    done
+done
+exit $failed
