@@ -1,8 +1,10 @@
 /* dataloader.c: data preparation, token files and batch sampling. */
 #include "dataloader.h"
 
+#include <errno.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/stat.h>
 
 #include "tokenizer/tokenizer.h"
 
@@ -30,12 +32,15 @@ void tokens_write(const char* path, const uint16_t* ids, size_t n, int vocab_siz
     free(buf);
 }
 
-uint16_t* tokens_read(const char* path, int vocab_size, size_t* n) {
-    size_t len;
-    unsigned char* buf = read_file(path, &len);
+/* Check a token file's header against its size and the vocabulary; returns the
+ * token count. Does not look at the ids (tokens_read does). */
+static size_t tokens_check_header(FILE* f, const char* path, int vocab_size) {
+    struct stat st;
+    if (fstat(fileno(f), &st) != 0) die(EXIT_BAD_INPUT, "cannot stat %s: %s", path, strerror(errno));
+    size_t len = (size_t)st.st_size;
     int32_t header[TOKENS_HEADER_INTS];
     if (len < sizeof header) die(EXIT_BAD_INPUT, "%s: %zu bytes, too short for the 1024-byte token file header", path, len);
-    memcpy(header, buf, sizeof header);
+    xfread(header, sizeof header, 1, f, path);
     if (header[0] != TOKENS_MAGIC) die(EXIT_BAD_INPUT, "%s: bad magic %d, expected %d (not a token file)", path, header[0], TOKENS_MAGIC);
     if (header[1] != TOKENS_VERSION) die(EXIT_BAD_INPUT, "%s: version %d, this build reads uint16 version %d", path, header[1], TOKENS_VERSION);
     if (header[2] < 0 || len != sizeof header + (size_t)header[2] * sizeof(uint16_t))
@@ -43,10 +48,22 @@ uint16_t* tokens_read(const char* path, int vocab_size, size_t* n) {
             sizeof header + (size_t)header[2] * sizeof(uint16_t), len);
     if (header[TOKENS_SLOT_VOCAB] != 0 && header[TOKENS_SLOT_VOCAB] != vocab_size)
         die(EXIT_BAD_INPUT, "%s: made for vocab_size %d, the tokenizer has %d", path, header[TOKENS_SLOT_VOCAB], vocab_size);
-    *n = (size_t)header[2];
+    return (size_t)header[2];
+}
+
+static size_t tokens_count(const char* path, int vocab_size) {
+    FILE* f = xfopen(path, "rb");
+    size_t n = tokens_check_header(f, path, vocab_size);
+    fclose(f);
+    return n;
+}
+
+uint16_t* tokens_read(const char* path, int vocab_size, size_t* n) {
+    FILE* f = xfopen(path, "rb");
+    *n = tokens_check_header(f, path, vocab_size);
     uint16_t* ids = xmalloc(*n * sizeof(uint16_t) + 1, path);
-    memcpy(ids, buf + sizeof header, *n * sizeof(uint16_t));
-    free(buf);
+    xfread(ids, sizeof(uint16_t), *n, f, path);
+    fclose(f);
     for (size_t i = 0; i < *n; i++)
         if (ids[i] >= vocab_size) die(EXIT_BAD_INPUT, "%s: token %zu has id %d, outside the vocabulary [0, %d)", path, i, ids[i], vocab_size);
     return ids;
@@ -61,8 +78,9 @@ static int cache_valid(PreparedData* d) {
     if (!t) return 0;
     d->vocab_size = tokenizer_vocab_size(t);
     tokenizer_free(t);
-    free(tokens_read(d->train_path, d->vocab_size, &d->n_train));
-    free(tokens_read(d->val_path, d->vocab_size, &d->n_val));
+    /* headers only: the ids are checked once, when dataloader_open reads them */
+    d->n_train = tokens_count(d->train_path, d->vocab_size);
+    d->n_val = tokens_count(d->val_path, d->vocab_size);
     return 1;
 }
 
