@@ -12,7 +12,7 @@
 #include "test_util.h"
 
 #define FD_STEP 1e-2   /* central-difference step */
-#define FD_ATOL 3e-4   /* see grad_close: float32 forwards, O(1) tensors */
+#define FD_ATOL 3e-4   /* see worst_ratio: float32 forwards, O(1) tensors */
 #define FD_RTOL 2e-3
 
 /* A scalar objective of the kernel's inputs, recomputed by the forward. */

@@ -29,14 +29,10 @@ static inline double weighted_sum(const float* out, const float* w, size_t n) {
     return s;
 }
 
-/* Agreement of an analytic and a numerical derivative: float32 forwards give the
- * central difference an absolute error of a few 1e-5 at step 1e-2, far below the
- * size of any real mistake in a backward formula (typically O(gradient)). */
-static inline int grad_close(double analytic, double numeric, double atol, double rtol) {
-    return fabs(analytic - numeric) <= atol + rtol * fmax(fabs(analytic), fabs(numeric));
-}
-
-/* Largest |a-b| / (atol + rtol*max(|a|,|b|)) over n pairs: <= 1 means all close. */
+/* Largest |a-b| / (atol + rtol*max(|a|,|b|)) over n pairs: <= 1 means all close.
+ * For an analytic against a central-difference gradient: float32 forwards give the
+ * difference an absolute error of a few 1e-5, far below the size of any real
+ * mistake in a backward formula (typically O(gradient)). */
 static inline double worst_ratio(const double* a, const double* b, size_t n, double atol, double rtol) {
     double worst = 0.0;
     for (size_t i = 0; i < n; i++) {
