@@ -39,6 +39,7 @@ static const KeyInfo KEYS[] = {
     {"pos_encoding",   KEY_ENUM,   OFF(pos_encoding),   "learned",        0, 0, 0, 0, "learned|sinusoidal", "positions: a learned (block_size x n_embd) matrix or the fixed sinusoids"},
     {"embed_scale",    KEY_SCALE,  OFF(embed_scale),    "auto",           0, 1e6, 1, 0, NULL, "x = embed_scale*E[i] + PE; auto = sqrt(n_embd) if sinusoidal, else 1"},
     {"tie_weights",    KEY_BOOL,   OFF(tie_weights),    "true",           0, 0, 0, 0, NULL, "output logits z = h E^T share E with the input"},
+    {"bias",           KEY_BOOL,   OFF(bias),           "true",           0, 0, 0, 0, NULL, "biases in Linears and LayerNorms (GPT-2); nanoGPT's default is false"},
     {"tokenizer",      KEY_ENUM,   OFF(tokenizer),      "char",           0, 0, 0, 0, "char", "char: one id per distinct byte of the text"},
     {"batch_size",     KEY_INT,    OFF(batch_size),     "12",             1, 65536, 0, 0, NULL, "sequences per step B"},
     {"learning_rate",  KEY_FLOAT,  OFF(learning_rate),  "1e-3",           0, 10, 1, 0, NULL, "peak learning rate, after warmup"},
@@ -325,6 +326,7 @@ GPTConfig config_model(const TrainConfig* cfg, int vocab_size) {
         .pos_encoding = (PosEncoding)cfg->pos_encoding,
         .embed_scale = (float)cfg->embed_scale,
         .tie_weights = cfg->tie_weights,
+        .bias = cfg->bias,
     };
     return m;
 }

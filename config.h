@@ -29,6 +29,7 @@ typedef struct {
     int pos_encoding;               /* PosEncoding */
     double embed_scale;             /* 0 in the table means auto; resolved by config_validate */
     int tie_weights;
+    int bias;                       /* biases in Linears and LayerNorms */
     int tokenizer;                  /* TokenizerKind */
     /* optimisation */
     int batch_size;

@@ -19,7 +19,7 @@ void layernorm_forward(float* out, float* mean, float* rstd, const float* inp,
         v /= C;
         float s = 1.0f / sqrtf(v + LAYERNORM_EPS);
         float* y = out + (size_t)n * C;
-        for (int c = 0; c < C; c++) y[c] = (x[c] - m) * s * weight[c] + bias[c];
+        for (int c = 0; c < C; c++) y[c] = (x[c] - m) * s * weight[c] + (bias ? bias[c] : 0.0f);
         mean[n] = m;
         rstd[n] = s;
     }
@@ -61,7 +61,7 @@ void layernorm_backward(float* dinp, float* dweight, float* dbias, const float* 
             float m = mean[n], s = rstd[n];
             for (int c = c0; c < c1; c++) {
                 dweight[c] += dy[c] * (x[c] - m) * s;
-                dbias[c] += dy[c];
+                if (dbias) dbias[c] += dy[c];
             }
         }
     }

@@ -4,11 +4,12 @@
 
 #define LAYERNORM_EPS 1e-5f  /* PyTorch's default, so parity holds */
 
-/* out (N,C); mean, rstd (N) saved for backward; inp (N,C); weight, bias (C). N = B*T. */
+/* out (N,C); mean, rstd (N) saved for backward; inp (N,C); weight (C); bias (C) or
+ * NULL for none. N = B*T. */
 void layernorm_forward(float* out, float* mean, float* rstd, const float* inp,
                        const float* weight, const float* bias, int N, int C);
 
-/* dinp (N,C), dweight (C), dbias (C) all +=. */
+/* dinp (N,C), dweight (C), dbias (C) all +=; dbias NULL when there is no bias. */
 void layernorm_backward(float* dinp, float* dweight, float* dbias, const float* dout,
                         const float* inp, const float* weight, const float* mean,
                         const float* rstd, int N, int C);

@@ -37,22 +37,23 @@ static void param_table(ParamTensorInfo t[NUM_PARAM_TENSORS], const GPTConfig* c
     /* the two projections that write into the residual stream are scaled down so
      * the stream's variance does not grow with depth (GPT-2) */
     float resid_std = INIT_STD / sqrtf(2.0f * L);
+    int BL = c->bias ? L : 0, BC = c->bias ? C : 0;  /* bias tensors are absent when bias = 0 */
     set_tensor(&t[0], "wte", 2, V, C, 0, INIT_STD, 0);
     set_tensor(&t[1], "wpe", 2, c->pos_encoding == POS_LEARNED ? c->block_size : 0, C, 0, INIT_STD, 0);
     set_tensor(&t[2], "ln1w", 1, L, C, 0, 0, 1.0f);
-    set_tensor(&t[3], "ln1b", 1, L, C, 0, 0, 0);
+    set_tensor(&t[3], "ln1b", 1, BL, C, 0, 0, 0);
     set_tensor(&t[4], "qkvw", 2, L, 3 * C, C, INIT_STD, 0);
-    set_tensor(&t[5], "qkvb", 1, L, 3 * C, 0, 0, 0);
+    set_tensor(&t[5], "qkvb", 1, BL, 3 * C, 0, 0, 0);
     set_tensor(&t[6], "attprojw", 2, L, C, C, resid_std, 0);
-    set_tensor(&t[7], "attprojb", 1, L, C, 0, 0, 0);
+    set_tensor(&t[7], "attprojb", 1, BL, C, 0, 0, 0);
     set_tensor(&t[8], "ln2w", 1, L, C, 0, 0, 1.0f);
-    set_tensor(&t[9], "ln2b", 1, L, C, 0, 0, 0);
+    set_tensor(&t[9], "ln2b", 1, BL, C, 0, 0, 0);
     set_tensor(&t[10], "fcw", 2, L, 4 * C, C, INIT_STD, 0);
-    set_tensor(&t[11], "fcb", 1, L, 4 * C, 0, 0, 0);
+    set_tensor(&t[11], "fcb", 1, BL, 4 * C, 0, 0, 0);
     set_tensor(&t[12], "fcprojw", 2, L, C, 4 * C, resid_std, 0);
-    set_tensor(&t[13], "fcprojb", 1, L, C, 0, 0, 0);
+    set_tensor(&t[13], "fcprojb", 1, BL, C, 0, 0, 0);
     set_tensor(&t[14], "lnfw", 1, C, 0, 0, 0, 1.0f);
-    set_tensor(&t[15], "lnfb", 1, C, 0, 0, 0, 0);
+    set_tensor(&t[15], "lnfb", 1, BC, 0, 0, 0, 0);
     set_tensor(&t[16], "lm_head", 2, c->tie_weights ? 0 : V, C, 0, INIT_STD, 0);
     size_t offset = 0;
     for (int i = 0; i < NUM_PARAM_TENSORS; i++) { t[i].offset = offset; offset += t[i].size; }
@@ -158,6 +159,10 @@ void gpt_free(GPT* m) {
 /* ------------------------------------------------------------------------- */
 /* forward                                                                   */
 
+/* base + offset into a stacked tensor, or NULL for an absent one (the biases
+ * when bias = 0; the kernels then skip them). */
+static inline float* at(float* base, size_t offset) { return base ? base + offset : NULL; }
+
 /* out = a + b: the residual connection. */
 static void residual_forward(float* out, const float* a, const float* b, size_t n) {
     #pragma omp parallel for schedule(static)
@@ -207,17 +212,17 @@ float gpt_forward(GPT* m, const int* inputs, const int* targets, int B, int T) {
 
         /* x = x + attn(LN1(x)) */
         layernorm_forward(ln1, a.ln1_mean + l * BT, a.ln1_rstd + l * BT, x,
-                          p.ln1w + l * C, p.ln1b + l * C, BT, C);
-        matmul_forward(qkv, ln1, p.qkvw + (size_t)l * 3 * C * C, p.qkvb + l * 3 * C, m->scratch, BT, C, 3 * C);
+                          p.ln1w + l * C, at(p.ln1b, l * C), BT, C);
+        matmul_forward(qkv, ln1, p.qkvw + (size_t)l * 3 * C * C, at(p.qkvb, l * 3 * C), m->scratch, BT, C, 3 * C);
         attention_forward(atty, att, qkv, B, T, C, NH);
-        matmul_forward(attproj, atty, p.attprojw + (size_t)l * C * C, p.attprojb + l * C, m->scratch, BT, C, C);
+        matmul_forward(attproj, atty, p.attprojw + (size_t)l * C * C, at(p.attprojb, l * C), m->scratch, BT, C, C);
         residual_forward(residual2, x, attproj, BTC);
         /* x = x + mlp(LN2(x)) */
         layernorm_forward(ln2, a.ln2_mean + l * BT, a.ln2_rstd + l * BT, residual2,
-                          p.ln2w + l * C, p.ln2b + l * C, BT, C);
-        matmul_forward(fch, ln2, p.fcw + (size_t)l * 4 * C * C, p.fcb + l * 4 * C, m->scratch, BT, C, 4 * C);
+                          p.ln2w + l * C, at(p.ln2b, l * C), BT, C);
+        matmul_forward(fch, ln2, p.fcw + (size_t)l * 4 * C * C, at(p.fcb, l * 4 * C), m->scratch, BT, C, 4 * C);
         gelu_forward(fch_gelu, fch, BTC * 4);
-        matmul_forward(fcproj, fch_gelu, p.fcprojw + (size_t)l * 4 * C * C, p.fcprojb + l * C, m->scratch, BT, 4 * C, C);
+        matmul_forward(fcproj, fch_gelu, p.fcprojw + (size_t)l * 4 * C * C, at(p.fcprojb, l * C), m->scratch, BT, 4 * C, C);
         residual_forward(residual3, residual2, fcproj, BTC);
         x = residual3;
     }
@@ -262,21 +267,21 @@ void gpt_backward(GPT* m) {
 
         /* undo x = x + mlp(LN2(x)) */
         residual_backward(dresidual2, d.fcproj + l * BTC, dresidual3, BTC);
-        matmul_backward(d.fch_gelu + l * BTC * 4, g.fcprojw + (size_t)l * 4 * C * C, g.fcprojb + l * C,
+        matmul_backward(d.fch_gelu + l * BTC * 4, g.fcprojw + (size_t)l * 4 * C * C, at(g.fcprojb, l * C),
                         d.fcproj + l * BTC, a.fch_gelu + l * BTC * 4, p.fcprojw + (size_t)l * 4 * C * C, BT, 4 * C, C);
         gelu_backward(d.fch + l * BTC * 4, a.fch + l * BTC * 4, d.fch_gelu + l * BTC * 4, BTC * 4);
-        matmul_backward(d.ln2 + l * BTC, g.fcw + (size_t)l * 4 * C * C, g.fcb + l * 4 * C,
+        matmul_backward(d.ln2 + l * BTC, g.fcw + (size_t)l * 4 * C * C, at(g.fcb, l * 4 * C),
                         d.fch + l * BTC * 4, a.ln2 + l * BTC, p.fcw + (size_t)l * 4 * C * C, BT, C, 4 * C);
-        layernorm_backward(dresidual2, g.ln2w + l * C, g.ln2b + l * C, d.ln2 + l * BTC,
+        layernorm_backward(dresidual2, g.ln2w + l * C, at(g.ln2b, l * C), d.ln2 + l * BTC,
                            a.residual2 + l * BTC, p.ln2w + l * C, a.ln2_mean + l * BT, a.ln2_rstd + l * BT, BT, C);
         /* undo x = x + attn(LN1(x)) */
         residual_backward(dx_in, d.attproj + l * BTC, dresidual2, BTC);
-        matmul_backward(d.atty + l * BTC, g.attprojw + (size_t)l * C * C, g.attprojb + l * C,
+        matmul_backward(d.atty + l * BTC, g.attprojw + (size_t)l * C * C, at(g.attprojb, l * C),
                         d.attproj + l * BTC, a.atty + l * BTC, p.attprojw + (size_t)l * C * C, BT, C, C);
         attention_backward(d.qkv + l * BTC * 3, m->scratch, d.atty + l * BTC, a.qkv + l * BTC * 3, att, B, T, C, NH);
-        matmul_backward(d.ln1 + l * BTC, g.qkvw + (size_t)l * 3 * C * C, g.qkvb + l * 3 * C,
+        matmul_backward(d.ln1 + l * BTC, g.qkvw + (size_t)l * 3 * C * C, at(g.qkvb, l * 3 * C),
                         d.qkv + l * BTC * 3, a.ln1 + l * BTC, p.qkvw + (size_t)l * 3 * C * C, BT, C, 3 * C);
-        layernorm_backward(dx_in, g.ln1w + l * C, g.ln1b + l * C, d.ln1 + l * BTC,
+        layernorm_backward(dx_in, g.ln1w + l * C, at(g.ln1b, l * C), d.ln1 + l * BTC,
                            x, p.ln1w + l * C, a.ln1_mean + l * BT, a.ln1_rstd + l * BT, BT, C);
     }
 

@@ -23,6 +23,8 @@ typedef struct {
     PosEncoding pos_encoding;
     float embed_scale;     /* multiplies E[i] in the input path only; must be > 0 */
     int tie_weights;       /* 1: logits = h E^T; 0: a separate lm_head (V,C) */
+    int bias;              /* 1: Linears (but the output head) and LayerNorms have biases,
+                            * as GPT-2; 0: none, as nanoGPT's default (bias = False) */
 } GPTConfig;
 
 /* Every parameter tensor, in memory order. Per-layer tensors are stacked over L. */
@@ -30,7 +32,7 @@ typedef struct {
     float* wte;       /* (V, C)        E, the token embedding */
     float* wpe;       /* (block_size, C) learned positions; NULL when sinusoidal */
     float* ln1w;      /* (L, C) */
-    float* ln1b;      /* (L, C) */
+    float* ln1b;      /* (L, C)        every bias is NULL when config.bias == 0 */
     float* qkvw;      /* (L, 3C, C)    fused q,k,v projection */
     float* qkvb;      /* (L, 3C) */
     float* attprojw;  /* (L, C, C)     attention output projection */
@@ -48,7 +50,8 @@ typedef struct {
 enum { NUM_PARAM_TENSORS = 17 };
 
 /* Describes one parameter tensor: where it lives in params_memory and how it is
- * trained. size 0 means absent in this config (wpe when sinusoidal, lm_head when tied). */
+ * trained. size 0 means absent in this config (wpe when sinusoidal, lm_head when
+ * tied, the biases when bias = 0). */
 typedef struct {
     const char* name;
     size_t offset, size;   /* in floats, within params_memory / grads_memory */

@@ -83,10 +83,10 @@ int main(int argc, char** argv) {
     int B = cfg.batch_size, T = cfg.block_size;
     int* inputs = xmalloc(sizeof(int) * B * T, "batch inputs");
     int* targets = xmalloc(sizeof(int) * B * T, "batch targets");
-    printf("model: n_layer %d, n_head %d, n_embd %d, block_size %d, %s positions (embed_scale %g), %s weights: "
+    printf("model: n_layer %d, n_head %d, n_embd %d, block_size %d, %s positions (embed_scale %g), %s weights, %s: "
            "%zu parameters\n", cfg.n_layer, cfg.n_head, cfg.n_embd, cfg.block_size,
            cfg.pos_encoding == POS_LEARNED ? "learned" : "sinusoidal", cfg.embed_scale,
-           cfg.tie_weights ? "tied" : "untied", model.num_params);
+           cfg.tie_weights ? "tied" : "untied", cfg.bias ? "biases" : "no biases", model.num_params);
     printf("training: %d steps of %d x %d tokens on %d OpenMP threads\n", cfg.max_iters, B, T, omp_get_max_threads());
 
     /* ---- outputs: the resolved config, then the log ---- */

@@ -84,12 +84,23 @@ def read_dump(path):
 # ---------------------------------------------------------------------------
 # the model: nanoGPT's architecture, written out
 
+class LayerNorm(nn.Module):
+    """nn.LayerNorm with an optional bias (torch 1.13's has none to turn off)."""
+    def __init__(self, C, bias):
+        super().__init__()
+        self.weight = nn.Parameter(torch.ones(C))
+        self.bias = nn.Parameter(torch.zeros(C)) if bias else None
+
+    def forward(self, x):
+        return F.layer_norm(x, self.weight.shape, self.weight, self.bias, 1e-5)
+
+
 class CausalSelfAttention(nn.Module):
-    def __init__(self, C, n_head):
+    def __init__(self, C, n_head, bias):
         super().__init__()
         self.n_head = n_head
-        self.qkv = nn.Linear(C, 3 * C)      # fused q, k, v (rows q then k then v)
-        self.proj = nn.Linear(C, C)
+        self.qkv = nn.Linear(C, 3 * C, bias=bias)      # fused q, k, v (rows q then k then v)
+        self.proj = nn.Linear(C, C, bias=bias)
 
     def forward(self, x):
         B, T, C = x.shape
@@ -106,13 +117,13 @@ class CausalSelfAttention(nn.Module):
 
 
 class Block(nn.Module):
-    def __init__(self, C, n_head):
+    def __init__(self, C, n_head, bias):
         super().__init__()
-        self.ln1 = nn.LayerNorm(C, eps=1e-5)
-        self.attn = CausalSelfAttention(C, n_head)
-        self.ln2 = nn.LayerNorm(C, eps=1e-5)
-        self.fc = nn.Linear(C, 4 * C)
-        self.fcproj = nn.Linear(4 * C, C)
+        self.ln1 = LayerNorm(C, bias)
+        self.attn = CausalSelfAttention(C, n_head, bias)
+        self.ln2 = LayerNorm(C, bias)
+        self.fc = nn.Linear(C, 4 * C, bias=bias)
+        self.fcproj = nn.Linear(4 * C, C, bias=bias)
 
     def forward(self, x):
         x = x + self.attn(self.ln1(x))
@@ -131,7 +142,7 @@ def sinusoid_table(T, C):
 
 
 class GPT(nn.Module):
-    def __init__(self, V, block_size, n_layer, n_head, C, sinusoidal, tied, embed_scale):
+    def __init__(self, V, block_size, n_layer, n_head, C, sinusoidal, tied, embed_scale, bias):
         super().__init__()
         self.embed_scale = embed_scale
         self.tied = tied
@@ -142,8 +153,8 @@ class GPT(nn.Module):
             self.register_buffer("wpe", sinusoid_table(block_size, C).float())
         else:
             self.wpe = nn.Parameter(torch.zeros(block_size, C))
-        self.blocks = nn.ModuleList(Block(C, n_head) for _ in range(n_layer))
-        self.lnf = nn.LayerNorm(C, eps=1e-5)
+        self.blocks = nn.ModuleList(Block(C, n_head, bias) for _ in range(n_layer))
+        self.lnf = LayerNorm(C, bias)
         # tied: the output layer is wte itself (one Parameter, both gradients add up)
         self.lm_head = None if tied else nn.Linear(C, V, bias=False)
 
@@ -164,7 +175,7 @@ def build_model(rec, dtype):
     sinusoidal = bool(cfg("pos_sinusoidal"))
     # embed_scale is a float32 in C; use exactly that value
     model = GPT(cfg("vocab_size"), cfg("block_size"), cfg("n_layer"), cfg("n_head"), cfg("n_embd"),
-                sinusoidal, tied, float(rec["config/embed_scale"]))
+                sinusoidal, tied, float(rec["config/embed_scale"]), bool(cfg("bias")))
     model.to(dtype)
     return model
 
@@ -184,7 +195,7 @@ def tensor_map(model):
     out += [("lnfw", None, model.lnf.weight), ("lnfb", None, model.lnf.bias)]
     if model.lm_head is not None:
         out.append(("lm_head", None, model.lm_head.weight))
-    return out
+    return [t for t in out if t[2] is not None]  # without biases (bias = 0) they are None
 
 
 def c_slice(rec, prefix, name, layer):
@@ -284,10 +295,10 @@ def check_fixed_batch(rec, report, with_f64):
         m = report.rel("grad " + label(name, layer), c, t, TOL, info(c, t, (name, layer)))
         worst = max(worst, (label(name, layer), m), key=lambda w: w[1])
     # (load_weights has already failed the run if C and the reference disagree on these)
-    absent = [n for n in ("wpe", "lm_head") if rec["grad/" + n].size == 0]
+    absent = [n for n in ALL_TENSORS if rec["grad/" + n].size == 0]
     if absent:
         print(f"info no tensor of its own in this variant: {', '.join(absent)} "
-              "(sinusoidal positions are fixed; a tied output layer is wte)")
+              "(sinusoidal positions are fixed; a tied output layer is wte; bias = 0 has no biases)")
     return worst
 
 

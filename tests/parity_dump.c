@@ -7,7 +7,7 @@
  * gradient, and per step the batch, loss, gradient norm (before and after
  * clipping) and learning rate, and at the end the trained weights.
  *
- * Usage: tests/parity_dump OUT [--pos=learned|sinusoidal] [--tied=1|0]
+ * Usage: tests/parity_dump OUT [--pos=learned|sinusoidal] [--tied=1|0] [--bias=1|0]
  *                              [--embed-scale=S] [--grad-clip=G] [--seed=N]
  *
  * File format (native byte order; a 1 written after the magic lets the reader
@@ -132,7 +132,7 @@ static void spread_parameters(GPT* model, Rng* rng) {
 }
 
 static void usage(void) {
-    fprintf(stderr, "usage: tests/parity_dump OUT [--pos=learned|sinusoidal] [--tied=1|0] "
+    fprintf(stderr, "usage: tests/parity_dump OUT [--pos=learned|sinusoidal] [--tied=1|0] [--bias=1|0] "
                     "[--embed-scale=S] [--grad-clip=G] [--seed=N]\n");
     exit(EXIT_BAD_INPUT);
 }
@@ -141,7 +141,7 @@ int main(int argc, char** argv) {
     if (argc < 2 || argv[1][0] == '-') usage();
     const char* out_path = argv[1];
     PosEncoding pos = POS_LEARNED;
-    int tied = 1;
+    int tied = 1, bias = 1;
     double embed_scale = 0.0;  /* 0: the default for the positions, see below */
     double clip_arg = GRAD_CLIP;
     unsigned long seed = 1337;
@@ -152,6 +152,8 @@ int main(int argc, char** argv) {
         else if (!strcmp(a, "--pos=sinusoidal")) pos = POS_SINUSOIDAL;
         else if (!strcmp(a, "--tied=1")) tied = 1;
         else if (!strcmp(a, "--tied=0")) tied = 0;
+        else if (!strcmp(a, "--bias=1")) bias = 1;
+        else if (!strcmp(a, "--bias=0")) bias = 0;
         else if (!strncmp(a, "--embed-scale=", 14)) {
             embed_scale = strtod(a + 14, &end);
             if (*end || !(embed_scale > 0)) die(EXIT_BAD_INPUT, "bad %s: need a number > 0", a);
@@ -173,7 +175,7 @@ int main(int argc, char** argv) {
 
     GPTConfig mc = {.vocab_size = VOCAB, .block_size = BLOCK, .n_layer = LAYERS, .n_head = HEADS,
                     .n_embd = EMBD, .pos_encoding = pos, .embed_scale = (float)embed_scale,
-                    .tie_weights = tied};
+                    .tie_weights = tied, .bias = bias};
     GPT model;
     /* max_batch > B, like T < block_size, leaves the activation buffers larger than
      * the batch: a kernel that strides by the capacity instead of the batch shows */
@@ -195,6 +197,7 @@ int main(int argc, char** argv) {
     put_i32(&d, "config/n_embd", EMBD);
     put_i32(&d, "config/pos_sinusoidal", pos == POS_SINUSOIDAL);
     put_i32(&d, "config/tie_weights", tied);
+    put_i32(&d, "config/bias", bias);
     put_f32(&d, "config/embed_scale", model.config.embed_scale);
     put_i32(&d, "config/batch_size", BATCH);
     put_i32(&d, "config/seq_len", SEQ);

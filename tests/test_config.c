@@ -171,7 +171,7 @@ static void test_help_lists_every_key_once(void** state) {
     const char* keys[] = {"out_dir", "seed", "input", "n_layer", "n_head", "n_embd", "block_size", "batch_size",
                           "learning_rate", "min_lr", "warmup_iters", "lr_decay_iters", "max_iters", "weight_decay",
                           "beta1", "beta2", "grad_clip", "eval_interval", "eval_iters", "log_interval",
-                          "pos_encoding", "embed_scale", "tie_weights", "tokenizer"};
+                          "pos_encoding", "embed_scale", "tie_weights", "bias", "tokenizer"};
     for (size_t i = 0; i < sizeof keys / sizeof keys[0]; i++) {
         char line_start[64];
         snprintf(line_start, sizeof line_start, "\n%s ", keys[i]);

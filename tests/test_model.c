@@ -1,6 +1,7 @@
 /* test_model.c: the whole GPT's backward against finite differences of its loss,
  * for every parameter tensor, in all four variants (learned or sinusoidal
- * positions x tied or untied output weights); and facts about its layout. */
+ * positions x tied or untied output weights) with biases, and in nanoGPT's
+ * bias-free variant; and facts about its layout. */
 #include <setjmp.h>
 #include <stdarg.h>
 #include <stddef.h>
@@ -15,9 +16,9 @@
 #define FD_RTOL 1e-2
 enum { ENTRIES_PER_TENSOR = 24, B = 2, T = 5 };
 
-static GPTConfig tiny_config(PosEncoding pos, int tied) {
+static GPTConfig tiny_config(PosEncoding pos, int tied, int bias) {
     GPTConfig c = {.vocab_size = 11, .block_size = 6, .n_layer = 2, .n_head = 2, .n_embd = 8,
-                   .pos_encoding = pos, .tie_weights = tied};
+                   .pos_encoding = pos, .tie_weights = tied, .bias = bias};
     c.embed_scale = pos == POS_SINUSOIDAL ? sqrtf((float)c.n_embd) : 1.0f;
     return c;
 }
@@ -36,8 +37,8 @@ static void break_symmetry(GPT* m) {
     for (size_t i = 0; i < m->num_params; i++) m->params_memory[i] += 0.1f * rng_normal(&rng);
 }
 
-static void check_every_tensor(PosEncoding pos, int tied) {
-    GPTConfig c = tiny_config(pos, tied);
+static void check_every_tensor(PosEncoding pos, int tied, int bias) {
+    GPTConfig c = tiny_config(pos, tied, bias);
     GPT m;
     gpt_build(&m, &c, B, 42);
     break_symmetry(&m);
@@ -46,7 +47,8 @@ static void check_every_tensor(PosEncoding pos, int tied) {
     gpt_forward(&m, inputs, targets, B, T);
     gpt_zero_grad(&m);
     gpt_backward(&m);
-    printf("  %s positions, %s weights\n", pos == POS_LEARNED ? "learned" : "sinusoidal", tied ? "tied" : "untied");
+    printf("  %s positions, %s weights, %s\n", pos == POS_LEARNED ? "learned" : "sinusoidal",
+           tied ? "tied" : "untied", bias ? "biases" : "no biases");
 
     int checked = 0;
     for (int t = 0; t < NUM_PARAM_TENSORS; t++) {
@@ -93,23 +95,47 @@ static void check_every_tensor(PosEncoding pos, int tied) {
         free(saved);
         checked++;
     }
-    /* 17 tensors, less wpe when sinusoidal, less lm_head when tied */
-    assert_int_equal(checked, NUM_PARAM_TENSORS - (pos == POS_SINUSOIDAL) - (tied != 0));
+    /* 17 tensors, less wpe when sinusoidal, less lm_head when tied, less the 7 biases */
+    assert_int_equal(checked, NUM_PARAM_TENSORS - (pos == POS_SINUSOIDAL) - (tied != 0) - (bias ? 0 : 7));
     gpt_free(&m);
 }
 
-static void test_gradients_learned_positions_tied(void** s) { check_every_tensor(POS_LEARNED, 1); }
-static void test_gradients_learned_positions_untied(void** s) { check_every_tensor(POS_LEARNED, 0); }
-static void test_gradients_sinusoidal_positions_tied(void** s) { check_every_tensor(POS_SINUSOIDAL, 1); }
-static void test_gradients_sinusoidal_positions_untied(void** s) { check_every_tensor(POS_SINUSOIDAL, 0); }
+static void test_gradients_learned_positions_tied(void** s) { check_every_tensor(POS_LEARNED, 1, 1); }
+static void test_gradients_learned_positions_untied(void** s) { check_every_tensor(POS_LEARNED, 0, 1); }
+static void test_gradients_sinusoidal_positions_tied(void** s) { check_every_tensor(POS_SINUSOIDAL, 1, 1); }
+static void test_gradients_sinusoidal_positions_untied(void** s) { check_every_tensor(POS_SINUSOIDAL, 0, 1); }
+static void test_gradients_without_biases(void** s) { check_every_tensor(POS_LEARNED, 1, 0); }
+
+static void test_no_bias_removes_exactly_the_biases(void** state) {
+    GPTConfig cb = tiny_config(POS_LEARNED, 1, 1), cn = tiny_config(POS_LEARNED, 1, 0);
+    GPT mb, mn;
+    gpt_build(&mb, &cb, B, 1);
+    gpt_build(&mn, &cn, B, 1);
+    const char* biases[] = {"ln1b", "qkvb", "attprojb", "ln2b", "fcb", "fcprojb", "lnfb"};
+    size_t removed = 0;
+    for (int t = 0; t < NUM_PARAM_TENSORS; t++) {
+        int is_bias = 0;
+        for (int k = 0; k < 7; k++) is_bias |= strcmp(mb.tensors[t].name, biases[k]) == 0;
+        if (is_bias) { assert_int_equal(mn.tensors[t].size, 0); removed += mb.tensors[t].size; }
+        else assert_int_equal(mn.tensors[t].size, mb.tensors[t].size);
+    }
+    /* per layer: 2 LN biases (C), qkv (3C), attention proj (C), fc (4C), fc proj (C); plus LNf (C) */
+    size_t C = cb.n_embd;
+    assert_int_equal(removed, cb.n_layer * 11 * C + C);
+    assert_int_equal(mb.num_params - mn.num_params, removed);
+    assert_null(mn.params.qkvb);
+    assert_null(mn.grads.lnfb);
+    gpt_free(&mb);
+    gpt_free(&mn);
+}
 
 static void test_tied_output_layer_is_E_itself(void** state) {
-    GPTConfig c = tiny_config(POS_LEARNED, 1);
+    GPTConfig c = tiny_config(POS_LEARNED, 1, 1);
     GPT m;
     gpt_build(&m, &c, B, 1);
     assert_ptr_equal(m.params.lm_head, m.params.wte);
     assert_ptr_equal(m.grads.lm_head, m.grads.wte);
-    GPTConfig cu = tiny_config(POS_LEARNED, 0);
+    GPTConfig cu = tiny_config(POS_LEARNED, 0, 1);
     GPT mu;
     gpt_build(&mu, &cu, B, 1);
     assert_true(mu.params.lm_head != mu.params.wte);
@@ -120,7 +146,7 @@ static void test_tied_output_layer_is_E_itself(void** state) {
 }
 
 static void test_sinusoidal_positions_have_no_parameters(void** state) {
-    GPTConfig cl = tiny_config(POS_LEARNED, 1), cs = tiny_config(POS_SINUSOIDAL, 1);
+    GPTConfig cl = tiny_config(POS_LEARNED, 1, 1), cs = tiny_config(POS_SINUSOIDAL, 1, 1);
     GPT ml, ms;
     gpt_build(&ml, &cl, B, 1);
     gpt_build(&ms, &cs, B, 1);
@@ -132,7 +158,7 @@ static void test_sinusoidal_positions_have_no_parameters(void** state) {
 
 static void test_init_follows_gpt2(void** state) {
     GPTConfig c = {.vocab_size = 65, .block_size = 64, .n_layer = 4, .n_head = 4, .n_embd = 128,
-                   .pos_encoding = POS_LEARNED, .embed_scale = 1.0f, .tie_weights = 1};
+                   .pos_encoding = POS_LEARNED, .embed_scale = 1.0f, .tie_weights = 1, .bias = 1};
     GPT m;
     gpt_build(&m, &c, 1, 1337);
     for (int t = 0; t < NUM_PARAM_TENSORS; t++) {
@@ -161,7 +187,7 @@ static void test_init_follows_gpt2(void** state) {
 
 static void test_forward_accepts_shorter_sequences(void** state) {
     /* the logits at position t depend only on tokens <= t, whatever T is */
-    GPTConfig c = tiny_config(POS_LEARNED, 1);
+    GPTConfig c = tiny_config(POS_LEARNED, 1, 1);
     GPT m;
     gpt_build(&m, &c, B, 3);
     int inputs[B * T], targets[B * T];
@@ -180,6 +206,8 @@ int main(void) {
         cmocka_unit_test(test_gradients_learned_positions_untied),
         cmocka_unit_test(test_gradients_sinusoidal_positions_tied),
         cmocka_unit_test(test_gradients_sinusoidal_positions_untied),
+        cmocka_unit_test(test_gradients_without_biases),
+        cmocka_unit_test(test_no_bias_removes_exactly_the_biases),
         cmocka_unit_test(test_tied_output_layer_is_E_itself),
         cmocka_unit_test(test_sinusoidal_positions_have_no_parameters),
         cmocka_unit_test(test_init_follows_gpt2),

@@ -1,6 +1,7 @@
 #!/usr/bin/env bash
 # tests/test_parity.sh: PyTorch parity of the C model, for the four variants
-# pos_encoding learned/sinusoidal x tie_weights 1/0.
+# pos_encoding learned/sinusoidal x tie_weights 1/0 (with biases), and nanoGPT's
+# default model without biases (learned, tied, bias 0).
 #
 # For each variant tests/parity_dump writes the weights, batches, logits, loss,
 # gradients and 10 training steps; scripts/pytorch_reference.py recomputes them
@@ -30,35 +31,34 @@ tmp=$(mktemp -d "${TMPDIR:-/tmp}/parity.XXXXXX") || exit 1
 trap 'rm -rf "$tmp"' EXIT
 
 failed=0
-for pos in learned sinusoidal; do
-    for tied in 1 0; do
-        variant="pos=$pos,tied=$tied"
-        bin="$tmp/$pos-$tied.bin"
-        log="$tmp/$pos-$tied.log"
-        "$DUMP" "$bin" --pos="$pos" --tied="$tied" >"$log" 2>&1
+for variant in pos=learned,tied=1,bias=1 pos=learned,tied=0,bias=1 pos=sinusoidal,tied=1,bias=1 \
+               pos=sinusoidal,tied=0,bias=1 pos=learned,tied=1,bias=0; do
+    IFS=, read -r pos tied bias <<<"$variant"
+    bin="$tmp/$variant.bin"
+    log="$tmp/$variant.log"
+    "$DUMP" "$bin" --"$pos" --"$tied" --"$bias" >"$log" 2>&1
+    rc=$?
+    if [ $rc -ne 0 ]; then
+        echo "$DUMP exited with status $rc" >>"$log"
+    else
+        "$PY" "$REF" "$bin" >>"$log" 2>&1
         rc=$?
-        if [ $rc -ne 0 ]; then
-            echo "$DUMP exited with status $rc" >>"$log"
-        else
-            "$PY" "$REF" "$bin" >>"$log" 2>&1
-            rc=$?
+    fi
+    if [ $rc -eq 0 ]; then
+        if [ "${VERBOSE:-0}" = 1 ]; then sed 's/^/  /' "$log"; else grep -E '^(summary|info)' "$log" | sed 's/^/  /'; fi
+        echo "PASS parity $variant"
+    else
+        # the whole log when VERBOSE; else the failing checks, or the end of the
+        # log when nothing printed FAIL (a crash: its message or traceback is there).
+        # Indented, so that only the verdict line per variant starts with FAIL
+        # (tests/run_all.sh counts those).
+        if [ "${VERBOSE:-0}" = 1 ]; then
+            sed 's/^/  /' "$log"
+        elif ! grep -E '^FAIL' "$log" | sed 's/^/  /' | grep .; then
+            tail -n 15 "$log" | sed 's/^/  /'
         fi
-        if [ $rc -eq 0 ]; then
-            if [ "${VERBOSE:-0}" = 1 ]; then sed 's/^/  /' "$log"; else grep -E '^(summary|info)' "$log" | sed 's/^/  /'; fi
-            echo "PASS parity $variant"
-        else
-            # the whole log when VERBOSE; else the failing checks, or the end of the
-            # log when nothing printed FAIL (a crash: its message or traceback is there).
-            # Indented, so that only the verdict line per variant starts with FAIL
-            # (tests/run_all.sh counts those).
-            if [ "${VERBOSE:-0}" = 1 ]; then
-                sed 's/^/  /' "$log"
-            elif ! grep -E '^FAIL' "$log" | sed 's/^/  /' | grep .; then
-                tail -n 15 "$log" | sed 's/^/  /'
-            fi
-            echo "FAIL parity $variant"
-            failed=1
-        fi
-    done
+        echo "FAIL parity $variant"
+        failed=1
+    fi
 done
 exit $failed

@@ -109,7 +109,7 @@ static float* train_steps(int threads, float losses[20], size_t* num_params) {
     omp_set_num_threads(threads);
     /* sizes chosen so no parallel loop divides evenly among 2 or 3 threads */
     GPTConfig c = {.vocab_size = 37, .block_size = 19, .n_layer = 2, .n_head = 3, .n_embd = 48,
-                   .pos_encoding = POS_LEARNED, .embed_scale = 1.0f, .tie_weights = 1};
+                   .pos_encoding = POS_LEARNED, .embed_scale = 1.0f, .tie_weights = 1, .bias = 1};
     enum { B = 5, T = 19, STEPS = 20 };
     GPT m;
     gpt_build(&m, &c, B, 1337);
