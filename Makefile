@@ -4,6 +4,8 @@
 #   make data       put Tiny Shakespeare at data/tinyshakespeare.txt
 #   make run        build, fetch the data, train configs/shakespeare_char.conf
 #   make deps       install the Debian packages (as root)
+#   make SPM=0      build without libsentencepiece (tokenizer = sentencepiece then
+#                   reports that); by default SPM=1 when pkg-config finds it
 
 CC ?= gcc
 # -O3 -march=native: vectorise the kernels for this CPU (AVX-512 where present).
@@ -21,19 +23,42 @@ endif
 LDLIBS = -lm
 PYTHON ?= /usr/bin/python3
 
+# The SentencePiece backend: one C++17 file (the library's headers need it),
+# linked with the library and its trainer; without it, a C stub.
+SPM ?= $(shell pkg-config --exists sentencepiece 2>/dev/null && echo 1 || echo 0)
+CXX ?= g++
+CXXFLAGS ?= $(OPTFLAGS)
+CXXFLAGS += -std=c++17 -Wall -Wextra -Wno-unused-parameter -I.
+ifeq ($(WERROR),1)
+CXXFLAGS += -Werror
+endif
+ifeq ($(SPM),1)
+SPM_OBJ = tokenizer/sentencepiece_shim.o
+LDLIBS += $(shell pkg-config --libs sentencepiece) -lstdc++
+else
+SPM_OBJ = tokenizer/sentencepiece_none.o
+endif
+
 KERNELS = matmul.o encoder.o layernorm.o attention.o gelu.o crossentropy.o
-CORE = model.o optim.o config.o dataloader.o utils.o tokenizer/char_tokenizer.o $(KERNELS)
+TOKENIZER = tokenizer/tokenizer.o tokenizer/char_tokenizer.o $(SPM_OBJ)
+CORE = model.o optim.o config.o dataloader.o utils.o $(TOKENIZER) $(KERNELS)
 HEADERS = $(wildcard *.h tokenizer/*.h)
-TESTS = tests/test_kernels tests/test_model tests/test_config tests/test_training
+TESTS = tests/test_kernels tests/test_model tests/test_config tests/test_training tests/test_tokenizer
 
 .PHONY: all test run data deps clean
-all: train
+all: train prepare
 
 train: train.o $(CORE)
 	$(CC) $(CFLAGS) -o $@ $^ $(LDLIBS)
 
+prepare: prepare.o $(CORE)
+	$(CC) $(CFLAGS) -o $@ $^ $(LDLIBS)
+
 %.o: %.c $(HEADERS)
 	$(CC) $(CFLAGS) -c -o $@ $<
+
+tokenizer/sentencepiece_shim.o: tokenizer/sentencepiece_shim.cc $(HEADERS)
+	$(CXX) $(CXXFLAGS) $(shell pkg-config --cflags sentencepiece) -c -o $@ $<
 
 tests/%: tests/%.c tests/test_util.h $(CORE)
 	$(CC) $(CFLAGS) -o $@ $< $(CORE) $(LDLIBS) -lcmocka
@@ -41,7 +66,7 @@ tests/%: tests/%.c tests/test_util.h $(CORE)
 tests/parity_dump: tests/parity_dump.c $(CORE)
 	$(CC) $(CFLAGS) -o $@ $< $(CORE) $(LDLIBS)
 
-test: train $(TESTS) tests/parity_dump
+test: train prepare $(TESTS) tests/parity_dump
 	PYTHON=$(PYTHON) tests/run_all.sh
 
 run: train data/tinyshakespeare.txt
@@ -55,4 +80,4 @@ deps:
 	scripts/install_deps.sh
 
 clean:
-	rm -f train *.o tokenizer/*.o $(TESTS) tests/parity_dump
+	rm -f train prepare *.o tokenizer/*.o $(TESTS) tests/parity_dump

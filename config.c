@@ -40,7 +40,10 @@ static const KeyInfo KEYS[] = {
     {"embed_scale",    KEY_SCALE,  OFF(embed_scale),    "auto",           0, 1e6, 1, 0, NULL, "x = embed_scale*E[i] + PE; auto = sqrt(n_embd) if sinusoidal, else 1"},
     {"tie_weights",    KEY_BOOL,   OFF(tie_weights),    "true",           0, 0, 0, 0, NULL, "output logits z = h E^T share E with the input"},
     {"bias",           KEY_BOOL,   OFF(bias),           "true",           0, 0, 0, 0, NULL, "biases in Linears and LayerNorms (GPT-2); nanoGPT's default is false"},
-    {"tokenizer",      KEY_ENUM,   OFF(tokenizer),      "char",           0, 0, 0, 0, "char", "char: one id per distinct byte of the text"},
+    {"tokenizer",      KEY_ENUM,   OFF(tokenizer),      "char",           0, 0, 0, 0, "char|byte|sentencepiece", "char: one id per distinct byte of the text; byte: 256 ids; sentencepiece: trained BPE/unigram"},
+    {"vocab_size",     KEY_INT,    OFF(vocab_size),     "1024",           1, 65536, 0, 0, NULL, "sentencepiece vocabulary size (char takes the text's distinct bytes, byte 256)"},
+    {"spm_model_type", KEY_ENUM,   OFF(spm_model_type), "bpe",            0, 0, 0, 0, "bpe|unigram", "sentencepiece algorithm"},
+    {"allow_lossy",    KEY_BOOL,   OFF(allow_lossy),    "false",          0, 0, 0, 0, NULL, "prepare data even if decode(encode(text)) != text (reports the bytes lost)"},
     {"batch_size",     KEY_INT,    OFF(batch_size),     "12",             1, 65536, 0, 0, NULL, "sequences per step B"},
     {"learning_rate",  KEY_FLOAT,  OFF(learning_rate),  "1e-3",           0, 10, 1, 0, NULL, "peak learning rate, after warmup"},
     {"min_lr",         KEY_FLOAT,  OFF(min_lr),         "1e-4",           0, 10, 0, 0, NULL, "learning rate at and after lr_decay_iters"},
@@ -248,6 +251,15 @@ int config_apply_override(TrainConfig* cfg, const char* arg, char* err, size_t e
     char where[160];
     snprintf(where, sizeof where, "override --%s", key);
     return set_value(cfg, k, eq + 1, where, err, errlen);
+}
+
+int config_from_args(TrainConfig* cfg, int argc, char** argv, char* err, size_t errlen) {
+    config_defaults(cfg);
+    if (argc < 2) return fail(err, errlen, "no config file given");
+    if (config_load_file(cfg, argv[1], err, errlen) != 0) return -1;
+    for (int i = 2; i < argc; i++)
+        if (config_apply_override(cfg, argv[i], err, errlen) != 0) return -1;
+    return config_validate(cfg, err, errlen);
 }
 
 int config_validate(TrainConfig* cfg, char* err, size_t errlen) {

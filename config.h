@@ -31,6 +31,9 @@ typedef struct {
     int tie_weights;
     int bias;                       /* biases in Linears and LayerNorms */
     int tokenizer;                  /* TokenizerKind */
+    int vocab_size;                 /* sentencepiece only */
+    int spm_model_type;             /* SpmModelType */
+    int allow_lossy;                /* accept text the tokenizer cannot round-trip */
     /* optimisation */
     int batch_size;
     double learning_rate, min_lr;
@@ -49,6 +52,9 @@ void config_defaults(TrainConfig* cfg);
 int config_load_file(TrainConfig* cfg, const char* path, char* err, size_t errlen);
 /* Apply one command-line override, "--key=value". */
 int config_apply_override(TrainConfig* cfg, const char* arg, char* err, size_t errlen);
+/* A program's command line, CONFIG [--key=value ...]: defaults, then the file,
+ * then the overrides in order, then config_validate. */
+int config_from_args(TrainConfig* cfg, int argc, char** argv, char* err, size_t errlen);
 /* Check relations between keys (n_embd % n_head, ...) and resolve embed_scale = auto. */
 int config_validate(TrainConfig* cfg, char* err, size_t errlen);
 /* Every key as a `key = value` line, fully resolved: reading it back repeats the run. */

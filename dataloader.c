@@ -2,6 +2,7 @@
 #include "dataloader.h"
 
 #include <errno.h>
+#include <math.h>
 #include <stdlib.h>
 #include <string.h>
 #include <sys/stat.h>
@@ -9,8 +10,6 @@
 #include "tokenizer/tokenizer.h"
 
 #define TRAIN_FRACTION 0.9  /* nanoGPT's split: first 90% train, last 10% val */
-
-static const char* TOKENIZER_NAMES[] = {"char"};
 
 static const char* base_name(const char* path) {
     const char* s = strrchr(path, '/');
@@ -70,13 +69,14 @@ uint16_t* tokens_read(const char* path, int vocab_size, size_t* n) {
 }
 
 /* The cache is valid if all three files exist and the token files' headers agree
- * with the tokenizer (the file names already carry the text's hash). */
+ * with the tokenizer (the file names already carry the hashes of text and settings). */
 static int cache_valid(PreparedData* d) {
     if (!file_exists(d->train_path) || !file_exists(d->val_path) || !file_exists(d->tokenizer_path)) return 0;
     char err[512];
     Tokenizer* t = tokenizer_load(d->tokenizer_path, err, sizeof err);
     if (!t) return 0;
     d->vocab_size = tokenizer_vocab_size(t);
+    d->tokenizer_name = tokenizer_describe(t);  /* a string literal: outlives t */
     tokenizer_free(t);
     /* headers only: the ids are checked once, when dataloader_open reads them */
     d->n_train = tokens_count(d->train_path, d->vocab_size);
@@ -84,46 +84,102 @@ static int cache_valid(PreparedData* d) {
     return 1;
 }
 
+/* 90% of the bytes, moved back to the start of a UTF-8 character. */
+static size_t split_point(const unsigned char* text, size_t len) {
+    size_t cut = (size_t)(len * TRAIN_FRACTION);
+    while (cut > 0 && (text[cut] & 0xC0) == 0x80) cut--;
+    return cut;
+}
+
+/* The part of the cache file names that names the tokenizer and its settings. */
+static void tokenizer_tag(const TrainConfig* cfg, char* out, size_t cap) {
+    if (cfg->tokenizer == TOKENIZER_SENTENCEPIECE)
+        xsnprintf(out, cap, "spm-%s-%d", cfg->spm_model_type == SPM_UNIGRAM ? "unigram" : "bpe", cfg->vocab_size);
+    else
+        xsnprintf(out, cap, "%s", cfg->tokenizer == TOKENIZER_BYTE ? "byte" : "char");
+}
+
+static long encode_or_die(const Tokenizer* tok, const TrainConfig* cfg, const unsigned char* text, size_t len,
+                          uint16_t* ids) {
+    char err[512];
+    long n = tokenizer_encode(tok, text, len, ids, len, err, sizeof err);
+    if (n < 0) die(EXIT_BAD_INPUT, "%s: %s", cfg->input, err);
+    return n;
+}
+
 void data_prepare(const TrainConfig* cfg, PreparedData* d) {
     memset(d, 0, sizeof(*d));
+    double t0 = now_seconds();
     size_t len;
     unsigned char* text = read_file(cfg->input, &len);
     if (len == 0) die(EXIT_BAD_INPUT, "input %s is empty", cfg->input);
     d->text_bytes = len;
-    char stem[CONFIG_STR_MAX + 64];
+    d->train_bytes = split_point(text, len);
+    d->val_bytes = len - d->train_bytes;
+    if (d->train_bytes == 0 || d->val_bytes == 0)
+        die(EXIT_BAD_INPUT, "input %s: %zu bytes are too few to split into train and val", cfg->input, len);
+    char tag[64], stem[CONFIG_STR_MAX + 64];
+    tokenizer_tag(cfg, tag, sizeof tag);
     xsnprintf(stem, sizeof stem, "%s/%s.%016llx.%s", cfg->data_dir, base_name(cfg->input),
-             (unsigned long long)fnv1a64(text, len), TOKENIZER_NAMES[cfg->tokenizer]);
+              (unsigned long long)fnv1a64(text, len), tag);
     xsnprintf(d->train_path, sizeof d->train_path, "%s.train.bin", stem);
     xsnprintf(d->val_path, sizeof d->val_path, "%s.val.bin", stem);
     xsnprintf(d->tokenizer_path, sizeof d->tokenizer_path, "%s.tokenizer", stem);
     if (cache_valid(d)) {
         d->reused = 1;
+        d->seconds = now_seconds() - t0;
         free(text);
         return;
     }
 
-    char err[512];
-    Tokenizer* tok = tokenizer_train((TokenizerKind)cfg->tokenizer, text, len, err, sizeof err);
+    /* char: the vocabulary of the whole text, as nanoGPT; sentencepiece learns
+     * from the train part only, so val stays unseen (byte fallback covers it) */
+    char err[1024];
+    TokenizerSpec spec = {.kind = (TokenizerKind)cfg->tokenizer, .vocab_size = cfg->vocab_size,
+                          .spm_model_type = (SpmModelType)cfg->spm_model_type};
+    size_t tok_text = spec.kind == TOKENIZER_SENTENCEPIECE ? d->train_bytes : len;
+    Tokenizer* tok = tokenizer_train(&spec, text, tok_text, err, sizeof err);
     if (!tok) die(EXIT_BAD_INPUT, "%s: %s", cfg->input, err);
     d->vocab_size = tokenizer_vocab_size(tok);
-    uint16_t* ids = xmalloc(len * sizeof(uint16_t), "token ids");
-    long n = tokenizer_encode(tok, text, len, ids, len, err, sizeof err);
-    if (n < 0) die(EXIT_BAD_INPUT, "%s: %s", cfg->input, err);
-    d->n_train = (size_t)(n * TRAIN_FRACTION);
-    d->n_val = (size_t)n - d->n_train;
+    d->tokenizer_name = tokenizer_describe(tok);
+
+    uint16_t* ids = xmalloc(len * sizeof(uint16_t), "token ids");  /* never more ids than bytes */
+    d->n_train = (size_t)encode_or_die(tok, cfg, text, d->train_bytes, ids);
+    d->n_val = (size_t)encode_or_die(tok, cfg, text + d->train_bytes, d->val_bytes, ids + d->n_train);
+
+    /* lossless, or the user said otherwise: checked before anything is written */
+    size_t first_bad;
+    int rc = tokenizer_check_roundtrip(tok, text, len, ids, d->n_train + d->n_val, &first_bad, &d->lossy_bytes, err,
+                                       sizeof err);
+    if (rc < 0) die(EXIT_BAD_INPUT, "%s: %s", cfg->input, err);
+    if (rc > 0 && !cfg->allow_lossy)
+        die(EXIT_BAD_INPUT, "%s: the %s tokenizer cannot reproduce this text: %s; %zu bytes in all would not "
+            "round-trip. Remove those characters, or set allow_lossy = true to train on the text as encoded",
+            cfg->input, d->tokenizer_name, err, d->lossy_bytes);
 
     make_dirs(cfg->data_dir);
-    size_t tok_len;
-    unsigned char* tok_bytes = tokenizer_serialize(tok, &tok_len);
-    if (!tok_bytes) die(EXIT_IO_FAILURE, "out of memory serialising the tokenizer");
     /* tokenizer first: a cache is only trusted when all three files exist */
-    write_file_atomic(d->tokenizer_path, tok_bytes, tok_len);
+    if (tokenizer_save(tok, d->tokenizer_path, err, sizeof err) != 0) die(EXIT_IO_FAILURE, "%s", err);
     tokens_write(d->train_path, ids, d->n_train, d->vocab_size);
     tokens_write(d->val_path, ids + d->n_train, d->n_val, d->vocab_size);
-    free(tok_bytes);
     free(ids);
     tokenizer_free(tok);
     free(text);
+    d->seconds = now_seconds() - t0;
+}
+
+void data_print_summary(const TrainConfig* cfg, const PreparedData* d, FILE* f) {
+    fprintf(f, "data: %s, %zu bytes -> %s tokenizer, vocab_size %d: %zu train + %zu val tokens, "
+            "%.4f tokens/byte (%s, %.2f s)\n", cfg->input, d->text_bytes, d->tokenizer_name, d->vocab_size,
+            d->n_train, d->n_val, (double)(d->n_train + d->n_val) / d->text_bytes,
+            d->reused ? "cached" : "prepared", d->seconds);
+    if (d->lossy_bytes)
+        fprintf(f, "warning: allow_lossy: %zu bytes of %s do not survive encode + decode\n", d->lossy_bytes,
+                cfg->input);
+}
+
+double data_bits_per_byte(const PreparedData* d, double nats_per_token) {
+    return nats_per_token / log(2.0) * (double)d->n_val / (double)d->val_bytes;
 }
 
 void dataloader_open(DataLoader* dl, const char* path, const char* source, int vocab_size, int block_size) {

@@ -20,16 +20,28 @@ typedef struct {
     char train_path[CONFIG_STR_MAX + 64];
     char val_path[CONFIG_STR_MAX + 64];
     char tokenizer_path[CONFIG_STR_MAX + 64];
+    const char* tokenizer_name;        /* "char", "byte", "sentencepiece bpe", ... */
     int vocab_size;
-    size_t text_bytes, n_train, n_val;
+    size_t text_bytes, train_bytes, val_bytes;  /* the text and its two parts */
+    size_t n_train, n_val;                      /* tokens */
+    size_t lossy_bytes;                /* bytes that do not survive encode + decode (allow_lossy) */
     int reused;                        /* 1: the cached files were up to date */
+    double seconds;                    /* spent preparing (or checking the cache) */
 } PreparedData;
 
-/* Make sure the token files for cfg->input and cfg->tokenizer exist in
- * cfg->data_dir, keyed by a hash of the text's content, and return their
- * paths. The first 90% of the tokens train, the last 10% validate.
- * Bad input (missing or empty text, ...) exits with EXIT_BAD_INPUT and a message. */
+/* Make sure the tokenizer and token files for cfg->input and the tokenizer
+ * settings exist in cfg->data_dir, in files named by a hash of the text's content
+ * and the settings, and return their paths. The text is split at 90% of its
+ * bytes (at a character boundary): the first part trains (and trains the
+ * SentencePiece model), the rest validates; each part is encoded on its own.
+ * Before anything is written, decode(encode(text)) must give the text back,
+ * unless cfg->allow_lossy. Bad input (missing or empty text, a vocab_size the
+ * text cannot support, ...) exits with EXIT_BAD_INPUT and a message. */
 void data_prepare(const TrainConfig* cfg, PreparedData* out);
+/* One line: vocab size, token counts, tokens per byte, time. */
+void data_print_summary(const TrainConfig* cfg, const PreparedData* d, FILE* f);
+/* Bits per byte of the validation text for a loss in nats per validation token. */
+double data_bits_per_byte(const PreparedData* d, double nats_per_token);
 
 /* Write ids as a token file, atomically. */
 void tokens_write(const char* path, const uint16_t* ids, size_t n, int vocab_size);

@@ -25,16 +25,6 @@ static void usage(FILE* f) {
     config_print_help(f);
 }
 
-/* ---- configuration: file, overrides, checks; nothing is written before this passes ---- */
-static void load_config(TrainConfig* cfg, int argc, char** argv) {
-    char err[CONFIG_ERR_MAX];
-    config_defaults(cfg);
-    if (config_load_file(cfg, argv[1], err, sizeof err) != 0) die(EXIT_BAD_INPUT, "%s", err);
-    for (int i = 2; i < argc; i++)
-        if (config_apply_override(cfg, argv[i], err, sizeof err) != 0) die(EXIT_BAD_INPUT, "%s", err);
-    if (config_validate(cfg, err, sizeof err) != 0) die(EXIT_BAD_INPUT, "%s", err);
-}
-
 /* Mean loss over eval_iters batches of one split, always the same batches. */
 static float evaluate(GPT* model, const DataLoader* dl, const TrainConfig* cfg, int* inputs, int* targets) {
     Rng rng;
@@ -61,15 +51,14 @@ int main(int argc, char** argv) {
     }
     setvbuf(stdout, NULL, _IOLBF, 0);  /* progress lines appear at once, also through a pipe */
     TrainConfig cfg;
-    load_config(&cfg, argc, argv);
+    char err[CONFIG_ERR_MAX];
+    /* file, overrides, checks: nothing is written before this passes */
+    if (config_from_args(&cfg, argc, argv, err, sizeof err) != 0) die(EXIT_BAD_INPUT, "%s", err);
 
     /* ---- data ---- */
-    double t_prep = now_seconds();
     PreparedData data;
-    data_prepare(&cfg, &data);
-    printf("data: %s, %zu bytes -> vocab_size %d, %zu train + %zu val tokens (%s, %.2f s)\n", cfg.input,
-           data.text_bytes, data.vocab_size, data.n_train, data.n_val,
-           data.reused ? "cached" : "prepared", now_seconds() - t_prep);
+    data_prepare(&cfg, &data);  /* tokenizer and token files, made once and cached */
+    data_print_summary(&cfg, &data, stdout);
     DataLoader train_data, val_data;
     dataloader_open(&train_data, data.train_path, cfg.input, data.vocab_size, cfg.block_size);
     dataloader_open(&val_data, data.val_path, cfg.input, data.vocab_size, cfg.block_size);
@@ -105,7 +94,8 @@ int main(int argc, char** argv) {
     }
     xsnprintf(path, sizeof path, "%s/log.csv", cfg.out_dir);
     FILE* log = xfopen(path, "w");
-    fprintf(log, "step,lr,train_loss,val_loss,grad_norm,ms_per_step,tokens_per_s\n");
+    /* val_bpb: val loss in bits per byte of text, comparable across tokenizers */
+    fprintf(log, "step,lr,train_loss,val_loss,grad_norm,ms_per_step,tokens_per_s,val_bpb\n");
 
     /* ---- the loop ---- */
     Rng batch_rng;
@@ -115,15 +105,17 @@ int main(int argc, char** argv) {
     for (int step = 0; step <= cfg.max_iters; step++) {
         /* step counts updates done; evaluate before the first and after every interval */
         int do_eval = step % cfg.eval_interval == 0 || step == cfg.max_iters;
-        char val_text[32] = "";
+        char val_text[32] = "", bpb_text[32] = "";
         if (do_eval) {
             double t0 = now_seconds();
             float train_loss = evaluate(&model, &train_data, &cfg, inputs, targets);
             val_loss = evaluate(&model, &val_data, &cfg, inputs, targets);
-            printf("step %d: train loss %.4f, val loss %.4f (eval %.1f s)\n", step, train_loss, val_loss,
-                   now_seconds() - t0);
+            double val_bpb = data_bits_per_byte(&data, val_loss);
+            printf("step %d: train loss %.4f, val loss %.4f, val_bpb %.4f (eval %.1f s)\n", step, train_loss,
+                   val_loss, val_bpb, now_seconds() - t0);
             snprintf(val_text, sizeof val_text, "%.9g", val_loss);
-            if (step == 0) fprintf(log, "0,,,%s,,,\n", val_text);
+            snprintf(bpb_text, sizeof bpb_text, "%.9g", val_bpb);
+            if (step == 0) fprintf(log, "0,,,%s,,,,%s\n", val_text, bpb_text);
         }
         if (step == 0) continue;
 
@@ -142,7 +134,8 @@ int main(int argc, char** argv) {
         if (!isfinite(loss)) die(EXIT_BAD_INPUT, "loss is %f at step %d: lower learning_rate", loss, step);
 
         /* a row per step, written whole and flushed: a crash leaves only complete rows */
-        fprintf(log, "%d,%.9g,%.9g,%s,%.9g,%.3f,%.1f\n", step, lr, loss, val_text, norm, dt * 1e3, B * T / dt);
+        fprintf(log, "%d,%.9g,%.9g,%s,%.9g,%.3f,%.1f,%s\n", step, lr, loss, val_text, norm, dt * 1e3, B * T / dt,
+                bpb_text);
         if (fflush(log) != 0) die(EXIT_IO_FAILURE, "cannot write %s", path);
         if (step % cfg.log_interval == 0 || step == cfg.max_iters) {
             char eta[32];
@@ -153,8 +146,9 @@ int main(int argc, char** argv) {
     }
     xfclose_synced(log, path);
     double wall = now_seconds() - t_start;
-    printf("done: %d steps in %.1f s wall (%.1f ms/step training), final val loss %.4f\n", cfg.max_iters, wall,
-           cfg.max_iters ? train_seconds / cfg.max_iters * 1e3 : 0.0, val_loss);
+    printf("done: %d steps in %.1f s wall (%.1f ms/step training), final val loss %.4f (%.4f bits per byte)\n",
+           cfg.max_iters, wall, cfg.max_iters ? train_seconds / cfg.max_iters * 1e3 : 0.0, val_loss,
+           data_bits_per_byte(&data, val_loss));
 
     free(inputs);
     free(targets);

@@ -2,9 +2,10 @@
 # install_deps.sh: the Debian packages emergent needs, installed only if missing.
 #   gcc, make (build-essential)        the trainer (C11 + OpenMP)
 #   libcmocka-dev                      C unit tests
+#   libsentencepiece-dev, pkg-config   the sentencepiece tokenizer (make SPM=0 builds without)
 #   python3-torch, python3-numpy       the PyTorch parity test
 set -euo pipefail
-packages=(build-essential libcmocka-dev python3-torch python3-numpy)
+packages=(build-essential libcmocka-dev libsentencepiece-dev pkg-config python3-torch python3-numpy)
 missing=()
 for p in "${packages[@]}"; do
     dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q "install ok installed" || missing+=("$p")

@@ -1,12 +1,12 @@
 #!/usr/bin/env bash
 # run_all.sh: every test suite, then one closing line "N passed, N failed".
-# C suites (cmocka): kernels, model, config, training. Shell suites: the ./train
+# C suites (cmocka): kernels, model, config, training, tokenizer. Shell suites: the ./train
 # command line end to end, and parity with a PyTorch reference.
 set -u
 cd "$(dirname "$0")/.."
 passed=0; failed=0; broken=()
 
-for suite in tests/test_kernels tests/test_model tests/test_config tests/test_training; do
+for suite in tests/test_kernels tests/test_model tests/test_config tests/test_training tests/test_tokenizer; do
     echo "== $suite"
     out=$("$suite" 2>&1); rc=$?
     echo "$out"

@@ -77,6 +77,72 @@ truncate -s -10 "$train_bin"
 expect_refusal "truncated token file" "$train_bin: header says" "$tmp/small.conf"
 rm -rf "$tmp/cache"
 
+# ---- ./prepare: tokenizers, the cache, lossless or refused ----
+head -c 60000 "$corpus" > "$tmp/part.txt"
+prep() { ./prepare "$tmp/small.conf" --data_dir="$tmp/pcache" "$@" > "$tmp/prep.out" 2> "$tmp/prep.err"; }
+expect_prepared() {  # NAME WORD(prepared|cached) OVERRIDES...
+    local name=$1 word=$2; shift 2
+    if ! prep "$@"; then bad "$name" "exit $? ($(cat "$tmp/prep.err"))"
+    elif ! grep -q "($word, " "$tmp/prep.out"; then bad "$name" "expected '$word': $(head -1 "$tmp/prep.out")"
+    else ok "$name: $(head -1 "$tmp/prep.out" | sed 's/^data: //')"; fi
+}
+if ./train --help | grep -q "^tokenizer .*sentencepiece" && ./prepare --help > /dev/null; then
+    spm=(--input="$tmp/part.txt" --tokenizer=sentencepiece --vocab_size=400)
+    expect_prepared "prepare: BPE trained" prepared "${spm[@]}"
+    expect_prepared "prepare: same text and settings reuse the cache" cached "${spm[@]}"
+    expect_prepared "prepare: another vocab_size is another cache entry" prepared "${spm[@]}" --vocab_size=420
+    expect_prepared "prepare: unigram is another cache entry" prepared "${spm[@]}" --spm_model_type=unigram
+    printf 'one more line\n' >> "$tmp/part.txt"
+    expect_prepared "prepare: changed text invalidates the cache" prepared "${spm[@]}"
+    [ "$(ls "$tmp"/pcache/part.txt.*.spm-bpe-400.tokenizer | wc -l)" -eq 2 ] &&
+        ok "prepare: the cache is keyed by the text's content" || bad "prepare cache key" "$(ls "$tmp/pcache")"
+    expect_prepared "prepare: byte tokenizer" prepared --input="$tmp/part.txt" --tokenizer=byte
+
+    # refused, exit 2, nothing written
+    expect_prepare_refusal() {  # NAME FRAGMENT OVERRIDES...
+        local name=$1 fragment=$2; shift 2
+        rm -rf "$tmp/bad_cache"
+        ./prepare "$tmp/small.conf" --data_dir="$tmp/bad_cache" "$@" > /dev/null 2> "$tmp/prep.err"
+        local rc=$?
+        if [ $rc -ne 2 ]; then bad "$name" "exit $rc, expected 2 ($(cat "$tmp/prep.err"))"
+        elif ! grep -qF -- "$fragment" "$tmp/prep.err"; then bad "$name" "message '$(cat "$tmp/prep.err")' lacks '$fragment'"
+        elif [ -n "$(ls -A "$tmp/bad_cache" 2>/dev/null)" ]; then bad "$name" "files were written: $(ls "$tmp/bad_cache")"
+        else ok "$name: $(head -c 200 "$tmp/prep.err")"; fi
+    }
+    { head -c 20000 "$corpus"; printf 'A mark \xe2\x96\x81 that decodes to a space.\n'; } > "$tmp/lossy.txt"
+    expect_prepare_refusal "prepare: text the tokenizer cannot reproduce" "byte offset 20007 (line " \
+        --input="$tmp/lossy.txt" --tokenizer=sentencepiece --vocab_size=400
+    if ./prepare "$tmp/small.conf" --data_dir="$tmp/bad_cache" --input="$tmp/lossy.txt" --tokenizer=sentencepiece \
+        --vocab_size=400 --allow_lossy=true 2>&1 | grep -q "allow_lossy: 3 bytes of $tmp/lossy.txt do not survive"; then
+        ok "prepare: allow_lossy proceeds and counts the bytes lost"
+    else bad "allow_lossy" "no warning with the byte count"; fi
+    expect_prepare_refusal "prepare: vocab_size below the alphabet" "Vocabulary size is smaller than required_chars" \
+        --input="$tmp/part.txt" --tokenizer=sentencepiece --vocab_size=200
+    expect_prepare_refusal "prepare: vocab_size beyond what the text allows" "Vocabulary size too high" \
+        --input="$tmp/part.txt" --tokenizer=sentencepiece --vocab_size=30000
+    expect_prepare_refusal "prepare: missing text" "cannot open $tmp/none.txt" --input="$tmp/none.txt"
+    expect_prepare_refusal "prepare: empty text" "input $tmp/empty.txt is empty" --input="$tmp/empty.txt"
+
+    # a token file whose ids exceed the vocabulary: named when ./train reads it
+    val_bin=$(ls "$tmp"/pcache/part.txt.*.byte.val.bin)
+    printf '\xff\xff' | dd of="$val_bin" bs=1 seek=1030 conv=notrunc status=none
+    rm -rf "$tmp/out"
+    ./train "$tmp/small.conf" --data_dir="$tmp/pcache" --input="$tmp/part.txt" --tokenizer=byte > /dev/null 2> "$tmp/stderr"
+    rc=$?
+    if [ $rc -eq 2 ] && grep -qF "$val_bin: token 3 has id 65535, outside the vocabulary [0, 256)" "$tmp/stderr"; then
+        ok "token id out of range: $(cat "$tmp/stderr")"
+    else bad "token id out of range" "exit $rc: $(cat "$tmp/stderr")"; fi
+else
+    bad "prepare" "./prepare or the tokenizer keys are missing"
+fi
+
+# val_bpb: bits per byte of val text; for char tokens (one per byte) exactly val_loss / ln 2
+./train "$tmp/small.conf" --out_dir="$tmp/bpb" --max_iters=10 > /dev/null 2>&1
+if head -1 "$tmp/bpb/log.csv" | grep -q ',val_bpb$' && awk -F, 'NR > 1 && $4 != "" {
+        n++; if (($8 - $4 / log(2)) ^ 2 > 1e-12) bad = 1 } END { exit !(n == 2 && !bad) }' "$tmp/bpb/log.csv"; then
+    ok "log.csv val_bpb = val_loss / ln 2 for the char tokenizer"
+else bad "val_bpb" "$(head -3 "$tmp/bpb/log.csv")"; fi
+
 # --help prints the key table
 if ./train --help | grep -q "^n_embd .*int"; then ok "--help lists the keys"; else bad "--help" "no key table"; fi
 

@@ -1,23 +1,12 @@
-/* char_tokenizer.c: the char backend of tokenizer.h. The vocabulary is the
- * sorted set of distinct bytes of the training text; id i is the i-th byte. */
-#include "tokenizer.h"
-
-#include <errno.h>
+/* char_tokenizer.c: the char and byte backends, one table of byte values each.
+ * char: the sorted distinct bytes of the training text (id i is the i-th);
+ * byte: all 256 values, id = byte. Both are lossless on any text they cover. */
 #include <stdarg.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 
-#define TOKENIZER_MAGIC 0x4b4f5445u  /* "ETOK" little-endian */
-#define TOKENIZER_VERSION 1u
-enum { HEADER_WORDS = 4 };           /* magic, version, kind, vocab_size */
-
-struct Tokenizer {
-    TokenizerKind kind;
-    int vocab_size;
-    unsigned char id_to_byte[256];
-    int byte_to_id[256];             /* -1: byte not in the vocabulary */
-};
+#include "tokenizer/backends.h"
 
 static void set_err(char* err, size_t errlen, const char* fmt, ...) {
     va_list ap;
@@ -26,83 +15,52 @@ static void set_err(char* err, size_t errlen, const char* fmt, ...) {
     va_end(ap);
 }
 
-static Tokenizer* from_bytes(const unsigned char* bytes, int n) {
-    Tokenizer* t = calloc(1, sizeof(Tokenizer));
-    if (!t) return NULL;
-    t->kind = TOKENIZER_CHAR;
+static void table_set(ByteTable* t, const unsigned char* bytes, int n) {
     t->vocab_size = n;
     for (int b = 0; b < 256; b++) t->byte_to_id[b] = -1;
     for (int i = 0; i < n; i++) {
         t->id_to_byte[i] = bytes[i];
         t->byte_to_id[bytes[i]] = i;
     }
-    return t;
 }
 
-Tokenizer* tokenizer_train(TokenizerKind kind, const unsigned char* text, size_t len, char* err, size_t errlen) {
-    if (kind != TOKENIZER_CHAR) { set_err(err, errlen, "unknown tokenizer kind %d", (int)kind); return NULL; }
-    if (len == 0) { set_err(err, errlen, "cannot build a vocabulary from empty text"); return NULL; }
+void bytetable_from_text(ByteTable* t, const unsigned char* text, size_t len) {
     int seen[256] = {0};
     for (size_t i = 0; i < len; i++) seen[text[i]] = 1;
     unsigned char bytes[256];
     int n = 0;
     for (int b = 0; b < 256; b++)
         if (seen[b]) bytes[n++] = (unsigned char)b;
-    Tokenizer* t = from_bytes(bytes, n);
-    if (!t) set_err(err, errlen, "out of memory");
-    return t;
+    table_set(t, bytes, n);
 }
 
-unsigned char* tokenizer_serialize(const Tokenizer* t, size_t* len) {
-    *len = HEADER_WORDS * sizeof(uint32_t) + (size_t)t->vocab_size;
-    unsigned char* buf = malloc(*len);
-    if (!buf) return NULL;
-    uint32_t header[HEADER_WORDS] = {TOKENIZER_MAGIC, TOKENIZER_VERSION, (uint32_t)t->kind, (uint32_t)t->vocab_size};
-    memcpy(buf, header, sizeof header);
-    memcpy(buf + sizeof header, t->id_to_byte, (size_t)t->vocab_size);
-    return buf;
+void bytetable_all(ByteTable* t) {
+    unsigned char bytes[256];
+    for (int b = 0; b < 256; b++) bytes[b] = (unsigned char)b;
+    table_set(t, bytes, 256);
 }
 
-Tokenizer* tokenizer_load(const char* path, char* err, size_t errlen) {
-    FILE* f = fopen(path, "rb");
-    if (!f) { set_err(err, errlen, "cannot open tokenizer %s: %s", path, strerror(errno)); return NULL; }
-    uint32_t header[HEADER_WORDS];
-    unsigned char bytes[257];
-    Tokenizer* t = NULL;
-    size_t n;
-    if (fread(header, sizeof(uint32_t), HEADER_WORDS, f) != HEADER_WORDS)
-        set_err(err, errlen, "%s: too short for a tokenizer header", path);
-    else if (header[0] != TOKENIZER_MAGIC)
-        set_err(err, errlen, "%s: not a tokenizer file (bad magic 0x%08x)", path, header[0]);
-    else if (header[1] != TOKENIZER_VERSION)
-        set_err(err, errlen, "%s: tokenizer version %u, this build reads %u", path, header[1], TOKENIZER_VERSION);
-    else if (header[2] != TOKENIZER_CHAR)
-        set_err(err, errlen, "%s: tokenizer kind %u is not supported", path, header[2]);
-    else if (header[3] < 1 || header[3] > 256)
-        set_err(err, errlen, "%s: char vocabulary size %u outside [1, 256]", path, header[3]);
-    else if ((n = fread(bytes, 1, sizeof bytes, f)) != header[3])
-        set_err(err, errlen, "%s: expected %u vocabulary bytes, found %zu", path, header[3], n);
-    else {
-        for (size_t i = 1; i < n; i++)
-            if (bytes[i] <= bytes[i - 1]) {
-                set_err(err, errlen, "%s: vocabulary bytes are not sorted and distinct at entry %zu", path, i);
-                fclose(f);
-                return NULL;
-            }
-        t = from_bytes(bytes, (int)n);
-        if (!t) set_err(err, errlen, "out of memory");
+int bytetable_from_bytes(ByteTable* t, const unsigned char* bytes, size_t n, const char* name, char* err,
+                         size_t errlen) {
+    if (n < 1 || n > 256) {
+        set_err(err, errlen, "%s: char vocabulary of %zu bytes, outside [1, 256]", name, n);
+        return -1;
     }
-    fclose(f);
-    return t;
+    for (size_t i = 1; i < n; i++)
+        if (bytes[i] <= bytes[i - 1]) {
+            set_err(err, errlen, "%s: vocabulary bytes are not sorted and distinct at entry %zu", name, i);
+            return -1;
+        }
+    table_set(t, bytes, (int)n);
+    return 0;
 }
 
-void tokenizer_free(Tokenizer* t) { free(t); }
-
-int tokenizer_vocab_size(const Tokenizer* t) { return t->vocab_size; }
-
-long tokenizer_encode(const Tokenizer* t, const unsigned char* text, size_t len, uint16_t* ids, size_t cap,
+long bytetable_encode(const ByteTable* t, const unsigned char* text, size_t len, uint16_t* ids, size_t cap,
                       char* err, size_t errlen) {
-    if (len > cap) { set_err(err, errlen, "output holds %zu ids, the text needs %zu", cap, len); return -1; }
+    if (len > cap) {
+        set_err(err, errlen, "output holds %zu ids, the text needs %zu", cap, len);
+        return -1;
+    }
     for (size_t i = 0; i < len; i++) {
         int id = t->byte_to_id[text[i]];
         if (id < 0) {
@@ -114,12 +72,22 @@ long tokenizer_encode(const Tokenizer* t, const unsigned char* text, size_t len,
     return (long)len;
 }
 
-long tokenizer_decode(const Tokenizer* t, const uint16_t* ids, size_t n, char* out, size_t cap) {
-    if (n + 1 > cap) return -1;
+char* bytetable_decode(const ByteTable* t, const uint16_t* ids, size_t n, size_t* out_len, char* err,
+                       size_t errlen) {
+    char* out = malloc(n + 1);
+    if (!out) {
+        set_err(err, errlen, "out of memory decoding %zu ids", n);
+        return NULL;
+    }
     for (size_t i = 0; i < n; i++) {
-        if (ids[i] >= t->vocab_size) return -1;
+        if (ids[i] >= t->vocab_size) {
+            set_err(err, errlen, "id %d at position %zu is outside the vocabulary [0, %d)", ids[i], i, t->vocab_size);
+            free(out);
+            return NULL;
+        }
         out[i] = (char)t->id_to_byte[ids[i]];
     }
     out[n] = 0;
-    return (long)n;
+    *out_len = n;
+    return out;
 }

@@ -1,10 +1,16 @@
 /* tokenizer.h: text <-> token ids, one C API for every backend.
  *
- * The library never prints and never exits: functions that can fail return
- * NULL or -1 and write a message into err. The caller owns a Tokenizer and
- * frees it with tokenizer_free.
- * Backends: char (the sorted distinct bytes of the training text, as
- * nanoGPT's shakespeare_char). byte and SentencePiece come with issue 3.
+ * Backends (TokenizerKind):
+ *   char           the sorted distinct bytes of the text, one id each (nanoGPT's
+ *                  shakespeare_char); trained from the text, lossless on it.
+ *   byte           the 256 byte values, id = byte; needs no training, lossless.
+ *   sentencepiece  BPE or unigram trained in-process by libsentencepiece
+ *                  (tokenizer/sentencepiece_shim.cc, the project's only C++), with
+ *                  byte fallback so every byte of any text has an encoding.
+ *
+ * The library never prints and never exits: a function that can fail returns
+ * NULL or -1 and writes a message into err (errlen bytes). The caller owns a
+ * Tokenizer and frees it with tokenizer_free. Ids are uint16, as in the token files.
  */
 #ifndef TOKENIZER_H
 #define TOKENIZER_H
@@ -12,24 +18,76 @@
 #include <stddef.h>
 #include <stdint.h>
 
-typedef enum { TOKENIZER_CHAR = 0 } TokenizerKind;
+#ifdef __cplusplus
+extern "C" {
+#endif
+
+typedef enum { TOKENIZER_CHAR = 0, TOKENIZER_BYTE = 1, TOKENIZER_SENTENCEPIECE = 2 } TokenizerKind;
+typedef enum { SPM_BPE = 0, SPM_UNIGRAM = 1 } SpmModelType;
+
+enum { TOKENIZER_MAX_VOCAB = 65536 };  /* ids are uint16 */
+
+typedef struct {
+    TokenizerKind kind;
+    int vocab_size;               /* sentencepiece: the size to train; ignored by char and byte */
+    SpmModelType spm_model_type;  /* sentencepiece only */
+} TokenizerSpec;
+
 typedef struct Tokenizer Tokenizer;
 
-/* Build a tokenizer of `kind` from the training text. */
-Tokenizer* tokenizer_train(TokenizerKind kind, const unsigned char* text, size_t len, char* err, size_t errlen);
-/* Serialise to a malloc'd buffer (magic, version, kind, vocab); *len gets its size. */
+/* 1 if this build links libsentencepiece (make SPM=0 builds without it). */
+int tokenizer_has_sentencepiece(void);
+
+/* Build a tokenizer from training text. */
+Tokenizer* tokenizer_train(const TokenizerSpec* spec, const unsigned char* text, size_t len, char* err,
+                           size_t errlen);
+/* The file format: "ETOK", version, kind, vocab_size (4 x uint32), then the backend's
+ * payload (char: the vocabulary bytes; byte: none; sentencepiece: the model type as
+ * uint32 and the serialised SentencePiece ModelProto, the same bytes as a .model file).
+ * tokenizer_serialize returns a malloc'd buffer (NULL when out of memory). */
 unsigned char* tokenizer_serialize(const Tokenizer* t, size_t* len);
-/* Read back a file written from tokenizer_serialize; checks magic, version, sizes. */
+/* Parse a buffer from tokenizer_serialize; `name` (a path) is used in messages. */
+Tokenizer* tokenizer_deserialize(const unsigned char* buf, size_t len, const char* name, char* err, size_t errlen);
 Tokenizer* tokenizer_load(const char* path, char* err, size_t errlen);
+/* Write to path through a temporary file, fsync and rename: never a half-written file. */
+int tokenizer_save(const Tokenizer* t, const char* path, char* err, size_t errlen);
 void tokenizer_free(Tokenizer* t);
 
+TokenizerKind tokenizer_kind(const Tokenizer* t);
 int tokenizer_vocab_size(const Tokenizer* t);
-/* Encode len bytes into ids (capacity cap). Returns the number of ids, or -1 with a
- * message naming the byte offset and value that the vocabulary cannot represent. */
+/* "char", "byte", "sentencepiece bpe" or "sentencepiece unigram" */
+const char* tokenizer_describe(const Tokenizer* t);
+
+/* Encode len bytes into at most cap ids. Returns the number of ids, or -1 with a
+ * message (a byte the char vocabulary lacks: its offset and value). No backend
+ * makes more ids than bytes, so cap = len always suffices. */
 long tokenizer_encode(const Tokenizer* t, const unsigned char* text, size_t len, uint16_t* ids, size_t cap,
                       char* err, size_t errlen);
-/* Decode n ids into out (capacity cap bytes, NUL-terminated). Returns bytes written
- * (excluding the NUL), or -1 if an id is out of range or out is too small. */
-long tokenizer_decode(const Tokenizer* t, const uint16_t* ids, size_t n, char* out, size_t cap);
+/* Decode n ids into a malloc'd, NUL-terminated string of *out_len bytes, or NULL
+ * with a message (an id outside the vocabulary). */
+char* tokenizer_decode(const Tokenizer* t, const uint16_t* ids, size_t n, size_t* out_len, char* err,
+                       size_t errlen);
+
+/* The piece of id, made printable: \n, \t, \r, \\ and other control or non-ASCII
+ * bytes of char/byte tokens escaped (\xHH); SentencePiece pieces as the library
+ * names them (U+2581 marks a space, <0xHH> a fallback byte) with control
+ * characters escaped. Returns its length, or -1 if id is out of range or out
+ * (cap bytes) is too small. */
+int tokenizer_piece(const Tokenizer* t, int id, char* out, size_t cap);
+/* The id whose printable piece is `piece` (the inverse of tokenizer_piece), or -1. */
+int tokenizer_piece_to_id(const Tokenizer* t, const char* piece);
+
+/* Whether ids (the encoding of text) decode back to text exactly. Returns 0 if
+ * they do. Otherwise 1, with *first_bad the byte offset of the first character
+ * that does not come back, *bad_bytes how many bytes of the text sit in
+ * characters that do not (each line that fails is re-checked character by
+ * character), and err describing the first (offset, line, the character).
+ * -1 with a message on an encode/decode error. */
+int tokenizer_check_roundtrip(const Tokenizer* t, const unsigned char* text, size_t len, const uint16_t* ids,
+                              size_t n, size_t* first_bad, size_t* bad_bytes, char* err, size_t errlen);
+
+#ifdef __cplusplus
+}
+#endif
 
 #endif
