@@ -153,9 +153,9 @@ void data_prepare(const TrainConfig* cfg, PreparedData* d) {
                                        sizeof err);
     if (rc < 0) die(EXIT_BAD_INPUT, "%s: %s", cfg->input, err);
     if (rc > 0 && !cfg->allow_lossy)
-        die(EXIT_BAD_INPUT, "%s: the %s tokenizer cannot reproduce this text: %s; %zu bytes in all would not "
+        die(EXIT_BAD_INPUT, "%s: the %s tokenizer cannot reproduce this text: %s; %zu byte%s in all would not "
             "round-trip. Remove those characters, or set allow_lossy = true to train on the text as encoded",
-            cfg->input, d->tokenizer_name, err, d->lossy_bytes);
+            cfg->input, d->tokenizer_name, err, d->lossy_bytes, d->lossy_bytes == 1 ? "" : "s");
 
     make_dirs(cfg->data_dir);
     /* tokenizer first: a cache is only trusted when all three files exist */

@@ -103,10 +103,34 @@ int main(int argc, char** argv) {
     double t_start = now_seconds(), train_seconds = 0.0;
     float val_loss = NAN;
     for (int step = 0; step <= cfg.max_iters; step++) {
-        /* step counts updates done; evaluate before the first and after every interval */
-        int do_eval = step % cfg.eval_interval == 0 || step == cfg.max_iters;
+        /* step s makes the s-th update (step 0 none), then evaluates the model it
+         * leaves: before training, after every eval_interval updates and after the last */
+        double lr = 0.0, dt = 0.0;
+        float loss = NAN, norm = NAN;
+        if (step > 0) {
+            double t0 = now_seconds();
+            lr = lr_schedule(step - 1, cfg.learning_rate, cfg.min_lr, cfg.warmup_iters, cfg.lr_decay_iters);
+            dataloader_next_batch(&train_data, &batch_rng, inputs, targets, B, T);
+            loss = gpt_forward(&model, inputs, targets, B, T);
+            gpt_zero_grad(&model);
+            gpt_backward(&model);
+            norm = grad_global_norm(model.grads_memory, model.num_params);
+            grad_clip(model.grads_memory, model.num_params, norm, (float)cfg.grad_clip);
+            adamw_update(&opt, model.params_memory, model.grads_memory, model.tensors, NUM_PARAM_TENSORS, (float)lr,
+                         (float)cfg.beta1, (float)cfg.beta2, (float)cfg.weight_decay);
+            dt = now_seconds() - t0;
+            train_seconds += dt;
+            if (!isfinite(loss)) die(EXIT_BAD_INPUT, "loss is %f at step %d: lower learning_rate", loss, step);
+            if (step % cfg.log_interval == 0 || step == cfg.max_iters) {
+                char eta[32];
+                format_duration(train_seconds / step * (cfg.max_iters - step), eta, sizeof eta);
+                printf("step %5d/%d | loss %.4f | lr %.2e | norm %.3f | %.1f ms | %.0f tok/s | ETA %s\n", step,
+                       cfg.max_iters, loss, lr, norm, dt * 1e3, B * T / dt, eta);
+            }
+        }
+
         char val_text[32] = "", bpb_text[32] = "";
-        if (do_eval) {
+        if (step % cfg.eval_interval == 0 || step == cfg.max_iters) {
             double t0 = now_seconds();
             float train_loss = evaluate(&model, &train_data, &cfg, inputs, targets);
             val_loss = evaluate(&model, &val_data, &cfg, inputs, targets);
@@ -115,34 +139,14 @@ int main(int argc, char** argv) {
                    val_loss, val_bpb, now_seconds() - t0);
             snprintf(val_text, sizeof val_text, "%.9g", val_loss);
             snprintf(bpb_text, sizeof bpb_text, "%.9g", val_bpb);
-            if (step == 0) fprintf(log, "0,,,%s,,,,%s\n", val_text, bpb_text);
         }
-        if (step == 0) continue;
 
-        double t0 = now_seconds();
-        double lr = lr_schedule(step - 1, cfg.learning_rate, cfg.min_lr, cfg.warmup_iters, cfg.lr_decay_iters);
-        dataloader_next_batch(&train_data, &batch_rng, inputs, targets, B, T);
-        float loss = gpt_forward(&model, inputs, targets, B, T);
-        gpt_zero_grad(&model);
-        gpt_backward(&model);
-        float norm = grad_global_norm(model.grads_memory, model.num_params);
-        grad_clip(model.grads_memory, model.num_params, norm, (float)cfg.grad_clip);
-        adamw_update(&opt, model.params_memory, model.grads_memory, model.tensors, NUM_PARAM_TENSORS, (float)lr,
-                     (float)cfg.beta1, (float)cfg.beta2, (float)cfg.weight_decay);
-        double dt = now_seconds() - t0;
-        train_seconds += dt;
-        if (!isfinite(loss)) die(EXIT_BAD_INPUT, "loss is %f at step %d: lower learning_rate", loss, step);
-
-        /* a row per step, written whole and flushed: a crash leaves only complete rows */
-        fprintf(log, "%d,%.9g,%.9g,%s,%.9g,%.3f,%.1f,%s\n", step, lr, loss, val_text, norm, dt * 1e3, B * T / dt,
-                bpb_text);
+        /* a row per step, written whole and flushed: a crash leaves only complete rows.
+         * train_loss is the loss of the step's batch before its update; val_loss after it. */
+        if (step == 0) fprintf(log, "0,,,%s,,,,%s\n", val_text, bpb_text);
+        else fprintf(log, "%d,%.9g,%.9g,%s,%.9g,%.3f,%.1f,%s\n", step, lr, loss, val_text, norm, dt * 1e3,
+                     B * T / dt, bpb_text);
         if (fflush(log) != 0) die(EXIT_IO_FAILURE, "cannot write %s", path);
-        if (step % cfg.log_interval == 0 || step == cfg.max_iters) {
-            char eta[32];
-            format_duration(train_seconds / step * (cfg.max_iters - step), eta, sizeof eta);
-            printf("step %5d/%d | loss %.4f | lr %.2e | norm %.3f | %.1f ms | %.0f tok/s | ETA %s\n", step,
-                   cfg.max_iters, loss, lr, norm, dt * 1e3, B * T / dt, eta);
-        }
     }
     xfclose_synced(log, path);
     double wall = now_seconds() - t_start;

@@ -111,12 +111,22 @@ void xsnprintf(char* out, size_t cap, const char* fmt, ...) {
     if (n < 0 || (size_t)n >= cap) die(EXIT_BAD_INPUT, "path or text too long (%d bytes, limit %zu): %.80s...", n, cap, out);
 }
 
-/* PCG32 XSH-RR: 64-bit LCG state, 32-bit permuted output. */
+/* SplitMix64's finaliser: a bijection that scatters nearby inputs. */
+static uint64_t mix64(uint64_t z) {
+    z = (z ^ (z >> 30)) * 0xBF58476D1CE4E5B9ULL;
+    z = (z ^ (z >> 27)) * 0x94D049BB133111EBULL;
+    return z ^ (z >> 31);
+}
+
+/* PCG32 XSH-RR: 64-bit LCG state, 32-bit permuted output.
+ * State and increment are both hashed from (seed, stream). Seeding every stream
+ * with the same state and increments 1, 3, 5... (PCG's textbook seeding) makes
+ * their LCG states an affine family, s_n = A_n + inc * B_n: the streams that
+ * draw init, training batches and eval batches would not be independent. */
 void rng_seed(Rng* r, uint64_t seed, uint64_t stream) {
-    r->state = 0;
-    r->inc = (stream << 1u) | 1u;
-    rng_u32(r);
-    r->state += seed;
+    uint64_t key = mix64(seed ^ mix64(stream + 0x9E3779B97F4A7C15ULL));
+    r->state = mix64(key);
+    r->inc = (mix64(key + 0x9E3779B97F4A7C15ULL) << 1u) | 1u;
     rng_u32(r);
 }
 

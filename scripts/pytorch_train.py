@@ -61,11 +61,13 @@ def main():
     assert cfg.get("pos_encoding", "learned") == "learned", "this script trains learned positions only"
     model = GPT(V, T, L, geti("n_head"), C, False, tied, 1.0, bias)
     params = [p for _, _, p in tensor_map(model)]
-    with torch.no_grad():  # GPT-2 init
+    with torch.no_grad():  # GPT-2 init: matrices N(0, 0.02), residual projections scaled, biases 0
         for name, _, p in tensor_map(model):
             if p.dim() >= 2:
                 std = INIT_STD / math.sqrt(2 * L) if name in ("attprojw", "fcprojw") else INIT_STD
                 p.normal_(0.0, std)
+            elif name.endswith("b"):
+                p.zero_()  # nn.Linear would start its bias uniform in +-1/sqrt(fan_in)
     opt = torch.optim.AdamW([{"params": [p for p in params if p.dim() >= 2], "weight_decay": getf("weight_decay")},
                              {"params": [p for p in params if p.dim() < 2], "weight_decay": 0.0}],
                             lr=getf("learning_rate"), betas=(getf("beta1"), getf("beta2")), eps=1e-8)
