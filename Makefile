@@ -39,16 +39,20 @@ else
 SPM_OBJ = tokenizer/sentencepiece_none.o
 endif
 
-KERNELS = matmul.o encoder.o layernorm.o attention.o gelu.o crossentropy.o
+KERNELS = matmul.o encoder.o layernorm.o attention.o gelu.o crossentropy.o dropout.o
 TOKENIZER = tokenizer/tokenizer.o tokenizer/char_tokenizer.o $(SPM_OBJ)
-CORE = model.o optim.o config.o dataloader.o utils.o $(TOKENIZER) $(KERNELS)
+CORE = model.o optim.o config.o dataloader.o checkpoint.o safetensors.o sampler.o utils.o $(TOKENIZER) $(KERNELS)
 HEADERS = $(wildcard *.h tokenizer/*.h)
-TESTS = tests/test_kernels tests/test_model tests/test_config tests/test_training tests/test_tokenizer
+TESTS = tests/test_kernels tests/test_model tests/test_config tests/test_training tests/test_tokenizer \
+        tests/test_safetensors tests/test_checkpoint
 
 .PHONY: all test run data deps clean
-all: train prepare
+all: train prepare sample
 
 train: train.o $(CORE)
+	$(CC) $(CFLAGS) -o $@ $^ $(LDLIBS)
+
+sample: sample.o $(CORE)
 	$(CC) $(CFLAGS) -o $@ $^ $(LDLIBS)
 
 prepare: prepare.o $(CORE)
@@ -66,7 +70,10 @@ tests/%: tests/%.c tests/test_util.h $(CORE)
 tests/parity_dump: tests/parity_dump.c $(CORE)
 	$(CC) $(CFLAGS) -o $@ $< $(CORE) $(LDLIBS)
 
-test: train prepare $(TESTS) tests/parity_dump
+tests/logits_dump: tests/logits_dump.c $(CORE)
+	$(CC) $(CFLAGS) -o $@ $< $(CORE) $(LDLIBS)
+
+test: train prepare sample $(TESTS) tests/parity_dump tests/logits_dump
 	PYTHON=$(PYTHON) tests/run_all.sh
 
 run: train data/tinyshakespeare.txt
@@ -80,4 +87,4 @@ deps:
 	scripts/install_deps.sh
 
 clean:
-	rm -f train prepare *.o tokenizer/*.o $(TESTS) tests/parity_dump
+	rm -f train prepare sample *.o tokenizer/*.o $(TESTS) tests/parity_dump tests/logits_dump

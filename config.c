@@ -43,6 +43,7 @@ static const KeyInfo KEYS[] = {
     {"tokenizer",      KEY_ENUM,   OFF(tokenizer),      "char",           0, 0, 0, 0, "char|byte|sentencepiece", "char: one id per distinct byte of the text; byte: 256 ids; sentencepiece: trained BPE/unigram"},
     {"vocab_size",     KEY_INT,    OFF(vocab_size),     "1024",           1, 65536, 0, 0, NULL, "sentencepiece vocabulary size (char takes the text's distinct bytes, byte 256)"},
     {"spm_model_type", KEY_ENUM,   OFF(spm_model_type), "bpe",            0, 0, 0, 0, "bpe|unigram", "sentencepiece algorithm"},
+    {"dropout",        KEY_FLOAT,  OFF(dropout),        "0",              0, 1, 0, 1, NULL, "training only: drop probability on embeddings, attention weights, residual branches"},
     {"allow_lossy",    KEY_BOOL,   OFF(allow_lossy),    "false",          0, 0, 0, 0, NULL, "prepare data even if decode(encode(text)) != text (reports the bytes lost)"},
     {"batch_size",     KEY_INT,    OFF(batch_size),     "12",             1, 65536, 0, 0, NULL, "sequences per step B"},
     {"learning_rate",  KEY_FLOAT,  OFF(learning_rate),  "1e-3",           0, 10, 1, 0, NULL, "peak learning rate, after warmup"},
@@ -57,6 +58,8 @@ static const KeyInfo KEYS[] = {
     {"eval_interval",  KEY_INT,    OFF(eval_interval),  "250",            1, BIG, 0, 0, NULL, "steps between evaluations of train and val loss"},
     {"eval_iters",     KEY_INT,    OFF(eval_iters),     "200",            1, BIG, 0, 0, NULL, "batches per split in each evaluation"},
     {"log_interval",   KEY_INT,    OFF(log_interval),   "10",             1, BIG, 0, 0, NULL, "steps between progress lines"},
+    {"sample_tokens",  KEY_INT,    OFF(sample_tokens),  "100",            0, BIG, 0, 0, NULL, "tokens sampled and printed at each evaluation; 0 = none"},
+    {"resume",         KEY_BOOL,   OFF(resume),         "false",          0, 0, 0, 0, NULL, "continue the run in out_dir from out_dir/train_state.safetensors (--resume)"},
 };
 enum { NUM_KEYS = sizeof(KEYS) / sizeof(KEYS[0]) };
 _Static_assert(NUM_KEYS <= CONFIG_MAX_KEYS, "raise CONFIG_MAX_KEYS");
@@ -234,9 +237,15 @@ int config_load_file(TrainConfig* cfg, const char* path, char* err, size_t errle
 }
 
 int config_apply_override(TrainConfig* cfg, const char* arg, char* err, size_t errlen) {
-    if (strncmp(arg, "--", 2) != 0 || !strchr(arg, '='))
-        return fail(err, errlen, "override '%s': expected --key=value", arg);
+    if (strncmp(arg, "--", 2) != 0) return fail(err, errlen, "override '%s': expected --key=value", arg);
     const char* eq = strchr(arg, '=');
+    if (!eq) {  /* a bare --flag sets a bool key to true */
+        const KeyInfo* k = find_key(arg + 2);
+        if (!k || k->type != KEY_BOOL) return fail(err, errlen, "override '%s': expected --key=value", arg);
+        char where[160];
+        snprintf(where, sizeof where, "override --%s", k->name);
+        return set_value(cfg, k, "true", where, err, errlen);
+    }
     char key[128];
     size_t n = (size_t)(eq - arg - 2);
     if (n >= sizeof key) return fail(err, errlen, "override '%s': key too long", arg);
@@ -339,6 +348,7 @@ GPTConfig config_model(const TrainConfig* cfg, int vocab_size) {
         .embed_scale = (float)cfg->embed_scale,
         .tie_weights = cfg->tie_weights,
         .bias = cfg->bias,
+        .dropout = (float)cfg->dropout,
     };
     return m;
 }

@@ -34,6 +34,7 @@ typedef struct {
     int vocab_size;                 /* sentencepiece only */
     int spm_model_type;             /* SpmModelType */
     int allow_lossy;                /* accept text the tokenizer cannot round-trip */
+    double dropout;                 /* training only */
     /* optimisation */
     int batch_size;
     double learning_rate, min_lr;
@@ -41,6 +42,8 @@ typedef struct {
     double weight_decay, beta1, beta2, grad_clip;
     /* evaluation and logging */
     int eval_interval, eval_iters, log_interval;
+    int sample_tokens;              /* printed at each evaluation */
+    int resume;                     /* continue from out_dir's training state */
     /* where each key got its value ("file:line", "override --key" or "default"),
      * indexed like the key table, so errors between keys can point at both */
     char origin[CONFIG_MAX_KEYS][CONFIG_ORIGIN_MAX];

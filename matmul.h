@@ -11,6 +11,11 @@
 void matmul_forward(float* out, const float* inp, const float* weight, const float* bias,
                     float* scratch, int BT, int C, int OC);
 
+/* One row, as generation needs it: out (OC) = W inp (C) + bias, without the
+ * transposed copy of W that matmul_forward makes. Sums in another order than
+ * matmul_forward: equal to it within float rounding, not bit for bit. */
+void matvec_forward(float* out, const float* inp, const float* weight, const float* bias, int C, int OC);
+
 /* dinp (B*T, C) += dout W;  dweight (OC, C) += dout^T inp;  dbias (OC) += sum_rows dout.
  * dinp or dbias may be NULL to skip that product. */
 void matmul_backward(float* dinp, float* dweight, float* dbias,

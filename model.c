@@ -12,6 +12,7 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "dropout.h"
 #include "kernels.h"
 #include "utils.h"
 
@@ -129,11 +130,13 @@ void gpt_build(GPT* m, const GPTConfig* config, int max_batch, uint64_t seed) {
                                               : m->tensors[i].init_const;
     }
 
-    m->num_activations = point_activations(&m->acts, NULL, c, max_batch);
-    m->acts_memory = xmalloc(m->num_activations * sizeof(float), "activations");
-    m->dacts_memory = xmalloc(m->num_activations * sizeof(float), "activation gradients");
-    point_activations(&m->acts, m->acts_memory, c, max_batch);
-    point_activations(&m->dacts, m->dacts_memory, c, max_batch);
+    if (max_batch > 0) {  /* 0: generation only (KVCache), no batch activations */
+        m->num_activations = point_activations(&m->acts, NULL, c, max_batch);
+        m->acts_memory = xmalloc(m->num_activations * sizeof(float), "activations");
+        m->dacts_memory = xmalloc(m->num_activations * sizeof(float), "activation gradients");
+        point_activations(&m->acts, m->acts_memory, c, max_batch);
+        point_activations(&m->dacts, m->dacts_memory, c, max_batch);
+    }
 
     if (c->pos_encoding == POS_SINUSOIDAL) {
         m->pe_table = xmalloc((size_t)T * C * sizeof(float), "sinusoidal table");
@@ -143,9 +146,24 @@ void gpt_build(GPT* m, const GPTConfig* config, int max_batch, uint64_t seed) {
     size_t widest = (size_t)4 * C * C > (size_t)c->vocab_size * C ? (size_t)4 * C * C : (size_t)c->vocab_size * C;
     size_t att_scratch = (size_t)max_batch * c->n_head * T;
     m->scratch = xmalloc((widest > att_scratch ? widest : att_scratch) * sizeof(float), "scratch");
-    m->inputs = xmalloc((size_t)max_batch * T * sizeof(int), "inputs");
-    m->targets = xmalloc((size_t)max_batch * T * sizeof(int), "targets");
+    m->inputs = xmalloc(((size_t)max_batch * T + 1) * sizeof(int), "inputs");
+    m->targets = xmalloc(((size_t)max_batch * T + 1) * sizeof(int), "targets");
     m->mean_loss = -1.0f;
+    gpt_eval_mode(m);
+}
+
+void gpt_train_mode(GPT* m, uint64_t seed, long step) {
+    m->training = 1;
+    m->dropout_seed = seed;
+    m->dropout_step = step;
+}
+
+void gpt_eval_mode(GPT* m) { m->training = 0; }
+
+/* The dropout probability and mask key of one site in the current mode. */
+static float drop_p(const GPT* m) { return m->training ? m->config.dropout : 0.0f; }
+static uint64_t drop_key(const GPT* m, int layer, DropoutSite site) {
+    return dropout_key(m->dropout_seed, m->dropout_step, layer, site);
 }
 
 void gpt_free(GPT* m) {
@@ -195,6 +213,9 @@ float gpt_forward(GPT* m, const int* inputs, const int* targets, int B, int T) {
     /* e_t = E[i_t];  x_t = embed_scale * e_t + PE_t */
     const float* pe = c->pos_encoding == POS_LEARNED ? p.wpe : m->pe_table;
     encoder_forward(a.encoded, inputs, p.wte, pe, c->embed_scale, B, T, C);
+    float pdrop = drop_p(m);  /* 0 in eval mode: every dropout below is then a no-op */
+    m->forward_dropout = pdrop;
+    dropout_forward(a.encoded, BTC, pdrop, drop_key(m, 0, DROP_EMBED));
 
     const float* x = a.encoded;  /* the residual stream entering block l */
     for (int l = 0; l < L; l++) {
@@ -214,8 +235,9 @@ float gpt_forward(GPT* m, const int* inputs, const int* targets, int B, int T) {
         layernorm_forward(ln1, a.ln1_mean + l * BT, a.ln1_rstd + l * BT, x,
                           p.ln1w + l * C, at(p.ln1b, l * C), BT, C);
         matmul_forward(qkv, ln1, p.qkvw + (size_t)l * 3 * C * C, at(p.qkvb, l * 3 * C), m->scratch, BT, C, 3 * C);
-        attention_forward(atty, att, qkv, B, T, C, NH);
+        attention_forward(atty, att, qkv, B, T, C, NH, pdrop, drop_key(m, l, DROP_ATTN));
         matmul_forward(attproj, atty, p.attprojw + (size_t)l * C * C, at(p.attprojb, l * C), m->scratch, BT, C, C);
+        dropout_forward(attproj, BTC, pdrop, drop_key(m, l, DROP_ATTN_RESID));
         residual_forward(residual2, x, attproj, BTC);
         /* x = x + mlp(LN2(x)) */
         layernorm_forward(ln2, a.ln2_mean + l * BT, a.ln2_rstd + l * BT, residual2,
@@ -223,6 +245,7 @@ float gpt_forward(GPT* m, const int* inputs, const int* targets, int B, int T) {
         matmul_forward(fch, ln2, p.fcw + (size_t)l * 4 * C * C, at(p.fcb, l * 4 * C), m->scratch, BT, C, 4 * C);
         gelu_forward(fch_gelu, fch, BTC * 4);
         matmul_forward(fcproj, fch_gelu, p.fcprojw + (size_t)l * 4 * C * C, at(p.fcprojb, l * C), m->scratch, BT, 4 * C, C);
+        dropout_forward(fcproj, BTC, pdrop, drop_key(m, l, DROP_MLP_RESID));
         residual_forward(residual3, residual2, fcproj, BTC);
         x = residual3;
     }
@@ -248,6 +271,7 @@ void gpt_backward(GPT* m) {
     ParameterTensors p = m->params, g = m->grads;
     ActivationTensors a = m->acts, d = m->dacts;
     memset(m->dacts_memory, 0, m->num_activations * sizeof(float));
+    float pdrop = m->forward_dropout;  /* the masks of the forward: same keys */
 
     /* loss = mean_n -log softmax(z_n)[y_n]  ->  dz = (probs - onehot(y)) / (B*T) */
     crossentropy_backward(d.logits, a.probs, m->targets, BT, V);
@@ -267,6 +291,7 @@ void gpt_backward(GPT* m) {
 
         /* undo x = x + mlp(LN2(x)) */
         residual_backward(dresidual2, d.fcproj + l * BTC, dresidual3, BTC);
+        dropout_backward(d.fcproj + l * BTC, BTC, pdrop, drop_key(m, l, DROP_MLP_RESID));
         matmul_backward(d.fch_gelu + l * BTC * 4, g.fcprojw + (size_t)l * 4 * C * C, at(g.fcprojb, l * C),
                         d.fcproj + l * BTC, a.fch_gelu + l * BTC * 4, p.fcprojw + (size_t)l * 4 * C * C, BT, 4 * C, C);
         gelu_backward(d.fch + l * BTC * 4, a.fch + l * BTC * 4, d.fch_gelu + l * BTC * 4, BTC * 4);
@@ -276,9 +301,11 @@ void gpt_backward(GPT* m) {
                            a.residual2 + l * BTC, p.ln2w + l * C, a.ln2_mean + l * BT, a.ln2_rstd + l * BT, BT, C);
         /* undo x = x + attn(LN1(x)) */
         residual_backward(dx_in, d.attproj + l * BTC, dresidual2, BTC);
+        dropout_backward(d.attproj + l * BTC, BTC, pdrop, drop_key(m, l, DROP_ATTN_RESID));
         matmul_backward(d.atty + l * BTC, g.attprojw + (size_t)l * C * C, at(g.attprojb, l * C),
                         d.attproj + l * BTC, a.atty + l * BTC, p.attprojw + (size_t)l * C * C, BT, C, C);
-        attention_backward(d.qkv + l * BTC * 3, m->scratch, d.atty + l * BTC, a.qkv + l * BTC * 3, att, B, T, C, NH);
+        attention_backward(d.qkv + l * BTC * 3, m->scratch, d.atty + l * BTC, a.qkv + l * BTC * 3, att, B, T, C, NH,
+                           pdrop, drop_key(m, l, DROP_ATTN));
         matmul_backward(d.ln1 + l * BTC, g.qkvw + (size_t)l * 3 * C * C, at(g.qkvb, l * 3 * C),
                         d.qkv + l * BTC * 3, a.ln1 + l * BTC, p.qkvw + (size_t)l * 3 * C * C, BT, C, 3 * C);
         layernorm_backward(dx_in, g.ln1w + l * C, at(g.ln1b, l * C), d.ln1 + l * BTC,
@@ -288,5 +315,69 @@ void gpt_backward(GPT* m) {
     /* undo x_t = s E[i_t] + PE_t: dE += s * (SPARSE row scatter: only rows of tokens in
      * the batch); dPE += dx summed over the batch (learned positions only). With tied
      * weights dE now holds (lookup scatter) + (output projection). */
+    dropout_backward(d.encoded, BTC, pdrop, drop_key(m, 0, DROP_EMBED));
     encoder_backward(g.wte, g.wpe, d.encoded, m->inputs, c->embed_scale, B, T, C);
+}
+
+/* ------------------------------------------------------------------------- */
+/* generation: one position at a time against a key/value cache              */
+
+void kvcache_init(KVCache* kv, const GPTConfig* c) {
+    size_t L = c->n_layer, T = c->block_size, C = c->n_embd;
+    memset(kv, 0, sizeof(*kv));
+    kv->k = xcalloc(L * T * C, sizeof(float), "key cache");
+    kv->v = xcalloc(L * T * C, sizeof(float), "value cache");
+    kv->x = xmalloc(C * sizeof(float), "cache activations");
+    kv->ln = xmalloc(C * sizeof(float), "cache activations");
+    kv->qkv = xmalloc(3 * C * sizeof(float), "cache activations");
+    kv->atty = xmalloc(C * sizeof(float), "cache activations");
+    kv->proj = xmalloc(C * sizeof(float), "cache activations");
+    kv->fch = xmalloc(4 * C * sizeof(float), "cache activations");
+    kv->fch_gelu = xmalloc(4 * C * sizeof(float), "cache activations");
+    kv->scores = xmalloc(T * sizeof(float), "cache activations");
+    kv->logits = xmalloc((size_t)c->vocab_size * sizeof(float), "cache logits");
+}
+
+void kvcache_free(KVCache* kv) {
+    free(kv->k); free(kv->v); free(kv->x); free(kv->ln); free(kv->qkv); free(kv->atty);
+    free(kv->proj); free(kv->fch); free(kv->fch_gelu); free(kv->scores); free(kv->logits);
+    memset(kv, 0, sizeof(*kv));
+}
+
+/* gpt_forward for one row, position t = n_ctx: the same kernels on one row, with
+ * attention reading the cached keys and values of positions 0..t. */
+const float* gpt_forward_cached(GPT* m, KVCache* kv, int token) {
+    const GPTConfig* c = &m->config;
+    int C = c->n_embd, NH = c->n_head, L = c->n_layer, V = c->vocab_size, T = c->block_size;
+    int t = kv->n_ctx;
+    if (t >= T) die(EXIT_BAD_INPUT, "gpt_forward_cached: the cache holds block_size = %d positions already", T);
+    if (token < 0 || token >= V) die(EXIT_BAD_INPUT, "token id %d is outside the vocabulary [0, %d)", token, V);
+    ParameterTensors p = m->params;
+    float mean, rstd;  /* layernorm's saved statistics, unused here */
+
+    /* x_t = embed_scale * E[i_t] + PE_t */
+    const float* pe = c->pos_encoding == POS_LEARNED ? p.wpe : m->pe_table;
+    const float* e = p.wte + (size_t)token * C;
+    for (int i = 0; i < C; i++) kv->x[i] = c->embed_scale * e[i] + pe[(size_t)t * C + i];
+
+    for (int l = 0; l < L; l++) {
+        float* kc = kv->k + (size_t)l * T * C;
+        float* vc = kv->v + (size_t)l * T * C;
+        layernorm_forward(kv->ln, &mean, &rstd, kv->x, p.ln1w + l * C, at(p.ln1b, l * C), 1, C);
+        matvec_forward(kv->qkv, kv->ln, p.qkvw + (size_t)l * 3 * C * C, at(p.qkvb, l * 3 * C), C, 3 * C);
+        memcpy(kc + (size_t)t * C, kv->qkv + C, C * sizeof(float));      /* k_t joins the cache */
+        memcpy(vc + (size_t)t * C, kv->qkv + 2 * C, C * sizeof(float));  /* v_t */
+        attention_decode(kv->atty, kv->scores, kv->qkv, kc, vc, t + 1, C, NH);
+        matvec_forward(kv->proj, kv->atty, p.attprojw + (size_t)l * C * C, at(p.attprojb, l * C), C, C);
+        for (int i = 0; i < C; i++) kv->x[i] += kv->proj[i];
+        layernorm_forward(kv->ln, &mean, &rstd, kv->x, p.ln2w + l * C, at(p.ln2b, l * C), 1, C);
+        matvec_forward(kv->fch, kv->ln, p.fcw + (size_t)l * 4 * C * C, at(p.fcb, l * 4 * C), C, 4 * C);
+        gelu_forward(kv->fch_gelu, kv->fch, 4 * C);
+        matvec_forward(kv->proj, kv->fch_gelu, p.fcprojw + (size_t)l * 4 * C * C, at(p.fcprojb, l * C), 4 * C, C);
+        for (int i = 0; i < C; i++) kv->x[i] += kv->proj[i];
+    }
+    layernorm_forward(kv->ln, &mean, &rstd, kv->x, p.lnfw, p.lnfb, 1, C);
+    matvec_forward(kv->logits, kv->ln, p.lm_head, NULL, C, V);  /* z = h E^T */
+    kv->n_ctx = t + 1;
+    return kv->logits;
 }

@@ -25,6 +25,7 @@ typedef struct {
     int tie_weights;       /* 1: logits = h E^T; 0: a separate lm_head (V,C) */
     int bias;              /* 1: Linears (but the output head) and LayerNorms have biases,
                             * as GPT-2; 0: none, as nanoGPT's default (bias = False) */
+    float dropout;         /* probability, in training mode only (see gpt_train_mode) */
 } GPTConfig;
 
 /* Every parameter tensor, in memory order. Per-layer tensors are stacked over L. */
@@ -107,13 +108,41 @@ typedef struct {
     int* targets;                          /* (B,T) or unused when forward had none */
     int B, T;                              /* shape of the last forward */
     float mean_loss;                       /* of the last forward; -1 if no targets */
+    int training;                          /* 1: dropout on, masks keyed by (seed, step) */
+    float forward_dropout;                 /* the probability the last forward used */
+    uint64_t dropout_seed;
+    long dropout_step;
 } GPT;
+
+/* Generation state: the keys and values of every position so far, per layer, so
+ * each new token costs one position's forward, not the whole window's. */
+typedef struct {
+    int n_ctx;                 /* positions held, <= block_size */
+    float* k;                  /* (L, block_size, C) */
+    float* v;                  /* (L, block_size, C) */
+    float* x;                  /* (C) the residual stream of the current position */
+    float* ln;                 /* (C) */
+    float* qkv;                /* (3C) */
+    float* atty;               /* (C) */
+    float* proj;               /* (C) */
+    float* fch;                /* (4C) */
+    float* fch_gelu;           /* (4C) */
+    float* scores;             /* (block_size) */
+    float* logits;             /* (V) */
+} KVCache;
 
 /* Allocate and initialise as GPT-2/nanoGPT: weights N(0,0.02), the two residual
  * output projections N(0, 0.02/sqrt(2 n_layer)), biases 0, LN weight 1.
- * The config must already be valid (config.c checks user input). */
+ * The config must already be valid (config.c checks user input). max_batch 0
+ * allocates no batch activations: the model can then only generate (KVCache). */
 void gpt_build(GPT* model, const GPTConfig* config, int max_batch, uint64_t seed);
 void gpt_free(GPT* model);
+
+/* Training mode: dropout with masks keyed by (seed, step), so a step's masks are
+ * the same on any thread count and after a resume. Eval mode (the default after
+ * gpt_build): no dropout. */
+void gpt_train_mode(GPT* model, uint64_t seed, long step);
+void gpt_eval_mode(GPT* model);
 
 /* Forward over inputs (B,T) with B <= max_batch, T <= block_size. With targets,
  * computes and returns the mean loss; with targets == NULL only the logits. */
@@ -122,5 +151,12 @@ void gpt_zero_grad(GPT* model);
 /* Gradients of the mean loss of the last forward (which must have had targets),
  * accumulated into model->grads. */
 void gpt_backward(GPT* model);
+
+void kvcache_init(KVCache* cache, const GPTConfig* config);
+void kvcache_free(KVCache* cache);
+/* Append `token` at position cache->n_ctx (which must be < block_size) and return
+ * the logits (V) predicting the next token: the same numbers as row n_ctx of a
+ * full forward over the tokens so far. Eval mode always. */
+const float* gpt_forward_cached(GPT* model, KVCache* cache, int token);
 
 #endif

@@ -1,7 +1,13 @@
 /* train.c: the training program.
- *   config -> data (tokenizer + token files) -> model -> loop -> log.csv
- * Usage: ./train CONFIG [--key=value ...]     ./train --help
- * Not here: checkpoints, sampling and resume (issue 4).
+ *   config -> data (tokenizer + token files) -> model -> loop -> log.csv + checkpoints
+ * Usage: ./train CONFIG [--key=value ...] [--resume]     ./train --help
+ *
+ * out_dir after a run:
+ *   config.conf                the resolved config (./train it to repeat the run)
+ *   log.csv                    one row per step (see LOG_HEADER)
+ *   model.safetensors, config.json, tokenizer.bin   the best model so far (lowest val loss)
+ *   last/                      the same three files for the newest model
+ *   train_state.safetensors    everything --resume needs, written with last/
  */
 #include <math.h>
 #include <omp.h>
@@ -9,15 +15,25 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "checkpoint.h"
 #include "config.h"
 #include "dataloader.h"
 #include "model.h"
 #include "optim.h"
+#include "sampler.h"
 #include "utils.h"
 
 /* Independent RNG streams from the one seed: changing eval settings never changes
  * the training batches, and every evaluation scores the same batches. */
-enum { STREAM_TRAIN = 1, STREAM_EVAL = 2 };  /* stream 0 initialises the model */
+enum { STREAM_TRAIN = 1, STREAM_EVAL = 2, STREAM_SAMPLE = 3 };  /* stream 0 initialises the model */
+
+/* The deterministic columns come first (a resumed or re-run log matches the
+ * original in columns 1-7), the timing columns last. train_loss is the loss of
+ * the step's batch before its update; val_loss, val_bpb (val loss in bits per
+ * byte of text, comparable across tokenizers) and train_loss_eval (the same
+ * estimate on the train split) are measured after it, at evaluation steps. */
+#define LOG_HEADER "step,lr,train_loss,val_loss,val_bpb,train_loss_eval,grad_norm,ms_per_step,tokens_per_s,elapsed_s"
+enum { LOG_DETERMINISTIC_COLUMNS = 7 };
 
 static void usage(FILE* f) {
     fprintf(f, "usage: ./train CONFIG [--key=value ...]\n"
@@ -32,7 +48,7 @@ static float evaluate(GPT* model, const DataLoader* dl, const TrainConfig* cfg, 
     double total = 0.0;
     for (int i = 0; i < cfg->eval_iters; i++) {
         dataloader_next_batch(dl, &rng, inputs, targets, cfg->batch_size, cfg->block_size);
-        total += gpt_forward(model, inputs, targets, cfg->batch_size, cfg->block_size);
+        total += gpt_forward(model, inputs, targets, cfg->batch_size, cfg->block_size);  /* eval mode: no dropout */
     }
     return (float)(total / cfg->eval_iters);
 }
@@ -44,6 +60,98 @@ static void format_duration(double seconds, char* out, size_t len) {
     else snprintf(out, len, "%ds", s);
 }
 
+/* A short sample of what the model writes now, from a newline, as nanoGPT's sample.py starts. */
+static void print_sample(GPT* model, const Tokenizer* tok, const TrainConfig* cfg, int step) {
+    SamplerSettings settings = {.temperature = 0.8f, .top_k = 200};
+    char err[256];
+    uint16_t start = 0;
+    if (tokenizer_encode(tok, (const unsigned char*)"\n", 1, &start, 1, err, sizeof err) != 1) start = 0;
+    uint16_t* ids = xmalloc(((size_t)cfg->sample_tokens + 1) * sizeof(uint16_t), "sample");
+    Rng rng;
+    rng_seed(&rng, (uint64_t)cfg->seed, ((uint64_t)step << 8) | STREAM_SAMPLE);
+    size_t n = generate(model, &start, 1, (size_t)cfg->sample_tokens, &settings, &rng, ids);
+    size_t len;
+    char* text = tokenizer_decode(tok, ids + 1, n - 1, &len, err, sizeof err);
+    if (!text) die(EXIT_BAD_INPUT, "cannot decode a sample: %s", err);
+    printf("sample at step %d:\n%s\n----\n", step, text);
+    free(text);
+    free(ids);
+}
+
+/* The resolved config as text: config.conf, and the record in the training state. */
+static char* config_text(const TrainConfig* cfg) {
+    char* buf = NULL;
+    size_t len = 0;
+    FILE* mem = open_memstream(&buf, &len);
+    if (!mem) die(EXIT_IO_FAILURE, "cannot allocate the config text");
+    config_write(cfg, mem);
+    if (fclose(mem) != 0) die(EXIT_IO_FAILURE, "cannot allocate the config text");
+    return buf;
+}
+
+static const char* SAFE_TO_CHANGE[] = {"max_iters", "log_interval", "sample_tokens", "out_dir", "data_dir",
+                                       "eval_interval"};
+
+/* Print each key whose value differs between the saved config and this one
+ * (but resume itself): a resumed run with other settings is a different curve. */
+static void report_changed_keys(const char* saved, const char* now) {
+    const char* line = now;
+    while (*line) {
+        size_t n = strcspn(line, "\n");
+        size_t key_len = strcspn(line, "=");
+        if (line[0] != '#' && key_len < n && strncmp(line, "resume ", 7) != 0) {
+            /* the same key's line in the saved text */
+            const char* s = saved;
+            int found = 0;
+            while (*s && !found) {
+                size_t m = strcspn(s, "\n");
+                if (m >= key_len && strncmp(s, line, key_len) == 0) {
+                    found = 1;
+                    if (m != n || strncmp(s, line, n) != 0) {
+                        int harmless = 0;  /* keys that change no loss of the steps both runs make */
+                        for (int k = 0; k < (int)(sizeof SAFE_TO_CHANGE / sizeof *SAFE_TO_CHANGE); k++)
+                            harmless |= strncmp(line, SAFE_TO_CHANGE[k], strlen(SAFE_TO_CHANGE[k])) == 0 &&
+                                        line[strlen(SAFE_TO_CHANGE[k])] == ' ';
+                        const char* was = s + key_len + 1;
+                        while (*was == ' ') was++;
+                        printf("%s: resume: %.*s (was %.*s)%s\n", harmless ? "note" : "warning", (int)n, line,
+                               (int)(s + m - was), was,
+                               harmless ? "" : ": the curve will differ from an uninterrupted run");
+                    }
+                }
+                s += m + (s[m] == '\n');
+            }
+        }
+        line += n + (line[n] == '\n');
+    }
+}
+
+/* Keep the header and the rows of steps <= step: the rows after the checkpoint
+ * are about to be run again. */
+static void truncate_log(const char* path, long step) {
+    if (!file_exists(path)) {
+        FILE* f = xfopen(path, "w");
+        fprintf(f, "%s\n", LOG_HEADER);
+        xfclose_synced(f, path);
+        printf("warning: resume: %s was missing; it starts again from step %ld\n", path, step + 1);
+        return;
+    }
+    size_t len;
+    char* text = (char*)read_file(path, &len);
+    size_t header = strcspn(text, "\n");
+    if (header != strlen(LOG_HEADER) || strncmp(text, LOG_HEADER, header) != 0)
+        die(EXIT_BAD_INPUT, "%s: its header is not '%s' (a log of another version?): move it away to resume", path,
+            LOG_HEADER);
+    size_t keep = header + (text[header] == '\n');
+    while (keep < len) {
+        size_t n = strcspn(text + keep, "\n");
+        if (text[keep + n] != '\n' || atol(text + keep) > step) break;  /* a torn last row goes too */
+        keep += n + 1;
+    }
+    write_file_atomic(path, text, keep);
+    free(text);
+}
+
 int main(int argc, char** argv) {
     if (argc < 2 || !strcmp(argv[1], "--help") || !strcmp(argv[1], "-h")) {
         usage(argc < 2 ? stderr : stdout);
@@ -51,9 +159,16 @@ int main(int argc, char** argv) {
     }
     setvbuf(stdout, NULL, _IOLBF, 0);  /* progress lines appear at once, also through a pipe */
     TrainConfig cfg;
-    char err[CONFIG_ERR_MAX];
+    char err[CONFIG_ERR_MAX + 512];
     /* file, overrides, checks: nothing is written before this passes */
-    if (config_from_args(&cfg, argc, argv, err, sizeof err) != 0) die(EXIT_BAD_INPUT, "%s", err);
+    if (config_from_args(&cfg, argc, argv, err, CONFIG_ERR_MAX) != 0) die(EXIT_BAD_INPUT, "%s", err);
+    char state_path[CONFIG_STR_MAX + 64], last_dir[CONFIG_STR_MAX + 64], log_path[CONFIG_STR_MAX + 64];
+    xsnprintf(state_path, sizeof state_path, "%s/%s", cfg.out_dir, CHECKPOINT_STATE_FILE);
+    xsnprintf(last_dir, sizeof last_dir, "%s/last", cfg.out_dir);
+    xsnprintf(log_path, sizeof log_path, "%s/log.csv", cfg.out_dir);
+    if (cfg.resume && !file_exists(state_path))
+        die(EXIT_BAD_INPUT, "--resume: %s does not exist (no checkpoint has been written to out_dir = %s yet)",
+            state_path, cfg.out_dir);
 
     /* ---- data ---- */
     PreparedData data;
@@ -62,6 +177,12 @@ int main(int argc, char** argv) {
     DataLoader train_data, val_data;
     dataloader_open(&train_data, data.train_path, cfg.input, data.vocab_size, cfg.block_size);
     dataloader_open(&val_data, data.val_path, cfg.input, data.vocab_size, cfg.block_size);
+    /* the tokenizer decodes samples and travels with every checkpoint */
+    size_t tok_len;
+    unsigned char* tok_file = read_file(data.tokenizer_path, &tok_len);
+    Tokenizer* tok = tokenizer_deserialize(tok_file, tok_len, data.tokenizer_path, err, sizeof err);
+    if (!tok) die(EXIT_BAD_INPUT, "%s", err);
+    TokenizerId tok_id = tokenizer_id(tok, tok_file, tok_len);
 
     /* ---- model and optimizer ---- */
     GPT model;
@@ -72,88 +193,114 @@ int main(int argc, char** argv) {
     int B = cfg.batch_size, T = cfg.block_size;
     int* inputs = xmalloc(sizeof(int) * B * T, "batch inputs");
     int* targets = xmalloc(sizeof(int) * B * T, "batch targets");
-    printf("model: n_layer %d, n_head %d, n_embd %d, block_size %d, %s positions (embed_scale %g), %s weights, %s: "
-           "%zu parameters\n", cfg.n_layer, cfg.n_head, cfg.n_embd, cfg.block_size,
+    printf("model: n_layer %d, n_head %d, n_embd %d, block_size %d, %s positions (embed_scale %g), %s weights, %s, "
+           "dropout %g: %zu parameters\n", cfg.n_layer, cfg.n_head, cfg.n_embd, cfg.block_size,
            cfg.pos_encoding == POS_LEARNED ? "learned" : "sinusoidal", cfg.embed_scale,
-           cfg.tie_weights ? "tied" : "untied", cfg.bias ? "biases" : "no biases", model.num_params);
-    printf("training: %d steps of %d x %d tokens on %d OpenMP threads\n", cfg.max_iters, B, T, omp_get_max_threads());
+           cfg.tie_weights ? "tied" : "untied", cfg.bias ? "biases" : "no biases", cfg.dropout, model.num_params);
+
+    /* ---- where the run starts: step 0, or the state --resume finds ---- */
+    TrainProgress progress = {.step = 0, .val_loss = NAN, .best_val_loss = INFINITY, .elapsed_s = 0.0};
+    rng_seed(&progress.batch_rng, (uint64_t)cfg.seed, STREAM_TRAIN);
+    char* cfg_text = config_text(&cfg);
+    if (cfg.resume) {
+        char* saved_cfg = NULL;
+        if (checkpoint_load_state(state_path, &model, &opt, &progress, &tok_id, &saved_cfg, err, sizeof err) != 0)
+            die(EXIT_BAD_INPUT, "%s", err);
+        report_changed_keys(saved_cfg, cfg_text);
+        free(saved_cfg);
+        printf("resuming from %s: step %ld, val loss %.4f (best %.4f)\n", state_path, progress.step,
+               progress.val_loss, progress.best_val_loss);
+    }
+    printf("training: steps %ld to %d of %d x %d tokens on %d OpenMP threads\n", progress.step + 1, cfg.max_iters,
+           B, T, omp_get_max_threads());
 
     /* ---- outputs: the resolved config, then the log ---- */
     make_dirs(cfg.out_dir);
-    char path[CONFIG_STR_MAX + 32];
-    xsnprintf(path, sizeof path, "%s/config.conf", cfg.out_dir);
-    {
-        char* buf = NULL;
-        size_t len = 0;
-        FILE* mem = open_memstream(&buf, &len);
-        if (!mem) die(EXIT_IO_FAILURE, "cannot allocate the config text");
-        config_write(&cfg, mem);
-        fclose(mem);
-        write_file_atomic(path, buf, len);
-        free(buf);
-    }
-    xsnprintf(path, sizeof path, "%s/log.csv", cfg.out_dir);
-    FILE* log = xfopen(path, "w");
-    /* val_bpb: val loss in bits per byte of text, comparable across tokenizers */
-    fprintf(log, "step,lr,train_loss,val_loss,grad_norm,ms_per_step,tokens_per_s,val_bpb\n");
+    xsnprintf(err, sizeof err, "%s/config.conf", cfg.out_dir);
+    write_file_atomic(err, cfg_text, strlen(cfg_text));
+    if (cfg.resume) truncate_log(log_path, progress.step);
+    FILE* log = xfopen(log_path, cfg.resume ? "a" : "w");
+    if (!cfg.resume) fprintf(log, "%s\n", LOG_HEADER);
 
     /* ---- the loop ---- */
-    Rng batch_rng;
-    rng_seed(&batch_rng, (uint64_t)cfg.seed, STREAM_TRAIN);
-    double t_start = now_seconds(), train_seconds = 0.0;
-    float val_loss = NAN;
-    for (int step = 0; step <= cfg.max_iters; step++) {
+    double t_session = now_seconds(), train_seconds = 0.0;
+    double t_start = t_session - progress.elapsed_s;  /* elapsed_s continues across resumes */
+    long first = cfg.resume ? progress.step + 1 : 0;
+    for (long step = first; step <= cfg.max_iters; step++) {
         /* step s makes the s-th update (step 0 none), then evaluates the model it
          * leaves: before training, after every eval_interval updates and after the last */
         double lr = 0.0, dt = 0.0;
         float loss = NAN, norm = NAN;
         if (step > 0) {
             double t0 = now_seconds();
-            lr = lr_schedule(step - 1, cfg.learning_rate, cfg.min_lr, cfg.warmup_iters, cfg.lr_decay_iters);
-            dataloader_next_batch(&train_data, &batch_rng, inputs, targets, B, T);
+            lr = lr_schedule((int)step - 1, cfg.learning_rate, cfg.min_lr, cfg.warmup_iters, cfg.lr_decay_iters);
+            dataloader_next_batch(&train_data, &progress.batch_rng, inputs, targets, B, T);
+            gpt_train_mode(&model, (uint64_t)cfg.seed, step);  /* dropout masks keyed by (seed, step) */
             loss = gpt_forward(&model, inputs, targets, B, T);
             gpt_zero_grad(&model);
             gpt_backward(&model);
+            gpt_eval_mode(&model);
             norm = grad_global_norm(model.grads_memory, model.num_params);
             grad_clip(model.grads_memory, model.num_params, norm, (float)cfg.grad_clip);
             adamw_update(&opt, model.params_memory, model.grads_memory, model.tensors, NUM_PARAM_TENSORS, (float)lr,
                          (float)cfg.beta1, (float)cfg.beta2, (float)cfg.weight_decay);
             dt = now_seconds() - t0;
             train_seconds += dt;
-            if (!isfinite(loss)) die(EXIT_BAD_INPUT, "loss is %f at step %d: lower learning_rate", loss, step);
+            if (!isfinite(loss)) die(EXIT_BAD_INPUT, "loss is %f at step %ld: lower learning_rate", loss, step);
             if (step % cfg.log_interval == 0 || step == cfg.max_iters) {
                 char eta[32];
-                format_duration(train_seconds / step * (cfg.max_iters - step), eta, sizeof eta);
-                printf("step %5d/%d | loss %.4f | lr %.2e | norm %.3f | %.1f ms | %.0f tok/s | ETA %s\n", step,
+                format_duration(train_seconds / (step - first + 1) * (cfg.max_iters - step), eta, sizeof eta);
+                printf("step %5ld/%d | loss %.4f | lr %.2e | norm %.3f | %.1f ms | %.0f tok/s | ETA %s\n", step,
                        cfg.max_iters, loss, lr, norm, dt * 1e3, B * T / dt, eta);
             }
         }
 
-        char val_text[32] = "", bpb_text[32] = "";
-        if (step % cfg.eval_interval == 0 || step == cfg.max_iters) {
+        int eval_step = step % cfg.eval_interval == 0 || step == cfg.max_iters;
+        char eval_text[96] = ",,";
+        if (eval_step) {
             double t0 = now_seconds();
             float train_loss = evaluate(&model, &train_data, &cfg, inputs, targets);
-            val_loss = evaluate(&model, &val_data, &cfg, inputs, targets);
-            double val_bpb = data_bits_per_byte(&data, val_loss);
-            printf("step %d: train loss %.4f, val loss %.4f, val_bpb %.4f (eval %.1f s)\n", step, train_loss,
-                   val_loss, val_bpb, now_seconds() - t0);
-            snprintf(val_text, sizeof val_text, "%.9g", val_loss);
-            snprintf(bpb_text, sizeof bpb_text, "%.9g", val_bpb);
+            progress.val_loss = evaluate(&model, &val_data, &cfg, inputs, targets);
+            double val_bpb = data_bits_per_byte(&data, progress.val_loss);
+            printf("step %ld: train loss %.4f, val loss %.4f, val_bpb %.4f (eval %.1f s)\n", step, train_loss,
+                   progress.val_loss, val_bpb, now_seconds() - t0);
+            snprintf(eval_text, sizeof eval_text, "%.9g,%.9g,%.9g", progress.val_loss, val_bpb, train_loss);
         }
 
-        /* a row per step, written whole and flushed: a crash leaves only complete rows.
-         * train_loss is the loss of the step's batch before its update; val_loss after it. */
-        if (step == 0) fprintf(log, "0,,,%s,,,,%s\n", val_text, bpb_text);
-        else fprintf(log, "%d,%.9g,%.9g,%s,%.9g,%.3f,%.1f,%s\n", step, lr, loss, val_text, norm, dt * 1e3,
-                     B * T / dt, bpb_text);
-        if (fflush(log) != 0) die(EXIT_IO_FAILURE, "cannot write %s", path);
-    }
-    xfclose_synced(log, path);
-    double wall = now_seconds() - t_start;
-    printf("done: %d steps in %.1f s wall (%.1f ms/step training), final val loss %.4f (%.4f bits per byte)\n",
-           cfg.max_iters, wall, cfg.max_iters ? train_seconds / cfg.max_iters * 1e3 : 0.0, val_loss,
-           data_bits_per_byte(&data, val_loss));
+        /* a row per step, written whole and flushed (a crash leaves only complete
+         * rows), before the checkpoint that records the step */
+        progress.step = step;
+        progress.elapsed_s = now_seconds() - t_start;
+        if (step == 0) fprintf(log, "0,,,%s,,,,%.3f\n", eval_text, progress.elapsed_s);
+        else fprintf(log, "%ld,%.9g,%.9g,%s,%.9g,%.3f,%.1f,%.3f\n", step, lr, loss, eval_text, norm, dt * 1e3,
+                     B * T / dt, progress.elapsed_s);
+        if (fflush(log) != 0) die(EXIT_IO_FAILURE, "cannot write %s", log_path);
 
+        if (eval_step && cfg.sample_tokens > 0) print_sample(&model, tok, &cfg, (int)step);
+        if (eval_step && step > 0) {
+            /* best: the lowest val loss so far; last and the state: always */
+            if (progress.val_loss < progress.best_val_loss) {
+                progress.best_val_loss = progress.val_loss;
+                if (checkpoint_save_model(cfg.out_dir, &model, tok_file, tok_len, step, progress.val_loss, err,
+                                          sizeof err) != 0)
+                    die(EXIT_IO_FAILURE, "%s", err);
+            }
+            if (checkpoint_save_model(last_dir, &model, tok_file, tok_len, step, progress.val_loss, err, sizeof err) != 0 ||
+                checkpoint_save_state(state_path, &model, &opt, &progress, cfg_text, &tok_id, err, sizeof err) != 0)
+                die(EXIT_IO_FAILURE, "%s", err);
+            printf("checkpoint: step %ld in %s/last (best val %.4f in %s)\n", step, cfg.out_dir,
+                   progress.best_val_loss, cfg.out_dir);
+        }
+    }
+    xfclose_synced(log, log_path);
+    long steps_run = cfg.max_iters - first + 1 - (first == 0);
+    printf("done: %ld steps in %.1f s wall (%.1f ms/step training), final val loss %.4f (%.4f bits per byte)\n",
+           steps_run, now_seconds() - t_session, steps_run > 0 ? train_seconds / steps_run * 1e3 : 0.0,
+           progress.val_loss, data_bits_per_byte(&data, progress.val_loss));
+
+    free(cfg_text);
+    free(tok_file);
+    tokenizer_free(tok);
     free(inputs);
     free(targets);
     adamw_free(&opt);

@@ -3,6 +3,7 @@
 #include "utils.h"
 
 #include <errno.h>
+#include <fcntl.h>
 #include <math.h>
 #include <stdarg.h>
 #include <stdlib.h>
@@ -71,31 +72,66 @@ unsigned char* read_file(const char* path, size_t* len) {
     return buf;
 }
 
-void write_file_atomic(const char* path, const void* data, size_t len) {
-    size_t plen = strlen(path) + 5;
-    char* tmp = xmalloc(plen, "temporary path");
-    snprintf(tmp, plen, "%s.tmp", path);
-    FILE* f = xfopen(tmp, "wb");
-    xfwrite(data, 1, len, f, tmp);
-    xfclose_synced(f, tmp);
-    if (rename(tmp, path) != 0) die(EXIT_IO_FAILURE, "cannot rename %s to %s: %s", tmp, path, strerror(errno));
-    free(tmp);
+/* Make the rename itself durable: fsync the directory that holds path. */
+static void sync_parent_dir(const char* path) {
+    char dir[4096];
+    const char* slash = strrchr(path, '/');
+    if (!slash) snprintf(dir, sizeof dir, ".");
+    else snprintf(dir, sizeof dir, "%.*s", (int)(slash - path) + (slash == path), path);
+    int fd = open(dir, O_RDONLY);
+    if (fd < 0) return;
+    fsync(fd);  /* EINVAL on some file systems: nothing more can be done there */
+    close(fd);
 }
 
-void make_dirs(const char* path) {
+int write_file_checked(const char* path, const void* data, size_t len, char* err, size_t errlen) {
+    char tmp[4096];
+    if ((size_t)snprintf(tmp, sizeof tmp, "%s.tmp", path) >= sizeof tmp)
+        return snprintf(err, errlen, "path too long: %s", path), -1;
+    FILE* f = fopen(tmp, "wb");
+    if (!f) return snprintf(err, errlen, "cannot create %s: %s", tmp, strerror(errno)), -1;
+    int ok = fwrite(data, 1, len, f) == len;
+    ok = ok && fflush(f) == 0;
+    ok = ok && fsync(fileno(f)) == 0;
+    int saved = errno;
+    ok = (fclose(f) == 0) && ok;
+    if (ok && rename(tmp, path) == 0) {
+        sync_parent_dir(path);
+        return 0;
+    }
+    if (!ok && saved) errno = saved;
+    snprintf(err, errlen, "cannot write %s: %s", ok ? path : tmp, strerror(errno));
+    remove(tmp);
+    return -1;
+}
+
+void write_file_atomic(const char* path, const void* data, size_t len) {
+    char err[4096 + 256];
+    if (write_file_checked(path, data, len, err, sizeof err) != 0) die(EXIT_IO_FAILURE, "%s", err);
+}
+
+int make_dirs_checked(const char* path, char* err, size_t errlen) {
+    char p[4096];
     size_t n = strlen(path);
-    char* p = xmalloc(n + 1, "directory path");
+    if (n >= sizeof p) return snprintf(err, errlen, "path too long: %s", path), -1;
     memcpy(p, path, n + 1);
     for (size_t i = 1; i <= n; i++) {
         if (p[i] != '/' && p[i] != 0) continue;
         char saved = p[i];
         p[i] = 0;
-        if (mkdir(p, 0755) != 0 && errno != EEXIST) die(EXIT_IO_FAILURE, "cannot create directory %s: %s", p, strerror(errno));
+        if (mkdir(p, 0755) != 0 && errno != EEXIST)
+            return snprintf(err, errlen, "cannot create directory %s: %s", p, strerror(errno)), -1;
         p[i] = saved;
     }
     struct stat st;
-    if (stat(path, &st) != 0 || !S_ISDIR(st.st_mode)) die(EXIT_IO_FAILURE, "%s exists and is not a directory", path);
-    free(p);
+    if (stat(path, &st) != 0 || !S_ISDIR(st.st_mode))
+        return snprintf(err, errlen, "%s exists and is not a directory", path), -1;
+    return 0;
+}
+
+void make_dirs(const char* path) {
+    char err[4096 + 256];
+    if (make_dirs_checked(path, err, sizeof err) != 0) die(EXIT_IO_FAILURE, "%s", err);
 }
 
 int file_exists(const char* path) {
@@ -111,8 +147,7 @@ void xsnprintf(char* out, size_t cap, const char* fmt, ...) {
     if (n < 0 || (size_t)n >= cap) die(EXIT_BAD_INPUT, "path or text too long (%d bytes, limit %zu): %.80s...", n, cap, out);
 }
 
-/* SplitMix64's finaliser: a bijection that scatters nearby inputs. */
-static uint64_t mix64(uint64_t z) {
+uint64_t mix64(uint64_t z) {
     z = (z ^ (z >> 30)) * 0xBF58476D1CE4E5B9ULL;
     z = (z ^ (z >> 27)) * 0x94D049BB133111EBULL;
     return z ^ (z >> 31);

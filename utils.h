@@ -30,8 +30,11 @@ unsigned char* read_file(const char* path, size_t* len);
 /* Write `len` bytes to `path` through `path.tmp` + rename, so a crash never
  * leaves a half-written file under the final name. */
 void write_file_atomic(const char* path, const void* data, size_t len);
+/* The same without exiting: -1 with a message in err (the library's style). */
+int write_file_checked(const char* path, const void* data, size_t len, char* err, size_t errlen);
 /* mkdir -p; dies with the path on failure. */
 void make_dirs(const char* path);
+int make_dirs_checked(const char* path, char* err, size_t errlen);
 int file_exists(const char* path);
 /* snprintf that dies instead of silently truncating (paths built from config values). */
 void xsnprintf(char* out, size_t cap, const char* fmt, ...) __attribute__((format(printf, 3, 4)));
@@ -46,5 +49,8 @@ float rng_normal(Rng* r);                     /* N(0, 1) by Box-Muller */
 
 double now_seconds(void);                     /* monotonic clock */
 uint64_t fnv1a64(const void* data, size_t len);
+/* SplitMix64's finaliser: a bijection of 64-bit words that scatters nearby inputs
+ * (seeds RNG streams; a counter-based hash for dropout masks). */
+uint64_t mix64(uint64_t z);
 
 #endif

@@ -1,12 +1,14 @@
 #!/usr/bin/env bash
 # run_all.sh: every test suite, then one closing line "N passed, N failed".
-# C suites (cmocka): kernels, model, config, training, tokenizer. Shell suites: the ./train
-# command line end to end, and parity with a PyTorch reference.
+# C suites (cmocka): kernels, model, config, training, tokenizer, safetensors, checkpoint.
+# Shell suites: ./train and ./prepare end to end; checkpoints, resume and ./sample end to
+# end (with the GPT-2 layout checked by a hand-written forward); parity with PyTorch.
 set -u
 cd "$(dirname "$0")/.."
 passed=0; failed=0; broken=()
 
-for suite in tests/test_kernels tests/test_model tests/test_config tests/test_training tests/test_tokenizer; do
+for suite in tests/test_kernels tests/test_model tests/test_config tests/test_training tests/test_tokenizer \
+             tests/test_safetensors tests/test_checkpoint; do
     echo "== $suite"
     out=$("$suite" 2>&1); rc=$?
     echo "$out"
@@ -16,7 +18,7 @@ for suite in tests/test_kernels tests/test_model tests/test_config tests/test_tr
     [ $rc -ne 0 ] && [ -z "$f" ] && failed=$((failed + 1))  # crashed before reporting
 done
 
-for suite in tests/test_cli.sh tests/test_parity.sh; do
+for suite in tests/test_cli.sh tests/test_checkpoint.sh tests/test_parity.sh; do
     echo "== $suite"
     out=$("$suite" 2>&1); rc=$?
     echo "$out"

@@ -8,6 +8,7 @@
 #include <cmocka.h>
 #include <omp.h>
 
+#include "dropout.h"
 #include "kernels.h"
 #include "test_util.h"
 
@@ -133,18 +134,20 @@ static void test_layernorm_backward_matches_finite_differences(void** state) {
 
 /* ---- attention ---------------------------------------------------------------- */
 
-typedef struct { float *out, *att, *qkv, *w; int B, T, C, NH; } AttentionCtx;
+typedef struct { float *out, *att, *qkv, *w; int B, T, C, NH; float dropout; uint64_t key; } AttentionCtx;
 static double attention_objective(void* p) {
     AttentionCtx* c = p;
-    attention_forward(c->out, c->att, c->qkv, c->B, c->T, c->C, c->NH);
+    attention_forward(c->out, c->att, c->qkv, c->B, c->T, c->C, c->NH, c->dropout, c->key);
     return weighted_sum(c->out, c->w, (size_t)c->B * c->T * c->C);
 }
 
-static void test_attention_backward_matches_finite_differences(void** state) {
+/* With dropout the masks are fixed by the key, so the forward is a fixed function
+ * of qkv and finite differences apply as without. */
+static void check_attention(float dropout, const char* name) {
     Rng rng;
     rng_seed(&rng, 4, 0);
     int B = 2, T = 5, C = 8, NH = 2;
-    AttentionCtx c = {.B = B, .T = T, .C = C, .NH = NH};
+    AttentionCtx c = {.B = B, .T = T, .C = C, .NH = NH, .dropout = dropout, .key = 77};
     c.qkv = random_tensor(&rng, B * T * 3 * C, 1.0f);
     c.w = random_tensor(&rng, B * T * C, 1.0f);
     c.out = xmalloc(sizeof(float) * B * T * C, "out");
@@ -152,9 +155,91 @@ static void test_attention_backward_matches_finite_differences(void** state) {
     attention_objective(&c);
     float* dqkv = xcalloc(B * T * 3 * C, sizeof(float), "dqkv");
     float* scratch = xmalloc(sizeof(float) * B * NH * T, "scratch");
-    attention_backward(dqkv, scratch, c.w, c.qkv, c.att, B, T, C, NH);
-    check_gradient("attention dqkv", c.qkv, dqkv, B * T * 3 * C, attention_objective, &c);
+    attention_backward(dqkv, scratch, c.w, c.qkv, c.att, B, T, C, NH, dropout, c.key);
+    check_gradient(name, c.qkv, dqkv, B * T * 3 * C, attention_objective, &c);
     free(c.qkv); free(c.w); free(c.out); free(c.att); free(dqkv); free(scratch);
+}
+
+static void test_attention_backward_matches_finite_differences(void** state) {
+    check_attention(0.0f, "attention dqkv");
+    check_attention(0.3f, "attention dqkv, dropout 0.3");
+}
+
+/* Generation reads keys and values from a cache: its output for the last query
+ * must equal the last row of the full forward. */
+static void test_attention_decode_equals_last_row_of_forward(void** state) {
+    Rng rng;
+    rng_seed(&rng, 6, 0);
+    int T = 7, C = 12, NH = 3;
+    float* qkv = random_tensor(&rng, T * 3 * C, 1.0f);
+    float* out = xmalloc(sizeof(float) * T * C, "out");
+    float* att = xmalloc(sizeof(float) * NH * T * T, "att");
+    float *kc = xmalloc(sizeof(float) * T * C, "k"), *vc = xmalloc(sizeof(float) * T * C, "v");
+    float dec[12], scores[7];
+    attention_forward(out, att, qkv, 1, T, C, NH, 0.0f, 0);
+    for (int t = 0; t < T; t++) {
+        memcpy(kc + t * C, qkv + t * 3 * C + C, sizeof(float) * C);
+        memcpy(vc + t * C, qkv + t * 3 * C + 2 * C, sizeof(float) * C);
+    }
+    for (int t = 0; t < T; t++) {
+        attention_decode(dec, scores, qkv + t * 3 * C, kc, vc, t + 1, C, NH);
+        for (int i = 0; i < C; i++) assert_float_equal(dec[i], out[t * C + i], 1e-6f);
+    }
+    free(qkv); free(out); free(att); free(kc); free(vc);
+}
+
+/* ---- dropout ------------------------------------------------------------------ */
+
+typedef struct { float *x, *y, *w; size_t N; float p; uint64_t key; } DropoutCtx;
+static double dropout_objective(void* p) {
+    DropoutCtx* c = p;
+    memcpy(c->y, c->x, c->N * sizeof(float));
+    dropout_forward(c->y, c->N, c->p, c->key);
+    return weighted_sum(c->y, c->w, c->N);
+}
+
+static void test_dropout_backward_matches_finite_differences(void** state) {
+    Rng rng;
+    rng_seed(&rng, 9, 0);
+    size_t N = 200;
+    DropoutCtx c = {.N = N, .p = 0.25f, .key = 12345};
+    c.x = random_tensor(&rng, N, 1.0f);
+    c.w = random_tensor(&rng, N, 1.0f);
+    c.y = xmalloc(N * sizeof(float), "y");
+    float* dx = copy_tensor(c.w, N);  /* d(sum w*y)/dy = w, then back through the mask */
+    dropout_backward(dx, N, c.p, c.key);
+    check_gradient("dropout dx", c.x, dx, N, dropout_objective, &c);
+    free(c.x); free(c.w); free(c.y); free(dx);
+}
+
+/* Inverted dropout: about p of the elements become 0, the rest are scaled by
+ * 1/(1-p), so the mean is kept; p = 0 changes nothing; another key, another mask. */
+static void test_dropout_drops_p_and_keeps_the_mean(void** state) {
+    size_t N = 200000;
+    float p = 0.2f;
+    float* x = xmalloc(N * sizeof(float), "x");
+    float* y = xmalloc(N * sizeof(float), "y");
+    for (size_t i = 0; i < N; i++) x[i] = 1.0f;
+    memcpy(y, x, N * sizeof(float));
+    dropout_forward(y, N, p, 1);
+    size_t zeros = 0, differ = 0;
+    double sum = 0;
+    for (size_t i = 0; i < N; i++) { zeros += y[i] == 0.0f; sum += y[i]; }
+    printf("  dropout p = 0.2: dropped %.4f, mean %.4f\n", (double)zeros / N, sum / N);
+    assert_true(fabs((double)zeros / N - p) < 0.005);  /* 5 sigma is about 0.0045 */
+    assert_true(fabs(sum / N - 1.0) < 0.01);
+    for (size_t i = 0; i < N; i++) assert_true(y[i] == 0.0f || y[i] == 1.0f / (1.0f - p));
+    float* z = copy_tensor(x, N);
+    dropout_forward(z, N, p, 2);
+    for (size_t i = 0; i < N; i++) differ += (y[i] == 0.0f) != (z[i] == 0.0f);
+    assert_true(differ > N / 10);
+    memcpy(z, x, N * sizeof(float));
+    dropout_forward(z, N, 0.0f, 1);
+    assert_memory_equal(z, x, N * sizeof(float));
+    assert_true(dropout_key(1, 5, 0, DROP_ATTN) != dropout_key(1, 6, 0, DROP_ATTN));
+    assert_true(dropout_key(1, 5, 0, DROP_ATTN) != dropout_key(1, 5, 1, DROP_ATTN));
+    assert_true(dropout_key(1, 5, 0, DROP_ATTN) != dropout_key(1, 5, 0, DROP_MLP_RESID));
+    free(x); free(y); free(z);
 }
 
 static void test_attention_never_looks_at_future_positions(void** state) {
@@ -165,9 +250,9 @@ static void test_attention_never_looks_at_future_positions(void** state) {
     float* out1 = xmalloc(sizeof(float) * T * C, "out1");
     float* out2 = xmalloc(sizeof(float) * T * C, "out2");
     float* att = xmalloc(sizeof(float) * NH * T * T, "att");
-    attention_forward(out1, att, qkv, B, T, C, NH);
+    attention_forward(out1, att, qkv, B, T, C, NH, 0.0f, 0);
     for (int i = 0; i < 3 * C; i++) qkv[t_changed * 3 * C + i] += 1.0f;  /* change q,k,v at t = 4 */
-    attention_forward(out2, att, qkv, B, T, C, NH);
+    attention_forward(out2, att, qkv, B, T, C, NH, 0.0f, 0);
     for (int t = 0; t < T; t++) {
         int same = memcmp(out1 + t * C, out2 + t * C, sizeof(float) * C) == 0;
         assert_int_equal(same, t < t_changed);  /* earlier positions untouched, later ones see it */
@@ -299,8 +384,8 @@ static float* run_all_kernels(int threads, size_t* n_out) {
 
     matmul_forward(o, x, w, bias, scratch, BT, C, OC); o += BT * OC;
     matmul_backward(o, o + BT * C, o + BT * C + OC * C, dout, x, w, BT, C, OC); o += BT * C + OC * C + OC;
-    attention_forward(o, att, qkv, B, T, C, NH);
-    attention_backward(o + BT * C, scratch, x, qkv, att, B, T, C, NH); o += BT * C + BT * 3 * C;
+    attention_forward(o, att, qkv, B, T, C, NH, 0.1f, 3);
+    attention_backward(o + BT * C, scratch, x, qkv, att, B, T, C, NH, 0.1f, 3); o += BT * C + BT * 3 * C;
     layernorm_forward(o, mean, rstd, x, lnw, bias, BT, C);
     layernorm_backward(o + BT * C + 2 * C, o + BT * C, o + BT * C + C, dout, x, lnw, mean, rstd, BT, C);
     o += BT * C + 2 * C + BT * C;
@@ -308,7 +393,8 @@ static float* run_all_kernels(int threads, size_t* n_out) {
     crossentropy_forward(o, losses, dout, targets, BT, V);
     crossentropy_backward(o + BT * V, o, targets, BT, V); o += 2 * BT * V;
     encoder_backward(o, o + V * C, x, ids, 1.5f, B, T, C); o += V * C + T * C;
-    encoder_forward(o, ids, wte, wte, 1.5f, B, T, C); o += BT * C;
+    encoder_forward(o, ids, wte, wte, 1.5f, B, T, C);
+    dropout_forward(o, BT * C, 0.3f, 4); o += BT * C;
     assert_true((size_t)(o - all) == total);
     free(x); free(w); free(bias); free(qkv); free(wte); free(lnw); free(dout); free(scratch); free(att);
     *n_out = total;
@@ -334,6 +420,9 @@ int main(void) {
         cmocka_unit_test(test_layernorm_backward_matches_finite_differences),
         cmocka_unit_test(test_attention_backward_matches_finite_differences),
         cmocka_unit_test(test_attention_never_looks_at_future_positions),
+        cmocka_unit_test(test_attention_decode_equals_last_row_of_forward),
+        cmocka_unit_test(test_dropout_backward_matches_finite_differences),
+        cmocka_unit_test(test_dropout_drops_p_and_keeps_the_mean),
         cmocka_unit_test(test_gelu_backward_matches_finite_differences),
         cmocka_unit_test(test_crossentropy_backward_matches_finite_differences),
         cmocka_unit_test(test_crossentropy_of_uniform_logits_is_log_vocab),

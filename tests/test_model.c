@@ -37,18 +37,22 @@ static void break_symmetry(GPT* m) {
     for (size_t i = 0; i < m->num_params; i++) m->params_memory[i] += 0.1f * rng_normal(&rng);
 }
 
-static void check_every_tensor(PosEncoding pos, int tied, int bias) {
+static void check_every_tensor(PosEncoding pos, int tied, int bias, float dropout) {
     GPTConfig c = tiny_config(pos, tied, bias);
+    c.dropout = dropout;
     GPT m;
     gpt_build(&m, &c, B, 42);
+    /* training mode with a fixed (seed, step): every forward draws the same masks,
+     * so the loss is a fixed function of the parameters */
+    if (dropout > 0) gpt_train_mode(&m, 5, 17);
     break_symmetry(&m);
     int inputs[B * T], targets[B * T];
     random_batch(inputs, targets, c.vocab_size, 5);
     gpt_forward(&m, inputs, targets, B, T);
     gpt_zero_grad(&m);
     gpt_backward(&m);
-    printf("  %s positions, %s weights, %s\n", pos == POS_LEARNED ? "learned" : "sinusoidal",
-           tied ? "tied" : "untied", bias ? "biases" : "no biases");
+    printf("  %s positions, %s weights, %s, dropout %g\n", pos == POS_LEARNED ? "learned" : "sinusoidal",
+           tied ? "tied" : "untied", bias ? "biases" : "no biases", dropout);
 
     int checked = 0;
     for (int t = 0; t < NUM_PARAM_TENSORS; t++) {
@@ -100,11 +104,73 @@ static void check_every_tensor(PosEncoding pos, int tied, int bias) {
     gpt_free(&m);
 }
 
-static void test_gradients_learned_positions_tied(void** s) { check_every_tensor(POS_LEARNED, 1, 1); }
-static void test_gradients_learned_positions_untied(void** s) { check_every_tensor(POS_LEARNED, 0, 1); }
-static void test_gradients_sinusoidal_positions_tied(void** s) { check_every_tensor(POS_SINUSOIDAL, 1, 1); }
-static void test_gradients_sinusoidal_positions_untied(void** s) { check_every_tensor(POS_SINUSOIDAL, 0, 1); }
-static void test_gradients_without_biases(void** s) { check_every_tensor(POS_LEARNED, 1, 0); }
+static void test_gradients_learned_positions_tied(void** s) { check_every_tensor(POS_LEARNED, 1, 1, 0); }
+static void test_gradients_learned_positions_untied(void** s) { check_every_tensor(POS_LEARNED, 0, 1, 0); }
+static void test_gradients_sinusoidal_positions_tied(void** s) { check_every_tensor(POS_SINUSOIDAL, 1, 1, 0); }
+static void test_gradients_sinusoidal_positions_untied(void** s) { check_every_tensor(POS_SINUSOIDAL, 0, 1, 0); }
+static void test_gradients_without_biases(void** s) { check_every_tensor(POS_LEARNED, 1, 0, 0); }
+static void test_gradients_with_dropout_fixed_masks(void** s) { check_every_tensor(POS_LEARNED, 1, 1, 0.2f); }
+
+/* Dropout acts in training mode only; its masks are a function of (seed, step). */
+static void test_dropout_only_in_training_mode(void** state) {
+    GPTConfig c = tiny_config(POS_LEARNED, 1, 1), cd = c;
+    cd.dropout = 0.3f;
+    GPT m, md;
+    gpt_build(&m, &c, B, 8);
+    gpt_build(&md, &cd, B, 8);
+    int inputs[B * T], targets[B * T];
+    random_batch(inputs, targets, c.vocab_size, 2);
+    float plain = gpt_forward(&m, inputs, targets, B, T);
+    assert_true(gpt_forward(&md, inputs, targets, B, T) == plain);  /* eval mode: no dropout */
+    gpt_train_mode(&md, 1, 10);
+    float a = gpt_forward(&md, inputs, targets, B, T);
+    float again = gpt_forward(&md, inputs, targets, B, T);
+    gpt_train_mode(&md, 1, 11);
+    float next_step = gpt_forward(&md, inputs, targets, B, T);
+    gpt_train_mode(&m, 1, 10);
+    assert_true(gpt_forward(&m, inputs, targets, B, T) == plain);  /* dropout = 0: training mode is eval */
+    assert_true(a != plain);
+    assert_true(a == again);       /* same (seed, step): same masks */
+    assert_true(next_step != a);   /* next step: new masks */
+    gpt_eval_mode(&md);
+    assert_true(gpt_forward(&md, inputs, targets, B, T) == plain);
+    gpt_free(&m);
+    gpt_free(&md);
+}
+
+/* Generation feeds one token at a time through the key/value cache; each step's
+ * logits must be the full forward's logits at that position. */
+static void check_cache(PosEncoding pos, int tied, int bias) {
+    GPTConfig c = tiny_config(pos, tied, bias);
+    GPT m;
+    gpt_build(&m, &c, 1, 21);
+    break_symmetry(&m);
+    int T_full = c.block_size, V = c.vocab_size;
+    int ids[B * T], dummy[B * T];    /* the first block_size of them are used */
+    random_batch(ids, dummy, V, 4);
+    gpt_forward(&m, ids, NULL, 1, T_full);
+    float* full = copy_tensor(m.acts.logits, (size_t)T_full * V);
+    KVCache kv;
+    kvcache_init(&kv, &c);
+    double worst = 0;
+    for (int t = 0; t < T_full; t++) {
+        const float* z = gpt_forward_cached(&m, &kv, ids[t]);
+        for (int v = 0; v < V; v++) worst = fmax(worst, fabs(z[v] - full[t * V + v]));
+    }
+    printf("  cache vs full forward (%s, %s, %s): max |diff| %.2g\n", pos == POS_LEARNED ? "learned" : "sinusoidal",
+           tied ? "tied" : "untied", bias ? "biases" : "no biases", worst);
+    assert_true(worst < 1e-5);
+    assert_int_equal(kv.n_ctx, T_full);
+    kvcache_free(&kv);
+    free(full);
+    gpt_free(&m);
+}
+
+static void test_kv_cache_gives_the_full_forward_logits(void** state) {
+    check_cache(POS_LEARNED, 1, 1);
+    check_cache(POS_SINUSOIDAL, 0, 1);
+    check_cache(POS_LEARNED, 1, 0);
+}
 
 static void test_no_bias_removes_exactly_the_biases(void** state) {
     GPTConfig cb = tiny_config(POS_LEARNED, 1, 1), cn = tiny_config(POS_LEARNED, 1, 0);
@@ -207,6 +273,9 @@ int main(void) {
         cmocka_unit_test(test_gradients_sinusoidal_positions_tied),
         cmocka_unit_test(test_gradients_sinusoidal_positions_untied),
         cmocka_unit_test(test_gradients_without_biases),
+        cmocka_unit_test(test_gradients_with_dropout_fixed_masks),
+        cmocka_unit_test(test_dropout_only_in_training_mode),
+        cmocka_unit_test(test_kv_cache_gives_the_full_forward_logits),
         cmocka_unit_test(test_no_bias_removes_exactly_the_biases),
         cmocka_unit_test(test_tied_output_layer_is_E_itself),
         cmocka_unit_test(test_sinusoidal_positions_have_no_parameters),
