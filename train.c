@@ -62,6 +62,7 @@ static void format_duration(double seconds, char* out, size_t len) {
 
 /* A short sample of what the model writes now, from a newline, as nanoGPT's sample.py starts. */
 static void print_sample(GPT* model, const Tokenizer* tok, const TrainConfig* cfg, int step) {
+    double t0 = now_seconds();
     SamplerSettings settings = {.temperature = 0.8f, .top_k = 200};
     char err[256];
     uint16_t start = 0;
@@ -73,7 +74,7 @@ static void print_sample(GPT* model, const Tokenizer* tok, const TrainConfig* cf
     size_t len;
     char* text = tokenizer_decode(tok, ids + 1, n - 1, &len, err, sizeof err);
     if (!text) die(EXIT_BAD_INPUT, "cannot decode a sample: %s", err);
-    printf("sample at step %d:\n%s\n----\n", step, text);
+    printf("sample at step %d (%.2f s):\n%s\n----\n", step, now_seconds() - t0, text);
     free(text);
     free(ids);
 }
@@ -278,6 +279,7 @@ int main(int argc, char** argv) {
 
         if (eval_step && cfg.sample_tokens > 0) print_sample(&model, tok, &cfg, (int)step);
         if (eval_step && step > 0) {
+            double t0 = now_seconds();
             /* best: the lowest val loss so far; last and the state: always */
             if (progress.val_loss < progress.best_val_loss) {
                 progress.best_val_loss = progress.val_loss;
@@ -288,8 +290,8 @@ int main(int argc, char** argv) {
             if (checkpoint_save_model(last_dir, &model, tok_file, tok_len, step, progress.val_loss, err, sizeof err) != 0 ||
                 checkpoint_save_state(state_path, &model, &opt, &progress, cfg_text, &tok_id, err, sizeof err) != 0)
                 die(EXIT_IO_FAILURE, "%s", err);
-            printf("checkpoint: step %ld in %s/last (best val %.4f in %s)\n", step, cfg.out_dir,
-                   progress.best_val_loss, cfg.out_dir);
+            printf("checkpoint: step %ld in %s/last (best val %.4f in %s), %.2f s\n", step, cfg.out_dir,
+                   progress.best_val_loss, cfg.out_dir, now_seconds() - t0);
         }
     }
     xfclose_synced(log, log_path);

@@ -3,9 +3,11 @@
 #   gcc, make (build-essential)        the trainer (C11 + OpenMP)
 #   libcmocka-dev                      C unit tests
 #   libsentencepiece-dev, pkg-config   the sentencepiece tokenizer (make SPM=0 builds without)
-#   python3-torch, python3-numpy       the PyTorch parity test
+#   python3-torch, python3-numpy       the PyTorch parity test, the GPT-2 layout check
+#   python3-matplotlib                 scripts/plot_curves.py (training curves as PNG)
 set -euo pipefail
-packages=(build-essential libcmocka-dev libsentencepiece-dev pkg-config python3-torch python3-numpy)
+packages=(build-essential libcmocka-dev libsentencepiece-dev pkg-config python3-torch python3-numpy
+          python3-matplotlib)
 missing=()
 for p in "${packages[@]}"; do
     dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q "install ok installed" || missing+=("$p")

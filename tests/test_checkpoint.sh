@@ -56,8 +56,8 @@ last_step=$(sed -n 's/.*"emergent_step": \([0-9]*\).*/\1/p' "$tmp/full/last/conf
 if [ "$best_step" = "$best_val" ] && [ "$last_step" = 40 ]; then
     ok "out_dir holds the lowest-val model (step $best_step), last/ the final one (step 40)"
 else bad "best/last" "best step '$best_step' (log says '$best_val'), last step '$last_step'"; fi
-grep -q "^sample at step 10:" "$tmp/run.out" && ok "training prints a sample at each evaluation" ||
-    bad "samples" "no 'sample at step 10:' in the output"
+grep -q "^sample at step 10 " "$tmp/run.out" && ok "training prints a sample at each evaluation" ||
+    bad "samples" "no 'sample at step 10' in the output"
 
 # ---- resume: stop at step 20, continue to 40 ----
 run --out_dir="$tmp/resumed" --max_iters=20 && run --out_dir="$tmp/resumed" --resume ||
@@ -163,6 +163,13 @@ if ./train "$tmp/small.conf" --out_dir="$tmp/bpe" --max_iters=10 --tokenizer=sen
     else bad "sentencepiece sample" "$(head -c 200 "$tmp/s5")"; fi
 elif grep -q "no SentencePiece" "$tmp/bpe.out"; then ok "SentencePiece sample skipped: this build has no SentencePiece"
 else bad "sentencepiece run" "$(tail -3 "$tmp/bpe.out")"; fi
+
+# the curves script draws a run (and a reference point) into a PNG
+if "$PYTHON" scripts/plot_curves.py "$tmp/full" "$tmp/resumed" --out "$tmp/curves.png" --point "40:2.5:ref" \
+        > "$tmp/plot.out" 2>&1 && [ "$(head -c 4 "$tmp/curves.png" | tail -c 3)" = PNG ] &&
+        grep -q "final step 40" "$tmp/plot.out"; then
+    ok "plot_curves.py: $(head -1 "$tmp/plot.out")"
+else bad "plot_curves.py" "$(cat "$tmp/plot.out")"; fi
 
 echo "checkpoint: $pass passed, $fail failed"
 [ $fail -eq 0 ]
