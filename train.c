@@ -27,13 +27,13 @@
  * the training batches, and every evaluation scores the same batches. */
 enum { STREAM_TRAIN = 1, STREAM_EVAL = 2, STREAM_SAMPLE = 3 };  /* stream 0 initialises the model */
 
-/* The deterministic columns come first (a resumed or re-run log matches the
- * original in columns 1-7), the timing columns last. train_loss is the loss of
- * the step's batch before its update; val_loss, val_bpb (val loss in bits per
- * byte of text, comparable across tokenizers) and train_loss_eval (the same
- * estimate on the train split) are measured after it, at evaluation steps. */
-#define LOG_HEADER "step,lr,train_loss,val_loss,val_bpb,train_loss_eval,grad_norm,ms_per_step,tokens_per_s,elapsed_s"
-enum { LOG_DETERMINISTIC_COLUMNS = 7 };
+/* The first seven columns are those of the first log.csv (scripts keep working);
+ * later columns are appended. train_loss is the loss of the step's batch before
+ * its update; val_loss, val_bpb (val loss in bits per byte of text, comparable
+ * across tokenizers) and train_loss_eval (the same estimate on the train split)
+ * are measured after it, at evaluation steps. ms_per_step, tokens_per_s and
+ * elapsed_s are timing; every other column repeats bit for bit. */
+#define LOG_HEADER "step,lr,train_loss,val_loss,grad_norm,ms_per_step,tokens_per_s,val_bpb,train_loss_eval,elapsed_s"
 
 static void usage(FILE* f) {
     fprintf(f, "usage: ./train CONFIG [--key=value ...]\n"
@@ -257,7 +257,7 @@ int main(int argc, char** argv) {
         }
 
         int eval_step = step % cfg.eval_interval == 0 || step == cfg.max_iters;
-        char eval_text[96] = ",,";
+        char val_text[32] = "", eval_text[64] = ",";  /* val_loss; val_bpb,train_loss_eval */
         if (eval_step) {
             double t0 = now_seconds();
             float train_loss = evaluate(&model, &train_data, &cfg, inputs, targets);
@@ -265,16 +265,17 @@ int main(int argc, char** argv) {
             double val_bpb = data_bits_per_byte(&data, progress.val_loss);
             printf("step %ld: train loss %.4f, val loss %.4f, val_bpb %.4f (eval %.1f s)\n", step, train_loss,
                    progress.val_loss, val_bpb, now_seconds() - t0);
-            snprintf(eval_text, sizeof eval_text, "%.9g,%.9g,%.9g", progress.val_loss, val_bpb, train_loss);
+            snprintf(val_text, sizeof val_text, "%.9g", progress.val_loss);
+            snprintf(eval_text, sizeof eval_text, "%.9g,%.9g", val_bpb, train_loss);
         }
 
         /* a row per step, written whole and flushed (a crash leaves only complete
          * rows), before the checkpoint that records the step */
         progress.step = step;
         progress.elapsed_s = now_seconds() - t_start;
-        if (step == 0) fprintf(log, "0,,,%s,,,,%.3f\n", eval_text, progress.elapsed_s);
-        else fprintf(log, "%ld,%.9g,%.9g,%s,%.9g,%.3f,%.1f,%.3f\n", step, lr, loss, eval_text, norm, dt * 1e3,
-                     B * T / dt, progress.elapsed_s);
+        if (step == 0) fprintf(log, "0,,,%s,,,,%s,%.3f\n", val_text, eval_text, progress.elapsed_s);
+        else fprintf(log, "%ld,%.9g,%.9g,%s,%.9g,%.3f,%.1f,%s,%.3f\n", step, lr, loss, val_text, norm, dt * 1e3,
+                     B * T / dt, eval_text, progress.elapsed_s);
         if (fflush(log) != 0) die(EXIT_IO_FAILURE, "cannot write %s", log_path);
 
         if (eval_step && cfg.sample_tokens > 0) print_sample(&model, tok, &cfg, (int)step);

@@ -8,8 +8,8 @@ Usage:
 
 Each positional argument is a run directory holding log.csv (written by ./train) or the
 path of a log.csv itself; config.conf is read from the same directory. Columns are found
-by name: step,lr,train_loss,val_loss,val_bpb,train_loss_eval,grad_norm,ms_per_step,
-tokens_per_s,elapsed_s (older logs lack the last column and train_loss_eval). Row 0 is the evaluation before training; val_loss
+by name: step,lr,train_loss,val_loss,grad_norm,ms_per_step,tokens_per_s,val_bpb,
+train_loss_eval,elapsed_s (older logs lack the last two). Row 0 is the evaluation before training; val_loss
 (and train_loss_eval) are filled only on evaluation rows; train_loss is the loss of the
 step's one training batch.
 
