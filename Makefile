@@ -41,18 +41,21 @@ endif
 
 KERNELS = matmul.o encoder.o layernorm.o attention.o gelu.o crossentropy.o dropout.o
 TOKENIZER = tokenizer/tokenizer.o tokenizer/char_tokenizer.o $(SPM_OBJ)
-CORE = model.o optim.o config.o dataloader.o checkpoint.o safetensors.o sampler.o utils.o $(TOKENIZER) $(KERNELS)
+CORE = model.o optim.o config.o dataloader.o checkpoint.o safetensors.o sampler.o embed_metrics.o embed_log.o utils.o $(TOKENIZER) $(KERNELS)
 HEADERS = $(wildcard *.h tokenizer/*.h)
 TESTS = tests/test_kernels tests/test_model tests/test_config tests/test_training tests/test_tokenizer \
-        tests/test_safetensors tests/test_checkpoint
+        tests/test_safetensors tests/test_checkpoint tests/test_embeddings
 
 .PHONY: all test run data deps clean
-all: train prepare sample
+all: train prepare sample embeddings
 
 train: train.o $(CORE)
 	$(CC) $(CFLAGS) -o $@ $^ $(LDLIBS)
 
 sample: sample.o $(CORE)
+	$(CC) $(CFLAGS) -o $@ $^ $(LDLIBS)
+
+embeddings: embeddings.o $(CORE)
 	$(CC) $(CFLAGS) -o $@ $^ $(LDLIBS)
 
 prepare: prepare.o $(CORE)
@@ -73,7 +76,7 @@ tests/parity_dump: tests/parity_dump.c $(CORE)
 tests/logits_dump: tests/logits_dump.c $(CORE)
 	$(CC) $(CFLAGS) -o $@ $< $(CORE) $(LDLIBS)
 
-test: train prepare sample $(TESTS) tests/parity_dump tests/logits_dump
+test: train prepare sample embeddings $(TESTS) tests/parity_dump tests/logits_dump
 	PYTHON=$(PYTHON) tests/run_all.sh
 
 run: train data/tinyshakespeare.txt
@@ -87,4 +90,4 @@ deps:
 	scripts/install_deps.sh
 
 clean:
-	rm -f train prepare sample *.o tokenizer/*.o $(TESTS) tests/parity_dump tests/logits_dump
+	rm -f train prepare sample embeddings *.o tokenizer/*.o $(TESTS) tests/parity_dump tests/logits_dump

@@ -59,6 +59,9 @@ static const KeyInfo KEYS[] = {
     {"eval_iters",     KEY_INT,    OFF(eval_iters),     "200",            1, BIG, 0, 0, NULL, "batches per split in each evaluation"},
     {"log_interval",   KEY_INT,    OFF(log_interval),   "10",             1, BIG, 0, 0, NULL, "steps between progress lines"},
     {"sample_tokens",  KEY_INT,    OFF(sample_tokens),  "100",            0, BIG, 0, 0, NULL, "tokens sampled and printed at each evaluation; 0 = none"},
+    {"embed_snapshot_interval", KEY_INT, OFF(embed_snapshot_interval), "50", 0, BIG, 0, 0, NULL, "steps between snapshots of E in out_dir/embeddings/; 0 = none"},
+    {"embed_probes",   KEY_STRING, OFF(embed_probes),   "e,T,.,\\n",      0, 0, 0, 0, NULL, "tokens (as printed, comma-separated) whose nearest neighbours each eval prints"},
+    {"anisotropy_warn", KEY_FLOAT, OFF(anisotropy_warn), "0.5",           -1, 1, 0, 0, NULL, "warn when the mean cosine between rows of E exceeds this (collapse)"},
     {"resume",         KEY_BOOL,   OFF(resume),         "false",          0, 0, 0, 0, NULL, "continue the run in out_dir from out_dir/train_state.safetensors (--resume)"},
 };
 enum { NUM_KEYS = sizeof(KEYS) / sizeof(KEYS[0]) };

@@ -43,6 +43,9 @@ typedef struct {
     /* evaluation and logging */
     int eval_interval, eval_iters, log_interval;
     int sample_tokens;              /* printed at each evaluation */
+    int embed_snapshot_interval;    /* E saved every this many steps; 0 = never */
+    char embed_probes[CONFIG_STR_MAX];  /* tokens whose neighbours each evaluation prints */
+    double anisotropy_warn;         /* mean cosine of E's rows above this: a warning */
     int resume;                     /* continue from out_dir's training state */
     /* where each key got its value ("file:line", "override --key" or "default"),
      * indexed like the key table, so errors between keys can point at both */

@@ -18,6 +18,7 @@
 #include "checkpoint.h"
 #include "config.h"
 #include "dataloader.h"
+#include "embed_log.h"
 #include "model.h"
 #include "optim.h"
 #include "sampler.h"
@@ -127,12 +128,12 @@ static void report_changed_keys(const char* saved, const char* now) {
     }
 }
 
-/* Keep the header and the rows of steps <= step: the rows after the checkpoint
- * are about to be run again. */
-static void truncate_log(const char* path, long step) {
+/* Keep the header and the rows of steps <= step of a CSV log: the rows after the
+ * checkpoint are about to be run again. */
+static void truncate_log(const char* path, const char* header_text, long step) {
     if (!file_exists(path)) {
         FILE* f = xfopen(path, "w");
-        fprintf(f, "%s\n", LOG_HEADER);
+        fprintf(f, "%s\n", header_text);
         xfclose_synced(f, path);
         printf("warning: resume: %s was missing; it starts again from step %ld\n", path, step + 1);
         return;
@@ -140,9 +141,9 @@ static void truncate_log(const char* path, long step) {
     size_t len;
     char* text = (char*)read_file(path, &len);
     size_t header = strcspn(text, "\n");
-    if (header != strlen(LOG_HEADER) || strncmp(text, LOG_HEADER, header) != 0)
+    if (header != strlen(header_text) || strncmp(text, header_text, header) != 0)
         die(EXIT_BAD_INPUT, "%s: its header is not '%s' (a log of another version?): move it away to resume", path,
-            LOG_HEADER);
+            header_text);
     size_t keep = header + (text[header] == '\n');
     while (keep < len) {
         size_t n = strcspn(text + keep, "\n");
@@ -219,9 +220,13 @@ int main(int argc, char** argv) {
     make_dirs(cfg.out_dir);
     xsnprintf(err, sizeof err, "%s/config.conf", cfg.out_dir);
     write_file_atomic(err, cfg_text, strlen(cfg_text));
-    if (cfg.resume) truncate_log(log_path, progress.step);
+    if (cfg.resume) truncate_log(log_path, LOG_HEADER, progress.step);
     FILE* log = xfopen(log_path, cfg.resume ? "a" : "w");
     if (!cfg.resume) fprintf(log, "%s\n", LOG_HEADER);
+    EmbedLog elog;  /* embeddings.csv, probes and snapshots of E */
+    xsnprintf(err, sizeof err, "%s/embeddings.csv", cfg.out_dir);
+    if (cfg.resume) truncate_log(err, EMBED_LOG_HEADER, progress.step);
+    embed_log_open(&elog, &cfg, tok, train_data.tokens, train_data.n, cfg.resume);
 
     /* ---- the loop ---- */
     double t_session = now_seconds(), train_seconds = 0.0;
@@ -278,6 +283,8 @@ int main(int argc, char** argv) {
                      B * T / dt, eval_text, progress.elapsed_s);
         if (fflush(log) != 0) die(EXIT_IO_FAILURE, "cannot write %s", log_path);
 
+        if (eval_step) embed_log_eval(&elog, &model, step);
+        embed_log_snapshot(&elog, &model, step);
         if (eval_step && cfg.sample_tokens > 0) print_sample(&model, tok, &cfg, (int)step);
         if (eval_step && step > 0) {
             double t0 = now_seconds();
@@ -296,6 +303,8 @@ int main(int argc, char** argv) {
         }
     }
     xfclose_synced(log, log_path);
+    printf("watching E (embeddings.csv, probes, snapshots) took %.2f s\n", elog.seconds);
+    embed_log_close(&elog);
     long steps_run = cfg.max_iters - first + 1 - (first == 0);
     printf("done: %ld steps in %.1f s wall (%.1f ms/step training), final val loss %.4f (%.4f bits per byte)\n",
            steps_run, now_seconds() - t_session, steps_run > 0 ? train_seconds / steps_run * 1e3 : 0.0,

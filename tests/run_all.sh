@@ -1,14 +1,15 @@
 #!/usr/bin/env bash
 # run_all.sh: every test suite, then one closing line "N passed, N failed".
-# C suites (cmocka): kernels, model, config, training, tokenizer, safetensors, checkpoint.
-# Shell suites: ./train and ./prepare end to end; checkpoints, resume and ./sample end to
-# end (with the GPT-2 layout checked by a hand-written forward); parity with PyTorch.
+# C suites (cmocka): kernels, model, config, training, tokenizer, safetensors, checkpoint,
+# embeddings. Shell suites: ./train and ./prepare end to end; checkpoints, resume and ./sample
+# (with the GPT-2 layout checked by a hand-written forward); watching E and ./embeddings;
+# parity with PyTorch.
 set -u
 cd "$(dirname "$0")/.."
 passed=0; failed=0; broken=()
 
 for suite in tests/test_kernels tests/test_model tests/test_config tests/test_training tests/test_tokenizer \
-             tests/test_safetensors tests/test_checkpoint; do
+             tests/test_safetensors tests/test_checkpoint tests/test_embeddings; do
     echo "== $suite"
     out=$("$suite" 2>&1); rc=$?
     echo "$out"
@@ -18,7 +19,7 @@ for suite in tests/test_kernels tests/test_model tests/test_config tests/test_tr
     [ $rc -ne 0 ] && [ -z "$f" ] && failed=$((failed + 1))  # crashed before reporting
 done
 
-for suite in tests/test_cli.sh tests/test_checkpoint.sh tests/test_parity.sh; do
+for suite in tests/test_cli.sh tests/test_checkpoint.sh tests/test_embeddings.sh tests/test_parity.sh; do
     echo "== $suite"
     out=$("$suite" 2>&1); rc=$?
     echo "$out"

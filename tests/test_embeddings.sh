@@ -1,0 +1,108 @@
+#!/usr/bin/env bash
+# test_embeddings.sh: watching E end to end. A run writes embeddings.csv at every
+# evaluation and snapshots of E; a resumed run repeats them; ./embeddings finds
+# neighbours, analogies and principal axes, and its exports parse back to the very
+# vectors of the checkpoint.
+set -u
+cd "$(dirname "$0")/.."
+PYTHON=${PYTHON:-/usr/bin/python3}
+corpus=""
+for c in "${TINYSHAKESPEARE:-}" data/tinyshakespeare.txt ../shared/data/tinyshakespeare.txt; do
+    [ -n "$c" ] && [ -s "$c" ] && { corpus=$(realpath "$c"); break; }
+done
+if [ -z "$corpus" ]; then
+    echo "FAIL embeddings: Tiny Shakespeare not found: run 'make data' or set TINYSHAKESPEARE=/path/to/it"
+    exit 1
+fi
+tmp=$(mktemp -d)
+trap 'rm -rf "$tmp"' EXIT
+pass=0; fail=0
+ok()  { echo "PASS $1"; pass=$((pass + 1)); }
+bad() { echo "FAIL $1: $2"; fail=$((fail + 1)); }
+
+cat > "$tmp/small.conf" <<CONF
+input = $corpus
+data_dir = $tmp/cache
+n_layer = 2
+n_head = 2
+n_embd = 32
+block_size = 32
+batch_size = 8
+max_iters = 40
+warmup_iters = 5
+lr_decay_iters = 40
+eval_interval = 20
+eval_iters = 2
+log_interval = 10
+sample_tokens = 0
+embed_snapshot_interval = 10
+CONF
+
+./train "$tmp/small.conf" --out_dir="$tmp/a" > "$tmp/a.out" 2>&1 || bad "run" "$(tail -3 "$tmp/a.out")"
+rows=$(awk -F, 'NR > 1 { printf "%s ", $1 }' "$tmp/a/embeddings.csv")
+if head -1 "$tmp/a/embeddings.csv" | grep -q '^step,norm_mean,norm_std,norm_freq_spearman,mean_cosine,effective_rank,knn_purity,seconds$' &&
+   [ "$rows" = "0 20 40 " ] && awk -F, 'NR > 1 && (NF != 8 || $7 == "") { exit 1 }' "$tmp/a/embeddings.csv"; then
+    ok "embeddings.csv: a row at each evaluation (steps $rows), purity filled for char tokens"
+else bad "embeddings.csv" "$(cat "$tmp/a/embeddings.csv")"; fi
+snaps=$(cd "$tmp/a/embeddings" 2>/dev/null && ls | tr '\n' ' ')
+[ "$snaps" = "E_000000.safetensors E_000010.safetensors E_000020.safetensors E_000030.safetensors E_000040.safetensors " ] &&
+    ok "snapshots of E every 10 steps: $snaps" || bad "snapshots" "'$snaps'"
+grep -q "^  'e' -> " "$tmp/a.out" && ok "each evaluation prints the probes' neighbours: $(grep -m1 "^  'e' -> " "$tmp/a.out")" ||
+    bad "probes" "no neighbours of 'e' printed"
+grep -q "purity by chance would be" "$tmp/a.out" && ok "the chance level of k-NN purity is printed" || bad "chance" "missing"
+
+# resume repeats the measurements (all but the timing column)
+./train "$tmp/small.conf" --out_dir="$tmp/b" --max_iters=20 > /dev/null 2>&1 &&
+./train "$tmp/small.conf" --out_dir="$tmp/b" --resume > /dev/null 2>&1
+if cmp -s <(cut -d, -f1-7 "$tmp/a/embeddings.csv") <(cut -d, -f1-7 "$tmp/b/embeddings.csv") &&
+   cmp -s "$tmp/a/embeddings/E_000040.safetensors" "$tmp/b/embeddings/E_000040.safetensors"; then
+    ok "stopped at 20 and resumed: embeddings.csv and the last snapshot are identical"
+else bad "resume" "$(diff "$tmp/a/embeddings.csv" "$tmp/b/embeddings.csv" | head -4)"; fi
+
+./train "$tmp/small.conf" --out_dir="$tmp/c" --max_iters=1 --anisotropy_warn=-1 > "$tmp/c.out" 2>&1
+grep -q "warning: E's rows are collapsing: mean cosine" "$tmp/c.out" && ok "a mean cosine above anisotropy_warn prints a warning" ||
+    bad "anisotropy warning" "not printed"
+
+# ./embeddings
+./embeddings "$tmp/a" neighbors e --k=3 > "$tmp/n.out" 2>&1
+[ "$(wc -l < "$tmp/n.out")" -eq 3 ] && ! grep -q "^e " "$tmp/n.out" && ok "neighbors e --k=3: $(tr '\n' ' ' < "$tmp/n.out")" ||
+    bad "neighbors" "$(cat "$tmp/n.out")"
+./embeddings "$tmp/a" analogy a A e --k=4 > "$tmp/an.out" 2>&1
+[ "$(wc -l < "$tmp/an.out")" -eq 4 ] && ! grep -qE "^(a|A|e) " "$tmp/an.out" && ok "analogy a A e: 4 answers, none of the inputs" ||
+    bad "analogy" "$(cat "$tmp/an.out")"
+./embeddings "$tmp/a" pca --dims=3 > "$tmp/pca.csv" 2>&1
+[ "$(head -1 "$tmp/pca.csv")" = "token,pc1,pc2,pc3" ] && [ "$(wc -l < "$tmp/pca.csv")" -eq 66 ] &&
+    ok "pca --dims=3: 65 tokens x 3 coordinates" || bad "pca" "$(head -3 "$tmp/pca.csv")"
+./embeddings "$tmp/a" export --format=word2vec --out="$tmp/w2v.txt" > /dev/null &&
+./embeddings "$tmp/a" export --format=tsv --out="$tmp/proj" > /dev/null
+"$PYTHON" - "$tmp/a/model.safetensors" "$tmp/w2v.txt" "$tmp/proj" > "$tmp/parse.out" 2>&1 <<'PY'
+import json, struct, sys
+import numpy as np
+model, w2v, proj = sys.argv[1:4]
+raw = open(model, "rb").read()
+n = struct.unpack("<Q", raw[:8])[0]
+head = json.loads(raw[8:8 + n])
+b, e = head["transformer.wte.weight"]["data_offsets"]
+E = np.frombuffer(raw[8 + n + b:8 + n + e], dtype="<f4").reshape(head["transformer.wte.weight"]["shape"])
+lines = open(w2v).read().split("\n")
+V, C = map(int, lines[0].split())
+words = [l.split(" ")[0] for l in lines[1:V + 1]]
+W = np.array([[np.float32(x) for x in l.split(" ")[1:]] for l in lines[1:V + 1]], dtype=np.float32)
+T = np.loadtxt(proj + "/vectors.tsv", delimiter="\t", dtype=np.float32)
+meta = open(proj + "/metadata.tsv").read().split("\n")[:V]
+assert (V, C) == E.shape and W.shape == E.shape and T.shape == E.shape, (E.shape, W.shape, T.shape)
+assert np.array_equal(W, E) and np.array_equal(T, E), "vectors differ"
+assert len(set(words)) == V and words == meta and all(w and " " not in w for w in words), words
+print(f"{V} x {C}, bit-identical; tokens {' '.join(words[:6])} ...")
+PY
+[ $? -eq 0 ] && ok "word2vec and TensorBoard exports parse back to the checkpoint's E exactly: $(cat "$tmp/parse.out")" ||
+    bad "export parse-back" "$(cat "$tmp/parse.out")"
+for args in "neighbors zzz" "frobnicate" "export --format=csv --out=$tmp/x"; do
+    # shellcheck disable=SC2086
+    ./embeddings "$tmp/a" $args > /dev/null 2> "$tmp/err"
+    rc=$?
+    [ $rc -eq 2 ] && ok "./embeddings $args: exit 2: $(head -c 120 "$tmp/err")" || bad "./embeddings $args" "exit $rc"
+done
+
+echo "embeddings: $pass passed, $fail failed"
+[ $fail -eq 0 ]
