@@ -34,7 +34,6 @@ import argparse
 import json
 import math
 import os
-import struct
 import sys
 
 import numpy as np
@@ -42,49 +41,10 @@ import numpy as np
 PROG = "gpt2_check.py"
 
 
-class CheckError(Exception):
-    """The checkpoint or the inputs cannot be checked (exit status 2)."""
+from emergent_io import InputError as CheckError, read_safetensors  # noqa: E402  (exit status 2)
 
 
 # ----------------------------------------------------------------------------- safetensors
-
-
-def read_safetensors(path):
-    """Returns ({name: (dtype, shape, begin, end)}, data bytes) of a .safetensors file.
-
-    Layout: u64 little-endian N, N bytes of JSON header, then the data; each tensor's
-    data_offsets [begin, end) count from the first byte after the header.
-    """
-    try:
-        with open(path, "rb") as f:
-            blob = f.read()
-    except OSError as e:
-        raise CheckError(f"{path}: cannot read: {e.strerror}")
-    if len(blob) < 8:
-        raise CheckError(f"{path}: {len(blob)} bytes, too short for a safetensors file")
-    (n,) = struct.unpack("<Q", blob[:8])
-    if n > len(blob) - 8:
-        raise CheckError(f"{path}: header length {n} runs past the end of the file ({len(blob)} bytes)")
-    try:
-        header = json.loads(blob[8:8 + n].decode("utf-8"))
-    except (UnicodeDecodeError, json.JSONDecodeError) as e:
-        raise CheckError(f"{path}: header is not JSON: {e}")
-    if not isinstance(header, dict):
-        raise CheckError(f"{path}: header is not a JSON object")
-    data = memoryview(blob)[8 + n:]
-    entries = {}
-    for name, info in header.items():
-        if name == "__metadata__":
-            continue
-        try:
-            dtype, shape, (begin, end) = info["dtype"], list(info["shape"]), info["data_offsets"]
-        except (TypeError, KeyError, ValueError):
-            raise CheckError(f"{path}: tensor {name}: header entry lacks dtype, shape or data_offsets")
-        if not 0 <= begin <= end <= len(data):
-            raise CheckError(f"{path}: tensor {name}: data_offsets [{begin}, {end}) outside the "
-                             f"{len(data)} data bytes")
-        entries[name] = (dtype, shape, begin, end)
-    return entries, data
 
 
 def load_f32(path, entries, data, name, shape):
@@ -232,7 +192,7 @@ def causal_self_attention(h, w_attn, b_attn, w_proj, b_proj, n_head):
 
 
 def load_weights(path, cfg):
-    entries, data = read_safetensors(path)
+    entries, data, _ = read_safetensors(path)
     V, P, C, L = cfg["vocab_size"], cfg["n_positions"], cfg["n_embd"], cfg["n_layer"]
     shapes = {"transformer.wte.weight": (V, C), "transformer.wpe.weight": (P, C),
               "transformer.ln_f.weight": (C,), "transformer.ln_f.bias": (C,)}

@@ -47,7 +47,6 @@ its step). A missing file, a log without evaluations or a missing/non-numeric co
 reported naming the file, with exit status 2.
 """
 import argparse
-import math
 import os
 import sys
 
@@ -58,56 +57,10 @@ import matplotlib
 matplotlib.use("Agg")
 import matplotlib.pyplot as plt  # noqa: E402  (after choosing the backend)
 
+from emergent_io import InputError, read_table  # noqa: E402
+
 REQUIRED_COLUMNS = ("step", "train_loss", "val_loss")
 PROG = "plot_curves.py"
-
-
-class InputError(Exception):
-    """A problem with an input file; the message names the file."""
-
-
-# ----------------------------------------------------------------------------- reading
-
-
-def read_table(path, required):
-    """Reads a CSV of numbers into {column: float64 array}; empty fields become NaN.
-
-    A last line without its newline (a run still being written) is dropped with a note.
-    """
-    try:
-        with open(path, "r", encoding="utf-8") as f:
-            text = f.read()
-    except OSError as e:
-        raise InputError(f"{path}: cannot read: {e.strerror}")
-    lines = text.split("\n")
-    if lines and lines[-1] == "":
-        lines.pop()  # the file ended with a newline
-    elif len(lines) > 1:
-        print(f"{PROG}: note: {path}: ignoring an incomplete last line", file=sys.stderr)
-        lines.pop()
-    if not lines or not lines[0].strip():
-        raise InputError(f"{path}: empty file, expected a CSV header")
-    header = [h.strip() for h in lines[0].split(",")]
-    missing = [c for c in required if c not in header]
-    if missing:
-        raise InputError(f"{path}: missing column(s) {', '.join(missing)} (header: {lines[0].strip()})")
-    rows = []
-    for lineno, line in enumerate(lines[1:], start=2):
-        if not line.strip():
-            continue
-        fields = line.split(",")
-        if len(fields) != len(header):
-            raise InputError(f"{path}:{lineno}: {len(fields)} fields, the header has {len(header)}")
-        row = []
-        for name, field in zip(header, fields):
-            field = field.strip()
-            try:
-                row.append(float(field) if field else math.nan)
-            except ValueError:
-                raise InputError(f"{path}:{lineno}: column {name}: not a number: {field!r}")
-        rows.append(row)
-    data = np.array(rows, dtype=np.float64).reshape(len(rows), len(header))
-    return {name: data[:, j] for j, name in enumerate(header)}
 
 
 def read_config(path):
@@ -137,7 +90,7 @@ class Run:
             raise InputError(f"{self.log_path}: no such file")
         run_dir = os.path.dirname(os.path.abspath(self.log_path))
         self.label = label or os.path.basename(run_dir)
-        self.cols = read_table(self.log_path, REQUIRED_COLUMNS)
+        self.cols = read_table(self.log_path, REQUIRED_COLUMNS, PROG)
         self.step = self.cols["step"]
         if len(self.step) == 0:
             raise InputError(f"{self.log_path}: no rows after the header")
@@ -196,7 +149,7 @@ def read_reference(spec):
         path, label = spec.rsplit(":", 1)
     if not os.path.isfile(path):
         raise InputError(f"{path}: no such file (from --reference {spec})")
-    cols = read_table(path, ("step",))
+    cols = read_table(path, ("step",), PROG)
     curves = {k: cols[k] for k in ("val_loss", "train_loss") if k in cols}
     if not curves:
         raise InputError(f"{path}: needs a val_loss or a train_loss column besides step")

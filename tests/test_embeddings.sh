@@ -104,5 +104,11 @@ for args in "neighbors zzz" "frobnicate" "export --format=csv --out=$tmp/x"; do
     [ $rc -eq 2 ] && ok "./embeddings $args: exit 2: $(head -c 120 "$tmp/err")" || bad "./embeddings $args" "exit $rc"
 done
 
+# the pictures: PCA panels in one basis, and the diagnostics over steps
+if "$PYTHON" scripts/plot_embeddings.py "$tmp/a" --out "$tmp/pca.png" --stats-out "$tmp/stats.png" > "$tmp/plot.out" 2>&1 &&
+   [ "$(head -c 4 "$tmp/pca.png" | tail -c 3)" = PNG ] && [ "$(head -c 4 "$tmp/stats.png" | tail -c 3)" = PNG ]; then
+    ok "plot_embeddings.py: $(grep -c '^step' "$tmp/plot.out") panels and the diagnostics drawn"
+else bad "plot_embeddings.py" "$(tail -3 "$tmp/plot.out")"; fi
+
 echo "embeddings: $pass passed, $fail failed"
 [ $fail -eq 0 ]

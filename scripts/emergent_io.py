@@ -1,0 +1,99 @@
+"""emergent_io.py: reading the files ./train writes, for the scripts beside it
+(plot_curves.py, plot_embeddings.py, gpt2_check.py). Problems raise InputError with a
+message that names the file; the scripts turn it into exit status 2.
+"""
+import json
+import math
+import struct
+import sys
+
+import numpy as np
+
+
+class InputError(Exception):
+    """A problem with an input file; the message names the file."""
+
+
+def read_bytes(path):
+    """The whole file, or InputError naming it."""
+    try:
+        with open(path, "rb") as f:
+            return f.read()
+    except OSError as e:
+        raise InputError(f"{path}: cannot read: {e.strerror}")
+
+
+def read_safetensors(path):
+    """Returns ({name: (dtype, shape, begin, end)}, data bytes, metadata dict) of a .safetensors file.
+
+    Layout: u64 little-endian N, N bytes of JSON header, then the data; each tensor's
+    data_offsets [begin, end) count from the first byte after the header.
+    """
+    blob = read_bytes(path)
+    if len(blob) < 8:
+        raise InputError(f"{path}: {len(blob)} bytes, too short for a safetensors file")
+    (n,) = struct.unpack("<Q", blob[:8])
+    if n > len(blob) - 8:
+        raise InputError(f"{path}: header length {n} runs past the end of the file ({len(blob)} bytes)")
+    try:
+        header = json.loads(blob[8:8 + n].decode("utf-8"))
+    except (UnicodeDecodeError, json.JSONDecodeError) as e:
+        raise InputError(f"{path}: header is not JSON: {e}")
+    if not isinstance(header, dict):
+        raise InputError(f"{path}: header is not a JSON object")
+    data = memoryview(blob)[8 + n:]
+    entries = {}
+    for name, info in header.items():
+        if name == "__metadata__":
+            continue
+        try:
+            dtype, shape, (begin, end) = info["dtype"], list(info["shape"]), info["data_offsets"]
+        except (TypeError, KeyError, ValueError):
+            raise InputError(f"{path}: tensor {name}: header entry lacks dtype, shape or data_offsets")
+        if not 0 <= begin <= end <= len(data):
+            raise InputError(f"{path}: tensor {name}: data_offsets [{begin}, {end}) outside the "
+                             f"{len(data)} data bytes")
+        entries[name] = (dtype, shape, begin, end)
+    metadata = header.get("__metadata__")
+    return entries, data, metadata if isinstance(metadata, dict) else {}
+
+
+def read_table(path, required=(), prog="emergent"):
+    """Reads a CSV of numbers into {column: float64 array}; empty fields become NaN.
+
+    A last line without its newline (a run still being written) is dropped with a note.
+    """
+    try:
+        with open(path, "r", encoding="utf-8") as f:
+            text = f.read()
+    except OSError as e:
+        raise InputError(f"{path}: cannot read: {e.strerror}")
+    lines = text.split("\n")
+    if lines and lines[-1] == "":
+        lines.pop()  # the file ended with a newline
+    elif len(lines) > 1:
+        print(f"{prog}: note: {path}: ignoring an incomplete last line", file=sys.stderr)
+        lines.pop()
+    if not lines or not lines[0].strip():
+        raise InputError(f"{path}: empty file, expected a CSV header")
+    header = [h.strip() for h in lines[0].split(",")]
+    missing = [c for c in required if c not in header]
+    if missing:
+        raise InputError(f"{path}: missing column(s) {', '.join(missing)} (header: {lines[0].strip()})")
+    rows = []
+    for lineno, line in enumerate(lines[1:], start=2):
+        if not line.strip():
+            continue
+        fields = line.split(",")
+        if len(fields) != len(header):
+            raise InputError(f"{path}:{lineno}: {len(fields)} fields, the header has {len(header)}")
+        row = []
+        for name, field in zip(header, fields):
+            field = field.strip()
+            try:
+                row.append(float(field) if field else math.nan)
+            except ValueError:
+                raise InputError(f"{path}:{lineno}: column {name}: not a number: {field!r}")
+        rows.append(row)
+    data = np.array(rows, dtype=np.float64).reshape(len(rows), len(header))
+    return {name: data[:, j] for j, name in enumerate(header)}
