@@ -97,6 +97,19 @@ print(f"{V} x {C}, bit-identical; tokens {' '.join(words[:6])} ...")
 PY
 [ $? -eq 0 ] && ok "word2vec and TensorBoard exports parse back to the checkpoint's E exactly: $(cat "$tmp/parse.out")" ||
     bad "export parse-back" "$(cat "$tmp/parse.out")"
+# gensim, where installed (Debian's python3-gensim; not a dependency), reads the word2vec file
+if "$PYTHON" -c "import gensim" 2> /dev/null; then
+    "$PYTHON" - "$tmp/w2v.txt" > "$tmp/gensim.out" 2>&1 <<'PY'
+import sys
+from gensim.models import KeyedVectors
+kv = KeyedVectors.load_word2vec_format(sys.argv[1], binary=False)
+assert len(kv.index_to_key) == 65 and kv.vector_size == 32
+print(" ".join(w for w, _ in kv.most_similar("e", topn=3)))
+PY
+    if [ $? -eq 0 ] && [ "$(cat "$tmp/gensim.out")" = "$(./embeddings "$tmp/a" neighbors e --k=3 | awk '{ printf "%s%s", (NR > 1 ? " " : ""), $1 }')" ]; then
+        ok "gensim's KeyedVectors loads the word2vec export and finds the same neighbours of e: $(cat "$tmp/gensim.out")"
+    else bad "gensim" "$(cat "$tmp/gensim.out")"; fi
+else echo "note: gensim is not installed: the word2vec file was checked by the parser above only"; fi
 for args in "neighbors zzz" "frobnicate" "export --format=csv --out=$tmp/x"; do
     # shellcheck disable=SC2086
     ./embeddings "$tmp/a" $args > /dev/null 2> "$tmp/err"
