@@ -5,7 +5,6 @@
 
 #include <errno.h>
 #include <math.h>
-#include <stdarg.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -16,14 +15,6 @@
 #define MODEL_FORMAT "pt"                     /* transformers refuses files without it */
 #define STATE_FORMAT "emergent-train-state"
 #define STATE_VERSION "1"
-
-static int fail(char* err, size_t errlen, const char* fmt, ...) {
-    va_list ap;
-    va_start(ap, fmt);
-    vsnprintf(err, errlen, fmt, ap);
-    va_end(ap);
-    return -1;
-}
 
 /* ------------------------------------------------------------------------- */
 /* names: this project's tensors (model.h, in memory order) -> GPT-2's        */
@@ -134,27 +125,27 @@ static int config_from_meta(const StFile* f, const char* path, GPTConfig* c, cha
     long v[5];
     for (int i = 0; i < 5; i++)
         if (parse_int(st_meta(f, INTS[i].key), INTS[i].lo, INTS[i].hi, &v[i]) != 0)
-            return fail(err, errlen, "%s: metadata %s is %s%s%s, expected an integer in [%ld, %ld]", path, INTS[i].key,
+            return errorf(err, errlen, "%s: metadata %s is %s%s%s, expected an integer in [%ld, %ld]", path, INTS[i].key,
                         st_meta(f, INTS[i].key) ? "'" : "missing", st_meta(f, INTS[i].key) ? st_meta(f, INTS[i].key) : "",
                         st_meta(f, INTS[i].key) ? "'" : "", INTS[i].lo, INTS[i].hi);
     memset(c, 0, sizeof(*c));
     c->vocab_size = (int)v[0]; c->block_size = (int)v[1]; c->n_layer = (int)v[2];
     c->n_head = (int)v[3]; c->n_embd = (int)v[4];
     if (c->n_embd % c->n_head != 0)
-        return fail(err, errlen, "%s: n_embd %d is not divisible by n_head %d", path, c->n_embd, c->n_head);
+        return errorf(err, errlen, "%s: n_embd %d is not divisible by n_head %d", path, c->n_embd, c->n_head);
     const char* pos = st_meta(f, "emergent.pos_encoding");
     const char* tie = st_meta(f, "emergent.tie_weights");
     const char* bias = st_meta(f, "emergent.bias");
     double scale;
     if (!pos || (strcmp(pos, "learned") && strcmp(pos, "sinusoidal")))
-        return fail(err, errlen, "%s: metadata emergent.pos_encoding must be learned or sinusoidal", path);
+        return errorf(err, errlen, "%s: metadata emergent.pos_encoding must be learned or sinusoidal", path);
     if (parse_double(st_meta(f, "emergent.embed_scale"), &scale) != 0 || !(scale > 0) || !isfinite(scale))
-        return fail(err, errlen, "%s: metadata emergent.embed_scale must be a positive number", path);
+        return errorf(err, errlen, "%s: metadata emergent.embed_scale must be a positive number", path);
     if (!tie || (strcmp(tie, "true") && strcmp(tie, "false")) || !bias || (strcmp(bias, "true") && strcmp(bias, "false")))
-        return fail(err, errlen, "%s: metadata emergent.tie_weights and emergent.bias must be true or false", path);
+        return errorf(err, errlen, "%s: metadata emergent.tie_weights and emergent.bias must be true or false", path);
     c->pos_encoding = strcmp(pos, "learned") == 0 ? POS_LEARNED : POS_SINUSOIDAL;
     if (c->pos_encoding == POS_SINUSOIDAL && c->n_embd % 2)
-        return fail(err, errlen, "%s: sinusoidal positions need an even n_embd, got %d", path, c->n_embd);
+        return errorf(err, errlen, "%s: sinusoidal positions need an even n_embd, got %d", path, c->n_embd);
     c->embed_scale = (float)scale;
     c->tie_weights = strcmp(tie, "true") == 0;
     c->bias = strcmp(bias, "true") == 0;
@@ -186,7 +177,7 @@ static int write_config_json(const char* path, const GPTConfig* c, long step, ch
         c->dropout, c->dropout, c->dropout, c->tie_weights ? "true" : "false",
         gpt2_compatible(c) ? "true" : "false", c->pos_encoding == POS_LEARNED ? "learned" : "sinusoidal",
         c->embed_scale, c->bias ? "true" : "false", step);
-    if (n < 0 || (size_t)n >= sizeof text) return fail(err, errlen, "%s: config text too long", path);
+    if (n < 0 || (size_t)n >= sizeof text) return errorf(err, errlen, "%s: config text too long", path);
     return write_file_checked(path, text, (size_t)n, err, errlen);
 }
 
@@ -199,7 +190,7 @@ int checkpoint_save_model(const char* dir, const GPT* m, const unsigned char* to
     /* the exported copies: transposed matrices, and zeros for absent biases */
     size_t zeros = c->bias ? 0 : (size_t)c->n_layer * 11 * c->n_embd + c->n_embd;
     float* arena = calloc(m->num_params + zeros + 1, sizeof(float));
-    if (!w || !arena) { st_writer_free(w); free(arena); return fail(err, errlen, "%s: out of memory", dir); }
+    if (!w || !arena) { st_writer_free(w); free(arena); return errorf(err, errlen, "%s: out of memory", dir); }
     float* next = arena;
     int rc = st_add_meta(w, "format", MODEL_FORMAT) | add_model_meta(w, c);
     snprintf(value, sizeof value, "%ld", step);
@@ -232,7 +223,7 @@ int checkpoint_save_model(const char* dir, const GPT* m, const unsigned char* to
             rc |= st_add_f32(w, name, ndim, out_shape, data);
         }
     }
-    if (rc != 0) fail(err, errlen, "%s: cannot assemble the checkpoint (out of memory)", dir);
+    if (rc != 0) errorf(err, errlen, "%s: cannot assemble the checkpoint (out of memory)", dir);
     snprintf(path, sizeof path, "%s/%s", dir, CHECKPOINT_MODEL_FILE);
     if (rc == 0) rc = st_write(w, path, err, errlen);
     st_writer_free(w);
@@ -262,13 +253,13 @@ int checkpoint_load_model(const char* dir, GPT* m, int max_batch, Tokenizer** to
     if (config_from_meta(&f, path, &c, err, errlen) != 0) { st_free(&f); return -1; }
     if (parse_int(st_meta(&f, "emergent.step"), 0, 2147483647L, &saved_step) != 0) {
         st_free(&f);
-        return fail(err, errlen, "%s: metadata emergent.step is missing or not a step number", path);
+        return errorf(err, errlen, "%s: metadata emergent.step is missing or not a step number", path);
     }
     /* the embedding's shape must be in the file before anything is allocated for it */
     const StTensor* wte = st_find(&f, HF_NAMES[0].name);
     if (!wte || wte->ndim != 2 || wte->shape[0] != c.vocab_size || wte->shape[1] != c.n_embd) {
         st_free(&f);
-        return fail(err, errlen, "%s: %s is missing or not [%d, %d] as the metadata says", path, HF_NAMES[0].name,
+        return errorf(err, errlen, "%s: %s is missing or not [%d, %d] as the metadata says", path, HF_NAMES[0].name,
                     c.vocab_size, c.n_embd);
     }
     gpt_build(m, &c, max_batch, 0);
@@ -295,7 +286,7 @@ int checkpoint_load_model(const char* dir, GPT* m, int max_batch, Tokenizer** to
                 used++;
                 rc = st_read_f32(&f, name, buf, ndim, file_shape, err, errlen);
                 if (rc == 0 && !all_zero(buf, n))
-                    rc = fail(err, errlen, "%s: %s is not zero, but the model has bias = false", path, name);
+                    rc = errorf(err, errlen, "%s: %s is not zero, but the model has bias = false", path, name);
                 continue;
             }
             used++;
@@ -315,7 +306,7 @@ int checkpoint_load_model(const char* dir, GPT* m, int max_batch, Tokenizer** to
                     snprintf(name, sizeof name, HF_NAMES[i].name, l);
                     known = strcmp(name, f.tensors[k].name) == 0;
                 }
-            if (!known) rc = fail(err, errlen, "%s: unexpected tensor %s for this model config", path, f.tensors[k].name);
+            if (!known) rc = errorf(err, errlen, "%s: unexpected tensor %s for this model config", path, f.tensors[k].name);
         }
     st_free(&f);
     if (rc == 0) {
@@ -323,7 +314,7 @@ int checkpoint_load_model(const char* dir, GPT* m, int max_batch, Tokenizer** to
         *tokenizer = tokenizer_load(path, err, errlen);
         if (!*tokenizer) rc = -1;
         else if (tokenizer_vocab_size(*tokenizer) != c.vocab_size) {
-            rc = fail(err, errlen, "%s: vocabulary of %d tokens, but the model's is %d", path,
+            rc = errorf(err, errlen, "%s: vocabulary of %d tokens, but the model's is %d", path,
                       tokenizer_vocab_size(*tokenizer), c.vocab_size);
             tokenizer_free(*tokenizer);
             *tokenizer = NULL;
@@ -354,7 +345,7 @@ TokenizerId tokenizer_id(const Tokenizer* t, const unsigned char* file, size_t l
 int checkpoint_save_state(const char* path, const GPT* m, const AdamW* opt, const TrainProgress* p,
                           const char* config_text, const TokenizerId* tok, char* err, size_t errlen) {
     StWriter* w = st_writer_new();
-    if (!w) return fail(err, errlen, "%s: out of memory", path);
+    if (!w) return errorf(err, errlen, "%s: out of memory", path);
     char name[96], value[64];
     int rc = st_add_meta(w, "format", STATE_FORMAT) | st_add_meta(w, "emergent.version", STATE_VERSION) |
              add_model_meta(w, &m->config) | st_add_meta(w, "emergent.config", config_text);
@@ -380,7 +371,7 @@ int checkpoint_save_state(const char* path, const GPT* m, const AdamW* opt, cons
             snprintf(name, sizeof name, "%s%s", prefix[k], t->name);
             rc |= st_add_f32(w, name, ndim, shape, base[k] + t->offset);
         }
-    if (rc != 0) { st_writer_free(w); return fail(err, errlen, "%s: cannot assemble the training state", path); }
+    if (rc != 0) { st_writer_free(w); return errorf(err, errlen, "%s: cannot assemble the training state", path); }
     rc = st_write(w, path, err, errlen);
     st_writer_free(w);
     return rc;
@@ -404,14 +395,14 @@ int checkpoint_load_state(const char* path, GPT* m, AdamW* opt, TrainProgress* p
     const char* format = st_meta(&f, "format");
     if (!format || strcmp(format, STATE_FORMAT) != 0 || !st_meta(&f, "emergent.version") ||
         strcmp(st_meta(&f, "emergent.version"), STATE_VERSION) != 0)
-        rc = fail(err, errlen, "%s: not a training state of this program (format %s, version %s; expected %s, %s)", path,
+        rc = errorf(err, errlen, "%s: not a training state of this program (format %s, version %s; expected %s, %s)", path,
                   format ? format : "missing", st_meta(&f, "emergent.version") ? st_meta(&f, "emergent.version") : "missing",
                   STATE_FORMAT, STATE_VERSION);
     /* the tokenizer first: another tokenizer also changes vocab_size, and this says why */
     uint64_t saved_hash = 0;
     const char* saved_tok = st_meta(&f, "emergent.tokenizer");
     if (rc == 0 && (parse_u64(st_meta(&f, "emergent.tokenizer_fnv1a64"), 16, &saved_hash) != 0 || saved_hash != tok->hash))
-        rc = fail(err, errlen, "%s: the run was trained with a different tokenizer (%s, file hash %s) than this config "
+        rc = errorf(err, errlen, "%s: the run was trained with a different tokenizer (%s, file hash %s) than this config "
                   "prepares (%s, file hash %016llx): resume with the original tokenizer settings and text, or start "
                   "a new out_dir", path, saved_tok ? saved_tok : "unknown",
                   st_meta(&f, "emergent.tokenizer_fnv1a64") ? st_meta(&f, "emergent.tokenizer_fnv1a64") : "missing",
@@ -422,7 +413,7 @@ int checkpoint_load_state(const char* path, GPT* m, AdamW* opt, TrainProgress* p
     for (int i = 0; i < MODEL_META && rc == 0; i++) {
         const char* have = st_meta(&f, want[i].key);
         if (!have || strcmp(have, want[i].value) != 0)
-            rc = fail(err, errlen, "%s: the checkpoint has %s = %s, this config gives %s: resume needs the same model",
+            rc = errorf(err, errlen, "%s: the checkpoint has %s = %s, this config gives %s: resume needs the same model",
                       path, want[i].key + strlen("emergent."), have ? have : "(missing)", want[i].value);
     }
     long step = 0, adam_step = 0;
@@ -435,7 +426,7 @@ int checkpoint_load_state(const char* path, GPT* m, AdamW* opt, TrainProgress* p
                     parse_double(st_meta(&f, "emergent.elapsed_s"), &elapsed) != 0 ||
                     parse_u64(st_meta(&f, "emergent.rng_state"), 10, &state) != 0 ||
                     parse_u64(st_meta(&f, "emergent.rng_inc"), 10, &inc) != 0 || !(inc & 1u)))
-        rc = fail(err, errlen, "%s: metadata step, adam_step, losses, elapsed_s or rng_* missing or malformed", path);
+        rc = errorf(err, errlen, "%s: metadata step, adam_step, losses, elapsed_s or rng_* missing or malformed", path);
     const char* prefix[3] = {"", "adam_m.", "adam_v."};
     float* base[3] = {m->params_memory, opt->m, opt->v};
     char name[96];
@@ -451,7 +442,7 @@ int checkpoint_load_state(const char* path, GPT* m, AdamW* opt, TrainProgress* p
     if (rc == 0) {
         const char* text = st_meta(&f, "emergent.config");
         *config_text = strdup(text ? text : "");
-        if (!*config_text) rc = fail(err, errlen, "%s: out of memory", path);
+        if (!*config_text) rc = errorf(err, errlen, "%s: out of memory", path);
     }
     st_free(&f);
     if (rc != 0) return -1;

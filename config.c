@@ -5,10 +5,11 @@
 #include <ctype.h>
 #include <errno.h>
 #include <math.h>
-#include <stdarg.h>
 #include <stdint.h>
 #include <stdlib.h>
 #include <string.h>
+
+#include "utils.h"
 
 typedef enum { KEY_INT, KEY_FLOAT, KEY_BOOL, KEY_STRING, KEY_ENUM, KEY_SCALE } KeyType;
 
@@ -69,14 +70,6 @@ _Static_assert(NUM_KEYS <= CONFIG_MAX_KEYS, "raise CONFIG_MAX_KEYS");
 
 /* ------------------------------------------------------------------------- */
 
-static int fail(char* err, size_t errlen, const char* fmt, ...) {
-    va_list ap;
-    va_start(ap, fmt);
-    vsnprintf(err, errlen, fmt, ap);
-    va_end(ap);
-    return -1;
-}
-
 static const KeyInfo* find_key(const char* name) {
     for (int i = 0; i < NUM_KEYS; i++)
         if (strcmp(KEYS[i].name, name) == 0) return &KEYS[i];
@@ -109,16 +102,16 @@ static int parse_value(TrainConfig* cfg, const KeyInfo* k, const char* value, co
     char range[96];
     range_text(k, range, sizeof range);
     if (*value == 0 && k->type != KEY_STRING)
-        return fail(err, errlen, "%s: key '%s' has no value", where, k->name);
+        return errorf(err, errlen, "%s: key '%s' has no value", where, k->name);
     switch (k->type) {
     case KEY_INT: {
         char* end;
         errno = 0;
         long long v = strtoll(value, &end, 10);
         if (*end != 0 || errno == ERANGE)
-            return fail(err, errlen, "%s: key '%s' expects an integer, got '%s'", where, k->name, value);
+            return errorf(err, errlen, "%s: key '%s' expects an integer, got '%s'", where, k->name, value);
         if (!in_range(k, (double)v))
-            return fail(err, errlen, "%s: key '%s' = %s is out of range %s", where, k->name, value, range);
+            return errorf(err, errlen, "%s: key '%s' = %s is out of range %s", where, k->name, value, range);
         *(int*)field = (int)v;
         return 0;
     }
@@ -129,20 +122,20 @@ static int parse_value(TrainConfig* cfg, const KeyInfo* k, const char* value, co
         errno = 0;
         double v = strtod(value, &end);
         if (*end != 0 || errno == ERANGE || !isfinite(v))
-            return fail(err, errlen, "%s: key '%s' expects a number%s, got '%s'", where, k->name,
+            return errorf(err, errlen, "%s: key '%s' expects a number%s, got '%s'", where, k->name,
                         k->type == KEY_SCALE ? " or auto" : "", value);
         if (!in_range(k, v))
-            return fail(err, errlen, "%s: key '%s' = %s is out of range %s", where, k->name, value, range);
+            return errorf(err, errlen, "%s: key '%s' = %s is out of range %s", where, k->name, value, range);
         *(double*)field = v;
         return 0;
     }
     case KEY_BOOL:
         if (!strcmp(value, "true") || !strcmp(value, "1") || !strcmp(value, "yes")) { *(int*)field = 1; return 0; }
         if (!strcmp(value, "false") || !strcmp(value, "0") || !strcmp(value, "no")) { *(int*)field = 0; return 0; }
-        return fail(err, errlen, "%s: key '%s' expects true or false, got '%s'", where, k->name, value);
+        return errorf(err, errlen, "%s: key '%s' expects true or false, got '%s'", where, k->name, value);
     case KEY_STRING:
         if (strlen(value) >= CONFIG_STR_MAX)
-            return fail(err, errlen, "%s: key '%s' is longer than %d characters", where, k->name, CONFIG_STR_MAX - 1);
+            return errorf(err, errlen, "%s: key '%s' is longer than %d characters", where, k->name, CONFIG_STR_MAX - 1);
         strcpy(field, value);
         return 0;
     case KEY_ENUM: {
@@ -152,10 +145,10 @@ static int parse_value(TrainConfig* cfg, const KeyInfo* k, const char* value, co
             if (strlen(value) == n && strncmp(value, c, n) == 0) { *(int*)field = idx; return 0; }
             c += n + (c[n] == '|');
         }
-        return fail(err, errlen, "%s: key '%s' must be one of %s, got '%s'", where, k->name, k->choices, value);
+        return errorf(err, errlen, "%s: key '%s' must be one of %s, got '%s'", where, k->name, k->choices, value);
     }
     }
-    return fail(err, errlen, "%s: key '%s' has an unknown type", where, k->name);
+    return errorf(err, errlen, "%s: key '%s' has an unknown type", where, k->name);
 }
 
 static int set_value(TrainConfig* cfg, const KeyInfo* k, const char* value, const char* where,
@@ -196,21 +189,21 @@ void config_defaults(TrainConfig* cfg) {
 
 int config_load_file(TrainConfig* cfg, const char* path, char* err, size_t errlen) {
     FILE* f = fopen(path, "r");
-    if (!f) return fail(err, errlen, "cannot open config file %s: %s", path, strerror(errno));
+    if (!f) return errorf(err, errlen, "cannot open config file %s: %s", path, strerror(errno));
     int first_line[NUM_KEYS] = {0};
     char line[CONFIG_STR_MAX + 256], where[CONFIG_STR_MAX + 32];
     int lineno = 0, rc = 0;
     while (rc == 0 && fgets(line, sizeof line, f)) {
         lineno++;
         snprintf(where, sizeof where, "%s:%d", path, lineno);
-        if (!strchr(line, '\n') && !feof(f)) { rc = fail(err, errlen, "%s: line too long", where); break; }
+        if (!strchr(line, '\n') && !feof(f)) { rc = errorf(err, errlen, "%s: line too long", where); break; }
         /* a comment starts at a '#' that begins the line or follows a space */
         for (char* h = line; (h = strchr(h, '#')) != NULL; h++)
             if (h == line || isspace((unsigned char)h[-1])) { *h = 0; break; }
         char* s = trim(line);
         if (*s == 0) continue;
         char* eq = strchr(s, '=');
-        if (!eq) { rc = fail(err, errlen, "%s: expected 'key = value', got '%s'", where, s); break; }
+        if (!eq) { rc = errorf(err, errlen, "%s: expected 'key = value', got '%s'", where, s); break; }
         *eq = 0;
         char* key = trim(s);
         char* value = trim(eq + 1);
@@ -223,42 +216,42 @@ int config_load_file(TrainConfig* cfg, const char* path, char* err, size_t errle
         if (!k) {
             char keys[1024];
             key_list(keys, sizeof keys);
-            rc = fail(err, errlen, "%s: unknown key '%s' (known keys: %s)", where, key, keys);
+            rc = errorf(err, errlen, "%s: unknown key '%s' (known keys: %s)", where, key, keys);
             break;
         }
         int idx = (int)(k - KEYS);
         if (first_line[idx]) {
-            rc = fail(err, errlen, "%s: key '%s' is set twice (first on line %d)", where, key, first_line[idx]);
+            rc = errorf(err, errlen, "%s: key '%s' is set twice (first on line %d)", where, key, first_line[idx]);
             break;
         }
         first_line[idx] = lineno;
         rc = set_value(cfg, k, value, where, err, errlen);
     }
-    if (rc == 0 && ferror(f)) rc = fail(err, errlen, "error reading config file %s: %s", path, strerror(errno));
+    if (rc == 0 && ferror(f)) rc = errorf(err, errlen, "error reading config file %s: %s", path, strerror(errno));
     fclose(f);
     return rc;
 }
 
 int config_apply_override(TrainConfig* cfg, const char* arg, char* err, size_t errlen) {
-    if (strncmp(arg, "--", 2) != 0) return fail(err, errlen, "override '%s': expected --key=value", arg);
+    if (strncmp(arg, "--", 2) != 0) return errorf(err, errlen, "override '%s': expected --key=value", arg);
     const char* eq = strchr(arg, '=');
     if (!eq) {  /* a bare --flag sets a bool key to true */
         const KeyInfo* k = find_key(arg + 2);
-        if (!k || k->type != KEY_BOOL) return fail(err, errlen, "override '%s': expected --key=value", arg);
+        if (!k || k->type != KEY_BOOL) return errorf(err, errlen, "override '%s': expected --key=value", arg);
         char where[160];
         snprintf(where, sizeof where, "override --%s", k->name);
         return set_value(cfg, k, "true", where, err, errlen);
     }
     char key[128];
     size_t n = (size_t)(eq - arg - 2);
-    if (n >= sizeof key) return fail(err, errlen, "override '%s': key too long", arg);
+    if (n >= sizeof key) return errorf(err, errlen, "override '%s': key too long", arg);
     memcpy(key, arg + 2, n);
     key[n] = 0;
     const KeyInfo* k = find_key(key);
     if (!k) {
         char keys[1024];
         key_list(keys, sizeof keys);
-        return fail(err, errlen, "override '%s': unknown key '%s' (known keys: %s)", arg, key, keys);
+        return errorf(err, errlen, "override '%s': unknown key '%s' (known keys: %s)", arg, key, keys);
     }
     char where[160];
     snprintf(where, sizeof where, "override --%s", key);
@@ -267,7 +260,7 @@ int config_apply_override(TrainConfig* cfg, const char* arg, char* err, size_t e
 
 int config_from_args(TrainConfig* cfg, int argc, char** argv, char* err, size_t errlen) {
     config_defaults(cfg);
-    if (argc < 2) return fail(err, errlen, "no config file given");
+    if (argc < 2) return errorf(err, errlen, "no config file given");
     if (config_load_file(cfg, argv[1], err, errlen) != 0) return -1;
     for (int i = 2; i < argc; i++)
         if (config_apply_override(cfg, argv[i], err, errlen) != 0) return -1;
@@ -278,19 +271,19 @@ int config_validate(TrainConfig* cfg, char* err, size_t errlen) {
     char a[CONFIG_ORIGIN_MAX + 96], b[CONFIG_ORIGIN_MAX + 96];
 #define DESCRIBE(buf, key) described(cfg, key, buf, sizeof buf)
     if (cfg->n_embd % cfg->n_head != 0)
-        return fail(err, errlen, "%s must be divisible by %s", DESCRIBE(a, "n_embd"), DESCRIBE(b, "n_head"));
+        return errorf(err, errlen, "%s must be divisible by %s", DESCRIBE(a, "n_embd"), DESCRIBE(b, "n_head"));
     if (cfg->pos_encoding == POS_SINUSOIDAL && cfg->n_embd % 2 != 0)
-        return fail(err, errlen, "pos_encoding = sinusoidal (%s) needs an even n_embd, got %s",
+        return errorf(err, errlen, "pos_encoding = sinusoidal (%s) needs an even n_embd, got %s",
                     cfg->origin[find_key("pos_encoding") - KEYS], DESCRIBE(a, "n_embd"));
     if (cfg->min_lr > cfg->learning_rate)
-        return fail(err, errlen, "%s must not exceed %s", DESCRIBE(a, "min_lr"), DESCRIBE(b, "learning_rate"));
+        return errorf(err, errlen, "%s must not exceed %s", DESCRIBE(a, "min_lr"), DESCRIBE(b, "learning_rate"));
     if (cfg->warmup_iters > cfg->lr_decay_iters)
-        return fail(err, errlen, "%s must not exceed %s", DESCRIBE(a, "warmup_iters"), DESCRIBE(b, "lr_decay_iters"));
+        return errorf(err, errlen, "%s must not exceed %s", DESCRIBE(a, "warmup_iters"), DESCRIBE(b, "lr_decay_iters"));
 #undef DESCRIBE
     if (cfg->input[0] == 0)
-        return fail(err, errlen, "%s: key 'input' is empty: name a text file to train on", cfg->origin[find_key("input") - KEYS]);
-    if (cfg->out_dir[0] == 0) return fail(err, errlen, "%s: key 'out_dir' is empty", cfg->origin[find_key("out_dir") - KEYS]);
-    if (cfg->data_dir[0] == 0) return fail(err, errlen, "%s: key 'data_dir' is empty", cfg->origin[find_key("data_dir") - KEYS]);
+        return errorf(err, errlen, "%s: key 'input' is empty: name a text file to train on", cfg->origin[find_key("input") - KEYS]);
+    if (cfg->out_dir[0] == 0) return errorf(err, errlen, "%s: key 'out_dir' is empty", cfg->origin[find_key("out_dir") - KEYS]);
+    if (cfg->data_dir[0] == 0) return errorf(err, errlen, "%s: key 'data_dir' is empty", cfg->origin[find_key("data_dir") - KEYS]);
     /* As in "Attention Is All You Need", E is scaled by sqrt(n_embd) before fixed
      * sinusoids are added: E starts at N(0, 0.02) while the sinusoids have amplitude 1,
      * so unscaled they swamp the tokens. Measured with a PyTorch GPT on the default

@@ -25,7 +25,6 @@
 #include <fcntl.h>
 #include <inttypes.h>
 #include <limits.h>
-#include <stdarg.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -44,16 +43,6 @@
 #define METADATA_KEY "__metadata__"
 
 /* ---- small helpers ----------------------------------------------------------- */
-
-__attribute__((format(printf, 3, 4))) static int fail(char* err, size_t errlen, const char* fmt, ...) {
-    if (err && errlen) {
-        va_list ap;
-        va_start(ap, fmt);
-        vsnprintf(err, errlen, fmt, ap);
-        va_end(ap);
-    }
-    return -1;
-}
 
 static const struct { const char* name; size_t size; } DTYPES[] = {
     {"BOOL", 1}, {"U8", 1},  {"I8", 1},  {"F8_E4M3", 1}, {"F8_E5M2", 1},
@@ -148,7 +137,7 @@ typedef struct {
 
 /* A syntax error at the current byte, located in the header and in the file. */
 static int syntax(Parser* p, const char* what) {
-    return fail(p->err, p->errlen, "%s: invalid header JSON at header byte %zu (file offset %zu): %s",
+    return errorf(p->err, p->errlen, "%s: invalid header JSON at header byte %zu (file offset %zu): %s",
                 p->name, p->pos, p->pos + 8, what);
 }
 
@@ -212,7 +201,7 @@ static int parse_string(Parser* p, char** out) {
     while (end < p->n && p->s[end] != '"') end += p->s[end] == '\\' ? 2 : 1;
     if (end >= p->n) return syntax(p, "unterminated string");
     char* s = malloc(end - p->pos);  /* the content plus a NUL */
-    if (!s) return fail(p->err, p->errlen, "%s: out of memory reading the header", p->name);
+    if (!s) return errorf(p->err, p->errlen, "%s: out of memory reading the header", p->name);
     size_t o = 0;
     for (p->pos++; p->pos < end;) {
         const unsigned char* c = p->s + p->pos;
@@ -341,7 +330,7 @@ static int parse_uint_array(Parser* p, uint64_t max, uint64_t* out, int cap, int
     int more = list_open(p, '[', ']', "expected '['");
     for (*n = 0; more > 0; more = list_next(p, ']')) {
         if (*n == cap)
-            return fail(p->err, p->errlen, "%s: tensor %s: %s has more than %d entries (header byte %zu)",
+            return errorf(p->err, p->errlen, "%s: tensor %s: %s has more than %d entries (header byte %zu)",
                         p->name, t->name, field, cap, p->pos);
         if (parse_uint(p, max, &out[(*n)++])) return -1;
     }
@@ -355,7 +344,7 @@ static int tensor_field(Parser* p, char* key, void* ctx) {
                  : strcmp(key, "data_offsets") == 0 ? SEEN_OFFSETS : 0;
     int twice = (bit & tf->seen) != 0;
     if (twice)
-        fail(p->err, p->errlen, "%s: tensor %s has \"%s\" twice (header byte %zu)", p->name, t->name, key, p->pos);
+        errorf(p->err, p->errlen, "%s: tensor %s has \"%s\" twice (header byte %zu)", p->name, t->name, key, p->pos);
     free(key);
     if (twice) return -1;
     tf->seen |= bit;
@@ -366,7 +355,7 @@ static int tensor_field(Parser* p, char* key, void* ctx) {
         if (parse_string(p, &s)) return -1;
         int known = dtype_size(s) != 0;
         if (known) snprintf(t->dtype, sizeof t->dtype, "%s", s);  /* every known name fits */
-        else fail(p->err, p->errlen, "%s: tensor %s has unknown dtype \"%.32s\"", p->name, t->name, s);
+        else errorf(p->err, p->errlen, "%s: tensor %s has unknown dtype \"%.32s\"", p->name, t->name, s);
         free(s);
         return known ? 0 : -1;
     }
@@ -379,7 +368,7 @@ static int tensor_field(Parser* p, char* key, void* ctx) {
     if (bit == SEEN_OFFSETS) {
         if (parse_uint_array(p, SIZE_MAX, v, 2, &n, t, "data_offsets")) return -1;
         if (n != 2)
-            return fail(p->err, p->errlen, "%s: tensor %s: data_offsets must be [begin, end], found %d number(s)",
+            return errorf(p->err, p->errlen, "%s: tensor %s: data_offsets must be [begin, end], found %d number(s)",
                         p->name, t->name, n);
         t->begin = (size_t)v[0];
         t->end = (size_t)v[1];
@@ -394,7 +383,7 @@ static int parse_tensor(Parser* p, Header* h, char* name) {
     if (f->n_tensors == h->tensor_cap) {
         int cap = h->tensor_cap > INT_MAX / 2 ? 0 : h->tensor_cap ? 2 * h->tensor_cap : 16;
         StTensor* grown = cap ? realloc(f->tensors, (size_t)cap * sizeof *grown) : NULL;
-        if (!grown) { free(name); return fail(p->err, p->errlen, "%s: out of memory reading the header", p->name); }
+        if (!grown) { free(name); return errorf(p->err, p->errlen, "%s: out of memory reading the header", p->name); }
         f->tensors = grown;
         h->tensor_cap = cap;
     }
@@ -406,17 +395,17 @@ static int parse_tensor(Parser* p, Header* h, char* name) {
     if (parse_object(p, tensor_field, &tf)) return -1;
     const char* missing = !(tf.seen & SEEN_DTYPE) ? "dtype" : !(tf.seen & SEEN_SHAPE) ? "shape"
                         : !(tf.seen & SEEN_OFFSETS) ? "data_offsets" : NULL;
-    if (missing) return fail(p->err, p->errlen, "%s: tensor %s has no \"%s\"", p->name, name, missing);
+    if (missing) return errorf(p->err, p->errlen, "%s: tensor %s has no \"%s\"", p->name, name, missing);
     char shp[256];
     size_t bytes;
     format_shape(shp, sizeof shp, t->ndim, t->shape);
     if (shape_bytes(t->ndim, t->shape, dtype_size(t->dtype), &bytes))
-        return fail(p->err, p->errlen, "%s: tensor %s: shape %s is too large", p->name, name, shp);
+        return errorf(p->err, p->errlen, "%s: tensor %s: shape %s is too large", p->name, name, shp);
     if (t->begin > t->end || t->end - t->begin != bytes)
-        return fail(p->err, p->errlen, "%s: tensor %s: data_offsets [%zu, %zu] do not hold the %zu bytes of %s %s",
+        return errorf(p->err, p->errlen, "%s: tensor %s: data_offsets [%zu, %zu] do not hold the %zu bytes of %s %s",
                     p->name, name, t->begin, t->end, bytes, t->dtype, shp);
     if (t->end > h->data_len)
-        return fail(p->err, p->errlen, "%s: tensor %s: data_offsets [%zu, %zu] run past the end of the "
+        return errorf(p->err, p->errlen, "%s: tensor %s: data_offsets [%zu, %zu] run past the end of the "
                     "%zu-byte data section", p->name, name, t->begin, t->end, h->data_len);
     return 0;
 }
@@ -426,10 +415,10 @@ static int metadata_member(Parser* p, char* key, void* ctx) {
     StFile* f = h->f;
     char* value = NULL;
     if (peek(p) != '"')
-        fail(p->err, p->errlen, "%s: __metadata__ \"%s\" must be a string (header byte %zu)", p->name, key, p->pos);
+        errorf(p->err, p->errlen, "%s: __metadata__ \"%s\" must be a string (header byte %zu)", p->name, key, p->pos);
     else if (parse_string(p, &value) == 0) {
         if (push_pair(&f->meta_keys, &f->meta_values, &f->n_meta, &h->meta_cap, key, value) == 0) return 0;
-        fail(p->err, p->errlen, "%s: out of memory reading the header", p->name);
+        errorf(p->err, p->errlen, "%s: out of memory reading the header", p->name);
     }
     free(key);
     free(value);
@@ -468,24 +457,24 @@ static int check_whole(const StFile* f, const StTensor** order, char** keys, con
     qsort(keys, (size_t)f->n_meta, sizeof *keys, cmp_str);
     for (int i = 1; i < f->n_meta; i++)
         if (strcmp(keys[i - 1], keys[i]) == 0)
-            return fail(err, errlen, "%s: __metadata__ key \"%s\" appears twice", name, keys[i]);
+            return errorf(err, errlen, "%s: __metadata__ key \"%s\" appears twice", name, keys[i]);
     for (int i = 0; i < n; i++) order[i] = &f->tensors[i];
     qsort(order, (size_t)n, sizeof *order, cmp_name);
     for (int i = 1; i < n; i++)
         if (strcmp(order[i - 1]->name, order[i]->name) == 0)
-            return fail(err, errlen, "%s: tensor %s appears twice in the header", name, order[i]->name);
+            return errorf(err, errlen, "%s: tensor %s appears twice in the header", name, order[i]->name);
     qsort(order, (size_t)n, sizeof *order, cmp_range);
     for (int i = 0; i < n; at = order[i++]->end) {
         const StTensor *t = order[i], *prev = i ? order[i - 1] : NULL;
         if (t->begin < at)
-            return fail(err, errlen, "%s: tensors %s [%zu, %zu] and %s [%zu, %zu] overlap in the data section",
+            return errorf(err, errlen, "%s: tensors %s [%zu, %zu] and %s [%zu, %zu] overlap in the data section",
                         name, prev->name, prev->begin, prev->end, t->name, t->begin, t->end);
         if (t->begin > at)
-            return fail(err, errlen, "%s: hole in the data section: bytes [%zu, %zu) before tensor %s belong to "
+            return errorf(err, errlen, "%s: hole in the data section: bytes [%zu, %zu) before tensor %s belong to "
                         "no tensor", name, at, t->begin, t->name);
     }
     if (at != data_len)
-        return fail(err, errlen, "%s: bytes [%zu, %zu) at the end of the data section belong to no tensor",
+        return errorf(err, errlen, "%s: bytes [%zu, %zu) at the end of the data section belong to no tensor",
                     name, at, data_len);
 
     const char* want = st_meta(f, ST_CHECKSUM_KEY);
@@ -493,10 +482,10 @@ static int check_whole(const StFile* f, const StTensor** order, char** keys, con
     if (!want) return 0;
     snprintf(got, sizeof got, "%016" PRIx64, fnv1a64(f->buf + f->data_start, data_len));
     if (strlen(want) != 16 || strspn(want, "0123456789abcdef") != 16)
-        return fail(err, errlen, "%s: __metadata__ %s is \"%.40s\", expected 16 lowercase hex digits", name,
+        return errorf(err, errlen, "%s: __metadata__ %s is \"%.40s\", expected 16 lowercase hex digits", name,
                     ST_CHECKSUM_KEY, want);
     if (strcmp(want, got) != 0)
-        return fail(err, errlen, "%s: checksum mismatch (file corrupted?): the data section hashes to %s, the "
+        return errorf(err, errlen, "%s: checksum mismatch (file corrupted?): the data section hashes to %s, the "
                     "header says %s", name, got, want);
     return 0;
 }
@@ -504,14 +493,14 @@ static int check_whole(const StFile* f, const StTensor** order, char** keys, con
 static int parse_file(StFile* f, const char* name, char* err, size_t errlen) {
     uint64_t n = 0;
     if (f->len < 8)
-        return fail(err, errlen, "%s: %zu bytes is too short for a safetensors file (the header length alone is 8)",
+        return errorf(err, errlen, "%s: %zu bytes is too short for a safetensors file (the header length alone is 8)",
                     name, f->len);
     for (int i = 7; i >= 0; i--) n = n << 8 | f->buf[i];
     if (n > ST_MAX_HEADER)
-        return fail(err, errlen, "%s: header length %" PRIu64 " exceeds the limit of %" PRIu64 " bytes", name, n,
+        return errorf(err, errlen, "%s: header length %" PRIu64 " exceeds the limit of %" PRIu64 " bytes", name, n,
                     ST_MAX_HEADER);
     if (n > f->len - 8)
-        return fail(err, errlen, "%s: header length %" PRIu64 " is more than the %zu bytes after it (file "
+        return errorf(err, errlen, "%s: header length %" PRIu64 " is more than the %zu bytes after it (file "
                     "truncated?)", name, n, f->len - 8);
     f->data_start = 8 + (size_t)n;
     Parser p = {f->buf + 8, (size_t)n, 0, name, err, errlen};
@@ -523,7 +512,7 @@ static int parse_file(StFile* f, const char* name, char* err, size_t errlen) {
     const StTensor** order = malloc((size_t)f->n_tensors * sizeof *order + 1);
     char** keys = malloc((size_t)f->n_meta * sizeof *keys + 1);
     int rc = order && keys ? check_whole(f, order, keys, name, err, errlen)
-                           : fail(err, errlen, "%s: out of memory checking the header", name);
+                           : errorf(err, errlen, "%s: out of memory checking the header", name);
     free(order);
     free(keys);
     return rc;
@@ -537,7 +526,7 @@ int st_parse(StFile* f, unsigned char* buf, size_t len, const char* name, char* 
     f->len = len;
     if (err && errlen) err[0] = 0;
     if (!name) name = "(unnamed safetensors)";
-    int rc = (f->name = strdup(name)) ? parse_file(f, name, err, errlen) : fail(err, errlen, "%s: out of memory", name);
+    int rc = (f->name = strdup(name)) ? parse_file(f, name, err, errlen) : errorf(err, errlen, "%s: out of memory", name);
     if (rc) st_free(f);
     return rc;
 }
@@ -545,25 +534,25 @@ int st_parse(StFile* f, unsigned char* buf, size_t len, const char* name, char* 
 int st_load(StFile* f, const char* path, char* err, size_t errlen) {
     memset(f, 0, sizeof *f);
     FILE* fp = fopen(path, "rb");
-    if (!fp) return fail(err, errlen, "%s: cannot open for reading: %s", path, strerror(errno));
+    if (!fp) return errorf(err, errlen, "%s: cannot open for reading: %s", path, strerror(errno));
     struct stat st;
     if (fstat(fileno(fp), &st) != 0) {
         int e = errno;
         fclose(fp);
-        return fail(err, errlen, "%s: cannot stat: %s", path, strerror(e));
+        return errorf(err, errlen, "%s: cannot stat: %s", path, strerror(e));
     }
     size_t n = (size_t)st.st_size;
     if (!S_ISREG(st.st_mode) || (off_t)n != st.st_size) {
         fclose(fp);
-        return fail(err, errlen, "%s: not a regular file of a size this machine can hold", path);
+        return errorf(err, errlen, "%s: not a regular file of a size this machine can hold", path);
     }
     unsigned char* buf = malloc(n ? n : 1);
-    if (!buf) { fclose(fp); return fail(err, errlen, "%s: out of memory for %zu bytes", path, n); }
+    if (!buf) { fclose(fp); return errorf(err, errlen, "%s: out of memory for %zu bytes", path, n); }
     if (fread(buf, 1, n, fp) != n) {
         int e = errno, had_error = ferror(fp);
         fclose(fp);
         free(buf);
-        return fail(err, errlen, "%s: read failed: %s", path, had_error ? strerror(e) : "file shrank while reading");
+        return errorf(err, errlen, "%s: read failed: %s", path, had_error ? strerror(e) : "file shrank while reading");
     }
     fclose(fp);  /* opened read-only: a failing close loses nothing */
     return st_parse(f, buf, n, path, err, errlen);
@@ -583,17 +572,17 @@ int st_read_f32(const StFile* f, const char* name, float* out, int ndim, const i
                 size_t errlen) {
     const char* file = f->name ? f->name : "(no file)";
     const StTensor* t = st_find(f, name);
-    if (!t) return fail(err, errlen, "%s: tensor %s is missing", file, name);
+    if (!t) return errorf(err, errlen, "%s: tensor %s is missing", file, name);
     if (strcmp(t->dtype, "F32") != 0)
-        return fail(err, errlen, "%s: tensor %s has dtype %s, only F32 is supported", file, name, t->dtype);
+        return errorf(err, errlen, "%s: tensor %s has dtype %s, only F32 is supported", file, name, t->dtype);
     if (ndim < 0 || ndim > ST_MAX_DIMS)
-        return fail(err, errlen, "%s: tensor %s: asked for %d dimensions, at most %d exist", file, name, ndim,
+        return errorf(err, errlen, "%s: tensor %s: asked for %d dimensions, at most %d exist", file, name, ndim,
                     ST_MAX_DIMS);
     int same = ndim == t->ndim;
     for (int i = 0; same && i < ndim; i++) same = shape[i] == t->shape[i];
     char have[256], want[256];
     if (!same)
-        return fail(err, errlen, "%s: tensor %s has shape %s, expected %s", file, name,
+        return errorf(err, errlen, "%s: tensor %s has shape %s, expected %s", file, name,
                     format_shape(have, sizeof have, t->ndim, t->shape), format_shape(want, sizeof want, ndim, shape));
     /* memcpy: the data section need not be aligned for float */
     if (t->end > t->begin) memcpy(out, f->buf + f->data_start + t->begin, t->end - t->begin);
@@ -729,14 +718,14 @@ static int sync_parent_dir(const char* path) {
 }
 
 int st_write(StWriter* w, const char* path, char* err, size_t errlen) {
-    if (!w || !path) return fail(err, errlen, "%s: st_write needs a writer and a path", path ? path : "(null)");
+    if (!w || !path) return errorf(err, errlen, "%s: st_write needs a writer and a path", path ? path : "(null)");
     size_t hlen = 0, tlen = strlen(path) + 5;
     char* header = build_header(w, &hlen);
     char* tmp = malloc(tlen);
     if (!header || !tmp) {
         free(header);
         free(tmp);
-        return fail(err, errlen, "%s: out of memory building the header", path);
+        return errorf(err, errlen, "%s: out of memory building the header", path);
     }
     snprintf(tmp, tlen, "%s.tmp", path);
 
@@ -760,12 +749,12 @@ int st_write(StWriter* w, const char* path, char* err, size_t errlen) {
         if (!step && rename(tmp, path) != 0) { step = "rename"; e = errno; }
         if (step) remove(tmp);
     }
-    if (step) fail(err, errlen, "%s: %s of %s failed: %s", path, step, tmp, strerror(e));
+    if (step) errorf(err, errlen, "%s: %s of %s failed: %s", path, step, tmp, strerror(e));
     free(header);
     free(tmp);
     if (step) return -1;
     if ((e = sync_parent_dir(path)) != 0)
-        return fail(err, errlen, "%s: written, but syncing its directory failed: %s", path, strerror(e));
+        return errorf(err, errlen, "%s: written, but syncing its directory failed: %s", path, strerror(e));
     return 0;
 }
 

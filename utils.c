@@ -22,6 +22,16 @@ void die(int code, const char* fmt, ...) {
     exit(code);
 }
 
+int errorf(char* err, size_t errlen, const char* fmt, ...) {
+    if (err && errlen) {
+        va_list ap;
+        va_start(ap, fmt);
+        vsnprintf(err, errlen, fmt, ap);
+        va_end(ap);
+    }
+    return -1;
+}
+
 void* xmalloc(size_t bytes, const char* what) {
     void* p = malloc(bytes ? bytes : 1);
     if (!p) die(EXIT_IO_FAILURE, "out of memory allocating %zu bytes for %s", bytes, what);

@@ -14,6 +14,10 @@
 
 enum { EXIT_IO_FAILURE = 1, EXIT_BAD_INPUT = 2 };
 
+/* For functions that report instead of exiting: write the message into err
+ * (when err is not NULL) and return -1, so `return errorf(err, errlen, ...)`. */
+int errorf(char* err, size_t errlen, const char* fmt, ...) __attribute__((format(printf, 3, 4)));
+
 /* Print "error: <message>" on stderr and exit with `code`. */
 _Noreturn void die(int code, const char* fmt, ...) __attribute__((format(printf, 2, 3)));
 

@@ -5,21 +5,7 @@
 # with exit 2 and a message; the GPT-2-layout file computes the same logits in a
 # hand-written GPT-2 forward (scripts/gpt2_check.py); sampling is reproducible.
 set -u
-cd "$(dirname "$0")/.."
-PYTHON=${PYTHON:-/usr/bin/python3}
-corpus=""
-for c in "${TINYSHAKESPEARE:-}" data/tinyshakespeare.txt ../shared/data/tinyshakespeare.txt; do
-    [ -n "$c" ] && [ -s "$c" ] && { corpus=$(realpath "$c"); break; }
-done
-if [ -z "$corpus" ]; then
-    echo "FAIL checkpoint: Tiny Shakespeare not found: run 'make data' or set TINYSHAKESPEARE=/path/to/it"
-    exit 1
-fi
-tmp=$(mktemp -d)
-trap 'rm -rf "$tmp"' EXIT
-pass=0; fail=0
-ok()  { echo "PASS $1"; pass=$((pass + 1)); }
-bad() { echo "FAIL $1: $2"; fail=$((fail + 1)); }
+. "$(dirname "$0")/lib.sh" checkpoint
 
 cat > "$tmp/small.conf" <<CONF
 input = $corpus

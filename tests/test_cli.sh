@@ -3,20 +3,7 @@
 # the file/line/key or value at fault, and leaves nothing behind; the same config
 # gives bit-identical logs on 1 and 2 threads; training on Tiny Shakespeare learns.
 set -u
-cd "$(dirname "$0")/.."
-corpus=""
-for c in "${TINYSHAKESPEARE:-}" data/tinyshakespeare.txt ../shared/data/tinyshakespeare.txt; do
-    [ -n "$c" ] && [ -s "$c" ] && { corpus=$(realpath "$c"); break; }
-done
-if [ -z "$corpus" ]; then
-    echo "FAIL cli: Tiny Shakespeare not found: run 'make data' or set TINYSHAKESPEARE=/path/to/it"
-    exit 1
-fi
-tmp=$(mktemp -d)
-trap 'rm -rf "$tmp"' EXIT
-pass=0; fail=0
-ok()  { echo "PASS $1"; pass=$((pass + 1)); }
-bad() { echo "FAIL $1: $2"; fail=$((fail + 1)); }
+. "$(dirname "$0")/lib.sh" cli
 
 # A small, fast model; every run writes under $tmp.
 cat > "$tmp/small.conf" <<CONF

@@ -4,21 +4,7 @@
 # neighbours, analogies and principal axes, and its exports parse back to the very
 # vectors of the checkpoint.
 set -u
-cd "$(dirname "$0")/.."
-PYTHON=${PYTHON:-/usr/bin/python3}
-corpus=""
-for c in "${TINYSHAKESPEARE:-}" data/tinyshakespeare.txt ../shared/data/tinyshakespeare.txt; do
-    [ -n "$c" ] && [ -s "$c" ] && { corpus=$(realpath "$c"); break; }
-done
-if [ -z "$corpus" ]; then
-    echo "FAIL embeddings: Tiny Shakespeare not found: run 'make data' or set TINYSHAKESPEARE=/path/to/it"
-    exit 1
-fi
-tmp=$(mktemp -d)
-trap 'rm -rf "$tmp"' EXIT
-pass=0; fail=0
-ok()  { echo "PASS $1"; pass=$((pass + 1)); }
-bad() { echo "FAIL $1: $2"; fail=$((fail + 1)); }
+. "$(dirname "$0")/lib.sh" embeddings
 
 cat > "$tmp/small.conf" <<CONF
 input = $corpus
