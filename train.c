@@ -9,6 +9,7 @@
  *   last/                      the same three files for the newest model
  *   train_state.safetensors    everything --resume needs, written with last/
  */
+#include <errno.h>
 #include <math.h>
 #include <omp.h>
 #include <stdio.h>
@@ -218,6 +219,12 @@ int main(int argc, char** argv) {
 
     /* ---- outputs: the resolved config, then the log ---- */
     make_dirs(cfg.out_dir);
+    if (!cfg.resume && file_exists(state_path)) {
+        /* a new run in an old out_dir: a later --resume must not find the old run's state */
+        printf("warning: %s holds an earlier run; this new run replaces its files (--resume would have continued "
+               "it)\n", cfg.out_dir);
+        if (remove(state_path) != 0) die(EXIT_IO_FAILURE, "cannot remove %s: %s", state_path, strerror(errno));
+    }
     xsnprintf(err, sizeof err, "%s/config.conf", cfg.out_dir);
     write_file_atomic(err, cfg_text, strlen(cfg_text));
     if (cfg.resume) truncate_log(log_path, LOG_HEADER, progress.step);

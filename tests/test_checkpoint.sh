@@ -71,6 +71,15 @@ if ! same_rows "$tmp/drop1/log.csv" "$tmp/drop2/log.csv"; then bad "dropout dete
 elif same_rows "$tmp/drop1/log.csv" "$tmp/full/log.csv"; then bad "dropout" "dropout 0.2 changed nothing"
 else ok "dropout 0.2: 1 thread uninterrupted = 2 threads stopped at 20 and resumed; differs from dropout 0"; fi
 
+# a new run in an old out_dir replaces it: a crash before its first checkpoint then
+# leaves nothing for --resume to mix with the new log
+cp -r "$tmp/crashed" "$tmp/rerun"
+run --out_dir="$tmp/rerun" --max_iters=5
+if grep -q "warning: $tmp/rerun holds an earlier run" "$tmp/run.out" &&
+   head -c 4000 "$tmp/rerun/train_state.safetensors" | grep -q '"emergent.step":"5"'; then
+    ok "a new run over an earlier run's out_dir warns and replaces the old training state"
+else bad "rerun" "$(head -c 300 "$tmp/run.out")"; fi
+
 # ---- refused resumes: exit 2, a message, the checkpoint untouched ----
 expect_refusal() {  # NAME FRAGMENT OVERRIDES...
     local name=$1 fragment=$2; shift 2
