@@ -328,11 +328,32 @@ int checkpoint_load_model(const char* dir, GPT* m, int max_batch, Tokenizer** to
 /* ------------------------------------------------------------------------- */
 /* train_state.safetensors                                                  */
 
-/* The full shape of tensor i as stored in memory (layers stacked first). */
-static int full_shape(const ParamTensorInfo* t, int64_t shape[3]) {
-    int ndim = 0;
-    for (int d = 0; d < 3 && t->shape[d]; d++) shape[ndim++] = t->shape[d];
-    return ndim;
+/* The state's tensors, the one list both save and load walk: every present
+ * parameter tensor under its own name, then its AdamW moments as adam_m.NAME and
+ * adam_v.NAME, each in its full shape (layers stacked first). */
+typedef struct {
+    char name[96];
+    int ndim;
+    int64_t shape[3];
+    float* data;
+} StateTensor;
+enum { MAX_STATE_TENSORS = 3 * NUM_PARAM_TENSORS };
+
+static int state_tensors(const GPT* m, const AdamW* opt, StateTensor out[MAX_STATE_TENSORS]) {
+    const char* prefix[3] = {"", "adam_m.", "adam_v."};
+    float* base[3] = {m->params_memory, opt->m, opt->v};
+    int n = 0;
+    for (int k = 0; k < 3; k++)
+        for (int i = 0; i < NUM_PARAM_TENSORS; i++) {
+            const ParamTensorInfo* t = &m->tensors[i];
+            if (t->size == 0) continue;
+            StateTensor* s = &out[n++];
+            snprintf(s->name, sizeof s->name, "%s%s", prefix[k], t->name);
+            s->ndim = 0;
+            for (int d = 0; d < 3 && t->shape[d]; d++) s->shape[s->ndim++] = t->shape[d];
+            s->data = base[k] + t->offset;
+        }
+    return n;
 }
 
 TokenizerId tokenizer_id(const Tokenizer* t, const unsigned char* file, size_t len) {
@@ -346,7 +367,7 @@ int checkpoint_save_state(const char* path, const GPT* m, const AdamW* opt, cons
                           const char* config_text, const TokenizerId* tok, char* err, size_t errlen) {
     StWriter* w = st_writer_new();
     if (!w) return errorf(err, errlen, "%s: out of memory", path);
-    char name[96], value[64];
+    char value[64];
     int rc = st_add_meta(w, "format", STATE_FORMAT) | st_add_meta(w, "emergent.version", STATE_VERSION) |
              add_model_meta(w, &m->config) | st_add_meta(w, "emergent.config", config_text);
 #define META(key, ...) (snprintf(value, sizeof value, __VA_ARGS__), st_add_meta(w, key, value))
@@ -360,17 +381,10 @@ int checkpoint_save_state(const char* path, const GPT* m, const AdamW* opt, cons
     rc |= META("emergent.tokenizer_fnv1a64", "%016llx", (unsigned long long)tok->hash);
     rc |= st_add_meta(w, "emergent.tokenizer", tok->description);
 #undef META
-    const char* prefix[3] = {"", "adam_m.", "adam_v."};
-    const float* base[3] = {m->params_memory, opt->m, opt->v};
-    for (int k = 0; k < 3; k++)
-        for (int i = 0; i < NUM_PARAM_TENSORS && rc == 0; i++) {
-            const ParamTensorInfo* t = &m->tensors[i];
-            if (t->size == 0) continue;
-            int64_t shape[3];
-            int ndim = full_shape(t, shape);
-            snprintf(name, sizeof name, "%s%s", prefix[k], t->name);
-            rc |= st_add_f32(w, name, ndim, shape, base[k] + t->offset);
-        }
+    StateTensor tensors[MAX_STATE_TENSORS];
+    int n = state_tensors(m, opt, tensors);
+    for (int i = 0; i < n && rc == 0; i++)
+        rc |= st_add_f32(w, tensors[i].name, tensors[i].ndim, tensors[i].shape, tensors[i].data);
     if (rc != 0) { st_writer_free(w); return errorf(err, errlen, "%s: cannot assemble the training state", path); }
     rc = st_write(w, path, err, errlen);
     st_writer_free(w);
@@ -427,18 +441,10 @@ int checkpoint_load_state(const char* path, GPT* m, AdamW* opt, TrainProgress* p
                     parse_u64(st_meta(&f, "emergent.rng_state"), 10, &state) != 0 ||
                     parse_u64(st_meta(&f, "emergent.rng_inc"), 10, &inc) != 0 || !(inc & 1u)))
         rc = errorf(err, errlen, "%s: metadata step, adam_step, losses, elapsed_s or rng_* missing or malformed", path);
-    const char* prefix[3] = {"", "adam_m.", "adam_v."};
-    float* base[3] = {m->params_memory, opt->m, opt->v};
-    char name[96];
-    for (int k = 0; k < 3 && rc == 0; k++)
-        for (int i = 0; i < NUM_PARAM_TENSORS && rc == 0; i++) {
-            const ParamTensorInfo* t = &m->tensors[i];
-            if (t->size == 0) continue;
-            int64_t shape[3];
-            int ndim = full_shape(t, shape);
-            snprintf(name, sizeof name, "%s%s", prefix[k], t->name);
-            rc = st_read_f32(&f, name, base[k] + t->offset, ndim, shape, err, errlen);
-        }
+    StateTensor tensors[MAX_STATE_TENSORS];
+    int n = state_tensors(m, opt, tensors);
+    for (int i = 0; i < n && rc == 0; i++)
+        rc = st_read_f32(&f, tensors[i].name, tensors[i].data, tensors[i].ndim, tensors[i].shape, err, errlen);
     if (rc == 0) {
         const char* text = st_meta(&f, "emergent.config");
         *config_text = strdup(text ? text : "");

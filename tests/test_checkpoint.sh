@@ -7,22 +7,7 @@
 set -u
 . "$(dirname "$0")/lib.sh" checkpoint
 
-cat > "$tmp/small.conf" <<CONF
-input = $corpus
-data_dir = $tmp/cache
-n_layer = 2
-n_head = 2
-n_embd = 32
-block_size = 32
-batch_size = 8
-max_iters = 40
-warmup_iters = 5
-lr_decay_iters = 40
-eval_interval = 10
-eval_iters = 2
-log_interval = 10
-sample_tokens = 20
-CONF
+small_conf "$tmp/small.conf" "max_iters = 40" "lr_decay_iters = 40" "eval_interval = 10" "sample_tokens = 20"
 run() { ./train "$tmp/small.conf" "$@" > "$tmp/run.out" 2> "$tmp/run.err"; }
 same_rows() { cmp -s <(cut -d, -f1-5,8,9 "$1") <(cut -d, -f1-5,8,9 "$2"); }  # all but the timing columns
 

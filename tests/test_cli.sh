@@ -6,22 +6,7 @@ set -u
 . "$(dirname "$0")/lib.sh" cli
 
 # A small, fast model; every run writes under $tmp.
-cat > "$tmp/small.conf" <<CONF
-input = $corpus
-data_dir = $tmp/cache
-out_dir = $tmp/out
-n_layer = 2
-n_head = 2
-n_embd = 32
-block_size = 32
-batch_size = 8
-max_iters = 20
-warmup_iters = 5
-lr_decay_iters = 20
-eval_interval = 10
-eval_iters = 2
-log_interval = 10
-CONF
+small_conf "$tmp/small.conf" "out_dir = $tmp/out" "max_iters = 20" "lr_decay_iters = 20" "eval_interval = 10"
 
 # expect_refusal NAME FRAGMENT CONFIG [OVERRIDES...]: exit 2, FRAGMENT in stderr,
 # no out_dir and (for config errors) no data_dir created.

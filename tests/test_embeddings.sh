@@ -6,23 +6,8 @@
 set -u
 . "$(dirname "$0")/lib.sh" embeddings
 
-cat > "$tmp/small.conf" <<CONF
-input = $corpus
-data_dir = $tmp/cache
-n_layer = 2
-n_head = 2
-n_embd = 32
-block_size = 32
-batch_size = 8
-max_iters = 40
-warmup_iters = 5
-lr_decay_iters = 40
-eval_interval = 20
-eval_iters = 2
-log_interval = 10
-sample_tokens = 0
-embed_snapshot_interval = 10
-CONF
+small_conf "$tmp/small.conf" "max_iters = 40" "lr_decay_iters = 40" "eval_interval = 20" "sample_tokens = 0" \
+    "embed_snapshot_interval = 10"
 
 ./train "$tmp/small.conf" --out_dir="$tmp/a" > "$tmp/a.out" 2>&1 || bad "run" "$(tail -3 "$tmp/a.out")"
 rows=$(awk -F, 'NR > 1 { printf "%s ", $1 }' "$tmp/a/embeddings.csv")

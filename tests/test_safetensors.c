@@ -115,6 +115,17 @@ static unsigned char* sample_bytes(const Sample* s, size_t* len) {
     return buf;
 }
 
+/* Where the data section of a valid file image starts. */
+static size_t data_start_of(const unsigned char* buf, size_t len) {
+    StFile f;
+    char err[ERR];
+    if (parse_copy(&f, buf, len, err) != 0) fail_msg("%s", err);
+    size_t start = f.data_start;
+    st_free(&f);
+    assert_true(start < len);
+    return start;
+}
+
 /* ---- round trips ------------------------------------------------------------- */
 
 static void test_written_tensors_and_metadata_read_back_bit_exact(void** state) {
@@ -316,10 +327,7 @@ static void test_any_flipped_data_byte_fails_the_checksum(void** state) {
     unsigned char* buf = sample_bytes(&s, &len);
     StFile f;
     char err[ERR];
-    if (parse_copy(&f, buf, len, err) != 0) fail_msg("%s", err);
-    size_t start = f.data_start;
-    st_free(&f);
-    assert_true(start < len);
+    size_t start = data_start_of(buf, len);
     for (size_t i = start; i < len; i++) {
         for (int mask = 1; mask <= 0x80; mask <<= 7) {  /* lowest and highest bit */
             buf[i] ^= (unsigned char)mask;
@@ -340,9 +348,7 @@ static void test_flipped_header_bytes_give_an_error_or_the_same_data(void** stat
     unsigned char* buf = sample_bytes(&s, &len);
     StFile f;
     char err[ERR];
-    if (parse_copy(&f, buf, len, err) != 0) fail_msg("%s", err);
-    size_t start = f.data_start;
-    st_free(&f);
+    size_t start = data_start_of(buf, len);
     int accepted = 0, refused = 0;
     const unsigned char masks[] = {0x01, 0x02, 0x08, 0x20, 0x80, 0xff};
     for (size_t i = 0; i < start; i++) {
