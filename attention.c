@@ -1,95 +1,154 @@
-/* attention.c: causal self-attention, forward and backward.
- * Not here: the fused online-softmax form that avoids storing att (issue 6). */
+/* attention.c: causal self-attention, forward and backward, in memory linear in T.
+ *
+ * The T x T probability matrix of a head is never stored. Forward keeps two
+ * floats per query row, the softmax's max and 1/sum; backward recomputes the
+ * scores of a block of QB query rows from q and k and rebuilds from them exactly
+ * the forward's probabilities (recompute instead of store, as FlashAttention
+ * does). A thread works in a few (QB x T) and (hs x T) blocks, whatever the batch.
+ *
+ * Each (b, h) is one task that one thread runs from start to end: dk_s and dv_s
+ * gather terms from every query t >= s in a fixed order, so the bits do not
+ * depend on the thread count. The products go through the matmul tile
+ * (gemm_accumulate_serial); the scores of a group of GROUP rows stop at the
+ * group's last key, so the causal mask wastes at most a triangle per group.
+ */
 #include "attention.h"
 
 #include <math.h>
-
-#include "dropout.h"
+#include <omp.h>
 #include <stddef.h>
 #include <string.h>
 
-void attention_forward(float* out, float* att, const float* qkv, int B, int T, int C, int NH,
+#include "dropout.h"
+#include "matmul.h"
+#include "vmath.h"
+
+enum {
+    QB = 32,    /* query rows per block */
+    GROUP = 8,  /* rows whose scores share one key range (the matmul tile's height) */
+};
+
+size_t attention_scratch_floats(int T, int C, int NH) {
+    size_t hs = (size_t)C / NH;
+    return 2 * hs * T + 2 * (size_t)QB * T;  /* k^T and v^T of a head, two (QB x T) blocks */
+}
+
+/* xt (hs, T) = x^T for one head (x's rows at stride C3): the products with keys
+ * and values need positions along the row. */
+static void transpose_head(float* xt, const float* x, int T, int hs, int C3) {
+    for (int t = 0; t < T; t++)
+        for (int i = 0; i < hs; i++) xt[(size_t)i * T + t] = x[(size_t)t * C3 + i];
+}
+
+/* out (rows r0..r1 of a block, row stride T) = x yt for the keys 0..g1-1 of each
+ * group of GROUP rows ending at g1 (x's rows at stride ldx). Entries past a
+ * group's last key keep whatever they held. */
+static void block_products(float* out, const float* x, int ldx, const float* yt, int r0, int r1, int T, int hs) {
+    for (int g0 = r0; g0 < r1; g0 += GROUP) {
+        int g1 = g0 + GROUP < r1 ? g0 + GROUP : r1;
+        float* og = out + (size_t)(g0 - r0) * T;
+        for (int i = 0; i < g1 - g0; i++) memset(og + (size_t)i * T, 0, sizeof(float) * g1);
+        gemm_accumulate_serial(og, T, x + (size_t)g0 * ldx, ldx, 1, yt, T, g1 - g0, g1, hs);
+    }
+}
+
+void attention_forward(float* out, float* stats, float* scratch, const float* qkv, int B, int T, int C, int NH,
                        float dropout, uint64_t key) {
     int hs = C / NH, C3 = 3 * C;
     float scale = 1.0f / sqrtf((float)hs);
     uint32_t threshold = dropout_threshold(dropout);
     float keep_scale = 1.0f / (1.0f - dropout);
-    #pragma omp parallel for collapse(3) schedule(static)
-    for (int b = 0; b < B; b++)
-        for (int h = 0; h < NH; h++)
-            for (int t = 0; t < T; t++) {
-                const float* q = qkv + ((size_t)b * T + t) * C3 + h * hs;
-                float* a = att + (((size_t)b * NH + h) * T + t) * T;
-                /* pass 1: scores q.k_s / sqrt(hs) for s <= t, and their max */
-                float amax = -INFINITY;
-                for (int s = 0; s <= t; s++) {
-                    const float* k = qkv + ((size_t)b * T + s) * C3 + C + h * hs;
-                    float dot = 0.0f;
-                    for (int i = 0; i < hs; i++) dot += q[i] * k[i];
-                    a[s] = dot * scale;
-                    if (a[s] > amax) amax = a[s];
-                }
-                /* pass 2: softmax over s <= t; positions after t get probability 0 */
-                float sum = 0.0f;
-                for (int s = 0; s <= t; s++) { a[s] = expf(a[s] - amax); sum += a[s]; }
+    size_t per_thread = attention_scratch_floats(T, C, NH);
+    #pragma omp parallel for schedule(static)
+    for (int bh = 0; bh < B * NH; bh++) {
+        int b = bh / NH, h = bh % NH;
+        float* kt = scratch + (size_t)omp_get_thread_num() * per_thread;
+        float* w = kt + 2 * (size_t)hs * T;  /* (QB, T) scores, then weights */
+        const float* q = qkv + (size_t)b * T * C3 + h * hs;
+        const float* v = q + 2 * C;
+        float* o = out + (size_t)b * T * C + h * hs;
+        float* st = stats + (size_t)bh * T * 2;
+        transpose_head(kt, q + C, T, hs, C3);
+        for (int r0 = 0; r0 < T; r0 += QB) {
+            int r1 = r0 + QB < T ? r0 + QB : T;
+            block_products(w, q, C3, kt, r0, r1, T, hs);  /* q_t . k_s */
+            for (int t = r0; t < r1; t++) {
+                /* softmax of a_s = q_t.k_s / sqrt(hs) over s <= t: p_s = e^{a_s - max} / sum */
+                float* a = w + (size_t)(t - r0) * T;
+                float amax = -INFINITY, sum = 0.0f;
+                for (int s = 0; s <= t; s++) { a[s] *= scale; amax = a[s] > amax ? a[s] : amax; }
+                for (int s = 0; s <= t; s++) { a[s] = exp_approx(a[s] - amax); sum += a[s]; }
                 float inv = 1.0f / sum;
+                st[2 * t] = amax;
+                st[2 * t + 1] = inv;
                 for (int s = 0; s <= t; s++) a[s] *= inv;
-                for (int s = t + 1; s < T; s++) a[s] = 0.0f;
-                /* pass 3: out_t = sum_s w_s v_s, w = a (or dropout(a) in training; att
-                 * keeps a, and backward recomputes the mask from its index) */
-                float* o = out + ((size_t)b * T + t) * C + h * hs;
-                size_t row = (((size_t)b * NH + h) * T + t) * T;
-                memset(o, 0, sizeof(float) * hs);
-                for (int s = 0; s <= t; s++) {
-                    const float* v = qkv + ((size_t)b * T + s) * C3 + 2 * C + h * hs;
-                    float w = a[s];
-                    if (dropout > 0.0f) w = dropout_keep(key, row + s, threshold) ? w * keep_scale : 0.0f;
-                    for (int i = 0; i < hs; i++) o[i] += w * v[i];
+                /* w = p, or dropout(p) in training: the mask is a hash of the index in
+                 * the (B,NH,T,T) matrix, which is never stored */
+                if (dropout > 0.0f) {
+                    size_t row = ((size_t)bh * T + t) * T;
+                    for (int s = 0; s <= t; s++) a[s] = dropout_keep(key, row + s, threshold) ? a[s] * keep_scale : 0.0f;
                 }
+                for (int s = t + 1; s < r1; s++) a[s] = 0.0f;  /* the future: weight 0 */
+                memset(o + (size_t)t * C, 0, sizeof(float) * hs);
             }
+            /* out_t = sum_s w_s v_s */
+            gemm_accumulate_serial(o + (size_t)r0 * C, C, w, T, 1, v, C3, r1 - r0, hs, r1);
+        }
+    }
 }
 
-void attention_backward(float* dqkv, float* scratch, const float* dout, const float* qkv,
-                        const float* att, int B, int T, int C, int NH, float dropout, uint64_t key) {
+void attention_backward(float* dqkv, float* scratch, const float* dout, const float* qkv, const float* stats,
+                        int B, int T, int C, int NH, float dropout, uint64_t key) {
     int hs = C / NH, C3 = 3 * C;
     float scale = 1.0f / sqrtf((float)hs);
     uint32_t threshold = dropout_threshold(dropout);
     float keep_scale = 1.0f / (1.0f - dropout);
-    /* dk_s and dv_s collect terms from every query t >= s, so one thread owns a
-     * whole (b, h) and walks t in order: no races, and a fixed summation order. */
-    #pragma omp parallel for collapse(2) schedule(static)
-    for (int b = 0; b < B; b++)
-        for (int h = 0; h < NH; h++) {
-            float* datt = scratch + ((size_t)b * NH + h) * T;
-            for (int t = 0; t < T; t++) {
-                const float* a = att + (((size_t)b * NH + h) * T + t) * T;
-                const float* q = qkv + ((size_t)b * T + t) * C3 + h * hs;
-                const float* dy = dout + ((size_t)b * T + t) * C + h * hs;
-                float* dq = dqkv + ((size_t)b * T + t) * C3 + h * hs;
-                /* undo pass 3: dw_s = dy . v_s, dv_s += w_s dy; through the dropout
-                 * mask m_s: datt_s = m_s dw_s / (1-p) */
-                size_t row = (((size_t)b * NH + h) * T + t) * T;
+    size_t per_thread = attention_scratch_floats(T, C, NH);
+    #pragma omp parallel for schedule(static)
+    for (int bh = 0; bh < B * NH; bh++) {
+        int b = bh / NH, h = bh % NH;
+        float* kt = scratch + (size_t)omp_get_thread_num() * per_thread;
+        float* vt = kt + (size_t)hs * T;
+        float* w = vt + (size_t)hs * T;   /* (QB, T): scores, then the weights w */
+        float* dw = w + (size_t)QB * T;   /* (QB, T): dw, then the score gradients */
+        const float* q = qkv + (size_t)b * T * C3 + h * hs;
+        const float* k = q + C;
+        const float* v = q + 2 * C;
+        float* dq = dqkv + (size_t)b * T * C3 + h * hs;
+        float* dk = dq + C;
+        float* dv = dq + 2 * C;
+        const float* dy = dout + (size_t)b * T * C + h * hs;
+        const float* st = stats + (size_t)bh * T * 2;
+        transpose_head(kt, k, T, hs, C3);
+        transpose_head(vt, v, T, hs, C3);
+        for (int r0 = 0; r0 < T; r0 += QB) {
+            int r1 = r0 + QB < T ? r0 + QB : T;
+            block_products(w, q, C3, kt, r0, r1, T, hs);   /* q_t . k_s */
+            block_products(dw, dy, C, vt, r0, r1, T, hs);  /* undo out = w v: dw_s = dy_t . v_s */
+            for (int t = r0; t < r1; t++) {
+                float* a = w + (size_t)(t - r0) * T;
+                float* da = dw + (size_t)(t - r0) * T;
+                size_t row = ((size_t)bh * T + t) * T;
+                /* the forward's p_s, bit for bit, and through the mask m_s of dropout
+                 * (w_s = m_s p_s / (1-p)): dp_s = m_s dw_s / (1-p) */
+                float pdot = 0.0f;
                 for (int s = 0; s <= t; s++) {
-                    const float* v = qkv + ((size_t)b * T + s) * C3 + 2 * C + h * hs;
-                    float* dv = dqkv + ((size_t)b * T + s) * C3 + 2 * C + h * hs;
-                    float m = 1.0f;
-                    if (dropout > 0.0f) m = dropout_keep(key, row + s, threshold) ? keep_scale : 0.0f;
-                    float w = a[s] * m, dot = 0.0f;
-                    for (int i = 0; i < hs; i++) { dot += dy[i] * v[i]; dv[i] += w * dy[i]; }
-                    datt[s] = dot * m;
+                    a[s] = exp_approx(a[s] * scale - st[2 * t]) * st[2 * t + 1];
+                    if (dropout > 0.0f) da[s] = dropout_keep(key, row + s, threshold) ? da[s] * keep_scale : 0.0f;
+                    pdot += a[s] * da[s];
                 }
-                /* undo pass 2 (softmax): dscore_s = a_s (datt_s - sum_r a_r datt_r) */
-                float adot = 0.0f;
-                for (int s = 0; s <= t; s++) adot += a[s] * datt[s];
-                /* undo pass 1: dq += dscore_s k_s / sqrt(hs), dk_s += dscore_s q / sqrt(hs) */
-                for (int s = 0; s <= t; s++) {
-                    float dscore = a[s] * (datt[s] - adot) * scale;
-                    const float* k = qkv + ((size_t)b * T + s) * C3 + C + h * hs;
-                    float* dk = dqkv + ((size_t)b * T + s) * C3 + C + h * hs;
-                    for (int i = 0; i < hs; i++) { dq[i] += dscore * k[i]; dk[i] += dscore * q[i]; }
-                }
+                /* undo the softmax: dscore_s = p_s (dp_s - sum_r p_r dp_r), and 1/sqrt(hs) */
+                for (int s = 0; s <= t; s++) da[s] = a[s] * (da[s] - pdot) * scale;
+                if (dropout > 0.0f)
+                    for (int s = 0; s <= t; s++) a[s] = dropout_keep(key, row + s, threshold) ? a[s] * keep_scale : 0.0f;
+                for (int s = t + 1; s < r1; s++) { a[s] = 0.0f; da[s] = 0.0f; }
             }
+            int n = r1 - r0;
+            gemm_accumulate_serial(dv, C3, w, 1, T, dy + (size_t)r0 * C, C, r1, hs, n);       /* dv_s += w_s dy_t */
+            gemm_accumulate_serial(dk, C3, dw, 1, T, q + (size_t)r0 * C3, C3, r1, hs, n);     /* dk_s += ds q_t */
+            gemm_accumulate_serial(dq + (size_t)r0 * C3, C3, dw, T, 1, k, C3, n, hs, r1);     /* dq_t += ds k_s */
         }
+    }
 }
 
 void attention_decode(float* out, float* scores, const float* q, const float* k_cache, const float* v_cache,

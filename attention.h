@@ -5,17 +5,23 @@
 #ifndef ATTENTION_H
 #define ATTENTION_H
 
+#include <stddef.h>
 #include <stdint.h>
 
+/* Floats of scratch one thread needs; attention_forward and attention_backward
+ * take scratch for omp_get_max_threads() threads. */
+size_t attention_scratch_floats(int T, int C, int NH);
+
 /* out (B,T,C) = concat over heads of dropout(softmax(q k^T / sqrt(hs), causal)) v.
- * att (B,NH,T,T): the attention probabilities before dropout, kept for backward
- * (row t is zero past t). dropout: probability (0 = none); key: its mask (dropout.h). */
-void attention_forward(float* out, float* att, const float* qkv, int B, int T, int C, int NH,
+ * stats (B,NH,T,2): each query row's softmax max and 1/sum, kept for backward in
+ * place of the (B,NH,T,T) probabilities. dropout: probability (0 = none); key: its
+ * mask (dropout.h). */
+void attention_forward(float* out, float* stats, float* scratch, const float* qkv, int B, int T, int C, int NH,
                        float dropout, uint64_t key);
 
-/* dqkv (B,T,3C) +=. scratch: at least B*NH*T floats. dropout and key as in forward. */
-void attention_backward(float* dqkv, float* scratch, const float* dout, const float* qkv,
-                        const float* att, int B, int T, int C, int NH, float dropout, uint64_t key);
+/* dqkv (B,T,3C) +=. stats from the forward; dropout and key as in forward. */
+void attention_backward(float* dqkv, float* scratch, const float* dout, const float* qkv, const float* stats,
+                        int B, int T, int C, int NH, float dropout, uint64_t key);
 
 /* One query against a key/value cache (generation): out (C) for the query at
  * position t = n_ctx - 1, q (C) its query, k_cache and v_cache (n_ctx, C) the keys

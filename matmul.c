@@ -2,60 +2,129 @@
  *
  * Every linear product in the model is reduced to one kernel,
  * c += A b with b row-major: the inner loop then runs along contiguous rows
- * of b and c, which the compiler vectorises without reordering any sum
- * (no -ffast-math needed). Each (MR x NR) tile of c is kept in registers
- * while k runs over the whole reduction.
+ * of b and c. Each (MR x NR) tile of c is held in registers while k runs
+ * over a block of the reduction (KC at a time, so the KC x NR panel of b it
+ * streams through stays in the L1 cache while the tiles below it reuse it).
+ * Every element of c is one chain of fused multiply-adds, k = 0, 1, ..., K-1:
+ * how the tiles are shared out, blocked or masked at the edges never changes
+ * an element's bits.
  *
- * Threads split the grid of tiles, never a reduction. Edge tiles take a
- * scalar path, but which path an element takes depends only on its position,
- * so the bits do not depend on the thread count.
- * Not here: K-blocking and packing (kept simple; see issue 6 for speed work).
+ * Threads take contiguous runs of tiles, column panel by column panel, and
+ * never split a reduction. With AVX-512 (-march=native on a CPU that has it)
+ * the tile is written with intrinsics: 8 rows x 32 columns = 16 zmm accumulators,
+ * enough to keep both FMA pipes busy; ragged edges use the same code with
+ * masked loads and stores. Elsewhere a plain C tile that the compiler vectorises.
  */
 #include "matmul.h"
 
+#include <omp.h>
 #include <string.h>
 
-enum { MR = 4, NR = 32 };  /* tile: 4 rows x 32 columns = 8 AVX-512 accumulators */
+#ifdef __AVX512F__
+#include <immintrin.h>
+#endif
 
-/* One full MR x NR tile. */
-static inline void tile_full(float* restrict c, int ldc, const float* restrict a, ptrdiff_t a_row,
-                             ptrdiff_t a_col, const float* restrict b, int ldb, int K) {
-    float acc[MR][NR];
-    for (int i = 0; i < MR; i++)
-        for (int j = 0; j < NR; j++) acc[i][j] = c[i * ldc + j];
+enum {
+    MR = 8,    /* rows of a register tile */
+    NR = 32,   /* columns of a register tile: two 16-float vectors */
+    KC = 256,  /* reduction block: a KC x NR panel of b is 32 KiB */
+};
+
+#ifdef __AVX512F__
+/* c[0..mr) x [0..nr) += A(0..mr, 0..K) b[0..K) x [0..nr); mr <= MR, nr <= NR.
+ * Called with mr = MR (a constant) the row guards fold away. */
+static inline void tile(float* restrict c, int ldc, const float* restrict a, ptrdiff_t a_row,
+                        ptrdiff_t a_col, const float* restrict b, int ldb, int K, int mr, int nr) {
+    __mmask16 m0 = nr >= 16 ? 0xFFFF : (__mmask16)((1u << nr) - 1);
+    __mmask16 m1 = nr <= 16 ? 0 : nr >= 32 ? 0xFFFF : (__mmask16)((1u << (nr - 16)) - 1);
+    __m512 acc[MR][2];
+    #pragma GCC unroll 8
+    for (int i = 0; i < MR; i++) {
+        acc[i][0] = i < mr ? _mm512_maskz_loadu_ps(m0, c + (size_t)i * ldc) : _mm512_setzero_ps();
+        acc[i][1] = i < mr ? _mm512_maskz_loadu_ps(m1, c + (size_t)i * ldc + 16) : _mm512_setzero_ps();
+    }
     for (int k = 0; k < K; k++) {
         const float* brow = b + (size_t)k * ldb;
+        __m512 b0 = _mm512_maskz_loadu_ps(m0, brow), b1 = _mm512_maskz_loadu_ps(m1, brow + 16);
+        const float* ak = a + k * a_col;
+        #pragma GCC unroll 8
         for (int i = 0; i < MR; i++) {
-            float aik = a[i * a_row + k * a_col];
-            for (int j = 0; j < NR; j++) acc[i][j] += aik * brow[j];
+            if (i < mr) {
+                __m512 ai = _mm512_set1_ps(ak[i * a_row]);
+                acc[i][0] = _mm512_fmadd_ps(ai, b0, acc[i][0]);
+                acc[i][1] = _mm512_fmadd_ps(ai, b1, acc[i][1]);
+            }
         }
     }
-    for (int i = 0; i < MR; i++)
-        for (int j = 0; j < NR; j++) c[i * ldc + j] = acc[i][j];
+    #pragma GCC unroll 8
+    for (int i = 0; i < MR; i++) {
+        if (i < mr) {
+            _mm512_mask_storeu_ps(c + (size_t)i * ldc, m0, acc[i][0]);
+            _mm512_mask_storeu_ps(c + (size_t)i * ldc + 16, m1, acc[i][1]);
+        }
+    }
 }
-
-/* A partial tile at the right or bottom edge: rows < mr, cols < nr. */
-static void tile_edge(float* c, int ldc, const float* a, ptrdiff_t a_row, ptrdiff_t a_col,
-                      const float* b, int ldb, int K, int mr, int nr) {
+#else
+/* The portable tile: the same chains of a*b+c (fused under -ffp-contract=fast). */
+static inline void tile(float* restrict c, int ldc, const float* restrict a, ptrdiff_t a_row,
+                        ptrdiff_t a_col, const float* restrict b, int ldb, int K, int mr, int nr) {
+    if (mr == MR && nr == NR) {
+        float acc[MR][NR];
+        for (int i = 0; i < MR; i++)
+            for (int j = 0; j < NR; j++) acc[i][j] = c[(size_t)i * ldc + j];
+        for (int k = 0; k < K; k++) {
+            const float* brow = b + (size_t)k * ldb;
+            for (int i = 0; i < MR; i++) {
+                float aik = a[i * a_row + k * a_col];
+                for (int j = 0; j < NR; j++) acc[i][j] += aik * brow[j];
+            }
+        }
+        for (int i = 0; i < MR; i++)
+            for (int j = 0; j < NR; j++) c[(size_t)i * ldc + j] = acc[i][j];
+        return;
+    }
     for (int i = 0; i < mr; i++)
         for (int j = 0; j < nr; j++) {
-            float acc = c[i * ldc + j];
+            float acc = c[(size_t)i * ldc + j];
             for (int k = 0; k < K; k++) acc += a[i * a_row + k * a_col] * b[(size_t)k * ldb + j];
-            c[i * ldc + j] = acc;
+            c[(size_t)i * ldc + j] = acc;
         }
+}
+#endif
+
+/* Tiles t0..t1 of the grid, column panel by column panel (t = panel * tiles_m + row
+ * tile), one KC block of the reduction at a time over the whole run. */
+static void tile_run(float* c, int ldc, const float* a, ptrdiff_t a_row, ptrdiff_t a_col, const float* b,
+                     int ldb, int M, int N, int K, int t0, int t1) {
+    int tiles_m = (M + MR - 1) / MR;
+    for (int k0 = 0; k0 < K; k0 += KC) {
+        int kc = K - k0 < KC ? K - k0 : KC;
+        for (int t = t0; t < t1; t++) {
+            int m0 = (t % tiles_m) * MR, n0 = (t / tiles_m) * NR;
+            int mr = M - m0 < MR ? M - m0 : MR, nr = N - n0 < NR ? N - n0 : NR;
+            float* ct = c + (size_t)m0 * ldc + n0;
+            const float* at = a + m0 * a_row + k0 * a_col;
+            const float* bt = b + (size_t)k0 * ldb + n0;
+            if (mr == MR) tile(ct, ldc, at, a_row, a_col, bt, ldb, kc, MR, nr);
+            else tile(ct, ldc, at, a_row, a_col, bt, ldb, kc, mr, nr);
+        }
+    }
+}
+
+void gemm_accumulate_serial(float* c, int ldc, const float* a, ptrdiff_t a_row, ptrdiff_t a_col,
+                            const float* b, int ldb, int M, int N, int K) {
+    int tiles = ((M + MR - 1) / MR) * ((N + NR - 1) / NR);
+    tile_run(c, ldc, a, a_row, a_col, b, ldb, M, N, K, 0, tiles);
 }
 
 void gemm_accumulate(float* c, int ldc, const float* a, ptrdiff_t a_row, ptrdiff_t a_col,
                      const float* b, int ldb, int M, int N, int K) {
-    int tiles_m = (M + MR - 1) / MR, tiles_n = (N + NR - 1) / NR;
-    #pragma omp parallel for schedule(static)
-    for (int t = 0; t < tiles_m * tiles_n; t++) {
-        int m0 = (t / tiles_n) * MR, n0 = (t % tiles_n) * NR;
-        int mr = M - m0 < MR ? M - m0 : MR, nr = N - n0 < NR ? N - n0 : NR;
-        float* ct = c + (size_t)m0 * ldc + n0;
-        const float* at = a + m0 * a_row;
-        if (mr == MR && nr == NR) tile_full(ct, ldc, at, a_row, a_col, b + n0, ldb, K);
-        else tile_edge(ct, ldc, at, a_row, a_col, b + n0, ldb, K, mr, nr);
+    int tiles = ((M + MR - 1) / MR) * ((N + NR - 1) / NR);
+    #pragma omp parallel
+    {
+        int nt = omp_get_num_threads(), id = omp_get_thread_num();
+        int t0 = (int)((long)tiles * id / nt), t1 = (int)((long)tiles * (id + 1) / nt);
+        tile_run(c, ldc, a, a_row, a_col, b, ldb, M, N, K, t0, t1);
     }
 }
 

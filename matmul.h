@@ -29,6 +29,11 @@ void matmul_backward(float* dinp, float* dweight, float* dbias,
 void gemm_accumulate(float* c, int ldc, const float* a, ptrdiff_t a_row, ptrdiff_t a_col,
                      const float* b, int ldb, int M, int N, int K);
 
+/* gemm_accumulate on the calling thread alone (for kernels that already run
+ * one task per thread, such as attention's per-head products). Same bits. */
+void gemm_accumulate_serial(float* c, int ldc, const float* a, ptrdiff_t a_row, ptrdiff_t a_col,
+                            const float* b, int ldb, int M, int N, int K);
+
 /* Straightforward triple loop with the same contract, kept as the reference
  * the tests compare the tiled kernel against. */
 void gemm_accumulate_naive(float* c, int ldc, const float* a, ptrdiff_t a_row, ptrdiff_t a_col,

@@ -9,6 +9,7 @@
 #include "model.h"
 
 #include <math.h>
+#include <omp.h>
 #include <stdlib.h>
 #include <string.h>
 
@@ -74,15 +75,18 @@ static void point_params(ParameterTensors* p, float* memory, const ParamTensorIn
 /* ------------------------------------------------------------------------- */
 /* activation layout                                                         */
 
-static size_t point_activations(ActivationTensors* a, float* memory, const GPTConfig* c, int B) {
-    size_t T = c->block_size, C = c->n_embd, L = c->n_layer, NH = c->n_head, V = c->vocab_size;
+/* layers: c->n_layer for the activations; 1 for their gradients, which backward
+ * needs for one block at a time (the residual stream's gradient passes from block
+ * to block through `encoded` and `residual3`, see gpt_backward). */
+static size_t point_activations(ActivationTensors* a, float* memory, const GPTConfig* c, int B, int layers) {
+    size_t T = c->block_size, C = c->n_embd, L = layers, NH = c->n_head, V = c->vocab_size;
     size_t BT = (size_t)B * T;
     size_t sizes[NUM_ACTIVATION_TENSORS] = {
         BT * C,                                   /* encoded */
         L * BT * C, L * BT, L * BT,               /* ln1, ln1_mean, ln1_rstd */
         L * BT * 3 * C,                           /* qkv */
         L * BT * C,                               /* atty */
-        L * B * NH * T * T,                       /* att */
+        L * B * NH * T * 2,                       /* att_stats */
         L * BT * C, L * BT * C,                   /* attproj, residual2 */
         L * BT * C, L * BT, L * BT,               /* ln2, ln2_mean, ln2_rstd */
         L * BT * 4 * C, L * BT * 4 * C,           /* fch, fch_gelu */
@@ -91,7 +95,7 @@ static size_t point_activations(ActivationTensors* a, float* memory, const GPTCo
         BT * V, BT * V, BT,                       /* logits, probs, losses */
     };
     float** fields[NUM_ACTIVATION_TENSORS] = {
-        &a->encoded, &a->ln1, &a->ln1_mean, &a->ln1_rstd, &a->qkv, &a->atty, &a->att,
+        &a->encoded, &a->ln1, &a->ln1_mean, &a->ln1_rstd, &a->qkv, &a->atty, &a->att_stats,
         &a->attproj, &a->residual2, &a->ln2, &a->ln2_mean, &a->ln2_rstd, &a->fch, &a->fch_gelu,
         &a->fcproj, &a->residual3, &a->lnf, &a->lnf_mean, &a->lnf_rstd, &a->logits, &a->probs,
         &a->losses};
@@ -101,6 +105,34 @@ static size_t point_activations(ActivationTensors* a, float* memory, const GPTCo
         total += sizes[i];
     }
     return total;
+}
+
+/* scratch holds the widest W^T (4C x C, or C x V) for matmul_forward, or
+ * attention's blocks for each of `threads` threads (never both at once) */
+static size_t scratch_floats(const GPTConfig* c, int threads) {
+    size_t C = c->n_embd, V = c->vocab_size;
+    size_t widest = 4 * C * C > V * C ? 4 * C * C : V * C;
+    size_t att_scratch = (size_t)threads * attention_scratch_floats(c->block_size, c->n_embd, c->n_head);
+    return widest > att_scratch ? widest : att_scratch;
+}
+
+MemoryEstimate gpt_memory_estimate(const GPTConfig* config, int max_batch) {
+    ParamTensorInfo t[NUM_PARAM_TENSORS];
+    param_table(t, config);
+    size_t num_params = t[NUM_PARAM_TENSORS - 1].offset + t[NUM_PARAM_TENSORS - 1].size;
+    ActivationTensors unused;
+    size_t num_acts = max_batch > 0 ? point_activations(&unused, NULL, config, max_batch, config->n_layer) : 0;
+    size_t num_dacts = max_batch > 0 ? point_activations(&unused, NULL, config, max_batch, 1) : 0;
+    MemoryEstimate e = {
+        .params = num_params * sizeof(float),
+        .grads = num_params * sizeof(float),
+        .adamw = 2 * num_params * sizeof(float),
+        .acts = num_acts * sizeof(float),
+        .dacts = num_dacts * sizeof(float),
+        .scratch = scratch_floats(config, omp_get_max_threads()) * sizeof(float),
+    };
+    e.total = e.params + e.grads + e.adamw + e.acts + e.dacts + e.scratch;
+    return e;
 }
 
 /* ------------------------------------------------------------------------- */
@@ -131,21 +163,20 @@ void gpt_build(GPT* m, const GPTConfig* config, int max_batch, uint64_t seed) {
     }
 
     if (max_batch > 0) {  /* 0: generation only (KVCache), no batch activations */
-        m->num_activations = point_activations(&m->acts, NULL, c, max_batch);
+        m->num_activations = point_activations(&m->acts, NULL, c, max_batch, c->n_layer);
+        m->num_dactivations = point_activations(&m->dacts, NULL, c, max_batch, 1);
         m->acts_memory = xmalloc(m->num_activations * sizeof(float), "activations");
-        m->dacts_memory = xmalloc(m->num_activations * sizeof(float), "activation gradients");
-        point_activations(&m->acts, m->acts_memory, c, max_batch);
-        point_activations(&m->dacts, m->dacts_memory, c, max_batch);
+        m->dacts_memory = xmalloc(m->num_dactivations * sizeof(float), "activation gradients");
+        point_activations(&m->acts, m->acts_memory, c, max_batch, c->n_layer);
+        point_activations(&m->dacts, m->dacts_memory, c, max_batch, 1);
     }
 
     if (c->pos_encoding == POS_SINUSOIDAL) {
         m->pe_table = xmalloc((size_t)T * C * sizeof(float), "sinusoidal table");
         sinusoidal_table(m->pe_table, T, C);
     }
-    /* scratch holds the widest W^T (4C x C, or C x V) and attention's B*NH*T floats */
-    size_t widest = (size_t)4 * C * C > (size_t)c->vocab_size * C ? (size_t)4 * C * C : (size_t)c->vocab_size * C;
-    size_t att_scratch = (size_t)max_batch * c->n_head * T;
-    m->scratch = xmalloc((widest > att_scratch ? widest : att_scratch) * sizeof(float), "scratch");
+    m->scratch_threads = omp_get_max_threads();
+    m->scratch = xmalloc(scratch_floats(c, m->scratch_threads) * sizeof(float), "scratch");
     m->inputs = xmalloc(((size_t)max_batch * T + 1) * sizeof(int), "inputs");
     m->targets = xmalloc(((size_t)max_batch * T + 1) * sizeof(int), "targets");
     m->mean_loss = -1.0f;
@@ -202,6 +233,9 @@ float gpt_forward(GPT* m, const int* inputs, const int* targets, int B, int T) {
     for (int i = 0; i < B * T; i++)
         if (inputs[i] < 0 || inputs[i] >= V || (targets && (targets[i] < 0 || targets[i] >= V)))
             die(EXIT_BAD_INPUT, "token id at position %d is outside the vocabulary [0, %d)", i, V);
+    if (omp_get_max_threads() > m->scratch_threads)
+        die(EXIT_BAD_INPUT, "gpt_forward: %d OpenMP threads, but the model's scratch was sized for %d at build",
+            omp_get_max_threads(), m->scratch_threads);
     m->B = B; m->T = T;
     memcpy(m->inputs, inputs, sizeof(int) * B * T);
     if (targets) memcpy(m->targets, targets, sizeof(int) * B * T);
@@ -229,13 +263,13 @@ float gpt_forward(GPT* m, const int* inputs, const int* targets, int B, int T) {
         float* fch_gelu = a.fch_gelu + l * BTC * 4;
         float* fcproj = a.fcproj + l * BTC;
         float* residual3 = a.residual3 + l * BTC;
-        float* att = a.att + (size_t)l * B * NH * T * T;
+        float* att_stats = a.att_stats + (size_t)l * B * NH * T * 2;
 
         /* x = x + attn(LN1(x)) */
         layernorm_forward(ln1, a.ln1_mean + l * BT, a.ln1_rstd + l * BT, x,
                           p.ln1w + l * C, at(p.ln1b, l * C), BT, C);
         matmul_forward(qkv, ln1, p.qkvw + (size_t)l * 3 * C * C, at(p.qkvb, l * 3 * C), m->scratch, BT, C, 3 * C);
-        attention_forward(atty, att, qkv, B, T, C, NH, pdrop, drop_key(m, l, DROP_ATTN));
+        attention_forward(atty, att_stats, m->scratch, qkv, B, T, C, NH, pdrop, drop_key(m, l, DROP_ATTN));
         matmul_forward(attproj, atty, p.attprojw + (size_t)l * C * C, at(p.attprojb, l * C), m->scratch, BT, C, C);
         dropout_forward(attproj, BTC, pdrop, drop_key(m, l, DROP_ATTN_RESID));
         residual_forward(residual2, x, attproj, BTC);
@@ -270,8 +304,16 @@ void gpt_backward(GPT* m) {
     size_t BT = (size_t)B * T, BTC = BT * C;
     ParameterTensors p = m->params, g = m->grads;
     ActivationTensors a = m->acts, d = m->dacts;
-    memset(m->dacts_memory, 0, m->num_activations * sizeof(float));
     float pdrop = m->forward_dropout;  /* the masks of the forward: same keys */
+    /* The gradients of one block's activations (d.ln1 .. d.fcproj) are reused by
+     * every block; the residual stream's gradient alternates between d.residual3
+     * and d.encoded, starting where it ends in d.encoded after block 0. */
+    size_t block_floats = (size_t)(d.residual3 - d.ln1);
+    float* dstream = L % 2 == 0 ? d.encoded : d.residual3;   /* d(output of block L-1) */
+    float* dother = L % 2 == 0 ? d.residual3 : d.encoded;
+    memset(d.lnf, 0, sizeof(float) * BTC);
+    memset(d.logits, 0, sizeof(float) * BT * V);
+    memset(dstream, 0, sizeof(float) * BTC);
 
     /* loss = mean_n -log softmax(z_n)[y_n]  ->  dz = (probs - onehot(y)) / (B*T) */
     crossentropy_backward(d.logits, a.probs, m->targets, BT, V);
@@ -279,37 +321,39 @@ void gpt_backward(GPT* m) {
      * this is the DENSE part of dE, every row of E gets a gradient from every position. */
     matmul_backward(d.lnf, g.lm_head, NULL, d.logits, a.lnf, p.lm_head, BT, C, V);
     const float* x_last = a.residual3 + (L - 1) * BTC;
-    float* dx = d.residual3 + (L - 1) * BTC;
-    layernorm_backward(dx, g.lnfw, g.lnfb, d.lnf, x_last, p.lnfw, a.lnf_mean, a.lnf_rstd, BT, C);
+    layernorm_backward(dstream, g.lnfw, g.lnfb, d.lnf, x_last, p.lnfw, a.lnf_mean, a.lnf_rstd, BT, C);
 
     for (int l = L - 1; l >= 0; l--) {
         const float* x = l == 0 ? a.encoded : a.residual3 + (l - 1) * BTC;  /* block input */
-        float* dx_in = l == 0 ? d.encoded : d.residual3 + (l - 1) * BTC;
-        float* dresidual3 = d.residual3 + l * BTC;
-        float* dresidual2 = d.residual2 + l * BTC;
-        float* att = a.att + (size_t)l * B * NH * T * T;
+        float* dx_in = dother;         /* d(block input) */
+        float* dresidual3 = dstream;   /* d(block output) */
+        memset(d.ln1, 0, sizeof(float) * block_floats);
+        memset(dx_in, 0, sizeof(float) * BTC);
+        const float* att_stats = a.att_stats + (size_t)l * B * NH * T * 2;
 
         /* undo x = x + mlp(LN2(x)) */
-        residual_backward(dresidual2, d.fcproj + l * BTC, dresidual3, BTC);
-        dropout_backward(d.fcproj + l * BTC, BTC, pdrop, drop_key(m, l, DROP_MLP_RESID));
-        matmul_backward(d.fch_gelu + l * BTC * 4, g.fcprojw + (size_t)l * 4 * C * C, at(g.fcprojb, l * C),
-                        d.fcproj + l * BTC, a.fch_gelu + l * BTC * 4, p.fcprojw + (size_t)l * 4 * C * C, BT, 4 * C, C);
-        gelu_backward(d.fch + l * BTC * 4, a.fch + l * BTC * 4, d.fch_gelu + l * BTC * 4, BTC * 4);
-        matmul_backward(d.ln2 + l * BTC, g.fcw + (size_t)l * 4 * C * C, at(g.fcb, l * 4 * C),
-                        d.fch + l * BTC * 4, a.ln2 + l * BTC, p.fcw + (size_t)l * 4 * C * C, BT, C, 4 * C);
-        layernorm_backward(dresidual2, g.ln2w + l * C, at(g.ln2b, l * C), d.ln2 + l * BTC,
+        residual_backward(d.residual2, d.fcproj, dresidual3, BTC);
+        dropout_backward(d.fcproj, BTC, pdrop, drop_key(m, l, DROP_MLP_RESID));
+        matmul_backward(d.fch_gelu, g.fcprojw + (size_t)l * 4 * C * C, at(g.fcprojb, l * C),
+                        d.fcproj, a.fch_gelu + l * BTC * 4, p.fcprojw + (size_t)l * 4 * C * C, BT, 4 * C, C);
+        gelu_backward(d.fch, a.fch + l * BTC * 4, d.fch_gelu, BTC * 4);
+        matmul_backward(d.ln2, g.fcw + (size_t)l * 4 * C * C, at(g.fcb, l * 4 * C),
+                        d.fch, a.ln2 + l * BTC, p.fcw + (size_t)l * 4 * C * C, BT, C, 4 * C);
+        layernorm_backward(d.residual2, g.ln2w + l * C, at(g.ln2b, l * C), d.ln2,
                            a.residual2 + l * BTC, p.ln2w + l * C, a.ln2_mean + l * BT, a.ln2_rstd + l * BT, BT, C);
         /* undo x = x + attn(LN1(x)) */
-        residual_backward(dx_in, d.attproj + l * BTC, dresidual2, BTC);
-        dropout_backward(d.attproj + l * BTC, BTC, pdrop, drop_key(m, l, DROP_ATTN_RESID));
-        matmul_backward(d.atty + l * BTC, g.attprojw + (size_t)l * C * C, at(g.attprojb, l * C),
-                        d.attproj + l * BTC, a.atty + l * BTC, p.attprojw + (size_t)l * C * C, BT, C, C);
-        attention_backward(d.qkv + l * BTC * 3, m->scratch, d.atty + l * BTC, a.qkv + l * BTC * 3, att, B, T, C, NH,
+        residual_backward(dx_in, d.attproj, d.residual2, BTC);
+        dropout_backward(d.attproj, BTC, pdrop, drop_key(m, l, DROP_ATTN_RESID));
+        matmul_backward(d.atty, g.attprojw + (size_t)l * C * C, at(g.attprojb, l * C),
+                        d.attproj, a.atty + l * BTC, p.attprojw + (size_t)l * C * C, BT, C, C);
+        attention_backward(d.qkv, m->scratch, d.atty, a.qkv + l * BTC * 3, att_stats, B, T, C, NH,
                            pdrop, drop_key(m, l, DROP_ATTN));
-        matmul_backward(d.ln1 + l * BTC, g.qkvw + (size_t)l * 3 * C * C, at(g.qkvb, l * 3 * C),
-                        d.qkv + l * BTC * 3, a.ln1 + l * BTC, p.qkvw + (size_t)l * 3 * C * C, BT, C, 3 * C);
-        layernorm_backward(dx_in, g.ln1w + l * C, at(g.ln1b, l * C), d.ln1 + l * BTC,
+        matmul_backward(d.ln1, g.qkvw + (size_t)l * 3 * C * C, at(g.qkvb, l * 3 * C),
+                        d.qkv, a.ln1 + l * BTC, p.qkvw + (size_t)l * 3 * C * C, BT, C, 3 * C);
+        layernorm_backward(dx_in, g.ln1w + l * C, at(g.ln1b, l * C), d.ln1,
                            x, p.ln1w + l * C, a.ln1_mean + l * BT, a.ln1_rstd + l * BT, BT, C);
+        dother = dstream;
+        dstream = dx_in;
     }
 
     /* undo x_t = s E[i_t] + PE_t: dE += s * (SPARSE row scatter: only rows of tokens in

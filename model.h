@@ -71,7 +71,7 @@ typedef struct {
     float* ln1_rstd;   /* (L,B,T) */
     float* qkv;        /* (L,B,T,3C) */
     float* atty;       /* (L,B,T,C)   attention output before its projection */
-    float* att;        /* (L,B,NH,T,T) attention probabilities */
+    float* att_stats;  /* (L,B,NH,T,2) each attention row's softmax max and 1/sum */
     float* attproj;    /* (L,B,T,C) */
     float* residual2;  /* (L,B,T,C)   x after the attention residual */
     float* ln2;        /* (L,B,T,C) */
@@ -101,9 +101,11 @@ typedef struct {
     ActivationTensors acts, dacts;         /* activations and their gradients */
     float* acts_memory;
     float* dacts_memory;
-    size_t num_activations;
+    size_t num_activations;                /* floats in acts_memory (n_layer blocks) */
+    size_t num_dactivations;               /* floats in dacts_memory (one block: see gpt_backward) */
     float* pe_table;                       /* (block_size, C) sinusoid table, or NULL */
-    float* scratch;                        /* for W^T in matmul and attention backward */
+    float* scratch;                        /* W^T in matmul_forward; attention's blocks */
+    int scratch_threads;                   /* the thread count scratch was sized for */
     int* inputs;                           /* (B,T) ids of the last forward */
     int* targets;                          /* (B,T) or unused when forward had none */
     int B, T;                              /* shape of the last forward */
@@ -130,6 +132,17 @@ typedef struct {
     float* scores;             /* (block_size) */
     float* logits;             /* (V) */
 } KVCache;
+
+/* What gpt_build plus AdamW will allocate, in bytes, worked out from the config
+ * alone (nothing is allocated): ./train prints it before building, and the
+ * benchmark compares it with the measured peak RSS. */
+typedef struct {
+    size_t params, grads, adamw;   /* num_params floats each; adamw holds m and v */
+    size_t acts, dacts;            /* activations and their gradients */
+    size_t scratch;                /* W^T copies and attention's per-thread blocks */
+    size_t total;
+} MemoryEstimate;
+MemoryEstimate gpt_memory_estimate(const GPTConfig* config, int max_batch);
 
 /* Allocate and initialise as GPT-2/nanoGPT: weights N(0,0.02), the two residual
  * output projections N(0, 0.02/sqrt(2 n_layer)), biases 0, LN weight 1.

@@ -48,7 +48,8 @@ static void check_gradient(const char* name, float* x, const float* analytic, si
 static void test_tiled_gemm_matches_naive_on_every_shape(void** state) {
     Rng rng;
     rng_seed(&rng, 1, 0);
-    int shapes[][3] = {{1, 1, 1}, {4, 32, 8}, {5, 33, 7}, {13, 65, 31}, {64, 96, 128}, {3, 130, 2}};
+    /* edges of the 8 x 32 register tile, and K past one KC = 256 block of the reduction */
+    int shapes[][3] = {{1, 1, 1}, {4, 32, 8}, {5, 33, 7}, {13, 65, 31}, {64, 96, 128}, {3, 130, 2}, {17, 70, 300}, {9, 15, 520}};
     for (size_t s = 0; s < sizeof shapes / sizeof shapes[0]; s++) {
         int M = shapes[s][0], N = shapes[s][1], K = shapes[s][2];
         for (int transposed = 0; transposed < 2; transposed++) {
@@ -134,35 +135,43 @@ static void test_layernorm_backward_matches_finite_differences(void** state) {
 
 /* ---- attention ---------------------------------------------------------------- */
 
-typedef struct { float *out, *att, *qkv, *w; int B, T, C, NH; float dropout; uint64_t key; } AttentionCtx;
+/* attention's per-thread blocks, for as many threads as OpenMP may use */
+static float* attention_scratch(int T, int C, int NH) {
+    return xmalloc(sizeof(float) * omp_get_max_threads() * attention_scratch_floats(T, C, NH), "attention scratch");
+}
+
+typedef struct { float *out, *stats, *scratch, *qkv, *w; int B, T, C, NH; float dropout; uint64_t key; } AttentionCtx;
 static double attention_objective(void* p) {
     AttentionCtx* c = p;
-    attention_forward(c->out, c->att, c->qkv, c->B, c->T, c->C, c->NH, c->dropout, c->key);
+    attention_forward(c->out, c->stats, c->scratch, c->qkv, c->B, c->T, c->C, c->NH, c->dropout, c->key);
     return weighted_sum(c->out, c->w, (size_t)c->B * c->T * c->C);
 }
 
 /* With dropout the masks are fixed by the key, so the forward is a fixed function
  * of qkv and finite differences apply as without. */
-static void check_attention(float dropout, const char* name) {
+static void check_attention(int T, int C, int NH, float dropout, const char* name) {
     Rng rng;
     rng_seed(&rng, 4, 0);
-    int B = 2, T = 5, C = 8, NH = 2;
+    int B = 2;
     AttentionCtx c = {.B = B, .T = T, .C = C, .NH = NH, .dropout = dropout, .key = 77};
     c.qkv = random_tensor(&rng, B * T * 3 * C, 1.0f);
     c.w = random_tensor(&rng, B * T * C, 1.0f);
     c.out = xmalloc(sizeof(float) * B * T * C, "out");
-    c.att = xmalloc(sizeof(float) * B * NH * T * T, "att");
+    c.stats = xmalloc(sizeof(float) * B * NH * T * 2, "stats");
+    c.scratch = attention_scratch(T, C, NH);
     attention_objective(&c);
     float* dqkv = xcalloc(B * T * 3 * C, sizeof(float), "dqkv");
-    float* scratch = xmalloc(sizeof(float) * B * NH * T, "scratch");
-    attention_backward(dqkv, scratch, c.w, c.qkv, c.att, B, T, C, NH, dropout, c.key);
+    attention_backward(dqkv, c.scratch, c.w, c.qkv, c.stats, B, T, C, NH, dropout, c.key);
     check_gradient(name, c.qkv, dqkv, B * T * 3 * C, attention_objective, &c);
-    free(c.qkv); free(c.w); free(c.out); free(c.att); free(dqkv); free(scratch);
+    free(c.qkv); free(c.w); free(c.out); free(c.stats); free(c.scratch); free(dqkv);
 }
 
 static void test_attention_backward_matches_finite_differences(void** state) {
-    check_attention(0.0f, "attention dqkv");
-    check_attention(0.3f, "attention dqkv, dropout 0.3");
+    check_attention(5, 8, 2, 0.0f, "attention dqkv");
+    check_attention(5, 8, 2, 0.3f, "attention dqkv, dropout 0.3");
+    /* T = 45: two query blocks, a ragged last group of rows */
+    check_attention(45, 8, 2, 0.0f, "attention dqkv, T 45");
+    check_attention(45, 8, 2, 0.3f, "attention dqkv, T 45, dropout");
 }
 
 /* Generation reads keys and values from a cache: its output for the last query
@@ -170,13 +179,14 @@ static void test_attention_backward_matches_finite_differences(void** state) {
 static void test_attention_decode_equals_last_row_of_forward(void** state) {
     Rng rng;
     rng_seed(&rng, 6, 0);
-    int T = 7, C = 12, NH = 3;
+    int T = 45, C = 12, NH = 3;  /* T past one query block of the blocked forward */
     float* qkv = random_tensor(&rng, T * 3 * C, 1.0f);
     float* out = xmalloc(sizeof(float) * T * C, "out");
-    float* att = xmalloc(sizeof(float) * NH * T * T, "att");
+    float* stats = xmalloc(sizeof(float) * NH * T * 2, "stats");
+    float* scratch = attention_scratch(T, C, NH);
     float *kc = xmalloc(sizeof(float) * T * C, "k"), *vc = xmalloc(sizeof(float) * T * C, "v");
-    float dec[12], scores[7];
-    attention_forward(out, att, qkv, 1, T, C, NH, 0.0f, 0);
+    float dec[12], scores[45];
+    attention_forward(out, stats, scratch, qkv, 1, T, C, NH, 0.0f, 0);
     for (int t = 0; t < T; t++) {
         memcpy(kc + t * C, qkv + t * 3 * C + C, sizeof(float) * C);
         memcpy(vc + t * C, qkv + t * 3 * C + 2 * C, sizeof(float) * C);
@@ -185,7 +195,7 @@ static void test_attention_decode_equals_last_row_of_forward(void** state) {
         attention_decode(dec, scores, qkv + t * 3 * C, kc, vc, t + 1, C, NH);
         for (int i = 0; i < C; i++) assert_float_equal(dec[i], out[t * C + i], 1e-6f);
     }
-    free(qkv); free(out); free(att); free(kc); free(vc);
+    free(qkv); free(out); free(stats); free(scratch); free(kc); free(vc);
 }
 
 /* ---- dropout ------------------------------------------------------------------ */
@@ -249,15 +259,16 @@ static void test_attention_never_looks_at_future_positions(void** state) {
     float* qkv = random_tensor(&rng, B * T * 3 * C, 1.0f);
     float* out1 = xmalloc(sizeof(float) * T * C, "out1");
     float* out2 = xmalloc(sizeof(float) * T * C, "out2");
-    float* att = xmalloc(sizeof(float) * NH * T * T, "att");
-    attention_forward(out1, att, qkv, B, T, C, NH, 0.0f, 0);
+    float* stats = xmalloc(sizeof(float) * NH * T * 2, "stats");
+    float* scratch = attention_scratch(T, C, NH);
+    attention_forward(out1, stats, scratch, qkv, B, T, C, NH, 0.0f, 0);
     for (int i = 0; i < 3 * C; i++) qkv[t_changed * 3 * C + i] += 1.0f;  /* change q,k,v at t = 4 */
-    attention_forward(out2, att, qkv, B, T, C, NH, 0.0f, 0);
+    attention_forward(out2, stats, scratch, qkv, B, T, C, NH, 0.0f, 0);
     for (int t = 0; t < T; t++) {
         int same = memcmp(out1 + t * C, out2 + t * C, sizeof(float) * C) == 0;
         assert_int_equal(same, t < t_changed);  /* earlier positions untouched, later ones see it */
     }
-    free(qkv); free(out1); free(out2); free(att);
+    free(qkv); free(out1); free(out2); free(stats); free(scratch);
 }
 
 /* ---- gelu, cross-entropy, encoder -------------------------------------------------- */
@@ -378,14 +389,15 @@ static float* run_all_kernels(int threads, size_t* n_out) {
                  + V * C + T * C + BT * C;              /* encoder */
     float* all = xcalloc(total, sizeof(float), "outputs");
     float* o = all;
-    float* scratch = xmalloc(sizeof(float) * (OC * C + V * C + B * NH * T), "scratch");
-    float* att = xmalloc(sizeof(float) * B * NH * T * T, "att");
+    float* scratch = xmalloc(sizeof(float) * (OC * C + V * C), "scratch");
+    float* stats = xmalloc(sizeof(float) * B * NH * T * 2, "stats");
+    float* att_scratch = attention_scratch(T, C, NH);
     float mean[21], rstd[21];
 
     matmul_forward(o, x, w, bias, scratch, BT, C, OC); o += BT * OC;
     matmul_backward(o, o + BT * C, o + BT * C + OC * C, dout, x, w, BT, C, OC); o += BT * C + OC * C + OC;
-    attention_forward(o, att, qkv, B, T, C, NH, 0.1f, 3);
-    attention_backward(o + BT * C, scratch, x, qkv, att, B, T, C, NH, 0.1f, 3); o += BT * C + BT * 3 * C;
+    attention_forward(o, stats, att_scratch, qkv, B, T, C, NH, 0.1f, 3);
+    attention_backward(o + BT * C, att_scratch, x, qkv, stats, B, T, C, NH, 0.1f, 3); o += BT * C + BT * 3 * C;
     layernorm_forward(o, mean, rstd, x, lnw, bias, BT, C);
     layernorm_backward(o + BT * C + 2 * C, o + BT * C, o + BT * C + C, dout, x, lnw, mean, rstd, BT, C);
     o += BT * C + 2 * C + BT * C;
@@ -396,7 +408,7 @@ static float* run_all_kernels(int threads, size_t* n_out) {
     encoder_forward(o, ids, wte, wte, 1.5f, B, T, C);
     dropout_forward(o, BT * C, 0.3f, 4); o += BT * C;
     assert_true((size_t)(o - all) == total);
-    free(x); free(w); free(bias); free(qkv); free(wte); free(lnw); free(dout); free(scratch); free(att);
+    free(x); free(w); free(bias); free(qkv); free(wte); free(lnw); free(dout); free(scratch); free(stats); free(att_scratch);
     *n_out = total;
     return all;
 }

@@ -1,0 +1,46 @@
+/* vmath.h: e^x in a form the compiler can vectorise.
+ *
+ * glibc's expf and tanhf are scalar calls, and GCC only swaps in vector versions
+ * under -ffast-math (which this project does not use: it would reorder sums).
+ * exp_approx is plain arithmetic, so a loop of calls becomes AVX-512 code:
+ *   e^x = 2^n e^r,  n = round(x / ln 2),  r = x - n ln 2 in [-ln2/2, ln2/2],
+ *   e^r by its Taylor series to r^7 (remainder < 0.35^8/8! = 5e-9, below float's 6e-8),
+ *   2^n built directly in the exponent bits.
+ * Every call does the same operations in the same order, so its result depends
+ * only on x: bit-identical however a loop is split over threads or vector lanes. */
+#ifndef VMATH_H
+#define VMATH_H
+
+#include <stdint.h>
+
+#define EXP_MAX_ARG 88.0f     /* e^88 = 1.65e38 < FLT_MAX; beyond it the result would be inf */
+#define EXP_MIN_ARG -87.0f    /* e^-87 = 1.6e-38 > FLT_MIN: 2^n stays a normal number */
+#define EXP_LOG2E 1.44269504088896341f
+#define EXP_LN2_HI 0.693145751953125f        /* ln 2 split in two: n * LN2_HI is exact */
+#define EXP_LN2_LO 1.42860682030941723212e-6f
+#define EXP_ROUND 12582912.0f                /* 1.5 * 2^23: adding it rounds to an integer */
+
+/* e^x, relative error within 2 ulp on [-87, 88]; x is clamped to that range
+ * (e^-87 instead of a denormal or 0, e^88 instead of inf). NaN gives NaN. */
+static inline float exp_approx(float x) {
+    x = x < EXP_MIN_ARG ? EXP_MIN_ARG : x;
+    x = x > EXP_MAX_ARG ? EXP_MAX_ARG : x;
+    /* t = x log2(e) + 1.5*2^23: its low mantissa bits now hold n = round(x log2 e) */
+    union { float f; uint32_t u; } t = {.f = x * EXP_LOG2E + EXP_ROUND}, scale;
+    float n = t.f - EXP_ROUND;
+    float r = x - n * EXP_LN2_HI;
+    r = r - n * EXP_LN2_LO;
+    float p = 1.0f / 5040.0f;
+    p = p * r + 1.0f / 720.0f;
+    p = p * r + 1.0f / 120.0f;
+    p = p * r + 1.0f / 24.0f;
+    p = p * r + 1.0f / 6.0f;
+    p = p * r + 0.5f;
+    p = p * r + 1.0f;
+    p = p * r + 1.0f;
+    /* 2^n: n + 127 in the exponent field (the low bits of t minus those of EXP_ROUND) */
+    scale.u = (t.u - 0x4B400000u + 127u) << 23;
+    return p * scale.f;
+}
+
+#endif
