@@ -9,11 +9,13 @@
  * how the tiles are shared out, blocked or masked at the edges never changes
  * an element's bits.
  *
- * Threads take contiguous runs of tiles, column panel by column panel, and
- * never split a reduction. With AVX-512 (-march=native on a CPU that has it)
+ * Threads take contiguous runs of tiles (in the cache-friendly order of
+ * tile_run) and never split a reduction. With AVX-512 (-march=native on a CPU that has it)
  * the tile is written with intrinsics: 8 rows x 32 columns = 16 zmm accumulators,
  * enough to keep both FMA pipes busy; ragged edges use the same code with
  * masked loads and stores. Elsewhere a plain C tile that the compiler vectorises.
+ * The forward's b = W^T is first copied into panels of NR columns (packing, as
+ * BLAS libraries do), so that the tile always streams contiguous rows.
  */
 #include "matmul.h"
 
@@ -27,21 +29,28 @@
 enum {
     MR = 8,    /* rows of a register tile */
     NR = 32,   /* columns of a register tile: two 16-float vectors */
-    KC = 256,  /* reduction block: a KC x NR panel of b is 32 KiB */
+    KC = 256,  /* reduction block: a KC x NR panel of b is 32 KiB, for the L1 cache */
+    MC = 128,  /* rows per block: MC x KC of A is 128 KiB, for the L2 cache */
 };
 
+/* How a tile's accumulators start when k0 = 0: from c (c += A B), or from a row
+ * vector broadcast down the rows, zero if NULL (c = bias + A B, nothing to read). */
+typedef struct { int load_c; const float* row; } TileInit;
+
 #ifdef __AVX512F__
-/* c[0..mr) x [0..nr) += A(0..mr, 0..K) b[0..K) x [0..nr); mr <= MR, nr <= NR.
+/* c[0..mr) x [0..nr) (+)= A(0..mr, 0..K) b[0..K) x [0..nr); mr <= MR, nr <= NR.
  * Called with mr = MR (a constant) the row guards fold away. */
-static inline void tile(float* restrict c, int ldc, const float* restrict a, ptrdiff_t a_row,
+static inline void tile(float* restrict c, int ldc, TileInit init, const float* restrict a, ptrdiff_t a_row,
                         ptrdiff_t a_col, const float* restrict b, int ldb, int K, int mr, int nr) {
     __mmask16 m0 = nr >= 16 ? 0xFFFF : (__mmask16)((1u << nr) - 1);
     __mmask16 m1 = nr <= 16 ? 0 : nr >= 32 ? 0xFFFF : (__mmask16)((1u << (nr - 16)) - 1);
     __m512 acc[MR][2];
+    __m512 r0 = init.row ? _mm512_maskz_loadu_ps(m0, init.row) : _mm512_setzero_ps();
+    __m512 r1 = init.row ? _mm512_maskz_loadu_ps(m1, init.row + 16) : _mm512_setzero_ps();
     #pragma GCC unroll 8
     for (int i = 0; i < MR; i++) {
-        acc[i][0] = i < mr ? _mm512_maskz_loadu_ps(m0, c + (size_t)i * ldc) : _mm512_setzero_ps();
-        acc[i][1] = i < mr ? _mm512_maskz_loadu_ps(m1, c + (size_t)i * ldc + 16) : _mm512_setzero_ps();
+        acc[i][0] = init.load_c && i < mr ? _mm512_maskz_loadu_ps(m0, c + (size_t)i * ldc) : r0;
+        acc[i][1] = init.load_c && i < mr ? _mm512_maskz_loadu_ps(m1, c + (size_t)i * ldc + 16) : r1;
     }
     for (int k = 0; k < K; k++) {
         const float* brow = b + (size_t)k * ldb;
@@ -66,12 +75,13 @@ static inline void tile(float* restrict c, int ldc, const float* restrict a, ptr
 }
 #else
 /* The portable tile: the same chains of a*b+c (fused under -ffp-contract=fast). */
-static inline void tile(float* restrict c, int ldc, const float* restrict a, ptrdiff_t a_row,
+static inline void tile(float* restrict c, int ldc, TileInit init, const float* restrict a, ptrdiff_t a_row,
                         ptrdiff_t a_col, const float* restrict b, int ldb, int K, int mr, int nr) {
+    float acc[MR][NR];
+    for (int i = 0; i < mr; i++)
+        for (int j = 0; j < nr; j++)
+            acc[i][j] = init.load_c ? c[(size_t)i * ldc + j] : init.row ? init.row[j] : 0.0f;
     if (mr == MR && nr == NR) {
-        float acc[MR][NR];
-        for (int i = 0; i < MR; i++)
-            for (int j = 0; j < NR; j++) acc[i][j] = c[(size_t)i * ldc + j];
         for (int k = 0; k < K; k++) {
             const float* brow = b + (size_t)k * ldb;
             for (int i = 0; i < MR; i++) {
@@ -79,52 +89,95 @@ static inline void tile(float* restrict c, int ldc, const float* restrict a, ptr
                 for (int j = 0; j < NR; j++) acc[i][j] += aik * brow[j];
             }
         }
-        for (int i = 0; i < MR; i++)
-            for (int j = 0; j < NR; j++) c[(size_t)i * ldc + j] = acc[i][j];
-        return;
+    } else {
+        for (int i = 0; i < mr; i++)
+            for (int j = 0; j < nr; j++)
+                for (int k = 0; k < K; k++) acc[i][j] += a[i * a_row + k * a_col] * b[(size_t)k * ldb + j];
     }
     for (int i = 0; i < mr; i++)
-        for (int j = 0; j < nr; j++) {
-            float acc = c[(size_t)i * ldc + j];
-            for (int k = 0; k < K; k++) acc += a[i * a_row + k * a_col] * b[(size_t)k * ldb + j];
-            c[(size_t)i * ldc + j] = acc;
-        }
+        for (int j = 0; j < nr; j++) c[(size_t)i * ldc + j] = acc[i][j];
 }
 #endif
 
-/* Tiles t0..t1 of the grid, column panel by column panel (t = panel * tiles_m + row
- * tile), one KC block of the reduction at a time over the whole run. */
-static void tile_run(float* c, int ldc, const float* a, ptrdiff_t a_row, ptrdiff_t a_col, const float* b,
-                     int ldb, int M, int N, int K, int t0, int t1) {
-    int tiles_m = (M + MR - 1) / MR;
-    for (int k0 = 0; k0 < K; k0 += KC) {
-        int kc = K - k0 < KC ? K - k0 : KC;
+/* One product for tile_run: c (+)= A B with A(m,k) = a[m*a_row + k*a_col] and B
+ * either row-major (row stride ldb) or, when `packed`, stored panel by panel:
+ * the K x NR panel p at b + p*K*NR, its rows NR floats apart (pack_transposed). */
+typedef struct {
+    float* c; int ldc;
+    int load_c; const float* init_row;  /* see TileInit; init_row is indexed by n */
+    const float* a; ptrdiff_t a_row, a_col;
+    const float* b; int ldb; int packed;
+    int M, N, K;
+} Gemm;
+
+/* Tiles t0..t1 of the grid, in the order that keeps each block in its cache:
+ * row blocks of MC rows; within one, column panel after column panel; within a
+ * panel, the row tiles top to bottom. So the KC x NR panel of b stays in L1
+ * while every tile of the row block uses it, and the MC x KC block of A stays in
+ * L2 while every panel passes. The whole run is repeated per KC block of k. */
+static void tile_run(const Gemm* g, int t0, int t1) {
+    int tiles_m = (g->M + MR - 1) / MR, tiles_n = (g->N + NR - 1) / NR;
+    int block_tiles = MC / MR;  /* row tiles per row block */
+    for (int k0 = 0; k0 < g->K; k0 += KC) {
+        int kc = g->K - k0 < KC ? g->K - k0 : KC;
         for (int t = t0; t < t1; t++) {
-            int m0 = (t % tiles_m) * MR, n0 = (t / tiles_m) * NR;
-            int mr = M - m0 < MR ? M - m0 : MR, nr = N - n0 < NR ? N - n0 : NR;
-            float* ct = c + (size_t)m0 * ldc + n0;
-            const float* at = a + m0 * a_row + k0 * a_col;
-            const float* bt = b + (size_t)k0 * ldb + n0;
-            if (mr == MR) tile(ct, ldc, at, a_row, a_col, bt, ldb, kc, MR, nr);
-            else tile(ct, ldc, at, a_row, a_col, bt, ldb, kc, mr, nr);
+            int blk = t / (block_tiles * tiles_n), r = t - blk * block_tiles * tiles_n;
+            int in_block = tiles_m - blk * block_tiles < block_tiles ? tiles_m - blk * block_tiles : block_tiles;
+            int m0 = (blk * block_tiles + r % in_block) * MR, n0 = (r / in_block) * NR;
+            int mr = g->M - m0 < MR ? g->M - m0 : MR, nr = g->N - n0 < NR ? g->N - n0 : NR;
+            const float* bt = g->packed ? g->b + (size_t)n0 * g->K + (size_t)k0 * NR : g->b + (size_t)k0 * g->ldb + n0;
+            int ldb = g->packed ? NR : g->ldb;
+            TileInit init = {.load_c = g->load_c || k0 > 0, .row = g->init_row ? g->init_row + n0 : NULL};
+            float* ct = g->c + (size_t)m0 * g->ldc + n0;
+            const float* at = g->a + m0 * g->a_row + k0 * g->a_col;
+            if (mr == MR) tile(ct, g->ldc, init, at, g->a_row, g->a_col, bt, ldb, kc, MR, nr);
+            else tile(ct, g->ldc, init, at, g->a_row, g->a_col, bt, ldb, kc, mr, nr);
         }
+    }
+}
+
+/* The calling thread's contiguous share of n items. */
+static void my_share(int n, int* i0, int* i1) {
+    int nt = omp_get_num_threads(), id = omp_get_thread_num();
+    *i0 = (int)((long)n * id / nt);
+    *i1 = (int)((long)n * (id + 1) / nt);
+}
+
+/* The whole grid of tiles, shared out in contiguous runs. */
+static void gemm_parallel(const Gemm* g) {
+    int tiles = ((g->M + MR - 1) / MR) * ((g->N + NR - 1) / NR);
+    #pragma omp parallel
+    {
+        int t0, t1;
+        my_share(tiles, &t0, &t1);
+        tile_run(g, t0, t1);
     }
 }
 
 void gemm_accumulate_serial(float* c, int ldc, const float* a, ptrdiff_t a_row, ptrdiff_t a_col,
                             const float* b, int ldb, int M, int N, int K) {
-    int tiles = ((M + MR - 1) / MR) * ((N + NR - 1) / NR);
-    tile_run(c, ldc, a, a_row, a_col, b, ldb, M, N, K, 0, tiles);
+    Gemm g = {c, ldc, 1, NULL, a, a_row, a_col, b, ldb, 0, M, N, K};
+    tile_run(&g, 0, ((M + MR - 1) / MR) * ((N + NR - 1) / NR));
 }
 
 void gemm_accumulate(float* c, int ldc, const float* a, ptrdiff_t a_row, ptrdiff_t a_col,
                      const float* b, int ldb, int M, int N, int K) {
-    int tiles = ((M + MR - 1) / MR) * ((N + NR - 1) / NR);
-    #pragma omp parallel
-    {
-        int nt = omp_get_num_threads(), id = omp_get_thread_num();
-        int t0 = (int)((long)tiles * id / nt), t1 = (int)((long)tiles * (id + 1) / nt);
-        tile_run(c, ldc, a, a_row, a_col, b, ldb, M, N, K, t0, t1);
+    Gemm g = {c, ldc, 1, NULL, a, a_row, a_col, b, ldb, 0, M, N, K};
+    gemm_parallel(&g);
+}
+
+size_t matmul_scratch_floats(int C, int OC) { return (size_t)C * ((OC + NR - 1) / NR) * NR; }
+
+/* packed (panels of W^T) from W (OC, C): panel p holds W^T's columns p*NR.. as
+ * C rows of NR floats, the layout the tile streams. W is read row by row. */
+static void pack_transposed(float* packed, const float* weight, int C, int OC, int p0, int p1) {
+    for (int p = p0; p < p1; p++) {
+        float* panel = packed + (size_t)p * C * NR;
+        int nr = OC - p * NR < NR ? OC - p * NR : NR;
+        for (int j = 0; j < nr; j++) {
+            const float* w = weight + (size_t)(p * NR + j) * C;
+            for (int k = 0; k < C; k++) panel[(size_t)k * NR + j] = w[k];
+        }
     }
 }
 
@@ -138,19 +191,22 @@ void gemm_accumulate_naive(float* c, int ldc, const float* a, ptrdiff_t a_row, p
         }
 }
 
-void matmul_forward(float* out, const float* inp, const float* weight, const float* bias,
-                    float* scratch, int BT, int C, int OC) {
-    /* out = bias (broadcast over rows), then out += inp W^T with W^T (C, OC) row-major */
-    float* wt = scratch;
-    #pragma omp parallel for schedule(static)
-    for (int i = 0; i < C; i++)
-        for (int o = 0; o < OC; o++) wt[(size_t)i * OC + o] = weight[(size_t)o * C + i];
-    #pragma omp parallel for schedule(static)
-    for (int r = 0; r < BT; r++) {
-        if (bias) memcpy(out + (size_t)r * OC, bias, sizeof(float) * OC);
-        else memset(out + (size_t)r * OC, 0, sizeof(float) * OC);
+void matmul_forward(float* out, const float* inp, const float* weight, const float* bias, float* scratch,
+                    int BT, int C, int OC) {
+    /* out = bias + inp W^T, with W^T packed once into scratch (each thread packs its
+     * share of panels, then all wait until every panel is ready), and the
+     * accumulators starting from the bias: no separate pass over out */
+    Gemm g = {out, OC, 0, bias, inp, C, 1, scratch, NR, 1, BT, OC, C};
+    int panels = (OC + NR - 1) / NR, tiles = ((BT + MR - 1) / MR) * panels;
+    #pragma omp parallel
+    {
+        int i0, i1;
+        my_share(panels, &i0, &i1);
+        pack_transposed(scratch, weight, C, OC, i0, i1);
+        #pragma omp barrier
+        my_share(tiles, &i0, &i1);
+        tile_run(&g, i0, i1);
     }
-    gemm_accumulate(out, OC, inp, C, 1, wt, OC, BT, OC, C);
 }
 
 void matmul_backward(float* dinp, float* dweight, float* dbias,

@@ -7,9 +7,10 @@
 #include <stddef.h>
 
 /* out (B*T, OC) = inp (B*T, C) W^T + bias.  weight (OC, C), bias (OC) or NULL.
- * scratch: at least OC*C floats, used to hold W^T. */
-void matmul_forward(float* out, const float* inp, const float* weight, const float* bias,
-                    float* scratch, int BT, int C, int OC);
+ * scratch: matmul_scratch_floats(C, OC) floats, to hold W^T in packed panels. */
+void matmul_forward(float* out, const float* inp, const float* weight, const float* bias, float* scratch,
+                    int BT, int C, int OC);
+size_t matmul_scratch_floats(int C, int OC);
 
 /* One row, as generation needs it: out (OC) = W inp (C) + bias, without the
  * transposed copy of W that matmul_forward makes. Sums in another order than

@@ -107,13 +107,17 @@ static size_t point_activations(ActivationTensors* a, float* memory, const GPTCo
     return total;
 }
 
-/* scratch holds the widest W^T (4C x C, or C x V) for matmul_forward, or
+/* scratch holds the packed W^T of the forward's widest linear layer, or
  * attention's blocks for each of `threads` threads (never both at once) */
 static size_t scratch_floats(const GPTConfig* c, int threads) {
-    size_t C = c->n_embd, V = c->vocab_size;
-    size_t widest = 4 * C * C > V * C ? 4 * C * C : V * C;
-    size_t att_scratch = (size_t)threads * attention_scratch_floats(c->block_size, c->n_embd, c->n_head);
-    return widest > att_scratch ? widest : att_scratch;
+    int C = c->n_embd;
+    size_t need = (size_t)threads * attention_scratch_floats(c->block_size, C, c->n_head);
+    int shapes[][2] = {{C, 3 * C}, {C, 4 * C}, {4 * C, C}, {C, c->vocab_size}};  /* (in, out) */
+    for (int i = 0; i < 4; i++) {
+        size_t n = matmul_scratch_floats(shapes[i][0], shapes[i][1]);
+        need = n > need ? n : need;
+    }
+    return need;
 }
 
 MemoryEstimate gpt_memory_estimate(const GPTConfig* config, int max_batch) {

@@ -104,7 +104,7 @@ typedef struct {
     size_t num_activations;                /* floats in acts_memory (n_layer blocks) */
     size_t num_dactivations;               /* floats in dacts_memory (one block: see gpt_backward) */
     float* pe_table;                       /* (block_size, C) sinusoid table, or NULL */
-    float* scratch;                        /* W^T in matmul_forward; attention's blocks */
+    float* scratch;                        /* packed W^T in matmul_forward; attention's blocks */
     int scratch_threads;                   /* the thread count scratch was sized for */
     int* inputs;                           /* (B,T) ids of the last forward */
     int* targets;                          /* (B,T) or unused when forward had none */
@@ -139,7 +139,7 @@ typedef struct {
 typedef struct {
     size_t params, grads, adamw;   /* num_params floats each; adamw holds m and v */
     size_t acts, dacts;            /* activations and their gradients */
-    size_t scratch;                /* W^T copies and attention's per-thread blocks */
+    size_t scratch;                /* packed W^T, or attention's per-thread blocks */
     size_t total;
 } MemoryEstimate;
 MemoryEstimate gpt_memory_estimate(const GPTConfig* config, int max_batch);

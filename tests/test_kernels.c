@@ -6,11 +6,13 @@
 #include <stddef.h>
 #include <stdint.h>
 #include <cmocka.h>
+#include <float.h>
 #include <omp.h>
 
 #include "dropout.h"
 #include "kernels.h"
 #include "test_util.h"
+#include "vmath.h"
 
 #define FD_STEP 1e-2   /* central-difference step */
 #define FD_ATOL 3e-4   /* see worst_ratio: float32 forwards, O(1) tensors */
@@ -74,6 +76,33 @@ static double matmul_objective(void* p) {
     return weighted_sum(c->out, c->w, (size_t)c->BT * c->OC);
 }
 
+/* The forward (bias + inp W^T through packed panels) against a double-precision
+ * triple loop, on shapes with ragged tiles, K past one KC block and M past one
+ * MC row block. */
+static void test_matmul_forward_matches_naive(void** state) {
+    Rng rng;
+    rng_seed(&rng, 3, 0);
+    int shapes[][3] = {{5, 7, 3}, {133, 300, 70}, {16, 64, 65}};  /* BT, C, OC */
+    for (size_t s = 0; s < sizeof shapes / sizeof shapes[0]; s++) {
+        int BT = shapes[s][0], C = shapes[s][1], OC = shapes[s][2];
+        float* inp = random_tensor(&rng, (size_t)BT * C, 1.0f);
+        float* w = random_tensor(&rng, (size_t)OC * C, 1.0f);
+        float* bias = random_tensor(&rng, OC, 1.0f);
+        float* out = xmalloc(sizeof(float) * BT * OC, "out");
+        float* scratch = xmalloc(sizeof(float) * matmul_scratch_floats(C, OC), "scratch");
+        for (int with_bias = 0; with_bias < 2; with_bias++) {
+            matmul_forward(out, inp, w, with_bias ? bias : NULL, scratch, BT, C, OC);
+            for (int r = 0; r < BT; r++)
+                for (int o = 0; o < OC; o++) {
+                    double ref = with_bias ? bias[o] : 0.0;
+                    for (int i = 0; i < C; i++) ref += (double)inp[r * C + i] * w[o * C + i];
+                    assert_true(fabs(out[r * OC + o] - ref) <= 1e-5 * (1.0 + fabs(ref)) * sqrt((double)C));
+                }
+        }
+        free(inp); free(w); free(bias); free(out); free(scratch);
+    }
+}
+
 static void test_matmul_backward_matches_finite_differences(void** state) {
     Rng rng;
     rng_seed(&rng, 2, 0);
@@ -84,7 +113,7 @@ static void test_matmul_backward_matches_finite_differences(void** state) {
     c.bias = random_tensor(&rng, OC, 1.0f);
     c.w = random_tensor(&rng, BT * OC, 1.0f);
     c.out = xmalloc(sizeof(float) * BT * OC, "out");
-    c.scratch = xmalloc(sizeof(float) * OC * C, "scratch");
+    c.scratch = xmalloc(sizeof(float) * matmul_scratch_floats(C, OC), "scratch");
     float* dinp = xcalloc(BT * C, sizeof(float), "dinp");
     float* dweight = xcalloc(OC * C, sizeof(float), "dweight");
     float* dbias = xcalloc(OC, sizeof(float), "dbias");
@@ -280,6 +309,45 @@ static double gelu_objective(void* p) {
     return weighted_sum(c->out, c->w, (size_t)c->N);
 }
 
+/* exp_approx against exp in double over float's whole useful range (every 61st
+ * float from -87 to 88): within 2 ulp, and clamped rather than inf or NaN outside. */
+static void test_exp_approx_is_within_2_ulp(void** state) {
+    double worst = 0.0;
+    long n = 0;
+    for (float x = -87.0f; x <= 88.0f; x = nextafterf(x, INFINITY)) {
+        if (n++ % 61) continue;
+        double ref = exp((double)x), rel = fabs(exp_approx(x) - ref) / ref;
+        if (rel > worst) worst = rel;
+    }
+    printf("  exp_approx: worst relative error %.3g (%.2f ulp of 2^-23)\n", worst, worst / FLT_EPSILON);
+    assert_true(worst < 2 * FLT_EPSILON);
+    assert_true(exp_approx(0.0f) == 1.0f);
+    assert_true(isfinite(exp_approx(1000.0f)) && exp_approx(-1000.0f) > 0.0f);
+    assert_true(isnan(exp_approx(NAN)));
+}
+
+/* gelu in float against gelu in double, and its derivative against the
+ * derivative of the tanh formula (absolute for tiny derivatives). */
+static void test_gelu_matches_the_tanh_formula_in_double(void** state) {
+    enum { N = 2001 };
+    float x[N], y[N], g[N], ones[N];
+    for (int i = 0; i < N; i++) { x[i] = -10.0f + 0.01f * i; ones[i] = 1.0f; g[i] = 0.0f; }
+    gelu_forward(y, x, N);
+    gelu_backward(g, x, ones, N);
+    double worst_y = 0.0, worst_g = 0.0;
+    for (int i = 0; i < N; i++) {
+        double xd = x[i], k = sqrt(2.0 / 3.14159265358979323846), u = k * (xd + 0.044715 * xd * xd * xd), th = tanh(u);
+        double ref = xd / (1.0 + exp(-2.0 * u));  /* = 0.5 x (1 + tanh u), without double's own cancellation */
+        double dref = 0.5 * (1.0 + th) + 0.5 * xd * (1.0 - th * th) * k * (1.0 + 3.0 * 0.044715 * xd * xd);
+        double ey = fabs(y[i] - ref) / (fabs(ref) + 1e-30), eg = fabs(g[i] - dref) / (fabs(dref) + 1e-3);
+        if (ey > worst_y && fabs(ref) > 1e-30) worst_y = ey;
+        if (eg > worst_g) worst_g = eg;
+    }
+    printf("  gelu: worst relative error %.3g, derivative %.3g\n", worst_y, worst_g);
+    assert_true(worst_y < 2e-5);  /* relative, down to gelu = 1e-30 (x near -9.5); float u costs 1e-5 there */
+    assert_true(worst_g < 1e-5);
+}
+
 static void test_gelu_backward_matches_finite_differences(void** state) {
     Rng rng;
     rng_seed(&rng, 6, 0);
@@ -389,7 +457,7 @@ static float* run_all_kernels(int threads, size_t* n_out) {
                  + V * C + T * C + BT * C;              /* encoder */
     float* all = xcalloc(total, sizeof(float), "outputs");
     float* o = all;
-    float* scratch = xmalloc(sizeof(float) * (OC * C + V * C), "scratch");
+    float* scratch = xmalloc(sizeof(float) * matmul_scratch_floats(C, OC), "scratch");
     float* stats = xmalloc(sizeof(float) * B * NH * T * 2, "stats");
     float* att_scratch = attention_scratch(T, C, NH);
     float mean[21], rstd[21];
@@ -428,6 +496,7 @@ static void test_kernels_are_bit_identical_for_any_thread_count(void** state) {
 int main(void) {
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(test_tiled_gemm_matches_naive_on_every_shape),
+        cmocka_unit_test(test_matmul_forward_matches_naive),
         cmocka_unit_test(test_matmul_backward_matches_finite_differences),
         cmocka_unit_test(test_layernorm_backward_matches_finite_differences),
         cmocka_unit_test(test_attention_backward_matches_finite_differences),
@@ -435,6 +504,8 @@ int main(void) {
         cmocka_unit_test(test_attention_decode_equals_last_row_of_forward),
         cmocka_unit_test(test_dropout_backward_matches_finite_differences),
         cmocka_unit_test(test_dropout_drops_p_and_keeps_the_mean),
+        cmocka_unit_test(test_exp_approx_is_within_2_ulp),
+        cmocka_unit_test(test_gelu_matches_the_tanh_formula_in_double),
         cmocka_unit_test(test_gelu_backward_matches_finite_differences),
         cmocka_unit_test(test_crossentropy_backward_matches_finite_differences),
         cmocka_unit_test(test_crossentropy_of_uniform_logits_is_log_vocab),

@@ -1,0 +1,284 @@
+#!/usr/bin/env bash
+# scripts/bench.sh: the benchmark of issue 6, in one run (`make bench`): the CPU's FMA peak,
+# then full training steps of the C model (scripts/bench_step) against the same model in
+# PyTorch (scripts/bench_torch.py), and writes docs/bench.md with the machine and the tables.
+#
+#   baby and medium configs (configs/bench_*.conf), C and torch, on 1 thread and on all
+#   a block_size sweep 64..1024 on the baby shape, B = 768/T (at least 1), all threads
+#   BENCH_FULL=1: also the wall time of the default run, ./train configs/shakespeare_char.conf
+#
+# Each config runs C then torch back to back, so both see the same machine. Raw outputs go
+# to out/bench/. Environment:
+#   PYTHON         the Python with torch (default /usr/bin/python3)
+#   BENCH_THREADS  "all threads" (default: nproc)
+#   BENCH_OUT      the report (default docs/bench.md); BENCH_RAW the raw outputs (default out/bench)
+#   BENCH_FULL=1   add the default run's wall time (about 5 minutes more)
+#   BENCH_QUICK=1  3 steps per run: checks that everything works, measures nothing
+set -euo pipefail
+cd "$(dirname "$0")/.."
+
+PYTHON=${PYTHON:-/usr/bin/python3}
+NTHREADS=${BENCH_THREADS:-$(nproc)}
+OUT=${BENCH_OUT:-docs/bench.md}
+RAW=${BENCH_RAW:-out/bench}
+FULL=${BENCH_FULL:-0}
+QUICK=${BENCH_QUICK:-0}
+SWEEP_T="64 128 256 512 1024"
+SWEEP_TOKENS=768
+
+# timed steps, warmup steps, timed evaluation forwards: at least 20 timed steps everywhere
+BABY_OPTS=(--steps=30 --warmup=5 --eval_reps=10)
+MEDIUM_OPTS=(--steps=20 --warmup=2 --eval_reps=5)
+SWEEP_OPTS=(--steps=20 --warmup=3 --eval_reps=5)
+if [[ $QUICK == 1 ]]; then
+    BABY_OPTS=(--steps=3 --warmup=1 --eval_reps=2)
+    MEDIUM_OPTS=("${BABY_OPTS[@]}")
+    SWEEP_OPTS=("${BABY_OPTS[@]}")
+fi
+
+die() { echo "error: $*" >&2; exit 1; }
+
+# ---- preconditions ----
+"$PYTHON" -c 'import torch' 2>/dev/null ||
+    die "$PYTHON cannot import torch: install python3-torch (scripts/install_deps.sh) or set PYTHON=/path/to/python"
+make -s scripts/bench_step scripts/fma_peak || die "cannot build scripts/bench_step and scripts/fma_peak"
+[[ -x scripts/bench_step && -x scripts/fma_peak ]] || die "scripts/bench_step or scripts/fma_peak is missing after make"
+if [[ $FULL == 1 ]]; then
+    make -s train data/tinyshakespeare.txt || die "BENCH_FULL=1 needs ./train and data/tinyshakespeare.txt"
+fi
+[[ $NTHREADS =~ ^[1-9][0-9]*$ ]] || die "BENCH_THREADS=$NTHREADS is not a positive integer"
+mkdir -p "$RAW" "$(dirname "$OUT")"
+THREAD_COUNTS=(1)
+if [[ $NTHREADS -gt 1 ]]; then THREAD_COUNTS+=("$NTHREADS"); fi
+
+COMMANDS=$RAW/commands.txt  # every measuring command, for the report
+: >"$COMMANDS"
+START=$(date +%s)
+
+# ---- helpers ----
+# field LINE KEY: the value of KEY=value in a "bench ..." line
+field() {
+    local kv
+    for kv in $1; do
+        if [[ $kv == "$2="* ]]; then echo "${kv#*=}"; return; fi
+    done
+    die "no field '$2' in: $1"
+}
+# calc FORMAT EXPR: awk arithmetic, printf-formatted
+calc() { awk "BEGIN { printf \"$1\", $2 }"; }
+
+# run_logged NAME CMD...: run CMD, keep its output in $RAW/NAME.log, print its "bench" line
+run_logged() {
+    local name=$1 log="$RAW/$1.log"
+    shift
+    echo "$*" >>"$COMMANDS"
+    echo "  $*" >&2
+    "$@" >"$log" 2>&1 || { tail -n 20 "$log" >&2; die "failed: $* (output in $log)"; }
+    grep '^bench ' "$log" | tail -n 1
+}
+# bench_c NAME THREADS ARGS...  /  bench_torch NAME THREADS ARGS...
+bench_c() { local name=$1 t=$2; shift 2; run_logged "$name" env OMP_NUM_THREADS="$t" scripts/bench_step "$@"; }
+bench_torch() { local name=$1 t=$2; shift 2; run_logged "$name" "$PYTHON" scripts/bench_torch.py "$@" --threads="$t"; }
+
+# ---- the machine ----
+echo "machine and FMA peak" >&2
+CPU=$(lscpu | sed -n 's/^Model name: *//p' | head -n 1)
+CORES=$(lscpu | awk -F: '/^Core\(s\) per socket/ {c = $2} /^Socket\(s\)/ {s = $2} END {print c * s}')
+TPC=$(lscpu | sed -n 's/^Thread(s) per core: *//p')
+FLAGS=$(lscpu | sed -n 's/^Flags: *//p')
+VEC="no AVX2"
+if [[ " $FLAGS " == *" avx2 "* ]]; then VEC=AVX2; fi
+if [[ " $FLAGS " == *" avx512f "* ]]; then VEC=AVX-512; fi
+CFLAGS_USED=$(make -s -n -B scripts/fma_peak | head -n 1 | sed 's/^[^ ]* //; s/ -o scripts.*//')
+GCC=$(${CC:-gcc} --version | head -n 1)
+TORCH=$("$PYTHON" - <<'EOF'
+import re
+import torch
+torch.randn(64, 64) @ torch.randn(64, 64)  # loads the BLAS, so /proc/self/maps names it
+show = torch.__config__.show()
+blas = re.search(r"BLAS_INFO=([^,\s]+)", show)
+cap = re.search(r"CPU capability usage: (\S+)", show)
+libs = sorted({line.split()[-1] for line in open("/proc/self/maps") if "blas" in line.lower() and "/" in line})
+print(f"torch {torch.__version__}, BLAS_INFO={blas.group(1) if blas else '?'}, "
+      f"CPU capability {cap.group(1) if cap else '?'}, mkldnn {torch.backends.mkldnn.is_available()}, "
+      f"BLAS loaded: {', '.join(libs) or 'none found'}")
+EOF
+)
+COMMIT=$(git describe --always --dirty 2>/dev/null || echo unknown)
+LOAD=$(cut -d' ' -f1-3 /proc/loadavg)
+
+# the probe runs at the start and again at the end; the peak is the better of the two, so
+# one disturbed probe does not inflate every "% of peak"
+run_fma_peak() {
+    echo "OMP_NUM_THREADS=$NTHREADS scripts/fma_peak" >>"$COMMANDS"
+    OMP_NUM_THREADS=$NTHREADS scripts/fma_peak >>"$RAW/fma_peak.log" 2>&1 || die "scripts/fma_peak failed"
+}
+: >"$RAW/fma_peak.log"
+run_fma_peak
+
+# ---- baby and medium, C then torch, 1 and N threads ----
+declare -A RES   # "impl model threads" -> bench line
+for model in baby medium; do
+    if [[ $model == baby ]]; then opts=("${BABY_OPTS[@]}"); else opts=("${MEDIUM_OPTS[@]}"); fi
+    for t in "${THREAD_COUNTS[@]}"; do
+        echo "$model, $t thread(s)" >&2
+        RES["c $model $t"]=$(bench_c "c_${model}_t$t" "$t" "configs/bench_$model.conf" "${opts[@]}")
+        RES["torch $model $t"]=$(bench_torch "torch_${model}_t$t" "$t" "configs/bench_$model.conf" "${opts[@]}")
+    done
+done
+
+# ---- block_size sweep on the baby shape, all threads ----
+for T in $SWEEP_T; do
+    B=$((SWEEP_TOKENS / T))
+    if [[ $B -lt 1 ]]; then B=1; fi
+    echo "sweep: block_size $T, batch $B" >&2
+    RES["c sweep $T"]=$(bench_c "c_sweep_T$T" "$NTHREADS" configs/bench_baby.conf --block_size="$T" \
+        --batch_size="$B" "${SWEEP_OPTS[@]}")
+    RES["torch sweep $T"]=$(bench_torch "torch_sweep_T$T" "$NTHREADS" configs/bench_baby.conf --block_size="$T" \
+        --batch_size="$B" "${SWEEP_OPTS[@]}")
+done
+
+# ---- optional: the whole default run ----
+FULL_LINE=""
+if [[ $FULL == 1 ]]; then
+    echo "the default run (BENCH_FULL=1)" >&2
+    cmd=(./train configs/shakespeare_char.conf --out_dir=out/bench_full)
+    echo "OMP_NUM_THREADS=$NTHREADS ${cmd[*]}" >>"$COMMANDS"
+    OMP_NUM_THREADS=$NTHREADS "${cmd[@]}" >"$RAW/train_full.log" 2>&1 || die "failed: ${cmd[*]} ($RAW/train_full.log)"
+    FULL_LINE=$(grep '^done:' "$RAW/train_full.log" | tail -n 1)
+    [[ -n $FULL_LINE ]] || die "no 'done:' line in $RAW/train_full.log"
+fi
+run_fma_peak
+FMA_ISA=$(grep '^fma_peak isa=' "$RAW/fma_peak.log" | head -n 1 | sed 's/^fma_peak //; s/ iters=.*//')
+declare -A PEAK PEAK_RUNS
+for t in "${THREAD_COUNTS[@]}"; do
+    PEAK_RUNS[$t]=$(grep "^fma_peak threads=$t " "$RAW/fma_peak.log" | sed 's/.*gflops=//' | paste -sd' ')
+    PEAK[$t]=$(tr ' ' '\n' <<<"${PEAK_RUNS[$t]}" | sort -g | tail -n 1)
+done
+ELAPSED=$(($(date +%s) - START))
+LOAD_END=$(cut -d' ' -f1-3 /proc/loadavg)
+
+# ---- the report ----
+# per-row values from a bench line
+pct_peak() { calc "%.1f" "$(field "$1" gflops) / ${PEAK[$2]} * 100"; }
+# ms LINE KEY: a time in ms, about 3 significant figures
+ms() { awk -v x="$(field "$1" "$2")" 'BEGIN { printf(x >= 100 ? "%.0f" : x >= 10 ? "%.1f" : "%.2f", x) }'; }
+# step_ms LINE: the median step time, marked (!) when it is over 1.5 x the fastest step
+step_ms() {
+    ms "$1" ms_median
+    awk -v m="$(field "$1" ms_median)" -v f="$(field "$1" ms_min)" 'BEGIN { if (m > 1.5 * f) printf " (!)" }'
+}
+DISTURBED="(!) marks a run whose median step took over 1.5 x its fastest: something else used the cores"
+DISTURBED+=" (the times of such a run are not this code's); rerun on a quiet machine."
+{
+    echo "# Benchmark: training steps of the C model against PyTorch"
+    echo
+    echo "Written by \`make bench\` (scripts/bench.sh) on $(date -u '+%Y-%m-%d %H:%M UTC'), commit \`$COMMIT\`,"
+    echo "in ${ELAPSED} s. Load average at the start: $LOAD; at the end: $LOAD_END (other work on the machine"
+    echo "disturbs every number here)."
+    if [[ $QUICK == 1 ]]; then
+        echo
+        echo "**BENCH_QUICK=1: 3 steps per run, a smoke test. These numbers measure nothing.**"
+    fi
+    echo
+    echo "## Machine"
+    echo
+    echo "- CPU: $CPU, $CORES cores, $TPC hardware thread(s) per core, $VEC; \"all threads\" = $NTHREADS"
+    echo "- C compiler: $GCC, \`$CFLAGS_USED\`"
+    echo "- PyTorch: $TORCH"
+    echo "- PyTorch runs with OMP_WAIT_POLICY=PASSIVE and OPENBLAS_NUM_THREADS = its thread count (scripts/bench_torch.py says why)"
+    echo
+    echo "## FP32 peak (scripts/fma_peak)"
+    echo
+    echo "Independent FMAs in registers, no memory traffic ($FMA_ISA), an FMA = 2 FLOP per lane; each probe"
+    echo "is the best of 5 runs, and it probes at the start and at the end of the benchmark. The peak is the better."
+    echo
+    echo "| threads | peak GFLOP/s | the two probes |"
+    echo "|---|---|---|"
+    for t in "${THREAD_COUNTS[@]}"; do echo "| $t | ${PEAK[$t]} | ${PEAK_RUNS[$t]} |"; done
+    echo
+    echo "## The two configs"
+    echo
+    echo "\`configs/bench_baby.conf\` is the default run's model (4 layers, 4 heads, n_embd 128, block_size 64,"
+    echo "batch 12); \`configs/bench_medium.conf\` has the shape of nanoGPT's GPU config (6 layers, 6 heads, n_embd 384,"
+    echo "block_size 256) with batch 8. vocab_size 65, random token ids, dropout 0. A step is what ./train's loop does:"
+    echo "forward with the loss, zero grad, backward, global-norm clip to 1.0, AdamW (torch: the same with"
+    echo "torch.optim.AdamW and clip_grad_norm_). Times are the median over the timed steps after warmup"
+    echo "(baby: ${BABY_OPTS[*]}; medium: ${MEDIUM_OPTS[*]}). GFLOP/s counts the useful FLOPs of the matrix"
+    echo "products (causal attention: only keys <= query), forward x 3 for a step; the derivation is in"
+    echo "scripts/bench_step.c (count_flops). \"eval fwd\" is one evaluation forward with the loss (torch: no_grad)."
+    echo
+    echo "| model | impl | threads | ms/step | min ms | tokens/s | GFLOP/s | % of peak | eval fwd ms | peak RSS MB | before the model MB | estimate MB | RSS / estimate |"
+    echo "|---|---|---|---|---|---|---|---|---|---|---|---|---|"
+    for model in baby medium; do
+        for t in "${THREAD_COUNTS[@]}"; do
+            for impl in c torch; do
+                l=${RES["$impl $model $t"]}
+                est="- | -"
+                if [[ $impl == c ]]; then est="$(field "$l" est_mb) | $(calc "%.2f" "$(field "$l" rss_over_est)")"; fi
+                echo "| $model | $impl | $t | $(step_ms "$l") | $(ms "$l" ms_min) | $(calc "%.0f" "$(field "$l" tok_s)") | $(calc "%.1f" "$(field "$l" gflops)") | $(pct_peak "$l" "$t") | $(ms "$l" eval_ms) | $(field "$l" rss_mb) | $(field "$l" rss_base_mb) | $est |"
+            done
+        done
+    done
+    echo
+    echo "The estimate is the C model's gpt_memory_estimate (model.h): parameters, gradients, AdamW m and v,"
+    echo "activations, their gradients and scratch. Peak RSS adds the program and its libraries: \"before the model\""
+    echo "is the peak RSS at the start (for torch, once \`import torch\` has loaded its runtime). $DISTURBED"
+    echo
+    echo "| model | threads | C tokens/s | torch tokens/s | C / torch |"
+    echo "|---|---|---|---|---|"
+    for model in baby medium; do
+        for t in "${THREAD_COUNTS[@]}"; do
+            c=$(field "${RES["c $model $t"]}" tok_s)
+            p=$(field "${RES["torch $model $t"]}" tok_s)
+            echo "| $model | $t | $(calc "%.0f" "$c") | $(calc "%.0f" "$p") | $(calc "%.2f" "$c / $p") |"
+        done
+    done
+    if [[ $NTHREADS -gt 1 ]]; then
+        echo
+        echo "Scaling from 1 to $NTHREADS threads (tokens/s on $NTHREADS threads / on 1; $NTHREADS would be perfect;"
+        echo "the FMA peak scales by $(calc "%.2f" "${PEAK[$NTHREADS]} / ${PEAK[1]}")):"
+        echo
+        echo "| model | C | torch |"
+        echo "|---|---|---|"
+        for model in baby medium; do
+            sc=$(calc "%.2f" "$(field "${RES["c $model $NTHREADS"]}" tok_s) / $(field "${RES["c $model 1"]}" tok_s)")
+            sp=$(calc "%.2f" "$(field "${RES["torch $model $NTHREADS"]}" tok_s) / $(field "${RES["torch $model 1"]}" tok_s)")
+            echo "| $model | $sc | $sp |"
+        done
+    fi
+    echo
+    echo "## block_size sweep"
+    echo
+    echo "The baby model with block_size T and batch B = $SWEEP_TOKENS / T (at least 1, so T = 512 runs 512 tokens"
+    echo "a step and T = 1024 runs 1024), on $NTHREADS threads, ${SWEEP_OPTS[*]}. Attention's share of the FLOPs"
+    echo "grows with T. The PyTorch model keeps T x T attention probabilities per layer and head for its backward. Both GFLOP/s use the causal count,"
+    echo "though the PyTorch model computes the whole T x T product and masks it. $DISTURBED"
+    echo
+    echo "| T | B | GFLOP/step | attention share | C ms/step | C GFLOP/s | torch ms/step | torch GFLOP/s | C / torch | C RSS MB | C estimate MB | torch RSS MB |"
+    echo "|---|---|---|---|---|---|---|---|---|---|---|---|"
+    for T in $SWEEP_T; do
+        lc=${RES["c sweep $T"]}
+        lp=${RES["torch sweep $T"]}
+        B=$(field "$lc" B)
+        share=$(calc "%.0f%%" "$(field "$lc" attn_share) * 100")
+        echo "| $T | $B | $(calc "%.2f" "$(field "$lc" gflop_per_step)") | $share | $(step_ms "$lc") | $(calc "%.1f" "$(field "$lc" gflops)") | $(step_ms "$lp") | $(calc "%.1f" "$(field "$lp" gflops)") | $(calc "%.2f" "$(field "$lp" ms_median) / $(field "$lc" ms_median)") | $(field "$lc" rss_mb) | $(field "$lc" est_mb) | $(field "$lp" rss_mb) |"
+    done
+    if [[ -n $FULL_LINE ]]; then
+        echo
+        echo "## The default run"
+        echo
+        echo "\`./train configs/shakespeare_char.conf\` (2000 steps, 9 evaluations of 2 x 200 batches) on $NTHREADS threads:"
+        echo
+        echo "    $FULL_LINE"
+    fi
+    echo
+    echo "## Commands"
+    echo
+    echo "Raw outputs: $RAW/*.log."
+    echo
+    echo '```'
+    cat "$COMMANDS"
+    echo '```'
+} >"$OUT"
+echo "wrote $OUT (${ELAPSED} s)" >&2
