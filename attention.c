@@ -121,6 +121,11 @@ void attention_backward(float* dqkv, float* scratch, const float* dout, const fl
         const float* st = stats + (size_t)bh * T * 2;
         transpose_head(kt, k, T, hs, C3);
         transpose_head(vt, v, T, hs, C3);
+        for (int t = 0; t < T; t++) {  /* this task is the only writer of its head's dq, dk, dv */
+            memset(dq + (size_t)t * C3, 0, sizeof(float) * hs);
+            memset(dk + (size_t)t * C3, 0, sizeof(float) * hs);
+            memset(dv + (size_t)t * C3, 0, sizeof(float) * hs);
+        }
         for (int r0 = 0; r0 < T; r0 += QB) {
             int r1 = r0 + QB < T ? r0 + QB : T;
             block_products(w, q, C3, kt, r0, r1, T, hs);   /* q_t . k_s */

@@ -19,7 +19,7 @@ size_t attention_scratch_floats(int T, int C, int NH);
 void attention_forward(float* out, float* stats, float* scratch, const float* qkv, int B, int T, int C, int NH,
                        float dropout, uint64_t key);
 
-/* dqkv (B,T,3C) +=. stats from the forward; dropout and key as in forward. */
+/* dqkv (B,T,3C) = the gradient. stats from the forward; dropout and key as in forward. */
 void attention_backward(float* dqkv, float* scratch, const float* dout, const float* qkv, const float* stats,
                         int B, int T, int C, int NH, float dropout, uint64_t key);
 

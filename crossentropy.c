@@ -30,6 +30,6 @@ void crossentropy_backward(float* dlogits, const float* probs, const int* target
     for (int n = 0; n < N; n++) {
         const float* p = probs + (size_t)n * V;
         float* dz = dlogits + (size_t)n * V;
-        for (int v = 0; v < V; v++) dz[v] += (p[v] - (v == targets[n] ? 1.0f : 0.0f)) * scale;
+        for (int v = 0; v < V; v++) dz[v] = (p[v] - (v == targets[n] ? 1.0f : 0.0f)) * scale;
     }
 }

@@ -7,7 +7,7 @@
 float crossentropy_forward(float* probs, float* losses, const float* logits,
                            const int* targets, int N, int V);
 
-/* dlogits (N,V) += (probs - onehot(target)) / N: the gradient of the MEAN loss. */
+/* dlogits (N,V) = (probs - onehot(target)) / N: the gradient of the MEAN loss. */
 void crossentropy_backward(float* dlogits, const float* probs, const int* targets, int N, int V);
 
 #endif

@@ -39,7 +39,7 @@ void gelu_backward(float* dinp, const float* inp, const float* dout, long N) {
             float e = exp_approx(-2.0f * u);
             float s = 1.0f / (1.0f + e);
             float grad = s * (1.0f + 2.0f * x * du_dx * (e * s));
-            dinp[i] += grad * dout[i];
+            dinp[i] = grad * dout[i];
         }
     }
 }

@@ -5,7 +5,7 @@
 
 /* out (N), inp (N); N = B*T*4C. */
 void gelu_forward(float* out, const float* inp, long N);
-/* dinp (N) += gelu'(inp) * dout. */
+/* dinp (N) = gelu'(inp) * dout. */
 void gelu_backward(float* dinp, const float* inp, const float* dout, long N);
 
 #endif

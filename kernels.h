@@ -6,9 +6,13 @@
  *   V   vocab_size
  *
  * Conventions (as llm.c): outputs first, inputs next, sizes last. Forward
- * functions overwrite their outputs; backward functions ACCUMULATE (+=) into
- * every gradient they receive, so one zero_grad per step suffices and a
- * tensor used twice (E, tied) simply receives both contributions.
+ * functions overwrite their outputs. Backward functions ACCUMULATE (+=) into
+ * parameter gradients, so one zero_grad per step suffices and a tensor used
+ * twice (E, tied) simply receives both contributions; and into the gradient of
+ * a layernorm's input, where the residual stream's two branches meet. The other
+ * activation gradients have a single writer, which overwrites them (matmul
+ * dinp, attention dqkv, gelu dinp, cross-entropy dlogits): no step has to zero
+ * them first, which on the small models was a serial pass as long as a matmul.
  *
  * Determinism: every kernel splits its OpenMP work over output elements (or
  * fixed tiles of them) and each output's reduction runs in one fixed order,

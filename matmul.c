@@ -212,8 +212,11 @@ void matmul_forward(float* out, const float* inp, const float* weight, const flo
 void matmul_backward(float* dinp, float* dweight, float* dbias,
                      const float* dout, const float* inp, const float* weight,
                      int BT, int C, int OC) {
-    /* dinp (BT, C) += dout (BT, OC) W (OC, C) */
-    if (dinp) gemm_accumulate(dinp, C, dout, OC, 1, weight, C, BT, C, OC);
+    /* dinp (BT, C) = dout (BT, OC) W (OC, C): the accumulators start at 0, not from dinp */
+    if (dinp) {
+        Gemm g = {dinp, C, 0, NULL, dout, OC, 1, weight, C, 0, BT, C, OC};
+        gemm_parallel(&g);
+    }
     /* dweight (OC, C) += dout^T (OC, BT) inp (BT, C): A(o, r) = dout[r*OC + o] */
     gemm_accumulate(dweight, C, dout, 1, OC, inp, C, OC, C, BT);
     if (dbias) {

@@ -17,7 +17,7 @@ size_t matmul_scratch_floats(int C, int OC);
  * matmul_forward: equal to it within float rounding, not bit for bit. */
 void matvec_forward(float* out, const float* inp, const float* weight, const float* bias, int C, int OC);
 
-/* dinp (B*T, C) += dout W;  dweight (OC, C) += dout^T inp;  dbias (OC) += sum_rows dout.
+/* dinp (B*T, C) = dout W;  dweight (OC, C) += dout^T inp;  dbias (OC) += sum_rows dout.
  * dinp or dbias may be NULL to skip that product. */
 void matmul_backward(float* dinp, float* dweight, float* dbias,
                      const float* dout, const float* inp, const float* weight,

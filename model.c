@@ -222,13 +222,17 @@ static void residual_forward(float* out, const float* a, const float* b, size_t 
     for (size_t i = 0; i < n; i++) out[i] = a[i] + b[i];
 }
 
-/* The sum passes its gradient unchanged to both branches. */
+/* The sum passes its gradient unchanged to both branches: da = db = dout (the
+ * first write to both; the layernorm branch adds to da later). */
 static void residual_backward(float* da, float* db, const float* dout, size_t n) {
     #pragma omp parallel for schedule(static)
-    for (size_t i = 0; i < n; i++) { da[i] += dout[i]; db[i] += dout[i]; }
+    for (size_t i = 0; i < n; i++) { da[i] = dout[i]; db[i] = dout[i]; }
 }
 
-float gpt_forward(GPT* m, const int* inputs, const int* targets, int B, int T) {
+/* keep = 1: every block's activations stay for gpt_backward. keep = 0: each block
+ * overwrites the one before (slot 0), so a forward for the loss alone keeps its
+ * working set in cache instead of writing n_layer blocks to memory. */
+static float forward(GPT* m, const int* inputs, const int* targets, int B, int T, int keep) {
     const GPTConfig* c = &m->config;
     int C = c->n_embd, NH = c->n_head, L = c->n_layer, V = c->vocab_size;
     if (B < 1 || B > m->max_batch || T < 1 || T > c->block_size)
@@ -257,20 +261,21 @@ float gpt_forward(GPT* m, const int* inputs, const int* targets, int B, int T) {
 
     const float* x = a.encoded;  /* the residual stream entering block l */
     for (int l = 0; l < L; l++) {
-        float* ln1 = a.ln1 + l * BTC;
-        float* qkv = a.qkv + l * BTC * 3;
-        float* atty = a.atty + l * BTC;
-        float* attproj = a.attproj + l * BTC;
-        float* residual2 = a.residual2 + l * BTC;
-        float* ln2 = a.ln2 + l * BTC;
-        float* fch = a.fch + l * BTC * 4;
-        float* fch_gelu = a.fch_gelu + l * BTC * 4;
-        float* fcproj = a.fcproj + l * BTC;
-        float* residual3 = a.residual3 + l * BTC;
-        float* att_stats = a.att_stats + (size_t)l * B * NH * T * 2;
+        size_t s = keep ? (size_t)l : 0;  /* the activation slot of block l */
+        float* ln1 = a.ln1 + s * BTC;
+        float* qkv = a.qkv + s * BTC * 3;
+        float* atty = a.atty + s * BTC;
+        float* attproj = a.attproj + s * BTC;
+        float* residual2 = a.residual2 + s * BTC;
+        float* ln2 = a.ln2 + s * BTC;
+        float* fch = a.fch + s * BTC * 4;
+        float* fch_gelu = a.fch_gelu + s * BTC * 4;
+        float* fcproj = a.fcproj + s * BTC;
+        float* residual3 = a.residual3 + s * BTC;
+        float* att_stats = a.att_stats + s * B * NH * T * 2;
 
         /* x = x + attn(LN1(x)) */
-        layernorm_forward(ln1, a.ln1_mean + l * BT, a.ln1_rstd + l * BT, x,
+        layernorm_forward(ln1, a.ln1_mean + s * BT, a.ln1_rstd + s * BT, x,
                           p.ln1w + l * C, at(p.ln1b, l * C), BT, C);
         matmul_forward(qkv, ln1, p.qkvw + (size_t)l * 3 * C * C, at(p.qkvb, l * 3 * C), m->scratch, BT, C, 3 * C);
         attention_forward(atty, att_stats, m->scratch, qkv, B, T, C, NH, pdrop, drop_key(m, l, DROP_ATTN));
@@ -278,7 +283,7 @@ float gpt_forward(GPT* m, const int* inputs, const int* targets, int B, int T) {
         dropout_forward(attproj, BTC, pdrop, drop_key(m, l, DROP_ATTN_RESID));
         residual_forward(residual2, x, attproj, BTC);
         /* x = x + mlp(LN2(x)) */
-        layernorm_forward(ln2, a.ln2_mean + l * BT, a.ln2_rstd + l * BT, residual2,
+        layernorm_forward(ln2, a.ln2_mean + s * BT, a.ln2_rstd + s * BT, residual2,
                           p.ln2w + l * C, at(p.ln2b, l * C), BT, C);
         matmul_forward(fch, ln2, p.fcw + (size_t)l * 4 * C * C, at(p.fcb, l * 4 * C), m->scratch, BT, C, 4 * C);
         gelu_forward(fch_gelu, fch, BTC * 4);
@@ -293,16 +298,28 @@ float gpt_forward(GPT* m, const int* inputs, const int* targets, int B, int T) {
     matmul_forward(a.logits, a.lnf, p.lm_head, NULL, m->scratch, BT, C, V);
 
     m->mean_loss = targets ? crossentropy_forward(a.probs, a.losses, a.logits, targets, BT, V) : -1.0f;
+    m->backward_ready = keep && targets;
     return m->mean_loss;
+}
+
+float gpt_forward(GPT* m, const int* inputs, const int* targets, int B, int T) {
+    return forward(m, inputs, targets, B, T, 1);
+}
+
+float gpt_loss(GPT* m, const int* inputs, const int* targets, int B, int T) {
+    return forward(m, inputs, targets, B, T, 0);
 }
 
 /* ------------------------------------------------------------------------- */
 /* backward: the forward in reverse, one call per step                        */
 
-void gpt_zero_grad(GPT* m) { memset(m->grads_memory, 0, m->num_params * sizeof(float)); }
+void gpt_zero_grad(GPT* m) {
+    #pragma omp parallel for schedule(static)
+    for (size_t i = 0; i < m->num_params; i++) m->grads_memory[i] = 0.0f;
+}
 
 void gpt_backward(GPT* m) {
-    if (m->mean_loss < 0) die(EXIT_BAD_INPUT, "gpt_backward: the last forward had no targets");
+    if (!m->backward_ready) die(EXIT_BAD_INPUT, "gpt_backward: the last forward had no targets, or was gpt_loss");
     const GPTConfig* c = &m->config;
     int B = m->B, T = m->T, C = c->n_embd, NH = c->n_head, L = c->n_layer, V = c->vocab_size;
     size_t BT = (size_t)B * T, BTC = BT * C;
@@ -311,13 +328,12 @@ void gpt_backward(GPT* m) {
     float pdrop = m->forward_dropout;  /* the masks of the forward: same keys */
     /* The gradients of one block's activations (d.ln1 .. d.fcproj) are reused by
      * every block; the residual stream's gradient alternates between d.residual3
-     * and d.encoded, starting where it ends in d.encoded after block 0. */
-    size_t block_floats = (size_t)(d.residual3 - d.ln1);
+     * and d.encoded, starting where it ends in d.encoded after block 0. Each is
+     * first written whole (kernels.h), so none needs zeroing but the stream's start. */
     float* dstream = L % 2 == 0 ? d.encoded : d.residual3;   /* d(output of block L-1) */
     float* dother = L % 2 == 0 ? d.residual3 : d.encoded;
-    memset(d.lnf, 0, sizeof(float) * BTC);
-    memset(d.logits, 0, sizeof(float) * BT * V);
-    memset(dstream, 0, sizeof(float) * BTC);
+    #pragma omp parallel for schedule(static)
+    for (size_t i = 0; i < BTC; i++) dstream[i] = 0.0f;
 
     /* loss = mean_n -log softmax(z_n)[y_n]  ->  dz = (probs - onehot(y)) / (B*T) */
     crossentropy_backward(d.logits, a.probs, m->targets, BT, V);
@@ -331,8 +347,6 @@ void gpt_backward(GPT* m) {
         const float* x = l == 0 ? a.encoded : a.residual3 + (l - 1) * BTC;  /* block input */
         float* dx_in = dother;         /* d(block input) */
         float* dresidual3 = dstream;   /* d(block output) */
-        memset(d.ln1, 0, sizeof(float) * block_floats);
-        memset(dx_in, 0, sizeof(float) * BTC);
         const float* att_stats = a.att_stats + (size_t)l * B * NH * T * 2;
 
         /* undo x = x + mlp(LN2(x)) */

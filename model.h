@@ -110,6 +110,7 @@ typedef struct {
     int* targets;                          /* (B,T) or unused when forward had none */
     int B, T;                              /* shape of the last forward */
     float mean_loss;                       /* of the last forward; -1 if no targets */
+    int backward_ready;                    /* the last forward kept what gpt_backward needs */
     int training;                          /* 1: dropout on, masks keyed by (seed, step) */
     float forward_dropout;                 /* the probability the last forward used */
     uint64_t dropout_seed;
@@ -160,6 +161,9 @@ void gpt_eval_mode(GPT* model);
 /* Forward over inputs (B,T) with B <= max_batch, T <= block_size. With targets,
  * computes and returns the mean loss; with targets == NULL only the logits. */
 float gpt_forward(GPT* model, const int* inputs, const int* targets, int B, int T);
+/* The same loss, bit for bit, for evaluation: every block reuses the first block's
+ * activation memory, so gpt_backward cannot follow (it refuses). */
+float gpt_loss(GPT* model, const int* inputs, const int* targets, int B, int T);
 void gpt_zero_grad(GPT* model);
 /* Gradients of the mean loss of the last forward (which must have had targets),
  * accumulated into model->grads. */

@@ -51,7 +51,7 @@ static float evaluate(GPT* model, const DataLoader* dl, const TrainConfig* cfg, 
     double total = 0.0;
     for (int i = 0; i < cfg->eval_iters; i++) {
         dataloader_next_batch(dl, &rng, inputs, targets, cfg->batch_size, cfg->block_size);
-        total += gpt_forward(model, inputs, targets, cfg->batch_size, cfg->block_size);  /* eval mode: no dropout */
+        total += gpt_loss(model, inputs, targets, cfg->batch_size, cfg->block_size);  /* eval mode: no dropout */
     }
     return (float)(total / cfg->eval_iters);
 }

@@ -272,6 +272,10 @@ DISTURBED+=" (the times of such a run are not this code's); rerun on a quiet mac
         echo
         echo "    $FULL_LINE"
     fi
+    if [[ -f docs/bench_notes.md ]]; then  # the hand-written part: profile, what was tried
+        echo
+        cat docs/bench_notes.md
+    fi
     echo
     echo "## Commands"
     echo

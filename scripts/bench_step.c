@@ -213,14 +213,14 @@ int main(int argc, char** argv) {
     double ms_median = median(times, steps) * 1e3;  /* sorts times: then the first is the least */
     double ms_min = times[0] * 1e3, ms_max = times[steps - 1] * 1e3;
 
-    /* ---- one evaluation forward (eval mode, with the loss, as train.c's evaluate) ---- */
+    /* ---- one evaluation forward (eval mode, gpt_loss, as train.c's evaluate) ---- */
     double* eval_times = xmalloc(sizeof(double) * (size_t)eval_reps, "eval times");
     gpt_eval_mode(&model);
     for (int i = 0; i < eval_reps; i++) {
         random_batch(&rng, inputs, targets, B * T, vocab_size);
         double t0 = now_seconds();
         gpt_eval_mode(&model);
-        gpt_forward(&model, inputs, targets, B, T);
+        gpt_loss(&model, inputs, targets, B, T);
         eval_times[i] = now_seconds() - t0;
     }
     double eval_ms = median(eval_times, eval_reps) * 1e3;

@@ -111,6 +111,26 @@ static void test_gradients_sinusoidal_positions_untied(void** s) { check_every_t
 static void test_gradients_without_biases(void** s) { check_every_tensor(POS_LEARNED, 1, 0, 0); }
 static void test_gradients_with_dropout_fixed_masks(void** s) { check_every_tensor(POS_LEARNED, 1, 1, 0.2f); }
 
+/* gpt_loss reuses one block's activation memory for every block: the same loss
+ * and logits as gpt_forward, bit for bit, and gpt_backward is then refused. */
+static void test_loss_only_forward_equals_the_full_forward(void** state) {
+    GPTConfig c = tiny_config(POS_LEARNED, 1, 1);
+    GPT m;
+    gpt_build(&m, &c, B, 8);
+    int inputs[B * T], targets[B * T];
+    random_batch(inputs, targets, c.vocab_size, 3);
+    size_t n_logits = (size_t)B * T * c.vocab_size;
+    float full = gpt_forward(&m, inputs, targets, B, T);
+    assert_true(m.backward_ready);
+    float* logits = copy_tensor(m.acts.logits, n_logits);
+    float loss = gpt_loss(&m, inputs, targets, B, T);
+    assert_true(!m.backward_ready);
+    assert_true(loss == full);
+    assert_memory_equal(logits, m.acts.logits, n_logits * sizeof(float));
+    free(logits);
+    gpt_free(&m);
+}
+
 /* Dropout acts in training mode only; its masks are a function of (seed, step). */
 static void test_dropout_only_in_training_mode(void** state) {
     GPTConfig c = tiny_config(POS_LEARNED, 1, 1), cd = c;
@@ -274,6 +294,7 @@ int main(void) {
         cmocka_unit_test(test_gradients_sinusoidal_positions_untied),
         cmocka_unit_test(test_gradients_without_biases),
         cmocka_unit_test(test_gradients_with_dropout_fixed_masks),
+        cmocka_unit_test(test_loss_only_forward_equals_the_full_forward),
         cmocka_unit_test(test_dropout_only_in_training_mode),
         cmocka_unit_test(test_kv_cache_gives_the_full_forward_logits),
         cmocka_unit_test(test_no_bias_removes_exactly_the_biases),
