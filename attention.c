@@ -33,6 +33,29 @@ size_t attention_scratch_floats(int T, int C, int NH) {
     return 2 * hs * T + 2 * (size_t)QB * T;  /* k^T and v^T of a head, two (QB x T) blocks */
 }
 
+/* What forward and backward share: the head size, 1/sqrt(hs), the dropout mask
+ * (dropout.h) and the size of a thread's blocks in scratch. */
+typedef struct {
+    int hs, C3;
+    float scale, keep_scale;
+    uint32_t threshold;
+    uint64_t key;
+    size_t per_thread;
+} Heads;
+
+static Heads heads(int T, int C, int NH, float dropout, uint64_t key) {
+    Heads a = {.hs = C / NH, .C3 = 3 * C, .keep_scale = 1.0f / (1.0f - dropout),
+               .threshold = dropout_threshold(dropout), .key = key,
+               .per_thread = attention_scratch_floats(T, C, NH)};
+    a.scale = 1.0f / sqrtf((float)a.hs);
+    return a;
+}
+
+/* x through the dropout mask at index i of the (B,NH,T,T) matrix: m_i x / (1-p). */
+static inline float dropped(const Heads* a, size_t i, float x) {
+    return dropout_keep(a->key, i, a->threshold) ? x * a->keep_scale : 0.0f;
+}
+
 /* xt (hs, T) = x^T for one head (x's rows at stride C3): the products with keys
  * and values need positions along the row. */
 static void transpose_head(float* xt, const float* x, int T, int hs, int C3) {
@@ -54,15 +77,12 @@ static void block_products(float* out, const float* x, int ldx, const float* yt,
 
 void attention_forward(float* out, float* stats, float* scratch, const float* qkv, int B, int T, int C, int NH,
                        float dropout, uint64_t key) {
-    int hs = C / NH, C3 = 3 * C;
-    float scale = 1.0f / sqrtf((float)hs);
-    uint32_t threshold = dropout_threshold(dropout);
-    float keep_scale = 1.0f / (1.0f - dropout);
-    size_t per_thread = attention_scratch_floats(T, C, NH);
+    Heads a = heads(T, C, NH, dropout, key);
+    int hs = a.hs, C3 = a.C3;
     #pragma omp parallel for schedule(static)
     for (int bh = 0; bh < B * NH; bh++) {
         int b = bh / NH, h = bh % NH;
-        float* kt = scratch + (size_t)omp_get_thread_num() * per_thread;
+        float* kt = scratch + (size_t)omp_get_thread_num() * a.per_thread;
         float* w = kt + 2 * (size_t)hs * T;  /* (QB, T) scores, then weights */
         const float* q = qkv + (size_t)b * T * C3 + h * hs;
         const float* v = q + 2 * C;
@@ -74,21 +94,21 @@ void attention_forward(float* out, float* stats, float* scratch, const float* qk
             block_products(w, q, C3, kt, r0, r1, T, hs);  /* q_t . k_s */
             for (int t = r0; t < r1; t++) {
                 /* softmax of a_s = q_t.k_s / sqrt(hs) over s <= t: p_s = e^{a_s - max} / sum */
-                float* a = w + (size_t)(t - r0) * T;
+                float* p = w + (size_t)(t - r0) * T;
                 float amax = -INFINITY, sum = 0.0f;
-                for (int s = 0; s <= t; s++) { a[s] *= scale; amax = a[s] > amax ? a[s] : amax; }
-                for (int s = 0; s <= t; s++) { a[s] = exp_approx(a[s] - amax); sum += a[s]; }
+                for (int s = 0; s <= t; s++) { p[s] *= a.scale; amax = p[s] > amax ? p[s] : amax; }
+                for (int s = 0; s <= t; s++) { p[s] = exp_approx(p[s] - amax); sum += p[s]; }
                 float inv = 1.0f / sum;
                 st[2 * t] = amax;
                 st[2 * t + 1] = inv;
-                for (int s = 0; s <= t; s++) a[s] *= inv;
+                for (int s = 0; s <= t; s++) p[s] *= inv;
                 /* w = p, or dropout(p) in training: the mask is a hash of the index in
                  * the (B,NH,T,T) matrix, which is never stored */
                 if (dropout > 0.0f) {
                     size_t row = ((size_t)bh * T + t) * T;
-                    for (int s = 0; s <= t; s++) a[s] = dropout_keep(key, row + s, threshold) ? a[s] * keep_scale : 0.0f;
+                    for (int s = 0; s <= t; s++) p[s] = dropped(&a, row + s, p[s]);
                 }
-                for (int s = t + 1; s < r1; s++) a[s] = 0.0f;  /* the future: weight 0 */
+                for (int s = t + 1; s < r1; s++) p[s] = 0.0f;  /* the future: weight 0 */
                 memset(o + (size_t)t * C, 0, sizeof(float) * hs);
             }
             /* out_t = sum_s w_s v_s */
@@ -99,15 +119,12 @@ void attention_forward(float* out, float* stats, float* scratch, const float* qk
 
 void attention_backward(float* dqkv, float* scratch, const float* dout, const float* qkv, const float* stats,
                         int B, int T, int C, int NH, float dropout, uint64_t key) {
-    int hs = C / NH, C3 = 3 * C;
-    float scale = 1.0f / sqrtf((float)hs);
-    uint32_t threshold = dropout_threshold(dropout);
-    float keep_scale = 1.0f / (1.0f - dropout);
-    size_t per_thread = attention_scratch_floats(T, C, NH);
+    Heads a = heads(T, C, NH, dropout, key);
+    int hs = a.hs, C3 = a.C3;
     #pragma omp parallel for schedule(static)
     for (int bh = 0; bh < B * NH; bh++) {
         int b = bh / NH, h = bh % NH;
-        float* kt = scratch + (size_t)omp_get_thread_num() * per_thread;
+        float* kt = scratch + (size_t)omp_get_thread_num() * a.per_thread;
         float* vt = kt + (size_t)hs * T;
         float* w = vt + (size_t)hs * T;   /* (QB, T): scores, then the weights w */
         float* dw = w + (size_t)QB * T;   /* (QB, T): dw, then the score gradients */
@@ -131,22 +148,22 @@ void attention_backward(float* dqkv, float* scratch, const float* dout, const fl
             block_products(w, q, C3, kt, r0, r1, T, hs);   /* q_t . k_s */
             block_products(dw, dy, C, vt, r0, r1, T, hs);  /* undo out = w v: dw_s = dy_t . v_s */
             for (int t = r0; t < r1; t++) {
-                float* a = w + (size_t)(t - r0) * T;
-                float* da = dw + (size_t)(t - r0) * T;
+                float* p = w + (size_t)(t - r0) * T;
+                float* dp = dw + (size_t)(t - r0) * T;
                 size_t row = ((size_t)bh * T + t) * T;
                 /* the forward's p_s, bit for bit, and through the mask m_s of dropout
                  * (w_s = m_s p_s / (1-p)): dp_s = m_s dw_s / (1-p) */
                 float pdot = 0.0f;
                 for (int s = 0; s <= t; s++) {
-                    a[s] = exp_approx(a[s] * scale - st[2 * t]) * st[2 * t + 1];
-                    if (dropout > 0.0f) da[s] = dropout_keep(key, row + s, threshold) ? da[s] * keep_scale : 0.0f;
-                    pdot += a[s] * da[s];
+                    p[s] = exp_approx(p[s] * a.scale - st[2 * t]) * st[2 * t + 1];
+                    if (dropout > 0.0f) dp[s] = dropped(&a, row + s, dp[s]);
+                    pdot += p[s] * dp[s];
                 }
                 /* undo the softmax: dscore_s = p_s (dp_s - sum_r p_r dp_r), and 1/sqrt(hs) */
-                for (int s = 0; s <= t; s++) da[s] = a[s] * (da[s] - pdot) * scale;
+                for (int s = 0; s <= t; s++) dp[s] = p[s] * (dp[s] - pdot) * a.scale;
                 if (dropout > 0.0f)
-                    for (int s = 0; s <= t; s++) a[s] = dropout_keep(key, row + s, threshold) ? a[s] * keep_scale : 0.0f;
-                for (int s = t + 1; s < r1; s++) { a[s] = 0.0f; da[s] = 0.0f; }
+                    for (int s = 0; s <= t; s++) p[s] = dropped(&a, row + s, p[s]);
+                for (int s = t + 1; s < r1; s++) { p[s] = 0.0f; dp[s] = 0.0f; }
             }
             int n = r1 - r0;
             gemm_accumulate_serial(dv, C3, w, 1, T, dy + (size_t)r0 * C, C, r1, hs, n);       /* dv_s += w_s dy_t */
