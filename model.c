@@ -10,6 +10,7 @@
 
 #include <math.h>
 #include <omp.h>
+#include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 
@@ -137,6 +138,15 @@ MemoryEstimate gpt_memory_estimate(const GPTConfig* config, int max_batch) {
     };
     e.total = e.params + e.grads + e.adamw + e.acts + e.dacts + e.scratch;
     return e;
+}
+
+void gpt_memory_estimate_print(const MemoryEstimate* e, const char* extra_name, double extra_mb) {
+    const double mb = BYTES_PER_MB;
+    printf("memory estimate: %.1f MB = parameters %.1f + gradients %.1f + AdamW m,v %.1f + activations %.1f "
+           "+ their gradients %.1f + scratch %.1f", e->total / mb + (extra_name ? extra_mb : 0.0), e->params / mb,
+           e->grads / mb, e->adamw / mb, e->acts / mb, e->dacts / mb, e->scratch / mb);
+    if (extra_name) printf(" + %s %.1f", extra_name, extra_mb);
+    printf("\n");
 }
 
 /* ------------------------------------------------------------------------- */

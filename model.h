@@ -144,6 +144,10 @@ typedef struct {
     size_t total;
 } MemoryEstimate;
 MemoryEstimate gpt_memory_estimate(const GPTConfig* config, int max_batch);
+#define BYTES_PER_MB (1024.0 * 1024.0)
+/* Print "memory estimate: TOTAL MB = parameters .. + gradients .. + ..." with one more
+ * named part (extra_mb MB, e.g. the token data) unless extra_name is NULL. */
+void gpt_memory_estimate_print(const MemoryEstimate* e, const char* extra_name, double extra_mb);
 
 /* Allocate and initialise as GPT-2/nanoGPT: weights N(0,0.02), the two residual
  * output projections N(0, 0.02/sqrt(2 n_layer)), biases 0, LN weight 1.

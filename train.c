@@ -36,7 +36,6 @@ enum { STREAM_TRAIN = 1, STREAM_EVAL = 2, STREAM_SAMPLE = 3 };  /* stream 0 init
  * are measured after it, at evaluation steps. ms_per_step, tokens_per_s and
  * elapsed_s are timing; every other column repeats bit for bit. */
 #define LOG_HEADER "step,lr,train_loss,val_loss,grad_norm,ms_per_step,tokens_per_s,val_bpb,train_loss_eval,elapsed_s"
-#define MB (1024.0 * 1024.0)
 
 static void usage(FILE* f) {
     fprintf(f, "usage: ./train CONFIG [--key=value ...]\n"
@@ -192,10 +191,8 @@ int main(int argc, char** argv) {
     GPT model;
     GPTConfig mc = config_model(&cfg, data.vocab_size);
     MemoryEstimate mem = gpt_memory_estimate(&mc, cfg.batch_size);
-    double data_mb = (double)(train_data.n + val_data.n) * sizeof(uint16_t) / MB;
-    printf("memory estimate: %.1f MB = parameters %.1f + gradients %.1f + AdamW m,v %.1f + activations %.1f "
-           "+ their gradients %.1f + scratch %.1f + token data %.1f\n", mem.total / MB + data_mb, mem.params / MB,
-           mem.grads / MB, mem.adamw / MB, mem.acts / MB, mem.dacts / MB, mem.scratch / MB, data_mb);
+    gpt_memory_estimate_print(&mem, "token data",
+                              (double)(train_data.n + val_data.n) * sizeof(uint16_t) / BYTES_PER_MB);
     gpt_build(&model, &mc, cfg.batch_size, (uint64_t)cfg.seed);
     AdamW opt;
     adamw_init(&opt, model.num_params);

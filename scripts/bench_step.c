@@ -35,7 +35,6 @@
 #include "optim.h"
 #include "utils.h"
 
-#define MB (1024.0 * 1024.0)
 enum { DEFAULT_STEPS = 30, DEFAULT_WARMUP = 5, DEFAULT_EVAL_REPS = 10, DEFAULT_VOCAB = 65 };
 enum { STREAM_BENCH_BATCH = 7 };  /* a PCG32 stream of its own for the random batches */
 
@@ -106,7 +105,7 @@ static double median(double* v, int n) {
 static double peak_rss_mb(void) {
     struct rusage ru;
     if (getrusage(RUSAGE_SELF, &ru) != 0) die(EXIT_IO_FAILURE, "getrusage failed");
-    return ru.ru_maxrss * 1024.0 / MB;
+    return ru.ru_maxrss * 1024.0 / BYTES_PER_MB;
 }
 
 static void random_batch(Rng* rng, int* inputs, int* targets, int n, int vocab_size) {
@@ -184,9 +183,7 @@ int main(int argc, char** argv) {
     printf("FLOPs: %.3f G per step = 3 x forward %.3f G (matmuls %.3f, attention %.3f, logits %.3f)\n",
            flops.step * 1e-9, flops.forward * 1e-9, flops.matmuls * 1e-9, flops.attention * 1e-9,
            flops.logits * 1e-9);
-    printf("memory estimate: %.1f MB = parameters %.1f + gradients %.1f + AdamW m,v %.1f + activations %.1f "
-           "+ their gradients %.1f + scratch %.1f\n", mem.total / MB, mem.params / MB, mem.grads / MB,
-           mem.adamw / MB, mem.acts / MB, mem.dacts / MB, mem.scratch / MB);
+    gpt_memory_estimate_print(&mem, NULL, 0.0);
 
     /* ---- training steps: train.c's loop body, batch drawn outside the clock ---- */
     double* times = xmalloc(sizeof(double) * (size_t)steps, "step times");
@@ -224,7 +221,7 @@ int main(int argc, char** argv) {
         eval_times[i] = now_seconds() - t0;
     }
     double eval_ms = median(eval_times, eval_reps) * 1e3;
-    double rss = peak_rss_mb(), est = mem.total / MB;
+    double rss = peak_rss_mb(), est = mem.total / BYTES_PER_MB;
 
     printf("loss: %.4f at step 1, %.4f at step %d (random ids: about ln %d = %.2f)\n", first_loss, loss,
            warmup + steps, vocab_size, log((double)vocab_size));

@@ -112,7 +112,8 @@ static void test_gradients_without_biases(void** s) { check_every_tensor(POS_LEA
 static void test_gradients_with_dropout_fixed_masks(void** s) { check_every_tensor(POS_LEARNED, 1, 1, 0.2f); }
 
 /* gpt_loss reuses one block's activation memory for every block: the same loss
- * and logits as gpt_forward, bit for bit, and gpt_backward is then refused. */
+ * and logits as gpt_forward, bit for bit; it clears backward_ready, the flag
+ * gpt_backward checks before it runs. */
 static void test_loss_only_forward_equals_the_full_forward(void** state) {
     GPTConfig c = tiny_config(POS_LEARNED, 1, 1);
     GPT m;
