@@ -95,10 +95,11 @@ void attention_forward(float* out, float* stats, float* scratch, const float* qk
             for (int t = r0; t < r1; t++) {
                 /* softmax of a_s = q_t.k_s / sqrt(hs) over s <= t: p_s = e^{a_s - max} / sum */
                 float* p = w + (size_t)(t - r0) * T;
-                float amax = -INFINITY, sum = 0.0f;
-                for (int s = 0; s <= t; s++) { p[s] *= a.scale; amax = p[s] > amax ? p[s] : amax; }
-                for (int s = 0; s <= t; s++) { p[s] = exp_approx(p[s] - amax); sum += p[s]; }
-                float inv = 1.0f / sum;
+                int n = t + 1;
+                for (int s = 0; s < n; s++) p[s] *= a.scale;
+                float amax = lanes_max(p, n);
+                for (int s = 0; s < n; s++) p[s] = exp_approx(p[s] - amax);
+                float inv = 1.0f / lanes_sum(p, n);
                 st[2 * t] = amax;
                 st[2 * t + 1] = inv;
                 for (int s = 0; s <= t; s++) p[s] *= inv;
@@ -153,12 +154,10 @@ void attention_backward(float* dqkv, float* scratch, const float* dout, const fl
                 size_t row = ((size_t)bh * T + t) * T;
                 /* the forward's p_s, bit for bit, and through the mask m_s of dropout
                  * (w_s = m_s p_s / (1-p)): dp_s = m_s dw_s / (1-p) */
-                float pdot = 0.0f;
-                for (int s = 0; s <= t; s++) {
-                    p[s] = exp_approx(p[s] * a.scale - st[2 * t]) * st[2 * t + 1];
-                    if (dropout > 0.0f) dp[s] = dropped(&a, row + s, dp[s]);
-                    pdot += p[s] * dp[s];
-                }
+                for (int s = 0; s <= t; s++) p[s] = exp_approx(p[s] * a.scale - st[2 * t]) * st[2 * t + 1];
+                if (dropout > 0.0f)
+                    for (int s = 0; s <= t; s++) dp[s] = dropped(&a, row + s, dp[s]);
+                float pdot = lanes_dot(p, dp, t + 1);
                 /* undo the softmax: dscore_s = p_s (dp_s - sum_r p_r dp_r), and 1/sqrt(hs) */
                 for (int s = 0; s <= t; s++) dp[s] = p[s] * (dp[s] - pdot) * a.scale;
                 if (dropout > 0.0f)

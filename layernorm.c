@@ -4,62 +4,54 @@
 #include <math.h>
 #include <stddef.h>
 
-enum {
-    CHANNEL_SLICE = 16,  /* channels per OpenMP work item in the dweight/dbias pass */
-    LANES = 16,          /* a row's sums run in LANES interleaved partial sums */
-};
+#include "vmath.h"
 
-/* The row sums below are kept in LANES partial sums (lane j takes channels
- * j, j+LANES, ...) that are added up in lane order at the end: a fixed order,
- * so the same bits on any thread count, but one the compiler can run as vector
- * adds (a single running sum would have to stay scalar without -ffast-math). */
-static inline float lanes_total(const float acc[LANES]) {
-    float total = 0.0f;
-    for (int j = 0; j < LANES; j++) total += acc[j];
-    return total;
+enum { CHANNEL_SLICE = 16 };  /* channels per OpenMP work item in the dweight/dbias pass */
+
+/* One row: y = (x - m) s w + b with m the mean of x and s = 1/sqrt(var + eps).
+ * y first holds x - m: the variance (two passes, numerically safer than
+ * E[x^2] - m^2) is then a dot product of y with itself. Sums in lanes (vmath.h). */
+static inline void normalize_row(float* y, float* mean, float* rstd, const float* x,
+                                 const float* weight, const float* bias, int C) {
+    float m = lanes_sum(x, C) / C;
+    for (int c = 0; c < C; c++) y[c] = x[c] - m;
+    float s = 1.0f / sqrtf(lanes_dot(y, y, C) / C + LAYERNORM_EPS);
+    for (int c = 0; c < C; c++) y[c] = y[c] * s * weight[c] + (bias ? bias[c] : 0.0f);
+    *mean = m;
+    *rstd = s;
 }
 
 void layernorm_forward(float* out, float* mean, float* rstd, const float* inp,
                        const float* weight, const float* bias, int N, int C) {
     #pragma omp parallel for schedule(static)
+    for (int n = 0; n < N; n++)
+        normalize_row(out + (size_t)n * C, mean + n, rstd + n, inp + (size_t)n * C, weight, bias, C);
+}
+
+void residual_layernorm_forward(float* res, float* out, float* mean, float* rstd, const float* a,
+                                const float* b, const float* weight, const float* bias, int N, int C) {
+    #pragma omp parallel for schedule(static)
     for (int n = 0; n < N; n++) {
-        const float* x = inp + (size_t)n * C;
-        float acc[LANES] = {0};
-        int c = 0;
-        for (; c + LANES <= C; c += LANES)
-            for (int j = 0; j < LANES; j++) acc[j] += x[c + j];
-        float m = lanes_total(acc);
-        for (; c < C; c++) m += x[c];
-        m /= C;
-        /* two passes: numerically safer than E[x^2] - m^2 */
-        for (int j = 0; j < LANES; j++) acc[j] = 0.0f;
-        for (c = 0; c + LANES <= C; c += LANES)
-            for (int j = 0; j < LANES; j++) acc[j] += (x[c + j] - m) * (x[c + j] - m);
-        float v = lanes_total(acc);
-        for (; c < C; c++) v += (x[c] - m) * (x[c] - m);
-        v /= C;
-        float s = 1.0f / sqrtf(v + LAYERNORM_EPS);
-        float* y = out + (size_t)n * C;
-        for (c = 0; c < C; c++) y[c] = (x[c] - m) * s * weight[c] + (bias ? bias[c] : 0.0f);
-        mean[n] = m;
-        rstd[n] = s;
+        float* x = res + (size_t)n * C;
+        for (int c = 0; c < C; c++) x[c] = a[(size_t)n * C + c] + b[(size_t)n * C + c];
+        normalize_row(out + (size_t)n * C, mean + n, rstd + n, x, weight, bias, C);
     }
 }
 
-void layernorm_backward(float* dinp, float* dweight, float* dbias, const float* dout,
-                        const float* inp, const float* weight, const float* mean,
-                        const float* rstd, int N, int C) {
-    /* pass 1, per row: with xhat = (x - mean) * rstd and g = dout * weight,
-     * dx = rstd * (g - mean(g) - xhat * mean(g * xhat)) */
-    #pragma omp parallel for schedule(static)
+/* Backward pass 1, per row: with xhat = (x - mean) * rstd and g = dout * weight,
+ * dx = rstd * (g - mean(g) - xhat * mean(g * xhat)). Called inside a parallel
+ * region: the rows are shared out, and no barrier follows. */
+static void dinp_rows(float* dinp, const float* dout, const float* inp, const float* weight,
+                      const float* mean, const float* rstd, int N, int C) {
+    #pragma omp for schedule(static) nowait
     for (int n = 0; n < N; n++) {
         const float* x = inp + (size_t)n * C;
         const float* dy = dout + (size_t)n * C;
         float m = mean[n], s = rstd[n];
-        float acc_g[LANES] = {0}, acc_gx[LANES] = {0};
+        float acc_g[SUM_LANES] = {0}, acc_gx[SUM_LANES] = {0};
         int c = 0;
-        for (; c + LANES <= C; c += LANES)
-            for (int j = 0; j < LANES; j++) {
+        for (; c + SUM_LANES <= C; c += SUM_LANES)
+            for (int j = 0; j < SUM_LANES; j++) {
                 float g = dy[c + j] * weight[c + j];
                 acc_g[j] += g;
                 acc_gx[j] += g * (x[c + j] - m) * s;
@@ -78,10 +70,14 @@ void layernorm_backward(float* dinp, float* dweight, float* dbias, const float* 
             dx[c] += s * (dy[c] * weight[c] - g_mean - xhat * gx_mean);
         }
     }
-    /* pass 2, per channel: dweight = sum_n dout * xhat, dbias = sum_n dout,
-     * threads own channel slices and sum rows in order */
+}
+
+/* Backward pass 2, per channel: dweight = sum_n dout * xhat, dbias = sum_n dout.
+ * Threads own channel slices and sum the rows in order; no barrier follows. */
+static void dparams_channels(float* dweight, float* dbias, const float* dout, const float* inp,
+                             const float* mean, const float* rstd, int N, int C) {
     int slices = (C + CHANNEL_SLICE - 1) / CHANNEL_SLICE;
-    #pragma omp parallel for schedule(static)
+    #pragma omp for schedule(static) nowait
     for (int sl = 0; sl < slices; sl++) {
         int c0 = sl * CHANNEL_SLICE, c1 = c0 + CHANNEL_SLICE < C ? c0 + CHANNEL_SLICE : C;
         for (int n = 0; n < N; n++) {
@@ -93,5 +89,16 @@ void layernorm_backward(float* dinp, float* dweight, float* dbias, const float* 
                 if (dbias) dbias[c] += dy[c];
             }
         }
+    }
+}
+
+void layernorm_backward(float* dinp, float* dweight, float* dbias, const float* dout,
+                        const float* inp, const float* weight, const float* mean,
+                        const float* rstd, int N, int C) {
+    /* the two passes write different tensors: one region, one barrier at its end */
+    #pragma omp parallel
+    {
+        dinp_rows(dinp, dout, inp, weight, mean, rstd, N, C);
+        dparams_channels(dweight, dbias, dout, inp, mean, rstd, N, C);
     }
 }

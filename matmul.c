@@ -143,15 +143,12 @@ static void my_share(int n, int* i0, int* i1) {
     *i1 = (int)((long)n * (id + 1) / nt);
 }
 
-/* The whole grid of tiles, shared out in contiguous runs. */
-static void gemm_parallel(const Gemm* g) {
-    int tiles = ((g->M + MR - 1) / MR) * ((g->N + NR - 1) / NR);
-    #pragma omp parallel
-    {
-        int t0, t1;
-        my_share(tiles, &t0, &t1);
-        tile_run(g, t0, t1);
-    }
+/* The calling thread's contiguous run of the grid's tiles (inside a parallel
+ * region; the whole grid outside one). No barrier: the caller places it. */
+static void gemm_share(const Gemm* g) {
+    int t0, t1;
+    my_share(((g->M + MR - 1) / MR) * ((g->N + NR - 1) / NR), &t0, &t1);
+    tile_run(g, t0, t1);
 }
 
 void gemm_accumulate_serial(float* c, int ldc, const float* a, ptrdiff_t a_row, ptrdiff_t a_col,
@@ -163,7 +160,8 @@ void gemm_accumulate_serial(float* c, int ldc, const float* a, ptrdiff_t a_row, 
 void gemm_accumulate(float* c, int ldc, const float* a, ptrdiff_t a_row, ptrdiff_t a_col,
                      const float* b, int ldb, int M, int N, int K) {
     Gemm g = {c, ldc, 1, NULL, a, a_row, a_col, b, ldb, 0, M, N, K};
-    gemm_parallel(&g);
+    #pragma omp parallel
+    gemm_share(&g);
 }
 
 size_t matmul_scratch_floats(int C, int OC) { return (size_t)C * ((OC + NR - 1) / NR) * NR; }
@@ -191,39 +189,61 @@ void gemm_accumulate_naive(float* c, int ldc, const float* a, ptrdiff_t a_row, p
         }
 }
 
+/* The forward's product on a packed W^T, the accumulators starting from the bias:
+ * no separate pass over out. Inside a parallel region; no barrier. */
+static void forward_share(float* out, const float* inp, const float* packed, const float* bias, int BT, int C, int OC) {
+    Gemm g = {out, OC, 0, bias, inp, C, 1, packed, NR, 1, BT, OC, C};
+    gemm_share(&g);
+}
+
 void matmul_forward(float* out, const float* inp, const float* weight, const float* bias, float* scratch,
                     int BT, int C, int OC) {
-    /* out = bias + inp W^T, with W^T packed once into scratch (each thread packs its
-     * share of panels, then all wait until every panel is ready), and the
-     * accumulators starting from the bias: no separate pass over out */
-    Gemm g = {out, OC, 0, bias, inp, C, 1, scratch, NR, 1, BT, OC, C};
-    int panels = (OC + NR - 1) / NR, tiles = ((BT + MR - 1) / MR) * panels;
+    /* out = bias + inp W^T, with W^T packed once into scratch: each thread packs
+     * its share of panels, then all wait until every panel is ready */
+    int panels = (OC + NR - 1) / NR;
     #pragma omp parallel
     {
-        int i0, i1;
-        my_share(panels, &i0, &i1);
-        pack_transposed(scratch, weight, C, OC, i0, i1);
+        int p0, p1;
+        my_share(panels, &p0, &p1);
+        pack_transposed(scratch, weight, C, OC, p0, p1);
         #pragma omp barrier
-        my_share(tiles, &i0, &i1);
-        tile_run(&g, i0, i1);
+        forward_share(out, inp, scratch, bias, BT, C, OC);
     }
+}
+
+void matmul_pack(float* packed, const float* weight, int C, int OC) {
+    #pragma omp parallel
+    {
+        int p0, p1;
+        my_share((OC + NR - 1) / NR, &p0, &p1);
+        pack_transposed(packed, weight, C, OC, p0, p1);
+    }
+}
+
+void matmul_forward_packed(float* out, const float* inp, const float* packed, const float* bias,
+                           int BT, int C, int OC) {
+    #pragma omp parallel
+    forward_share(out, inp, packed, bias, BT, C, OC);
 }
 
 void matmul_backward(float* dinp, float* dweight, float* dbias,
                      const float* dout, const float* inp, const float* weight,
                      int BT, int C, int OC) {
-    /* dinp (BT, C) = dout (BT, OC) W (OC, C): the accumulators start at 0, not from dinp */
-    if (dinp) {
-        Gemm g = {dinp, C, 0, NULL, dout, OC, 1, weight, C, 0, BT, C, OC};
-        gemm_parallel(&g);
-    }
-    /* dweight (OC, C) += dout^T (OC, BT) inp (BT, C): A(o, r) = dout[r*OC + o] */
-    gemm_accumulate(dweight, C, dout, 1, OC, inp, C, OC, C, BT);
-    if (dbias) {
-        /* each thread owns a slice of outputs and sums the rows in order */
-        enum { SLICE = 16 };
-        int slices = (OC + SLICE - 1) / SLICE;
-        #pragma omp parallel for schedule(static)
+    /* Three independent products in one parallel region, without a barrier
+     * between them: a thread goes on to its share of the next as soon as it is
+     * done with the last (each output element still has one writer and one order).
+     * dinp (BT, C) = dout (BT, OC) W (OC, C): the accumulators start at 0, not from dinp.
+     * dweight (OC, C) += dout^T (OC, BT) inp (BT, C): A(o, r) = dout[r*OC + o]. */
+    Gemm gi = {dinp, C, 0, NULL, dout, OC, 1, weight, C, 0, BT, C, OC};
+    Gemm gw = {dweight, C, 1, NULL, dout, 1, OC, inp, C, 0, OC, C, BT};
+    enum { SLICE = 16 };  /* dbias outputs per work item */
+    int slices = dbias ? (OC + SLICE - 1) / SLICE : 0;
+    #pragma omp parallel
+    {
+        if (dinp) gemm_share(&gi);
+        gemm_share(&gw);
+        /* dbias: each thread owns slices of outputs and sums the rows in order */
+        #pragma omp for schedule(static) nowait
         for (int s = 0; s < slices; s++) {
             int o0 = s * SLICE, o1 = o0 + SLICE < OC ? o0 + SLICE : OC;
             for (int r = 0; r < BT; r++)

@@ -77,8 +77,8 @@ static void point_params(ParameterTensors* p, float* memory, const ParamTensorIn
 /* activation layout                                                         */
 
 /* layers: c->n_layer for the activations; 1 for their gradients, which backward
- * needs for one block at a time (the residual stream's gradient passes from block
- * to block through `encoded` and `residual3`, see gpt_backward). */
+ * needs for one block at a time (the residual stream's gradient is one buffer,
+ * `encoded`, updated in place by every block: see gpt_backward). */
 static size_t point_activations(ActivationTensors* a, float* memory, const GPTConfig* c, int B, int layers) {
     size_t T = c->block_size, C = c->n_embd, L = layers, NH = c->n_head, V = c->vocab_size;
     size_t BT = (size_t)B * T;
@@ -108,14 +108,44 @@ static size_t point_activations(ActivationTensors* a, float* memory, const GPTCo
     return total;
 }
 
+/* The linear layers of a block, and the output layer (block index n_layer). */
+typedef enum { LIN_QKV, LIN_ATTPROJ, LIN_FC, LIN_FCPROJ, NUM_BLOCK_LINEAR, LIN_HEAD = NUM_BLOCK_LINEAR } Linear;
+
+/* in (C) and out (OC) features of a linear layer: its W is (OC, C) */
+static void linear_shape(const GPTConfig* c, Linear which, int* in, int* out) {
+    int C = c->n_embd;
+    int shapes[][2] = {{C, 3 * C}, {C, C}, {C, 4 * C}, {4 * C, C}, {C, c->vocab_size}};
+    *in = shapes[which][0];
+    *out = shapes[which][1];
+}
+
+static size_t packed_size(const GPTConfig* c, Linear which) {
+    int in, out;
+    linear_shape(c, which, &in, &out);
+    return matmul_scratch_floats(in, out);
+}
+
+/* Where layer `which` of block l (LIN_HEAD: l ignored) keeps its packed W^T in
+ * packed_weights: block after block, then the output layer. */
+static size_t packed_offset(const GPTConfig* c, int l, Linear which) {
+    size_t per_block = 0, before = 0;
+    for (int w = 0; w < NUM_BLOCK_LINEAR; w++) {
+        if (w == (int)which) before = per_block;
+        per_block += packed_size(c, (Linear)w);
+    }
+    return which == LIN_HEAD ? (size_t)c->n_layer * per_block : (size_t)l * per_block + before;
+}
+
+static size_t packed_floats(const GPTConfig* c) {
+    return packed_offset(c, 0, LIN_HEAD) + packed_size(c, LIN_HEAD);
+}
+
 /* scratch holds the packed W^T of the forward's widest linear layer, or
  * attention's blocks for each of `threads` threads (never both at once) */
 static size_t scratch_floats(const GPTConfig* c, int threads) {
-    int C = c->n_embd;
-    size_t need = (size_t)threads * attention_scratch_floats(c->block_size, C, c->n_head);
-    int shapes[][2] = {{C, 3 * C}, {C, 4 * C}, {4 * C, C}, {C, c->vocab_size}};  /* (in, out) */
-    for (int i = 0; i < 4; i++) {
-        size_t n = matmul_scratch_floats(shapes[i][0], shapes[i][1]);
+    size_t need = (size_t)threads * attention_scratch_floats(c->block_size, c->n_embd, c->n_head);
+    for (int w = 0; w <= LIN_HEAD; w++) {
+        size_t n = packed_size(c, (Linear)w);
         need = n > need ? n : need;
     }
     return need;
@@ -135,16 +165,17 @@ MemoryEstimate gpt_memory_estimate(const GPTConfig* config, int max_batch) {
         .acts = num_acts * sizeof(float),
         .dacts = num_dacts * sizeof(float),
         .scratch = scratch_floats(config, omp_get_max_threads()) * sizeof(float),
+        .packed = max_batch > 0 ? packed_floats(config) * sizeof(float) : 0,
     };
-    e.total = e.params + e.grads + e.adamw + e.acts + e.dacts + e.scratch;
+    e.total = e.params + e.grads + e.adamw + e.acts + e.dacts + e.scratch + e.packed;
     return e;
 }
 
 void gpt_memory_estimate_print(const MemoryEstimate* e, const char* extra_name, double extra_mb) {
     const double mb = BYTES_PER_MB;
     printf("memory estimate: %.1f MB = parameters %.1f + gradients %.1f + AdamW m,v %.1f + activations %.1f "
-           "+ their gradients %.1f + scratch %.1f", e->total / mb + (extra_name ? extra_mb : 0.0), e->params / mb,
-           e->grads / mb, e->adamw / mb, e->acts / mb, e->dacts / mb, e->scratch / mb);
+           "+ their gradients %.1f + scratch %.1f + packed weights %.1f", e->total / mb + (extra_name ? extra_mb : 0.0),
+           e->params / mb, e->grads / mb, e->adamw / mb, e->acts / mb, e->dacts / mb, e->scratch / mb, e->packed / mb);
     if (extra_name) printf(" + %s %.1f", extra_name, extra_mb);
     printf("\n");
 }
@@ -183,6 +214,7 @@ void gpt_build(GPT* m, const GPTConfig* config, int max_batch, uint64_t seed) {
         m->dacts_memory = xmalloc(m->num_dactivations * sizeof(float), "activation gradients");
         point_activations(&m->acts, m->acts_memory, c, max_batch, c->n_layer);
         point_activations(&m->dacts, m->dacts_memory, c, max_batch, 1);
+        m->packed_weights = xmalloc(packed_floats(c) * sizeof(float), "packed weights");
     }
 
     if (c->pos_encoding == POS_SINUSOIDAL) {
@@ -214,7 +246,7 @@ static uint64_t drop_key(const GPT* m, int layer, DropoutSite site) {
 void gpt_free(GPT* m) {
     free(m->params_memory); free(m->grads_memory);
     free(m->acts_memory); free(m->dacts_memory);
-    free(m->pe_table); free(m->scratch);
+    free(m->pe_table); free(m->scratch); free(m->packed_weights);
     free(m->inputs); free(m->targets);
     memset(m, 0, sizeof(*m));
 }
@@ -226,17 +258,41 @@ void gpt_free(GPT* m) {
  * when bias = 0; the kernels then skip them). */
 static inline float* at(float* base, size_t offset) { return base ? base + offset : NULL; }
 
-/* out = a + b: the residual connection. */
-static void residual_forward(float* out, const float* a, const float* b, size_t n) {
+/* The gradient a residual branch receives: dx itself, or with dropout on the
+ * branch's output, dx through the forward's mask, copied into `buffer` (dx goes
+ * on unmasked to the other side of the sum). */
+static const float* branch_grad(float* buffer, const float* dx, size_t n, float pdrop, uint64_t key) {
+    if (pdrop <= 0.0f) return dx;
     #pragma omp parallel for schedule(static)
-    for (size_t i = 0; i < n; i++) out[i] = a[i] + b[i];
+    for (size_t i = 0; i < n; i++) buffer[i] = dx[i];
+    dropout_backward(buffer, n, pdrop, key);
+    return buffer;
 }
 
-/* The sum passes its gradient unchanged to both branches: da = db = dout (the
- * first write to both; the layernorm branch adds to da later). */
-static void residual_backward(float* da, float* db, const float* dout, size_t n) {
-    #pragma omp parallel for schedule(static)
-    for (size_t i = 0; i < n; i++) { da[i] = dout[i]; db[i] = dout[i]; }
+/* W and b (NULL when the model has no biases) of a linear layer */
+static void linear_params(const GPT* m, int l, Linear which, const float** w, const float** b) {
+    const ParameterTensors* p = &m->params;
+    size_t C = m->config.n_embd;
+    switch (which) {
+    case LIN_QKV:     *w = p->qkvw + l * 3 * C * C;    *b = at(p->qkvb, l * 3 * C); break;
+    case LIN_ATTPROJ: *w = p->attprojw + l * C * C;    *b = at(p->attprojb, l * C); break;
+    case LIN_FC:      *w = p->fcw + l * 4 * C * C;     *b = at(p->fcb, l * 4 * C); break;
+    case LIN_FCPROJ:  *w = p->fcprojw + l * 4 * C * C; *b = at(p->fcprojb, l * C); break;
+    default:          *w = p->lm_head;                 *b = NULL; break;  /* E when tied */
+    }
+}
+
+/* out (BT, OC) = inp (BT, C) W^T + b for a linear layer: on the packed copy of
+ * W^T that gpt_mean_loss made, or packing W^T now (the same bits either way). */
+static void linear_forward(GPT* m, int l, Linear which, float* out, const float* inp, int BT) {
+    int C, OC;
+    const float *w, *b;
+    linear_shape(&m->config, which, &C, &OC);
+    linear_params(m, l, which, &w, &b);
+    if (m->packed_ready)
+        matmul_forward_packed(out, inp, m->packed_weights + packed_offset(&m->config, l, which), b, BT, C, OC);
+    else
+        matmul_forward(out, inp, w, b, m->scratch, BT, C, OC);
 }
 
 /* keep = 1: every block's activations stay for gpt_backward. keep = 0: each block
@@ -269,10 +325,14 @@ static float forward(GPT* m, const int* inputs, const int* targets, int B, int T
     m->forward_dropout = pdrop;
     dropout_forward(a.encoded, BTC, pdrop, drop_key(m, 0, DROP_EMBED));
 
+    /* Each residual sum runs in one pass with the layer norm that reads it: the
+     * sum after the attention with LN2, the sum after the MLP with the next
+     * block's LN1 (or LNf after the last block). */
+    layernorm_forward(a.ln1, a.ln1_mean, a.ln1_rstd, a.encoded, p.ln1w, at(p.ln1b, 0), BT, C);
     const float* x = a.encoded;  /* the residual stream entering block l */
     for (int l = 0; l < L; l++) {
         size_t s = keep ? (size_t)l : 0;  /* the activation slot of block l */
-        float* ln1 = a.ln1 + s * BTC;
+        float* ln1 = a.ln1 + s * BTC;     /* LN1(x), already computed */
         float* qkv = a.qkv + s * BTC * 3;
         float* atty = a.atty + s * BTC;
         float* attproj = a.attproj + s * BTC;
@@ -285,27 +345,31 @@ static float forward(GPT* m, const int* inputs, const int* targets, int B, int T
         float* att_stats = a.att_stats + s * B * NH * T * 2;
 
         /* x = x + attn(LN1(x)) */
-        layernorm_forward(ln1, a.ln1_mean + s * BT, a.ln1_rstd + s * BT, x,
-                          p.ln1w + l * C, at(p.ln1b, l * C), BT, C);
-        matmul_forward(qkv, ln1, p.qkvw + (size_t)l * 3 * C * C, at(p.qkvb, l * 3 * C), m->scratch, BT, C, 3 * C);
+        linear_forward(m, l, LIN_QKV, qkv, ln1, BT);
         attention_forward(atty, att_stats, m->scratch, qkv, B, T, C, NH, pdrop, drop_key(m, l, DROP_ATTN));
-        matmul_forward(attproj, atty, p.attprojw + (size_t)l * C * C, at(p.attprojb, l * C), m->scratch, BT, C, C);
+        linear_forward(m, l, LIN_ATTPROJ, attproj, atty, BT);
         dropout_forward(attproj, BTC, pdrop, drop_key(m, l, DROP_ATTN_RESID));
-        residual_forward(residual2, x, attproj, BTC);
+        residual_layernorm_forward(residual2, ln2, a.ln2_mean + s * BT, a.ln2_rstd + s * BT, x, attproj,
+                                   p.ln2w + l * C, at(p.ln2b, l * C), BT, C);
         /* x = x + mlp(LN2(x)) */
-        layernorm_forward(ln2, a.ln2_mean + s * BT, a.ln2_rstd + s * BT, residual2,
-                          p.ln2w + l * C, at(p.ln2b, l * C), BT, C);
-        matmul_forward(fch, ln2, p.fcw + (size_t)l * 4 * C * C, at(p.fcb, l * 4 * C), m->scratch, BT, C, 4 * C);
+        linear_forward(m, l, LIN_FC, fch, ln2, BT);
         gelu_forward(fch_gelu, fch, BTC * 4);
-        matmul_forward(fcproj, fch_gelu, p.fcprojw + (size_t)l * 4 * C * C, at(p.fcprojb, l * C), m->scratch, BT, 4 * C, C);
+        linear_forward(m, l, LIN_FCPROJ, fcproj, fch_gelu, BT);
         dropout_forward(fcproj, BTC, pdrop, drop_key(m, l, DROP_MLP_RESID));
-        residual_forward(residual3, residual2, fcproj, BTC);
+        if (l + 1 < L) {
+            size_t sn = keep ? (size_t)l + 1 : 0;  /* block l+1's slot */
+            residual_layernorm_forward(residual3, a.ln1 + sn * BTC, a.ln1_mean + sn * BT, a.ln1_rstd + sn * BT,
+                                       residual2, fcproj, p.ln1w + (l + 1) * C, at(p.ln1b, (l + 1) * C), BT, C);
+        } else {
+            /* h = LNf(x) */
+            residual_layernorm_forward(residual3, a.lnf, a.lnf_mean, a.lnf_rstd, residual2, fcproj,
+                                       p.lnfw, p.lnfb, BT, C);
+        }
         x = residual3;
     }
 
-    /* h = LNf(x);  z = h E^T (tied: lm_head is E itself), no bias */
-    layernorm_forward(a.lnf, a.lnf_mean, a.lnf_rstd, x, p.lnfw, p.lnfb, BT, C);
-    matmul_forward(a.logits, a.lnf, p.lm_head, NULL, m->scratch, BT, C, V);
+    /* z = h E^T (tied: lm_head is E itself), no bias */
+    linear_forward(m, L, LIN_HEAD, a.logits, a.lnf, BT);
 
     m->mean_loss = targets ? crossentropy_forward(a.probs, a.losses, a.logits, targets, BT, V) : -1.0f;
     m->backward_ready = keep && targets;
@@ -318,6 +382,29 @@ float gpt_forward(GPT* m, const int* inputs, const int* targets, int B, int T) {
 
 float gpt_loss(GPT* m, const int* inputs, const int* targets, int B, int T) {
     return forward(m, inputs, targets, B, T, 0);
+}
+
+float gpt_mean_loss(GPT* m, int n_batches, NextBatch next_batch, void* ctx, int* inputs, int* targets,
+                    int B, int T) {
+    /* the weights cannot change during this call: pack every W^T once, not once per forward */
+    for (int l = 0; l < m->config.n_layer; l++)
+        for (int w = 0; w < NUM_BLOCK_LINEAR; w++) {
+            int C, OC;
+            const float *weight, *bias;
+            linear_shape(&m->config, (Linear)w, &C, &OC);
+            linear_params(m, l, (Linear)w, &weight, &bias);
+            matmul_pack(m->packed_weights + packed_offset(&m->config, l, (Linear)w), weight, C, OC);
+        }
+    matmul_pack(m->packed_weights + packed_offset(&m->config, 0, LIN_HEAD), m->params.lm_head,
+                m->config.n_embd, m->config.vocab_size);
+    m->packed_ready = 1;
+    double total = 0.0;
+    for (int i = 0; i < n_batches; i++) {
+        next_batch(ctx, inputs, targets);
+        total += forward(m, inputs, targets, B, T, 0);
+    }
+    m->packed_ready = 0;  /* stale as soon as this returns: the caller may change the weights */
+    return (float)(total / n_batches);
 }
 
 /* ------------------------------------------------------------------------- */
@@ -337,13 +424,14 @@ void gpt_backward(GPT* m) {
     ActivationTensors a = m->acts, d = m->dacts;
     float pdrop = m->forward_dropout;  /* the masks of the forward: same keys */
     /* The gradients of one block's activations (d.ln1 .. d.fcproj) are reused by
-     * every block; the residual stream's gradient alternates between d.residual3
-     * and d.encoded, starting where it ends in d.encoded after block 0. Each is
-     * first written whole (kernels.h), so none needs zeroing but the stream's start. */
-    float* dstream = L % 2 == 0 ? d.encoded : d.residual3;   /* d(output of block L-1) */
-    float* dother = L % 2 == 0 ? d.residual3 : d.encoded;
+     * every block. The residual stream's gradient lives in one buffer, dx, updated
+     * in place from the top of the network to the bottom: at a sum x + f(LN(x)) the
+     * gradient reaches the branch f unchanged (dx itself is the branch's dout) and
+     * LN's backward then adds its part to dx. Every other gradient is first written
+     * whole (kernels.h), so only dx needs zeroing. */
+    float* dx = d.encoded;
     #pragma omp parallel for schedule(static)
-    for (size_t i = 0; i < BTC; i++) dstream[i] = 0.0f;
+    for (size_t i = 0; i < BTC; i++) dx[i] = 0.0f;
 
     /* loss = mean_n -log softmax(z_n)[y_n]  ->  dz = (probs - onehot(y)) / (B*T) */
     crossentropy_backward(d.logits, a.probs, m->targets, BT, V);
@@ -351,44 +439,39 @@ void gpt_backward(GPT* m) {
      * this is the DENSE part of dE, every row of E gets a gradient from every position. */
     matmul_backward(d.lnf, g.lm_head, NULL, d.logits, a.lnf, p.lm_head, BT, C, V);
     const float* x_last = a.residual3 + (L - 1) * BTC;
-    layernorm_backward(dstream, g.lnfw, g.lnfb, d.lnf, x_last, p.lnfw, a.lnf_mean, a.lnf_rstd, BT, C);
+    layernorm_backward(dx, g.lnfw, g.lnfb, d.lnf, x_last, p.lnfw, a.lnf_mean, a.lnf_rstd, BT, C);
 
     for (int l = L - 1; l >= 0; l--) {
         const float* x = l == 0 ? a.encoded : a.residual3 + (l - 1) * BTC;  /* block input */
-        float* dx_in = dother;         /* d(block input) */
-        float* dresidual3 = dstream;   /* d(block output) */
         const float* att_stats = a.att_stats + (size_t)l * B * NH * T * 2;
 
-        /* undo x = x + mlp(LN2(x)) */
-        residual_backward(d.residual2, d.fcproj, dresidual3, BTC);
-        dropout_backward(d.fcproj, BTC, pdrop, drop_key(m, l, DROP_MLP_RESID));
+        /* undo x = x + mlp(LN2(x)): dx is d(block output) */
+        const float* dbranch = branch_grad(d.fcproj, dx, BTC, pdrop, drop_key(m, l, DROP_MLP_RESID));
         matmul_backward(d.fch_gelu, g.fcprojw + (size_t)l * 4 * C * C, at(g.fcprojb, l * C),
-                        d.fcproj, a.fch_gelu + l * BTC * 4, p.fcprojw + (size_t)l * 4 * C * C, BT, 4 * C, C);
+                        dbranch, a.fch_gelu + l * BTC * 4, p.fcprojw + (size_t)l * 4 * C * C, BT, 4 * C, C);
         gelu_backward(d.fch, a.fch + l * BTC * 4, d.fch_gelu, BTC * 4);
         matmul_backward(d.ln2, g.fcw + (size_t)l * 4 * C * C, at(g.fcb, l * 4 * C),
                         d.fch, a.ln2 + l * BTC, p.fcw + (size_t)l * 4 * C * C, BT, C, 4 * C);
-        layernorm_backward(d.residual2, g.ln2w + l * C, at(g.ln2b, l * C), d.ln2,
+        layernorm_backward(dx, g.ln2w + l * C, at(g.ln2b, l * C), d.ln2,
                            a.residual2 + l * BTC, p.ln2w + l * C, a.ln2_mean + l * BT, a.ln2_rstd + l * BT, BT, C);
-        /* undo x = x + attn(LN1(x)) */
-        residual_backward(dx_in, d.attproj, d.residual2, BTC);
-        dropout_backward(d.attproj, BTC, pdrop, drop_key(m, l, DROP_ATTN_RESID));
+        /* undo x = x + attn(LN1(x)): dx is now d(residual2) */
+        dbranch = branch_grad(d.attproj, dx, BTC, pdrop, drop_key(m, l, DROP_ATTN_RESID));
         matmul_backward(d.atty, g.attprojw + (size_t)l * C * C, at(g.attprojb, l * C),
-                        d.attproj, a.atty + l * BTC, p.attprojw + (size_t)l * C * C, BT, C, C);
+                        dbranch, a.atty + l * BTC, p.attprojw + (size_t)l * C * C, BT, C, C);
         attention_backward(d.qkv, m->scratch, d.atty, a.qkv + l * BTC * 3, att_stats, B, T, C, NH,
                            pdrop, drop_key(m, l, DROP_ATTN));
         matmul_backward(d.ln1, g.qkvw + (size_t)l * 3 * C * C, at(g.qkvb, l * 3 * C),
                         d.qkv, a.ln1 + l * BTC, p.qkvw + (size_t)l * 3 * C * C, BT, C, 3 * C);
-        layernorm_backward(dx_in, g.ln1w + l * C, at(g.ln1b, l * C), d.ln1,
+        layernorm_backward(dx, g.ln1w + l * C, at(g.ln1b, l * C), d.ln1,
                            x, p.ln1w + l * C, a.ln1_mean + l * BT, a.ln1_rstd + l * BT, BT, C);
-        dother = dstream;
-        dstream = dx_in;
+        /* dx is now d(block input) = d(output of block l-1) */
     }
 
     /* undo x_t = s E[i_t] + PE_t: dE += s * (SPARSE row scatter: only rows of tokens in
      * the batch); dPE += dx summed over the batch (learned positions only). With tied
      * weights dE now holds (lookup scatter) + (output projection). */
-    dropout_backward(d.encoded, BTC, pdrop, drop_key(m, 0, DROP_EMBED));
-    encoder_backward(g.wte, g.wpe, d.encoded, m->inputs, c->embed_scale, B, T, C);
+    dropout_backward(dx, BTC, pdrop, drop_key(m, 0, DROP_EMBED));
+    encoder_backward(g.wte, g.wpe, dx, m->inputs, c->embed_scale, B, T, C);
 }
 
 /* ------------------------------------------------------------------------- */

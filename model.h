@@ -105,6 +105,8 @@ typedef struct {
     size_t num_dactivations;               /* floats in dacts_memory (one block: see gpt_backward) */
     float* pe_table;                       /* (block_size, C) sinusoid table, or NULL */
     float* scratch;                        /* packed W^T in matmul_forward; attention's blocks */
+    float* packed_weights;                 /* every linear layer's W^T, packed by gpt_mean_loss */
+    int packed_ready;                      /* 1 only while gpt_mean_loss runs: the forward uses them */
     int scratch_threads;                   /* the thread count scratch was sized for */
     int* inputs;                           /* (B,T) ids of the last forward */
     int* targets;                          /* (B,T) or unused when forward had none */
@@ -141,6 +143,7 @@ typedef struct {
     size_t params, grads, adamw;   /* num_params floats each; adamw holds m and v */
     size_t acts, dacts;            /* activations and their gradients */
     size_t scratch;                /* packed W^T, or attention's per-thread blocks */
+    size_t packed;                 /* every linear layer's W^T packed, for evaluation */
     size_t total;
 } MemoryEstimate;
 MemoryEstimate gpt_memory_estimate(const GPTConfig* config, int max_batch);
@@ -168,6 +171,14 @@ float gpt_forward(GPT* model, const int* inputs, const int* targets, int B, int 
 /* The same loss, bit for bit, for evaluation: every block reuses the first block's
  * activation memory, so gpt_backward cannot follow (it refuses). */
 float gpt_loss(GPT* model, const int* inputs, const int* targets, int B, int T);
+/* The mean of gpt_loss over n_batches batches that next_batch(ctx, inputs, targets)
+ * writes one after another into the caller's buffers (B*T ids each): an
+ * evaluation. Each linear layer's W^T is packed once for all the batches, so this
+ * is faster than calling gpt_loss in a loop, and gives the same bits as
+ * (float)(sum of the gpt_loss values in double / n_batches). */
+typedef void (*NextBatch)(void* ctx, int* inputs, int* targets);
+float gpt_mean_loss(GPT* model, int n_batches, NextBatch next_batch, void* ctx, int* inputs, int* targets,
+                    int B, int T);
 void gpt_zero_grad(GPT* model);
 /* Gradients of the mean loss of the last forward (which must have had targets),
  * accumulated into model->grads. */

@@ -8,7 +8,10 @@
 
 #define PI 3.14159265358979323846
 #define CLIP_EPS 1e-6f
-enum { NORM_CHUNK = 1 << 14 };  /* fixed partition of the gradient for the norm */
+enum {
+    NORM_CHUNK = 1 << 14,  /* fixed partition of the gradient for the norm */
+    NORM_LANES = 16,       /* partial sums per chunk */
+};
 
 void adamw_init(AdamW* opt, size_t num_params) {
     opt->m = xcalloc(num_params, sizeof(float), "AdamW first moment");
@@ -29,6 +32,10 @@ void adamw_update(AdamW* opt, float* params, const float* grads, const ParamTens
     /* the bias corrections in double, as PyTorch computes its scalars */
     float bias2_sqrt = (float)sqrt(1.0 - pow(beta2, opt->step));
     float step_size = (float)(lr / (1.0 - pow(beta1, opt->step)));
+    /* one parallel region for all tensors, each split over threads without a
+     * barrier between them (nowait): the update is elementwise, so any split
+     * gives the same bits, and small tensors cost no fork/join of their own */
+    #pragma omp parallel
     for (int t = 0; t < num_tensors; t++) {
         const ParamTensorInfo* info = &tensors[t];
         float decay = info->decay ? 1.0f - lr * weight_decay : 1.0f;
@@ -36,7 +43,7 @@ void adamw_update(AdamW* opt, float* params, const float* grads, const ParamTens
         const float* g = grads + info->offset;
         float* m = opt->m + info->offset;
         float* v = opt->v + info->offset;
-        #pragma omp parallel for schedule(static)
+        #pragma omp for schedule(static) nowait
         for (size_t i = 0; i < info->size; i++) {
             m[i] = beta1 * m[i] + (1.0f - beta1) * g[i];
             v[i] = beta2 * v[i] + (1.0f - beta2) * g[i] * g[i];
@@ -60,8 +67,15 @@ float grad_global_norm(const float* grads, size_t n) {
     #pragma omp parallel for schedule(static)
     for (size_t c = 0; c < chunks; c++) {
         size_t i0 = c * NORM_CHUNK, i1 = i0 + NORM_CHUNK < n ? i0 + NORM_CHUNK : n;
+        /* in NORM_LANES interleaved double sums (a single running sum would be one
+         * serial chain of adds): a fixed order, vector adds */
+        double acc[NORM_LANES] = {0};
+        size_t i = i0;
+        for (; i + NORM_LANES <= i1; i += NORM_LANES)
+            for (int j = 0; j < NORM_LANES; j++) acc[j] += (double)grads[i + j] * grads[i + j];
         double s = 0.0;
-        for (size_t i = i0; i < i1; i++) s += (double)grads[i] * grads[i];
+        for (int j = 0; j < NORM_LANES; j++) s += acc[j];
+        for (; i < i1; i++) s += (double)grads[i] * grads[i];
         partial[c] = s;
     }
     double total = 0.0;

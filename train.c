@@ -44,15 +44,19 @@ static void usage(FILE* f) {
 }
 
 /* Mean loss over eval_iters batches of one split, always the same batches. */
+typedef struct { const DataLoader* dl; Rng rng; int B, T; } EvalBatches;
+
+static void next_eval_batch(void* ctx, int* inputs, int* targets) {
+    EvalBatches* e = ctx;
+    dataloader_next_batch(e->dl, &e->rng, inputs, targets, e->B, e->T);
+}
+
+/* The mean loss over eval_iters batches of one split, drawn from a fixed stream:
+ * every evaluation sees the same batches. Eval mode: no dropout. */
 static float evaluate(GPT* model, const DataLoader* dl, const TrainConfig* cfg, int* inputs, int* targets) {
-    Rng rng;
-    rng_seed(&rng, (uint64_t)cfg->seed, STREAM_EVAL);
-    double total = 0.0;
-    for (int i = 0; i < cfg->eval_iters; i++) {
-        dataloader_next_batch(dl, &rng, inputs, targets, cfg->batch_size, cfg->block_size);
-        total += gpt_loss(model, inputs, targets, cfg->batch_size, cfg->block_size);  /* eval mode: no dropout */
-    }
-    return (float)(total / cfg->eval_iters);
+    EvalBatches e = {.dl = dl, .B = cfg->batch_size, .T = cfg->block_size};
+    rng_seed(&e.rng, (uint64_t)cfg->seed, STREAM_EVAL);
+    return gpt_mean_loss(model, cfg->eval_iters, next_eval_batch, &e, inputs, targets, e.B, e.T);
 }
 
 static void format_duration(double seconds, char* out, size_t len) {

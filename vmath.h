@@ -1,4 +1,4 @@
-/* vmath.h: e^x in a form the compiler can vectorise.
+/* vmath.h: e^x and row sums in forms the compiler can vectorise.
  *
  * glibc's expf and tanhf are scalar calls, and GCC only swaps in vector versions
  * under -ffast-math (which this project does not use: it would reorder sums).
@@ -41,6 +41,54 @@ static inline float exp_approx(float x) {
     /* 2^n: n + 127 in the exponent field (the low bits of t minus those of EXP_ROUND) */
     scale.u = (t.u - 0x4B400000u + 127u) << 23;
     return p * scale.f;
+}
+
+/* Sums over a row in SUM_LANES interleaved partial sums (lane j takes elements
+ * j, j + SUM_LANES, ...), added up in lane order at the end, then the remainder:
+ * one fixed order, so the same bits on any thread count, but one the compiler
+ * can run as vector adds (a single running sum would stay scalar without
+ * -ffast-math). */
+enum { SUM_LANES = 16 };
+
+static inline float lanes_total(const float acc[SUM_LANES]) {
+    float total = 0.0f;
+    for (int j = 0; j < SUM_LANES; j++) total += acc[j];
+    return total;
+}
+
+/* x[0] + ... + x[n-1] in the lane order above */
+static inline float lanes_sum(const float* x, int n) {
+    float acc[SUM_LANES] = {0};
+    int i = 0;
+    for (; i + SUM_LANES <= n; i += SUM_LANES)
+        for (int j = 0; j < SUM_LANES; j++) acc[j] += x[i + j];
+    float total = lanes_total(acc);
+    for (; i < n; i++) total += x[i];
+    return total;
+}
+
+/* x . y in the lane order above */
+static inline float lanes_dot(const float* x, const float* y, int n) {
+    float acc[SUM_LANES] = {0};
+    int i = 0;
+    for (; i + SUM_LANES <= n; i += SUM_LANES)
+        for (int j = 0; j < SUM_LANES; j++) acc[j] += x[i + j] * y[i + j];
+    float total = lanes_total(acc);
+    for (; i < n; i++) total += x[i] * y[i];
+    return total;
+}
+
+/* max(x[0..n)), n >= 1 (a max is exact: lanes change nothing but the speed) */
+static inline float lanes_max(const float* x, int n) {
+    float acc[SUM_LANES];
+    for (int j = 0; j < SUM_LANES; j++) acc[j] = x[0];
+    int i = 0;
+    for (; i + SUM_LANES <= n; i += SUM_LANES)
+        for (int j = 0; j < SUM_LANES; j++) acc[j] = x[i + j] > acc[j] ? x[i + j] : acc[j];
+    float m = acc[0];
+    for (int j = 1; j < SUM_LANES; j++) m = acc[j] > m ? acc[j] : m;
+    for (; i < n; i++) m = x[i] > m ? x[i] : m;
+    return m;
 }
 
 #endif

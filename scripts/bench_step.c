@@ -115,6 +115,13 @@ static void random_batch(Rng* rng, int* inputs, int* targets, int n, int vocab_s
     }
 }
 
+typedef struct { Rng rng; int n, vocab_size; } RandomBatches;
+
+static void next_random_batch(void* ctx, int* inputs, int* targets) {
+    RandomBatches* rb = ctx;
+    random_batch(&rb->rng, inputs, targets, rb->n, rb->vocab_size);
+}
+
 /* "--name=N" with N a positive integer: 1 and *out set; another option: 0. */
 static int int_option(const char* arg, const char* name, int* out) {
     size_t n = strlen(name);
@@ -210,17 +217,18 @@ int main(int argc, char** argv) {
     double ms_median = median(times, steps) * 1e3;  /* sorts times: then the first is the least */
     double ms_min = times[0] * 1e3, ms_max = times[steps - 1] * 1e3;
 
-    /* ---- one evaluation forward (eval mode, gpt_loss, as train.c's evaluate) ---- */
-    double* eval_times = xmalloc(sizeof(double) * (size_t)eval_reps, "eval times");
+    /* ---- evaluation forwards (gpt_mean_loss over eval_reps batches, as train.c's
+     * evaluate): the time per forward, the median of EVAL_ROUNDS such evaluations ---- */
+    enum { EVAL_ROUNDS = 3 };
+    double eval_times[EVAL_ROUNDS];
+    RandomBatches rb = {.rng = rng, .n = B * T, .vocab_size = vocab_size};
     gpt_eval_mode(&model);
-    for (int i = 0; i < eval_reps; i++) {
-        random_batch(&rng, inputs, targets, B * T, vocab_size);
+    for (int i = 0; i < EVAL_ROUNDS; i++) {
         double t0 = now_seconds();
-        gpt_eval_mode(&model);
-        gpt_loss(&model, inputs, targets, B, T);
-        eval_times[i] = now_seconds() - t0;
+        gpt_mean_loss(&model, eval_reps, next_random_batch, &rb, inputs, targets, B, T);
+        eval_times[i] = (now_seconds() - t0) / eval_reps;
     }
-    double eval_ms = median(eval_times, eval_reps) * 1e3;
+    double eval_ms = median(eval_times, EVAL_ROUNDS) * 1e3;
     double rss = peak_rss_mb(), est = mem.total / BYTES_PER_MB;
 
     printf("loss: %.4f at step 1, %.4f at step %d (random ids: about ln %d = %.2f)\n", first_loss, loss,
@@ -228,7 +236,7 @@ int main(int argc, char** argv) {
     printf("train step: median %.2f ms, min %.2f, mean %.2f, max %.2f over %d steps after %d warmup: "
            "%.0f tokens/s, %.1f GFLOP/s\n", ms_median, ms_min, ms_mean, ms_max, steps, warmup,
            B * T / (ms_median * 1e-3), flops.step / (ms_median * 1e-3) * 1e-9);
-    printf("eval forward: median %.2f ms over %d: %.1f GFLOP/s\n", eval_ms, eval_reps,
+    printf("eval forward: %.2f ms (the median of %d evaluations of %d batches): %.1f GFLOP/s\n", eval_ms, EVAL_ROUNDS, eval_reps,
            flops.forward / (eval_ms * 1e-3) * 1e-9);
     printf("peak RSS: %.1f MB (%.1f MB before the model), estimate %.1f MB: RSS / estimate %.2f\n", rss, rss_base, est,
            rss / est);
@@ -239,7 +247,6 @@ int main(int argc, char** argv) {
            flops.step / (ms_median * 1e-3) * 1e-9, eval_ms, rss_base, rss, est, rss / est);
 
     free(times);
-    free(eval_times);
     free(inputs);
     free(targets);
     adamw_free(&opt);

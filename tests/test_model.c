@@ -132,6 +132,39 @@ static void test_loss_only_forward_equals_the_full_forward(void** state) {
     gpt_free(&m);
 }
 
+/* gpt_mean_loss packs every W^T once and runs the loss-only forward on the packed
+ * copies: the same bits as the mean of gpt_loss over the same batches (each of
+ * which packs afresh). The batches come from the callback in order. */
+typedef struct { uint64_t next_seed; int V, calls; } SeededBatches;
+
+static void next_seeded_batch(void* ctx, int* inputs, int* targets) {
+    SeededBatches* sb = ctx;
+    random_batch(inputs, targets, sb->V, sb->next_seed++);
+    sb->calls++;
+}
+
+static void test_mean_loss_equals_the_mean_of_single_losses(void** state) {
+    for (int tie = 0; tie <= 1; tie++) {
+        GPTConfig c = tiny_config(POS_LEARNED, tie, 1);
+        GPT m;
+        gpt_build(&m, &c, B, 8);
+        break_symmetry(&m);
+        enum { N_BATCHES = 5 };
+        int inputs[B * T], targets[B * T];
+        double total = 0.0;
+        for (int i = 0; i < N_BATCHES; i++) {
+            random_batch(inputs, targets, c.vocab_size, 100 + i);
+            total += gpt_loss(&m, inputs, targets, B, T);
+        }
+        SeededBatches sb = {.next_seed = 100, .V = c.vocab_size};
+        float mean = gpt_mean_loss(&m, N_BATCHES, next_seeded_batch, &sb, inputs, targets, B, T);
+        assert_int_equal(sb.calls, N_BATCHES);
+        assert_true(mean == (float)(total / N_BATCHES));
+        assert_true(!m.packed_ready);  /* a later forward packs the (changed) weights afresh */
+        gpt_free(&m);
+    }
+}
+
 /* Dropout acts in training mode only; its masks are a function of (seed, step). */
 static void test_dropout_only_in_training_mode(void** state) {
     GPTConfig c = tiny_config(POS_LEARNED, 1, 1), cd = c;
@@ -296,6 +329,7 @@ int main(void) {
         cmocka_unit_test(test_gradients_without_biases),
         cmocka_unit_test(test_gradients_with_dropout_fixed_masks),
         cmocka_unit_test(test_loss_only_forward_equals_the_full_forward),
+        cmocka_unit_test(test_mean_loss_equals_the_mean_of_single_losses),
         cmocka_unit_test(test_dropout_only_in_training_mode),
         cmocka_unit_test(test_kv_cache_gives_the_full_forward_logits),
         cmocka_unit_test(test_no_bias_removes_exactly_the_biases),
