@@ -7,6 +7,8 @@
 #   make bench      time training steps, C against PyTorch, and write docs/bench.md
 #   make SPM=0      build without libsentencepiece (tokenizer = sentencepiece then
 #                   reports that); by default SPM=1 when pkg-config finds it
+#   make MPI=1      build with mpicc for data-parallel training over Open MPI
+#                   (mpirun -np N ./train CONFIG; docs/mpi.md); `make test-mpi` tests it
 
 CC ?= gcc
 # -O3 -march=native: vectorise the kernels for this CPU (AVX-512 where present).
@@ -19,6 +21,12 @@ CC ?= gcc
 OPTFLAGS ?= -O3 -march=native -ffp-contract=fast -fno-math-errno
 CFLAGS ?= $(OPTFLAGS)
 CFLAGS += -std=c11 -D_POSIX_C_SOURCE=200809L -fopenmp -Wall -Wextra -Wshadow -Wno-unused-parameter -I.
+# MPI=1: the same program compiled by Open MPI's wrapper, with dist.c's MPI calls in
+MPI ?= 0
+ifeq ($(MPI),1)
+CC = mpicc
+CFLAGS += -DUSE_MPI
+endif
 # WERROR=1 (CI) turns warnings into errors
 ifeq ($(WERROR),1)
 CFLAGS += -Werror
@@ -44,7 +52,7 @@ endif
 
 KERNELS = matmul.o encoder.o layernorm.o attention.o gelu.o crossentropy.o dropout.o
 TOKENIZER = tokenizer/tokenizer.o tokenizer/char_tokenizer.o $(SPM_OBJ)
-CORE = model.o optim.o config.o dataloader.o checkpoint.o safetensors.o sampler.o embed_metrics.o embed_log.o utils.o $(TOKENIZER) $(KERNELS)
+CORE = model.o optim.o config.o dataloader.o checkpoint.o safetensors.o sampler.o embed_metrics.o embed_log.o utils.o dist.o $(TOKENIZER) $(KERNELS)
 HEADERS = $(wildcard *.h tokenizer/*.h)
 TESTS = tests/test_kernels tests/test_model tests/test_config tests/test_training tests/test_tokenizer \
         tests/test_safetensors tests/test_checkpoint tests/test_embeddings
@@ -64,10 +72,18 @@ embeddings: embeddings.o $(CORE)
 prepare: prepare.o $(CORE)
 	$(CC) $(CFLAGS) -o $@ $^ $(LDLIBS)
 
-%.o: %.c $(HEADERS)
+# Objects remember the flags they were built with: a build with other flags
+# (MPI=1, SPM=0, OPTFLAGS=...) rebuilds everything instead of mixing objects.
+BUILD_FLAGS = $(CC) $(CFLAGS) | $(CXX) $(CXXFLAGS) | SPM=$(SPM)
+.build-flags: FORCE
+	@echo '$(BUILD_FLAGS)' | cmp -s - $@ || echo '$(BUILD_FLAGS)' > $@
+.PHONY: FORCE
+FORCE:
+
+%.o: %.c $(HEADERS) .build-flags
 	$(CC) $(CFLAGS) -c -o $@ $<
 
-tokenizer/sentencepiece_shim.o: tokenizer/sentencepiece_shim.cc $(HEADERS)
+tokenizer/sentencepiece_shim.o: tokenizer/sentencepiece_shim.cc $(HEADERS) .build-flags
 	$(CXX) $(CXXFLAGS) $(shell pkg-config --cflags sentencepiece) -c -o $@ $<
 
 tests/%: tests/%.c tests/test_util.h $(CORE)
@@ -89,6 +105,9 @@ scripts/fma_peak: scripts/fma_peak.c
 
 test: train prepare sample embeddings $(TESTS) tests/parity_dump tests/logits_dump
 	PYTHON=$(PYTHON) tests/run_all.sh
+ifeq ($(MPI),1)
+	PYTHON=$(PYTHON) tests/test_mpi.sh
+endif
 
 bench: train scripts/bench_step scripts/fma_peak
 	PYTHON=$(PYTHON) scripts/bench.sh
@@ -105,4 +124,4 @@ deps:
 
 clean:
 	rm -f train prepare sample embeddings *.o tokenizer/*.o $(TESTS) tests/parity_dump tests/logits_dump \
-	      scripts/bench_step scripts/fma_peak
+	      scripts/bench_step scripts/fma_peak .build-flags

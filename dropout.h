@@ -25,8 +25,9 @@ uint64_t dropout_key(uint64_t seed, long step, int layer, DropoutSite site);
 /* Whole probability p as a 32-bit threshold: element i is kept when its hash's
  * top 32 bits are >= threshold (keep probability 1 - threshold / 2^32). */
 static inline uint32_t dropout_threshold(float p) { return (uint32_t)((double)p * 4294967296.0); }
+#define DROPOUT_INDEX_STRIDE 0x9E3779B97F4A7C15ULL  /* 2^64 / golden ratio: indices spread over the key space */
 static inline int dropout_keep(uint64_t key, size_t i, uint32_t threshold) {
-    return (uint32_t)(mix64(key + (uint64_t)i * 0x9E3779B97F4A7C15ULL) >> 32) >= threshold;
+    return (uint32_t)(mix64(key + (uint64_t)i * DROPOUT_INDEX_STRIDE) >> 32) >= threshold;
 }
 
 /* x (N) = mask * x / (1-p), in place. p = 0 leaves x untouched. */

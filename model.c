@@ -237,10 +237,17 @@ void gpt_train_mode(GPT* m, uint64_t seed, long step) {
 
 void gpt_eval_mode(GPT* m) { m->training = 0; }
 
+void gpt_set_batch_offset(GPT* m, long first_row) { m->batch_offset = first_row; }
+
 /* The dropout probability and mask key of one site in the current mode. */
 static float drop_p(const GPT* m) { return m->training ? m->config.dropout : 0.0f; }
 static uint64_t drop_key(const GPT* m, int layer, DropoutSite site) {
-    return dropout_key(m->dropout_seed, m->dropout_step, layer, site);
+    uint64_t key = dropout_key(m->dropout_seed, m->dropout_step, layer, site);
+    /* rows batch_offset.. of a global batch: element i of this batch is element
+     * first + i of the global one (the (B,NH,T,T) matrix for attention, else
+     * (B,T,C)), and dropout_keep hashes key + index * DROPOUT_INDEX_STRIDE */
+    uint64_t row = site == DROP_ATTN ? (uint64_t)m->config.n_head * m->T * m->T : (uint64_t)m->T * m->config.n_embd;
+    return key + (uint64_t)m->batch_offset * row * DROPOUT_INDEX_STRIDE;
 }
 
 void gpt_free(GPT* m) {

@@ -117,6 +117,7 @@ typedef struct {
     float forward_dropout;                 /* the probability the last forward used */
     uint64_t dropout_seed;
     long dropout_step;
+    long batch_offset;                     /* first row of the global batch (gpt_set_batch_offset) */
 } GPT;
 
 /* Generation state: the keys and values of every position so far, per layer, so
@@ -164,6 +165,11 @@ void gpt_free(GPT* model);
  * gpt_build): no dropout. */
 void gpt_train_mode(GPT* model, uint64_t seed, long step);
 void gpt_eval_mode(GPT* model);
+/* The batches given to gpt_forward are rows first_row.. of a larger global batch
+ * (data-parallel training, dist.h): dropout then draws the masks those rows have
+ * in the global batch, so N ranks train exactly as one process with the whole
+ * batch. 0 (the default) for a batch of its own. */
+void gpt_set_batch_offset(GPT* model, long first_row);
 
 /* Forward over inputs (B,T) with B <= max_batch, T <= block_size. With targets,
  * computes and returns the mean loss; with targets == NULL only the logits. */

@@ -19,6 +19,7 @@
 #include "checkpoint.h"
 #include "config.h"
 #include "dataloader.h"
+#include "dist.h"
 #include "embed_log.h"
 #include "model.h"
 #include "optim.h"
@@ -43,20 +44,46 @@ static void usage(FILE* f) {
     config_print_help(f);
 }
 
-/* Mean loss over eval_iters batches of one split, always the same batches. */
-typedef struct { const DataLoader* dl; Rng rng; int B, T; } EvalBatches;
+/* The step's batch on this rank: the global batch (ranks x batch_size windows)
+ * drawn from `rng`, which advances the same way on every rank, then this rank's
+ * slice of it. One process: the slice is the whole batch. */
+typedef struct {
+    const DataLoader* dl;
+    Rng* rng;
+    const Dist* dist;
+    int B, T;                       /* per rank */
+    int *all_inputs, *all_targets;  /* (ranks * B, T) */
+} Batches;
 
-static void next_eval_batch(void* ctx, int* inputs, int* targets) {
-    EvalBatches* e = ctx;
-    dataloader_next_batch(e->dl, &e->rng, inputs, targets, e->B, e->T);
+static void next_batch(void* ctx, int* inputs, int* targets) {
+    Batches* b = ctx;
+    size_t n = (size_t)b->B * b->T, first = (size_t)b->dist->rank * n;
+    dataloader_next_batch(b->dl, b->rng, b->all_inputs, b->all_targets, b->dist->size * b->B, b->T);
+    memcpy(inputs, b->all_inputs + first, n * sizeof(int));
+    memcpy(targets, b->all_targets + first, n * sizeof(int));
 }
 
-/* The mean loss over eval_iters batches of one split, drawn from a fixed stream:
- * every evaluation sees the same batches. Eval mode: no dropout. */
-static float evaluate(GPT* model, const DataLoader* dl, const TrainConfig* cfg, int* inputs, int* targets) {
-    EvalBatches e = {.dl = dl, .B = cfg->batch_size, .T = cfg->block_size};
-    rng_seed(&e.rng, (uint64_t)cfg->seed, STREAM_EVAL);
-    return gpt_mean_loss(model, cfg->eval_iters, next_eval_batch, &e, inputs, targets, e.B, e.T);
+/* The mean loss over eval_iters global batches of one split, drawn from a fixed
+ * stream: every evaluation sees the same batches. Each rank scores its slice of
+ * every batch; the slices are equal, so the mean of the ranks' means is the
+ * mean over the global batches. Eval mode: no dropout. */
+static float evaluate(GPT* model, Batches b, const TrainConfig* cfg, int* inputs, int* targets) {
+    Rng rng;
+    rng_seed(&rng, (uint64_t)cfg->seed, STREAM_EVAL);
+    b.rng = &rng;
+    float mine = gpt_mean_loss(model, cfg->eval_iters, next_batch, &b, inputs, targets, b.B, b.T);
+    return (float)(dist_sum_double(mine) / b.dist->size);
+}
+
+/* "# global batch: R ranks x batch_size B" in the saved config: the rank count
+ * of the run a --resume continues (1 when the line is absent: a one-process run). */
+#define GLOBAL_BATCH_NOTE "# global batch: %d rank(s) x batch_size %d = %d windows of %d tokens\n"
+
+static int saved_ranks(const char* saved_config) {
+    const char* line = strstr(saved_config, "# global batch: ");
+    int ranks = 1;
+    if (line) sscanf(line, "# global batch: %d", &ranks);
+    return ranks;
 }
 
 static void format_duration(double seconds, char* out, size_t len) {
@@ -160,6 +187,9 @@ static void truncate_log(const char* path, const char* header_text, long step) {
 }
 
 int main(int argc, char** argv) {
+    Dist dist;  /* rank 0 of 1 without MPI */
+    dist_init(&dist, &argc, &argv);
+    int root = dist.rank == 0;  /* the one rank that writes files */
     if (argc < 2 || !strcmp(argv[1], "--help") || !strcmp(argv[1], "-h")) {
         usage(argc < 2 ? stderr : stdout);
         return argc < 2 ? EXIT_BAD_INPUT : 0;
@@ -179,7 +209,11 @@ int main(int argc, char** argv) {
 
     /* ---- data ---- */
     PreparedData data;
-    data_prepare(&cfg, &data);  /* tokenizer and token files, made once and cached */
+    /* tokenizer and token files, made once and cached: by rank 0 first, then the
+     * others find the cache (or, on a host without out_dir's disk, make their own) */
+    if (root) data_prepare(&cfg, &data);
+    dist_barrier();
+    if (!root) data_prepare(&cfg, &data);
     data_print_summary(&cfg, &data, stdout);
     DataLoader train_data, val_data;
     dataloader_open(&train_data, data.train_path, cfg.input, data.vocab_size, cfg.block_size);
@@ -203,6 +237,14 @@ int main(int argc, char** argv) {
     int B = cfg.batch_size, T = cfg.block_size;
     int* inputs = xmalloc(sizeof(int) * B * T, "batch inputs");
     int* targets = xmalloc(sizeof(int) * B * T, "batch targets");
+    int global_batch = dist.size * B;
+    Batches batches = {.dist = &dist, .B = B, .T = T,
+                       .all_inputs = xmalloc(sizeof(int) * global_batch * T, "global batch inputs"),
+                       .all_targets = xmalloc(sizeof(int) * global_batch * T, "global batch targets")};
+    Batches train_batches = batches, val_batches = batches;
+    train_batches.dl = &train_data;
+    val_batches.dl = &val_data;
+    gpt_set_batch_offset(&model, (long)dist.rank * B);  /* dropout masks of the global batch */
     printf("model: n_layer %d, n_head %d, n_embd %d, block_size %d, %s positions (embed_scale %g), %s weights, %s, "
            "dropout %g: %zu parameters\n", cfg.n_layer, cfg.n_head, cfg.n_embd, cfg.block_size,
            cfg.pos_encoding == POS_LEARNED ? "learned" : "sinusoidal", cfg.embed_scale,
@@ -212,35 +254,55 @@ int main(int argc, char** argv) {
     TrainProgress progress = {.step = 0, .val_loss = NAN, .best_val_loss = INFINITY, .elapsed_s = 0.0};
     rng_seed(&progress.batch_rng, (uint64_t)cfg.seed, STREAM_TRAIN);
     char* cfg_text = config_text(&cfg);
+    {   /* config.conf records the global batch: "# global batch: ..." (a comment) */
+        char note[256];
+        snprintf(note, sizeof note, GLOBAL_BATCH_NOTE, dist.size, B, global_batch, T);
+        size_t len = strlen(cfg_text);
+        cfg_text = realloc(cfg_text, len + strlen(note) + 1);
+        if (!cfg_text) die(EXIT_IO_FAILURE, "out of memory for the config text");
+        memcpy(cfg_text + len, note, strlen(note) + 1);
+    }
     if (cfg.resume) {
         char* saved_cfg = NULL;
         if (checkpoint_load_state(state_path, &model, &opt, &progress, &tok_id, &saved_cfg, err, sizeof err) != 0)
             die(EXIT_BAD_INPUT, "%s", err);
         report_changed_keys(saved_cfg, cfg_text);
+        int was = saved_ranks(saved_cfg);
+        if (was != dist.size)
+            printf("warning: resume: %d rank(s) (was %d): the global batch is now %d windows (was %d x batch_size "
+                   "%d): the curve will differ from an uninterrupted run\n", dist.size, was, global_batch, was, B);
         free(saved_cfg);
         printf("resuming from %s: step %ld, val loss %.4f (best %.4f)\n", state_path, progress.step,
                progress.val_loss, progress.best_val_loss);
     }
-    printf("training: steps %ld to %d of %d x %d tokens on %d OpenMP threads\n", progress.step + 1, cfg.max_iters,
-           B, T, omp_get_max_threads());
+    if (dist_enabled())
+        printf("training: steps %ld to %d of %d x %d tokens: %d MPI rank(s) x batch_size %d = global batch %d, "
+               "%d OpenMP threads per rank\n", progress.step + 1, cfg.max_iters, global_batch, T, dist.size, B,
+               global_batch, omp_get_max_threads());
+    else
+        printf("training: steps %ld to %d of %d x %d tokens on %d OpenMP threads\n", progress.step + 1,
+               cfg.max_iters, B, T, omp_get_max_threads());
 
-    /* ---- outputs: the resolved config, then the log ---- */
-    make_dirs(cfg.out_dir);
-    if (!cfg.resume && file_exists(state_path)) {
-        /* a new run in an old out_dir: a later --resume must not find the old run's state */
-        printf("warning: %s holds an earlier run; this new run replaces its files (--resume would have continued "
-               "it)\n", cfg.out_dir);
-        if (remove(state_path) != 0) die(EXIT_IO_FAILURE, "cannot remove %s: %s", state_path, strerror(errno));
-    }
-    xsnprintf(err, sizeof err, "%s/config.conf", cfg.out_dir);
-    write_file_atomic(err, cfg_text, strlen(cfg_text));
-    if (cfg.resume) truncate_log(log_path, LOG_HEADER, progress.step);
-    FILE* log = xfopen(log_path, cfg.resume ? "a" : "w");
-    if (!cfg.resume) fprintf(log, "%s\n", LOG_HEADER);
+    /* ---- outputs (rank 0): the resolved config, then the log ---- */
+    FILE* log = NULL;
     EmbedLog elog;  /* embeddings.csv, probes and snapshots of E */
-    xsnprintf(err, sizeof err, "%s/embeddings.csv", cfg.out_dir);
-    if (cfg.resume) truncate_log(err, EMBED_LOG_HEADER, progress.step);
-    embed_log_open(&elog, &cfg, tok, train_data.tokens, train_data.n, cfg.resume);
+    if (root) {
+        make_dirs(cfg.out_dir);
+        if (!cfg.resume && file_exists(state_path)) {
+            /* a new run in an old out_dir: a later --resume must not find the old run's state */
+            printf("warning: %s holds an earlier run; this new run replaces its files (--resume would have "
+                   "continued it)\n", cfg.out_dir);
+            if (remove(state_path) != 0) die(EXIT_IO_FAILURE, "cannot remove %s: %s", state_path, strerror(errno));
+        }
+        xsnprintf(err, sizeof err, "%s/config.conf", cfg.out_dir);
+        write_file_atomic(err, cfg_text, strlen(cfg_text));
+        if (cfg.resume) truncate_log(log_path, LOG_HEADER, progress.step);
+        log = xfopen(log_path, cfg.resume ? "a" : "w");
+        if (!cfg.resume) fprintf(log, "%s\n", LOG_HEADER);
+        xsnprintf(err, sizeof err, "%s/embeddings.csv", cfg.out_dir);
+        if (cfg.resume) truncate_log(err, EMBED_LOG_HEADER, progress.step);
+        embed_log_open(&elog, &cfg, tok, train_data.tokens, train_data.n, cfg.resume);
+    }
 
     /* ---- the loop ---- */
     double t_session = now_seconds(), train_seconds = 0.0;
@@ -254,12 +316,17 @@ int main(int argc, char** argv) {
         if (step > 0) {
             double t0 = now_seconds();
             lr = lr_schedule((int)step - 1, cfg.learning_rate, cfg.min_lr, cfg.warmup_iters, cfg.lr_decay_iters);
-            dataloader_next_batch(&train_data, &progress.batch_rng, inputs, targets, B, T);
+            train_batches.rng = &progress.batch_rng;
+            next_batch(&train_batches, inputs, targets);
             gpt_train_mode(&model, (uint64_t)cfg.seed, step);  /* dropout masks keyed by (seed, step) */
             loss = gpt_forward(&model, inputs, targets, B, T);
             gpt_zero_grad(&model);
             gpt_backward(&model);
             gpt_eval_mode(&model);
+            /* every rank's slice has B x T positions: the global mean loss and its
+             * gradient are the means over ranks (one allreduce of the whole buffer) */
+            dist_mean_floats(model.grads_memory, model.num_params);
+            loss = (float)(dist_sum_double(loss) / dist.size);
             norm = grad_global_norm(model.grads_memory, model.num_params);
             grad_clip(model.grads_memory, model.num_params, norm, (float)cfg.grad_clip);
             adamw_update(&opt, model.params_memory, model.grads_memory, model.tensors, NUM_PARAM_TENSORS, (float)lr,
@@ -271,7 +338,7 @@ int main(int argc, char** argv) {
                 char eta[32];
                 format_duration(train_seconds / (step - first + 1) * (cfg.max_iters - step), eta, sizeof eta);
                 printf("step %5ld/%d | loss %.4f | lr %.2e | norm %.3f | %.1f ms | %.0f tok/s | ETA %s\n", step,
-                       cfg.max_iters, loss, lr, norm, dt * 1e3, B * T / dt, eta);
+                       cfg.max_iters, loss, lr, norm, dt * 1e3, global_batch * T / dt, eta);
             }
         }
 
@@ -279,8 +346,14 @@ int main(int argc, char** argv) {
         char val_text[32] = "", eval_text[64] = ",";  /* val_loss; val_bpb,train_loss_eval */
         if (eval_step) {
             double t0 = now_seconds();
-            float train_loss = evaluate(&model, &train_data, &cfg, inputs, targets);
-            progress.val_loss = evaluate(&model, &val_data, &cfg, inputs, targets);
+            float train_loss = evaluate(&model, train_batches, &cfg, inputs, targets);
+            progress.val_loss = evaluate(&model, val_batches, &cfg, inputs, targets);
+            /* the ranks make the same updates from the same gradients: their weights
+             * must agree bit for bit, or the run is no longer one model */
+            if (dist.size > 1 &&
+                !dist_all_equal_u64(fnv1a64(model.params_memory, model.num_params * sizeof(float))))
+                die(EXIT_IO_FAILURE, "step %ld: the parameters differ between MPI ranks (checksums disagree); "
+                    "stopping, the last checkpoint is intact", step);
             double val_bpb = data_bits_per_byte(&data, progress.val_loss);
             printf("step %ld: train loss %.4f, val loss %.4f, val_bpb %.4f (eval %.1f s)\n", step, train_loss,
                    progress.val_loss, val_bpb, now_seconds() - t0);
@@ -292,9 +365,10 @@ int main(int argc, char** argv) {
          * rows), before the checkpoint that records the step */
         progress.step = step;
         progress.elapsed_s = now_seconds() - t_start;
+        if (!root) continue;  /* the rest of the step writes files */
         if (step == 0) fprintf(log, "0,,,%s,,,,%s,%.3f\n", val_text, eval_text, progress.elapsed_s);
         else fprintf(log, "%ld,%.9g,%.9g,%s,%.9g,%.3f,%.1f,%s,%.3f\n", step, lr, loss, val_text, norm, dt * 1e3,
-                     B * T / dt, eval_text, progress.elapsed_s);
+                     global_batch * T / dt, eval_text, progress.elapsed_s);
         if (fflush(log) != 0) die(EXIT_IO_FAILURE, "cannot write %s", log_path);
 
         if (eval_step) embed_log_eval(&elog, &model, step);
@@ -316,9 +390,11 @@ int main(int argc, char** argv) {
                    progress.best_val_loss, cfg.out_dir, now_seconds() - t0);
         }
     }
-    xfclose_synced(log, log_path);
-    printf("watching E (embeddings.csv, probes, snapshots) took %.2f s\n", elog.seconds);
-    embed_log_close(&elog);
+    if (root) {
+        xfclose_synced(log, log_path);
+        printf("watching E (embeddings.csv, probes, snapshots) took %.2f s\n", elog.seconds);
+        embed_log_close(&elog);
+    }
     long steps_run = cfg.max_iters - first + 1 - (first == 0);
     printf("done: %ld steps in %.1f s wall (%.1f ms/step training), final val loss %.4f (%.4f bits per byte)\n",
            steps_run, now_seconds() - t_session, steps_run > 0 ? train_seconds / steps_run * 1e3 : 0.0,
@@ -333,5 +409,8 @@ int main(int argc, char** argv) {
     gpt_free(&model);
     dataloader_free(&train_data);
     dataloader_free(&val_data);
+    free(batches.all_inputs);
+    free(batches.all_targets);
+    dist_finalize();
     return 0;
 }

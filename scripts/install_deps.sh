@@ -5,9 +5,10 @@
 #   libsentencepiece-dev, pkg-config   the sentencepiece tokenizer (make SPM=0 builds without)
 #   python3-torch, python3-numpy       the PyTorch parity test, the GPT-2 layout check
 #   python3-matplotlib                 scripts/plot_curves.py (training curves as PNG)
+#   libopenmpi-dev, openmpi-bin        make MPI=1: data-parallel training over MPI (docs/mpi.md)
 set -euo pipefail
 packages=(build-essential libcmocka-dev libsentencepiece-dev pkg-config python3-torch python3-numpy
-          python3-matplotlib)
+          python3-matplotlib libopenmpi-dev openmpi-bin)
 missing=()
 for p in "${packages[@]}"; do
     dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q "install ok installed" || missing+=("$p")
