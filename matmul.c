@@ -22,6 +22,8 @@
 #include <omp.h>
 #include <string.h>
 
+#include "vmath.h"
+
 #ifdef __AVX512F__
 #include <immintrin.h>
 #endif
@@ -253,19 +255,9 @@ void matmul_backward(float* dinp, float* dweight, float* dbias,
 }
 
 void matvec_forward(float* out, const float* inp, const float* weight, const float* bias, int C, int OC) {
-    /* out_o = b_o + W_o . x, each dot in LANES partial sums so the compiler can
-     * use vector FMAs (no -ffast-math): a fixed order per output, any threads */
-    enum { LANES = 16 };
+    /* out_o = b_o + W_o . x, each dot in vector lanes (vmath.h): a fixed order per
+     * output, any threads */
     #pragma omp parallel for schedule(static) if (OC * C > 65536)
-    for (int o = 0; o < OC; o++) {
-        const float* w = weight + (size_t)o * C;
-        float acc[LANES] = {0};
-        int k = 0;
-        for (; k + LANES <= C; k += LANES)
-            for (int j = 0; j < LANES; j++) acc[j] += w[k + j] * inp[k + j];
-        float sum = bias ? bias[o] : 0.0f;
-        for (int j = 0; j < LANES; j++) sum += acc[j];
-        for (; k < C; k++) sum += w[k] * inp[k];
-        out[o] = sum;
-    }
+    for (int o = 0; o < OC; o++)
+        out[o] = (bias ? bias[o] : 0.0f) + lanes_dot(weight + (size_t)o * C, inp, C);
 }
