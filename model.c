@@ -289,6 +289,15 @@ static void linear_params(const GPT* m, int l, Linear which, const float** w, co
     }
 }
 
+/* W^T of a linear layer into its place in packed_weights */
+static void pack_linear(GPT* m, int l, Linear which) {
+    int C, OC;
+    const float *w, *b;
+    linear_shape(&m->config, which, &C, &OC);
+    linear_params(m, l, which, &w, &b);
+    matmul_pack(m->packed_weights + packed_offset(&m->config, l, which), w, C, OC);
+}
+
 /* out (BT, OC) = inp (BT, C) W^T + b for a linear layer: on the packed copy of
  * W^T that gpt_mean_loss made, or packing W^T now (the same bits either way). */
 static void linear_forward(GPT* m, int l, Linear which, float* out, const float* inp, int BT) {
@@ -395,15 +404,8 @@ float gpt_mean_loss(GPT* m, int n_batches, NextBatch next_batch, void* ctx, int*
                     int B, int T) {
     /* the weights cannot change during this call: pack every W^T once, not once per forward */
     for (int l = 0; l < m->config.n_layer; l++)
-        for (int w = 0; w < NUM_BLOCK_LINEAR; w++) {
-            int C, OC;
-            const float *weight, *bias;
-            linear_shape(&m->config, (Linear)w, &C, &OC);
-            linear_params(m, l, (Linear)w, &weight, &bias);
-            matmul_pack(m->packed_weights + packed_offset(&m->config, l, (Linear)w), weight, C, OC);
-        }
-    matmul_pack(m->packed_weights + packed_offset(&m->config, 0, LIN_HEAD), m->params.lm_head,
-                m->config.n_embd, m->config.vocab_size);
+        for (int w = 0; w < NUM_BLOCK_LINEAR; w++) pack_linear(m, l, (Linear)w);
+    pack_linear(m, 0, LIN_HEAD);
     m->packed_ready = 1;
     double total = 0.0;
     for (int i = 0; i < n_batches; i++) {
