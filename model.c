@@ -76,22 +76,23 @@ static void point_params(ParameterTensors* p, float* memory, const ParamTensorIn
 /* ------------------------------------------------------------------------- */
 /* activation layout                                                         */
 
-/* layers: c->n_layer for the activations; 1 for their gradients, which backward
- * needs for one block at a time (the residual stream's gradient is one buffer,
- * `encoded`, updated in place by every block: see gpt_backward). */
-static size_t point_activations(ActivationTensors* a, float* memory, const GPTConfig* c, int B, int layers) {
-    size_t T = c->block_size, C = c->n_embd, L = layers, NH = c->n_head, V = c->vocab_size;
-    size_t BT = (size_t)B * T;
+/* gradients = 0: the activations, n_layer blocks of them. gradients = 1: their
+ * gradients, which backward needs for one block at a time; the residual stream's
+ * gradient is one buffer, `encoded`, updated in place by every block (see
+ * gpt_backward), so residual2 and residual3 get no memory and stay NULL. */
+static size_t point_activations(ActivationTensors* a, float* memory, const GPTConfig* c, int B, int gradients) {
+    size_t T = c->block_size, C = c->n_embd, L = gradients ? 1 : c->n_layer, NH = c->n_head, V = c->vocab_size;
+    size_t BT = (size_t)B * T, R = gradients ? 0 : L * BT * C;  /* R: residual2, residual3 */
     size_t sizes[NUM_ACTIVATION_TENSORS] = {
         BT * C,                                   /* encoded */
         L * BT * C, L * BT, L * BT,               /* ln1, ln1_mean, ln1_rstd */
         L * BT * 3 * C,                           /* qkv */
         L * BT * C,                               /* atty */
         L * B * NH * T * 2,                       /* att_stats */
-        L * BT * C, L * BT * C,                   /* attproj, residual2 */
+        L * BT * C, R,                            /* attproj, residual2 */
         L * BT * C, L * BT, L * BT,               /* ln2, ln2_mean, ln2_rstd */
         L * BT * 4 * C, L * BT * 4 * C,           /* fch, fch_gelu */
-        L * BT * C, L * BT * C,                   /* fcproj, residual3 */
+        L * BT * C, R,                            /* fcproj, residual3 */
         BT * C, BT, BT,                           /* lnf, lnf_mean, lnf_rstd */
         BT * V, BT * V, BT,                       /* logits, probs, losses */
     };
@@ -102,7 +103,7 @@ static size_t point_activations(ActivationTensors* a, float* memory, const GPTCo
         &a->losses};
     size_t total = 0;
     for (int i = 0; i < NUM_ACTIVATION_TENSORS; i++) {
-        if (memory) *fields[i] = memory + total;
+        if (memory) *fields[i] = sizes[i] ? memory + total : NULL;
         total += sizes[i];
     }
     return total;
@@ -156,7 +157,7 @@ MemoryEstimate gpt_memory_estimate(const GPTConfig* config, int max_batch) {
     param_table(t, config);
     size_t num_params = t[NUM_PARAM_TENSORS - 1].offset + t[NUM_PARAM_TENSORS - 1].size;
     ActivationTensors unused;
-    size_t num_acts = max_batch > 0 ? point_activations(&unused, NULL, config, max_batch, config->n_layer) : 0;
+    size_t num_acts = max_batch > 0 ? point_activations(&unused, NULL, config, max_batch, 0) : 0;
     size_t num_dacts = max_batch > 0 ? point_activations(&unused, NULL, config, max_batch, 1) : 0;
     MemoryEstimate e = {
         .params = num_params * sizeof(float),
@@ -208,11 +209,11 @@ void gpt_build(GPT* m, const GPTConfig* config, int max_batch, uint64_t seed) {
     }
 
     if (max_batch > 0) {  /* 0: generation only (KVCache), no batch activations */
-        m->num_activations = point_activations(&m->acts, NULL, c, max_batch, c->n_layer);
+        m->num_activations = point_activations(&m->acts, NULL, c, max_batch, 0);
         m->num_dactivations = point_activations(&m->dacts, NULL, c, max_batch, 1);
         m->acts_memory = xmalloc(m->num_activations * sizeof(float), "activations");
         m->dacts_memory = xmalloc(m->num_dactivations * sizeof(float), "activation gradients");
-        point_activations(&m->acts, m->acts_memory, c, max_batch, c->n_layer);
+        point_activations(&m->acts, m->acts_memory, c, max_batch, 0);
         point_activations(&m->dacts, m->dacts_memory, c, max_batch, 1);
         m->packed_weights = xmalloc(packed_floats(c) * sizeof(float), "packed weights");
     }

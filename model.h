@@ -73,14 +73,14 @@ typedef struct {
     float* atty;       /* (L,B,T,C)   attention output before its projection */
     float* att_stats;  /* (L,B,NH,T,2) each attention row's softmax max and 1/sum */
     float* attproj;    /* (L,B,T,C) */
-    float* residual2;  /* (L,B,T,C)   x after the attention residual */
+    float* residual2;  /* (L,B,T,C)   x after the attention residual (NULL among the gradients) */
     float* ln2;        /* (L,B,T,C) */
     float* ln2_mean;   /* (L,B,T) */
     float* ln2_rstd;   /* (L,B,T) */
     float* fch;        /* (L,B,T,4C) */
     float* fch_gelu;   /* (L,B,T,4C) */
     float* fcproj;     /* (L,B,T,C) */
-    float* residual3;  /* (L,B,T,C)   x after the MLP residual: the block's output */
+    float* residual3;  /* (L,B,T,C)   x after the MLP residual: the block's output (NULL among the gradients) */
     float* lnf;        /* (B,T,C)     h */
     float* lnf_mean;   /* (B,T) */
     float* lnf_rstd;   /* (B,T) */
