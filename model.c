@@ -76,26 +76,39 @@ static void point_params(ParameterTensors* p, float* memory, const ParamTensorIn
 /* ------------------------------------------------------------------------- */
 /* activation layout                                                         */
 
+/* The activation tensors in ActivationTensors' order, which is the order the
+ * forward makes them within a block: `stacked` ones hold one slice per layer;
+ * `width` is the floats per position (B*T positions). */
+enum { W_1, W_C, W_3C, W_4C, W_HEADS2, W_V };
+static const struct { const char* name; int stacked, width; } ACTIVATION_INFO[NUM_ACTIVATION_TENSORS] = {
+    {"encoded", 0, W_C},   {"ln1", 1, W_C},      {"ln1_mean", 1, W_1}, {"ln1_rstd", 1, W_1},
+    {"qkv", 1, W_3C},      {"atty", 1, W_C},     {"att_stats", 1, W_HEADS2},
+    {"attproj", 1, W_C},   {"residual2", 1, W_C}, {"ln2", 1, W_C},     {"ln2_mean", 1, W_1},
+    {"ln2_rstd", 1, W_1},  {"fch", 1, W_4C},     {"fch_gelu", 1, W_4C}, {"fcproj", 1, W_C},
+    {"residual3", 1, W_C}, {"lnf", 0, W_C},      {"lnf_mean", 0, W_1}, {"lnf_rstd", 0, W_1},
+    {"logits", 0, W_V},    {"probs", 0, W_V},    {"losses", 0, W_1}};
+enum { ACT_RESIDUAL2 = 8, ACT_RESIDUAL3 = 15 };
+
+/* Floats per activation tensor for a (B, T) batch: n_layer slices of the stacked
+ * ones, or for the gradients one slice and no residual2/residual3 (see below). */
+static void activation_sizes(size_t sizes[NUM_ACTIVATION_TENSORS], const GPTConfig* c, int B, int T, int gradients) {
+    size_t C = c->n_embd, L = gradients ? 1 : c->n_layer;
+    size_t widths[] = {[W_1] = 1, [W_C] = C, [W_3C] = 3 * C, [W_4C] = 4 * C,
+                       [W_HEADS2] = 2 * (size_t)c->n_head, [W_V] = c->vocab_size};
+    for (int i = 0; i < NUM_ACTIVATION_TENSORS; i++) {
+        int residual = i == ACT_RESIDUAL2 || i == ACT_RESIDUAL3;
+        sizes[i] = gradients && residual ? 0
+                 : (ACTIVATION_INFO[i].stacked ? L : 1) * (size_t)B * T * widths[ACTIVATION_INFO[i].width];
+    }
+}
+
 /* gradients = 0: the activations, n_layer blocks of them. gradients = 1: their
  * gradients, which backward needs for one block at a time; the residual stream's
  * gradient is one buffer, `encoded`, updated in place by every block (see
  * gpt_backward), so residual2 and residual3 get no memory and stay NULL. */
 static size_t point_activations(ActivationTensors* a, float* memory, const GPTConfig* c, int B, int gradients) {
-    size_t T = c->block_size, C = c->n_embd, L = gradients ? 1 : c->n_layer, NH = c->n_head, V = c->vocab_size;
-    size_t BT = (size_t)B * T, R = gradients ? 0 : L * BT * C;  /* R: residual2, residual3 */
-    size_t sizes[NUM_ACTIVATION_TENSORS] = {
-        BT * C,                                   /* encoded */
-        L * BT * C, L * BT, L * BT,               /* ln1, ln1_mean, ln1_rstd */
-        L * BT * 3 * C,                           /* qkv */
-        L * BT * C,                               /* atty */
-        L * B * NH * T * 2,                       /* att_stats */
-        L * BT * C, R,                            /* attproj, residual2 */
-        L * BT * C, L * BT, L * BT,               /* ln2, ln2_mean, ln2_rstd */
-        L * BT * 4 * C, L * BT * 4 * C,           /* fch, fch_gelu */
-        L * BT * C, R,                            /* fcproj, residual3 */
-        BT * C, BT, BT,                           /* lnf, lnf_mean, lnf_rstd */
-        BT * V, BT * V, BT,                       /* logits, probs, losses */
-    };
+    size_t sizes[NUM_ACTIVATION_TENSORS];
+    activation_sizes(sizes, c, B, c->block_size, gradients);
     float** fields[NUM_ACTIVATION_TENSORS] = {
         &a->encoded, &a->ln1, &a->ln1_mean, &a->ln1_rstd, &a->qkv, &a->atty, &a->att_stats,
         &a->attproj, &a->residual2, &a->ln2, &a->ln2_mean, &a->ln2_rstd, &a->fch, &a->fch_gelu,
@@ -249,6 +262,82 @@ static uint64_t drop_key(const GPT* m, int layer, DropoutSite site) {
      * (B,T,C)), and dropout_keep hashes key + index * DROPOUT_INDEX_STRIDE */
     uint64_t row = site == DROP_ATTN ? (uint64_t)m->config.n_head * m->T * m->T : (uint64_t)m->T * m->config.n_embd;
     return key + (uint64_t)m->batch_offset * row * DROPOUT_INDEX_STRIDE;
+}
+
+/* ------------------------------------------------------------------------- */
+/* diagnosis                                                                  */
+
+/* The first value of x[0..n) that is not finite: its index, or -1. */
+static long first_nonfinite(const float* x, size_t n) {
+    for (size_t i = 0; i < n; i++)
+        if (!isfinite(x[i])) return (long)i;
+    return -1;
+}
+
+/* Where a tensor sits in the network: the embedding, the blocks (one slice per
+ * layer), or the output. Parameters in table order: wte, wpe | ln1w .. fcprojb | lnfw, lnfb, lm_head. */
+enum { STAGE_EMBEDDING, STAGE_BLOCKS, STAGE_OUTPUT };
+enum { FIRST_BLOCK_PARAM = 2, FIRST_OUTPUT_PARAM = 14 };
+
+static int param_stage(int i) {
+    return i < FIRST_BLOCK_PARAM ? STAGE_EMBEDDING : i < FIRST_OUTPUT_PARAM ? STAGE_BLOCKS : STAGE_OUTPUT;
+}
+
+/* The stage of "layer" l when walking the network: -1 the embedding, 0..L-1 the blocks, L the output. */
+static int layer_stage(int l, int L) { return l < 0 ? STAGE_EMBEDDING : l < L ? STAGE_BLOCKS : STAGE_OUTPUT; }
+
+static int activation_stage(int i) {
+    return ACTIVATION_INFO[i].stacked ? STAGE_BLOCKS : i > ACT_RESIDUAL3 ? STAGE_OUTPUT : STAGE_EMBEDDING;
+}
+
+/* Tensor slice: report it in out if it holds a non-finite value (layer -1: not per layer). */
+static int report_slice(const float* x, size_t n, const char* what, const char* name, int layer, char* out,
+                        size_t len) {
+    long bad = x && n ? first_nonfinite(x, n) : -1;
+    if (bad < 0) return 0;
+    char where[32] = "";
+    if (layer >= 0) snprintf(where, sizeof where, " of layer %d", layer);
+    snprintf(out, len, "%s %s%s (value %ld of %zu is %s)", what, name, where, bad, n,
+             isnan(x[bad]) ? "nan" : "inf");
+    return 1;
+}
+
+/* Parameter tensor i of `memory` (the parameters or their gradients), layer l when in the blocks. */
+static int report_param(const GPT* m, const float* memory, int i, int l, const char* what, char* out, size_t len) {
+    const ParamTensorInfo* t = &m->tensors[i];
+    int blocks = param_stage(i) == STAGE_BLOCKS;
+    size_t n = blocks ? t->size / m->config.n_layer : t->size;
+    return report_slice(memory + t->offset + (blocks ? l * n : 0), n, what, t->name, blocks ? l : -1, out, len);
+}
+
+int gpt_find_nonfinite(const GPT* m, char* out, size_t len) {
+    int L = m->config.n_layer;
+    for (int i = 0; i < NUM_PARAM_TENSORS; i++)
+        for (int l = 0; l < (param_stage(i) == STAGE_BLOCKS ? L : 1); l++)
+            if (report_param(m, m->params_memory, i, l, "parameter", out, len)) return 1;
+    if (m->acts_memory && m->B > 0) {  /* as the forward makes them */
+        /* where each tensor starts (laid out for max_batch x block_size), and how much
+         * of it the last forward's (B, T) filled */
+        size_t layout[NUM_ACTIVATION_TENSORS], sizes[NUM_ACTIVATION_TENSORS];
+        activation_sizes(layout, &m->config, m->max_batch, m->config.block_size, 0);
+        activation_sizes(sizes, &m->config, m->B, m->T, 0);
+        const float* start[NUM_ACTIVATION_TENSORS];
+        size_t at = 0;
+        for (int i = 0; i < NUM_ACTIVATION_TENSORS; i++) { start[i] = m->acts_memory + at; at += layout[i]; }
+        for (int l = -1; l <= L; l++)
+            for (int i = 0; i < NUM_ACTIVATION_TENSORS; i++) {
+                if (activation_stage(i) != layer_stage(l, L)) continue;
+                int blocks = activation_stage(i) == STAGE_BLOCKS;
+                size_t n = blocks ? sizes[i] / L : sizes[i];
+                if (report_slice(start[i] + (blocks ? l * n : 0), n, "activation", ACTIVATION_INFO[i].name,
+                                 blocks ? l : -1, out, len)) return 1;
+            }
+    }
+    for (int l = L; l >= -1; l--)  /* as backward makes them: output, blocks top down, embedding */
+        for (int i = NUM_PARAM_TENSORS - 1; i >= 0; i--)
+            if (param_stage(i) == layer_stage(l, L) && report_param(m, m->grads_memory, i, l, "gradient of", out, len))
+                return 1;
+    return 0;
 }
 
 void gpt_free(GPT* m) {

@@ -12,9 +12,11 @@
 #include <errno.h>
 #include <math.h>
 #include <omp.h>
+#include <signal.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <unistd.h>
 
 #include "checkpoint.h"
 #include "config.h"
@@ -186,6 +188,89 @@ static void truncate_log(const char* path, const char* header_text, long step) {
     free(text);
 }
 
+/* SIGINT / SIGTERM: the first one lets the loop finish its step, write a
+ * checkpoint and exit; a second one exits at once. Every checkpoint file is
+ * written as NAME.tmp and then renamed, so even that exit leaves the last
+ * complete checkpoint as it was. */
+static volatile sig_atomic_t stop_signal = 0;
+
+static void on_stop_signal(int sig) {
+    if (stop_signal) _exit(128 + sig);
+    stop_signal = sig;
+    static const char note[] = "\nstopping after this step: writing a checkpoint (signal again to quit at once)\n";
+    if (write(STDERR_FILENO, note, sizeof note - 1) < 0) { /* nothing to be done in a handler */ }
+}
+
+static void catch_signals(void) {
+    struct sigaction sa;
+    memset(&sa, 0, sizeof sa);
+    sa.sa_handler = on_stop_signal;
+    sigemptyset(&sa.sa_mask);
+    sa.sa_flags = SA_RESTART;  /* a write the signal interrupts carries on */
+    if (sigaction(SIGINT, &sa, NULL) != 0 || sigaction(SIGTERM, &sa, NULL) != 0)
+        die(EXIT_IO_FAILURE, "cannot install the SIGINT/SIGTERM handler: %s", strerror(errno));
+    /* a file growing past `ulimit -f` would kill the process with SIGXFSZ; ignored,
+     * the write fails with EFBIG instead and is reported like a full disk */
+    signal(SIGXFSZ, SIG_IGN);
+}
+
+/* Has any rank been asked to stop? The same answer on every rank. */
+static int stop_requested(const Dist* dist) {
+    int sig = stop_signal;
+    if (dist->size > 1 && dist_sum_double(sig) > 0 && !sig) sig = SIGTERM;  /* another rank's */
+    return sig;
+}
+
+/* What a checkpoint writes, besides the model and the optimizer. */
+typedef struct {
+    const char *out_dir, *last_dir, *state_path;
+    const char* cfg_text;                 /* the resolved config, kept in the state */
+    const unsigned char* tok_file;        /* the tokenizer, copied beside every model */
+    size_t tok_len;
+    TokenizerId tok_id;
+    long saved_step;                      /* of the newest complete checkpoint; -1: none */
+} Checkpoints;
+
+/* The training state and out_dir/last/ always; out_dir itself too when `best`
+ * (the lowest val loss so far). val_loss is NAN for a step that was not evaluated.
+ * The state (what --resume reads) goes first: when the disk fills up, it is the
+ * largest file, and its failure then leaves every file of the last checkpoint as it was. */
+static void save_checkpoint(Checkpoints* ck, const GPT* model, const AdamW* opt, const TrainProgress* progress,
+                            float val_loss, int best) {
+    char err[CONFIG_ERR_MAX + 512];
+    double t0 = now_seconds();
+    if (checkpoint_save_state(ck->state_path, model, opt, progress, ck->cfg_text, &ck->tok_id, err, sizeof err) != 0)
+        die(EXIT_IO_FAILURE, "%s; %s", err, ck->saved_step >= 0 ? "the last checkpoint is intact"
+                                                                 : "no checkpoint had been written before");
+    ck->saved_step = progress->step;
+    if (checkpoint_save_model(ck->last_dir, model, ck->tok_file, ck->tok_len, progress->step, val_loss, err,
+                              sizeof err) != 0 ||
+        (best && checkpoint_save_model(ck->out_dir, model, ck->tok_file, ck->tok_len, progress->step, val_loss, err,
+                                       sizeof err) != 0))
+        die(EXIT_IO_FAILURE, "%s; the training state of step %ld is written (--resume continues from it)", err,
+            progress->step);
+    printf("checkpoint: step %ld in %s (best val %.4f in %s), %.2f s\n", progress->step, ck->last_dir,
+           progress->best_val_loss, ck->out_dir, now_seconds() - t0);
+}
+
+/* A NaN or an Inf in the loss or the gradient norm: no update is made from it.
+ * Say where the first non-finite value is and which checkpoint survives. */
+static _Noreturn void stop_non_finite(const GPT* model, long step, float loss, float norm, const Checkpoints* ck) {
+    char where[256], saved[CONFIG_STR_MAX + 128];
+    if (!gpt_find_nonfinite(model, where, sizeof where))
+        snprintf(where, sizeof where, "none: every value is finite, the sum of squares of the gradient overflows");
+    if (ck->saved_step >= 0)
+        snprintf(saved, sizeof saved, "the checkpoint of step %ld in %s is intact (--resume continues from it)",
+                 ck->saved_step, ck->out_dir);
+    else
+        snprintf(saved, sizeof saved, "no checkpoint had been written yet");
+    char loss_text[32], norm_text[32];  /* "nan", never glibc's "-nan" */
+    snprintf(loss_text, sizeof loss_text, isnan(loss) ? "nan" : "%g", loss);
+    snprintf(norm_text, sizeof norm_text, isnan(norm) ? "nan" : "%g", norm);
+    die(EXIT_NON_FINITE, "step %ld: loss %s, gradient norm %s: first non-finite value: %s; stopped before the "
+        "update, %s; lower learning_rate or raise warmup_iters", step, loss_text, norm_text, where, saved);
+}
+
 int main(int argc, char** argv) {
     Dist dist;  /* rank 0 of 1 without MPI */
     dist_init(&dist, &argc, &argv);
@@ -195,6 +280,7 @@ int main(int argc, char** argv) {
         return argc < 2 ? EXIT_BAD_INPUT : 0;
     }
     setvbuf(stdout, NULL, _IOLBF, 0);  /* progress lines appear at once, also through a pipe */
+    catch_signals();
     TrainConfig cfg;
     char err[CONFIG_ERR_MAX + 512];
     /* file, overrides, checks: nothing is written before this passes */
@@ -229,8 +315,14 @@ int main(int argc, char** argv) {
     GPT model;
     GPTConfig mc = config_model(&cfg, data.vocab_size);
     MemoryEstimate mem = gpt_memory_estimate(&mc, cfg.batch_size);
-    gpt_memory_estimate_print(&mem, "token data",
-                              (double)(train_data.n + val_data.n) * sizeof(uint16_t) / BYTES_PER_MB);
+    double token_bytes = (double)(train_data.n + val_data.n) * sizeof(uint16_t);
+    gpt_memory_estimate_print(&mem, "token data", token_bytes / BYTES_PER_MB);
+    const char* limit_name;
+    double limit = memory_limit_bytes(&limit_name);
+    if (mem.total + token_bytes > limit)  /* refused before allocating any of it */
+        die(EXIT_BAD_INPUT, "%s: this run needs an estimated %.1f MB (the memory estimate above), more than the "
+            "%.1f MB of %s: lower batch_size, block_size, n_embd or n_layer", argv[1],
+            (mem.total + token_bytes) / BYTES_PER_MB, limit / BYTES_PER_MB, limit_name);
     gpt_build(&model, &mc, cfg.batch_size, (uint64_t)cfg.seed);
     AdamW opt;
     adamw_init(&opt, model.num_params);
@@ -305,10 +397,14 @@ int main(int argc, char** argv) {
     }
 
     /* ---- the loop ---- */
+    Checkpoints ck = {.out_dir = cfg.out_dir, .last_dir = last_dir, .state_path = state_path, .cfg_text = cfg_text,
+                      .tok_file = tok_file, .tok_len = tok_len, .tok_id = tok_id,
+                      .saved_step = cfg.resume ? progress.step : -1};
     double t_session = now_seconds(), train_seconds = 0.0;
     double t_start = t_session - progress.elapsed_s;  /* elapsed_s continues across resumes */
-    long first = cfg.resume ? progress.step + 1 : 0;
-    for (long step = first; step <= cfg.max_iters; step++) {
+    long first = cfg.resume ? progress.step + 1 : 0, last_step = first - 1;
+    int stopped_by = 0;  /* the signal that ended the run early, or 0 */
+    for (long step = first; step <= cfg.max_iters && !stopped_by; step++) {
         /* step s makes the s-th update (step 0 none), then evaluates the model it
          * leaves: before training, after every eval_interval updates and after the last */
         double lr = 0.0, dt = 0.0;
@@ -328,12 +424,12 @@ int main(int argc, char** argv) {
             dist_mean_floats(model.grads_memory, model.num_params);
             loss = (float)(dist_sum_double(loss) / dist.size);
             norm = grad_global_norm(model.grads_memory, model.num_params);
+            if (!isfinite(loss) || !isfinite(norm)) stop_non_finite(&model, step, loss, norm, &ck);
             grad_clip(model.grads_memory, model.num_params, norm, (float)cfg.grad_clip);
             adamw_update(&opt, model.params_memory, model.grads_memory, model.tensors, NUM_PARAM_TENSORS, (float)lr,
                          (float)cfg.beta1, (float)cfg.beta2, (float)cfg.weight_decay);
             dt = now_seconds() - t0;
             train_seconds += dt;
-            if (!isfinite(loss)) die(EXIT_BAD_INPUT, "loss is %f at step %ld: lower learning_rate", loss, step);
             if (step % cfg.log_interval == 0 || step == cfg.max_iters) {
                 char eta[32];
                 format_duration(train_seconds / (step - first + 1) * (cfg.max_iters - step), eta, sizeof eta);
@@ -363,31 +459,24 @@ int main(int argc, char** argv) {
 
         /* a row per step, written whole and flushed (a crash leaves only complete
          * rows), before the checkpoint that records the step */
-        progress.step = step;
+        progress.step = last_step = step;
         progress.elapsed_s = now_seconds() - t_start;
+        stopped_by = stop_requested(&dist);
         if (!root) continue;  /* the rest of the step writes files */
         if (step == 0) fprintf(log, "0,,,%s,,,,%s,%.3f\n", val_text, eval_text, progress.elapsed_s);
         else fprintf(log, "%ld,%.9g,%.9g,%s,%.9g,%.3f,%.1f,%s,%.3f\n", step, lr, loss, val_text, norm, dt * 1e3,
                      global_batch * T / dt, eval_text, progress.elapsed_s);
-        if (fflush(log) != 0) die(EXIT_IO_FAILURE, "cannot write %s", log_path);
+        if (fflush(log) != 0 || ferror(log)) die(EXIT_IO_FAILURE, "cannot write %s: %s", log_path, strerror(errno));
 
         if (eval_step) embed_log_eval(&elog, &model, step);
         embed_log_snapshot(&elog, &model, step);
         if (eval_step && cfg.sample_tokens > 0) print_sample(&model, tok, &cfg, (int)step);
-        if (eval_step && step > 0) {
-            double t0 = now_seconds();
-            /* best: the lowest val loss so far; last and the state: always */
-            if (progress.val_loss < progress.best_val_loss) {
-                progress.best_val_loss = progress.val_loss;
-                if (checkpoint_save_model(cfg.out_dir, &model, tok_file, tok_len, step, progress.val_loss, err,
-                                          sizeof err) != 0)
-                    die(EXIT_IO_FAILURE, "%s", err);
-            }
-            if (checkpoint_save_model(last_dir, &model, tok_file, tok_len, step, progress.val_loss, err, sizeof err) != 0 ||
-                checkpoint_save_state(state_path, &model, &opt, &progress, cfg_text, &tok_id, err, sizeof err) != 0)
-                die(EXIT_IO_FAILURE, "%s", err);
-            printf("checkpoint: step %ld in %s/last (best val %.4f in %s), %.2f s\n", step, cfg.out_dir,
-                   progress.best_val_loss, cfg.out_dir, now_seconds() - t0);
+        /* at evaluations and when stopped early: out_dir/last/ and the state, and
+         * out_dir itself when the val loss is the lowest so far */
+        if (step > 0 && (eval_step || stopped_by)) {
+            int best = eval_step && progress.val_loss < progress.best_val_loss;
+            if (best) progress.best_val_loss = progress.val_loss;
+            save_checkpoint(&ck, &model, &opt, &progress, eval_step ? progress.val_loss : NAN, best);
         }
     }
     if (root) {
@@ -395,8 +484,8 @@ int main(int argc, char** argv) {
         printf("watching E (embeddings.csv, probes, snapshots) took %.2f s\n", elog.seconds);
         embed_log_close(&elog);
     }
-    long steps_run = cfg.max_iters - first + 1 - (first == 0);
-    printf("done: %ld steps in %.1f s wall (%.1f ms/step training), final val loss %.4f (%.4f bits per byte)\n",
+    long steps_run = last_step - first + 1 - (first == 0);
+    if (!stopped_by) printf("done: %ld steps in %.1f s wall (%.1f ms/step training), final val loss %.4f (%.4f bits per byte)\n",
            steps_run, now_seconds() - t_session, steps_run > 0 ? train_seconds / steps_run * 1e3 : 0.0,
            progress.val_loss, data_bits_per_byte(&data, progress.val_loss));
 
@@ -412,5 +501,16 @@ int main(int argc, char** argv) {
     free(batches.all_inputs);
     free(batches.all_targets);
     dist_finalize();
+    if (stopped_by) {
+        if (!root) return 128 + stopped_by;
+        if (last_step > 0)
+            fprintf(stderr, "stopped by %s after step %ld (%.1f s): checkpoint in %s; continue with: "
+                    "./train %s/config.conf --resume\n", stopped_by == SIGINT ? "SIGINT" : "SIGTERM", last_step,
+                    now_seconds() - t_session, state_path, cfg.out_dir);
+        else
+            fprintf(stderr, "stopped by %s before training: no checkpoint written\n",
+                    stopped_by == SIGINT ? "SIGINT" : "SIGTERM");
+        return 128 + stopped_by;
+    }
     return 0;
 }

@@ -3,7 +3,9 @@
  * Every wrapper that can fail on outside input reports the file and the
  * operation, then exits; callers never see a NULL or a short read.
  * Exit codes used across the project: EXIT_BAD_INPUT (2) for a bad config,
- * bad data or bad command line; EXIT_IO_FAILURE (1) for a failing system call.
+ * bad data or bad command line; EXIT_IO_FAILURE (1) for a failing system call;
+ * EXIT_NON_FINITE (3) when training produced a NaN or an Inf. ./train stopped by
+ * SIGINT or SIGTERM exits with 128 + the signal's number, as a shell reports it.
  */
 #ifndef UTILS_H
 #define UTILS_H
@@ -12,7 +14,7 @@
 #include <stdint.h>
 #include <stdio.h>
 
-enum { EXIT_IO_FAILURE = 1, EXIT_BAD_INPUT = 2 };
+enum { EXIT_IO_FAILURE = 1, EXIT_BAD_INPUT = 2, EXIT_NON_FINITE = 3 };
 
 /* For functions that report instead of exiting: write the message into err
  * (when err is not NULL) and return -1, so `return errorf(err, errlen, ...)`. */
@@ -52,6 +54,10 @@ float rng_uniform(Rng* r);                    /* uniform in [0, 1) */
 float rng_normal(Rng* r);                     /* N(0, 1) by Box-Muller */
 
 double now_seconds(void);                     /* monotonic clock */
+/* The memory this process can have, in bytes: the least of physical RAM, the
+ * cgroup's memory.max (a container's limit) and RLIMIT_AS (ulimit -v). *what
+ * receives which of the three it is, for messages. */
+double memory_limit_bytes(const char** what);
 uint64_t fnv1a64(const void* data, size_t len);
 /* SplitMix64's finaliser: a bijection of 64-bit words that scatters nearby inputs
  * (seeds RNG streams; a counter-based hash for dropout masks). */

@@ -320,6 +320,42 @@ static void test_forward_accepts_shorter_sequences(void** state) {
     gpt_free(&m);
 }
 
+/* gpt_find_nonfinite names the first NaN/Inf in step order: parameters, then
+ * activations (forward order, layer by layer), then gradients (backward order). */
+static void test_find_nonfinite_names_the_first_tensor(void** state) {
+    GPTConfig c = tiny_config(POS_LEARNED, 1, 1);
+    GPT m;
+    gpt_build(&m, &c, B, 3);
+    int inputs[B * T], targets[B * T];
+    random_batch(inputs, targets, c.vocab_size, 6);
+    gpt_forward(&m, inputs, targets, B, T);
+    gpt_zero_grad(&m);
+    gpt_backward(&m);
+    char where[256] = "";
+    assert_int_equal(gpt_find_nonfinite(&m, where, sizeof where), 0);
+
+    /* gradients: layer 1's qkvw is made before layer 0's ln2w (backward runs top down) */
+    size_t C = c.n_embd;
+    m.grads.ln2w[0 * C + 3] = NAN;
+    m.grads.qkvw[1 * 3 * C * C + 5] = INFINITY;
+    assert_int_equal(gpt_find_nonfinite(&m, where, sizeof where), 1);
+    assert_string_equal(where, "gradient of qkvw of layer 1 (value 5 of 192 is inf)");
+    /* activations come before every gradient; within them, layer 0 before layer 1 */
+    m.acts.fch[(size_t)B * T * 4 * C + 7] = NAN;         /* layer 1 */
+    m.acts.atty[2] = -INFINITY;                           /* layer 0 */
+    assert_int_equal(gpt_find_nonfinite(&m, where, sizeof where), 1);
+    assert_string_equal(where, "activation atty of layer 0 (value 2 of 80 is inf)");
+    m.acts.logits[0] = NAN;                               /* after the blocks */
+    m.acts.atty[2] = 0.0f;
+    assert_int_equal(gpt_find_nonfinite(&m, where, sizeof where), 1);
+    assert_string_equal(where, "activation fch of layer 1 (value 7 of 320 is nan)");
+    /* parameters come first of all */
+    m.params.lnfw[4] = NAN;
+    assert_int_equal(gpt_find_nonfinite(&m, where, sizeof where), 1);
+    assert_string_equal(where, "parameter lnfw (value 4 of 8 is nan)");
+    gpt_free(&m);
+}
+
 int main(void) {
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(test_gradients_learned_positions_tied),
@@ -337,6 +373,7 @@ int main(void) {
         cmocka_unit_test(test_sinusoidal_positions_have_no_parameters),
         cmocka_unit_test(test_init_follows_gpt2),
         cmocka_unit_test(test_forward_accepts_shorter_sequences),
+        cmocka_unit_test(test_find_nonfinite_names_the_first_tensor),
     };
     return cmocka_run_group_tests_name("model", tests, NULL, NULL);
 }

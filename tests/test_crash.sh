@@ -1,0 +1,157 @@
+#!/usr/bin/env bash
+# test_crash.sh: a run loses at most the work since its last checkpoint.
+#   SIGKILL at 20 instants (10 at random, 10 as a checkpoint file is being written):
+#     out_dir always holds a checkpoint ./sample loads, and --resume ends with the
+#     uninterrupted run's log rows and final model, bit for bit;
+#   SIGINT / SIGTERM: the step finishes, a checkpoint is written, exit 130 / 143, and
+#     --resume continues bit for bit; a second SIGINT exits at once;
+#   a loss that stops being finite: exit 3 naming the step and the first tensor
+#     holding a NaN/Inf, the last checkpoint untouched;
+#   a full disk (ulimit -f; a 1 MB tmpfs where mounting is allowed): exit 1 with
+#     the errno, the previous checkpoint intact and resumable;
+#   a model larger than the memory limit: refused before allocating, with the estimate.
+set -u
+. "$(dirname "$0")/lib.sh" crash
+
+small_conf "$tmp/crash.conf" "max_iters = 300" "lr_decay_iters = 300" "eval_interval = 10" "sample_tokens = 0" \
+    "embed_snapshot_interval = 25"
+rows() { cut -d, -f1-5,8,9 "$1"; }  # every log.csv column but the timing ones
+same_run() {  # OUT_DIR: the reference run's rows and final model?
+    cmp -s <(rows "$tmp/ref/log.csv") <(rows "$1/log.csv") &&
+        cmp -s "$tmp/ref/last/model.safetensors" "$1/last/model.safetensors"
+}
+resume() { ./train "$1/config.conf" --resume > "$tmp/resume.out" 2> "$tmp/resume.err"; }
+
+./train "$tmp/crash.conf" --out_dir="$tmp/ref" > /dev/null 2> "$tmp/err" || bad "reference run" "$(cat "$tmp/err")"
+
+# ---- SIGKILL at 20 instants (4 under make sanitize, where each run is ~10x slower) ----
+kills=20; [ -n "${SANITIZE:-}" ] && kills=4
+failures=""; during_write=0
+t_kill=$(date +%s)
+for i in $(seq 1 $kills); do
+    out="$tmp/kill$i"
+    if [ "$i" -le $((kills / 2)) ]; then mode=random; delay=$(awk -v s="$RANDOM" 'BEGIN { srand(s); printf "%.4f", rand() * 0.4 }')
+    else mode=write; delay=$(awk -v s="$RANDOM" 'BEGIN { srand(s); printf "%.5f", rand() * 0.0003 }'); fi
+    report=$($PYTHON tests/kill_at.py "$out" "$mode" "$delay" ./train "$tmp/crash.conf" --out_dir="$out")
+    rc=$?
+    if [ $rc -ne 0 ]; then failures="$failures [$i: kill_at exit $rc ($mode $delay)]"; continue; fi
+    case "$report" in *"during a write: yes"*) during_write=$((during_write + 1)) ;; esac
+    if ! ./sample "$out/last" --max_new_tokens=20 > /dev/null 2> "$tmp/err"; then
+        failures="$failures [$i ($report): ./sample $out/last: $(head -c 200 "$tmp/err")]"
+    elif ! resume "$out"; then
+        failures="$failures [$i ($report): resume: $(head -c 200 "$tmp/resume.err")]"
+    elif ! same_run "$out"; then
+        failures="$failures [$i ($report): the resumed run differs: $(diff <(rows "$tmp/ref/log.csv") <(rows "$out/log.csv") | head -3)]"
+    fi
+    rm -rf "$out"
+done
+if [ -n "$failures" ]; then bad "SIGKILL at $kills instants" "$failures"
+elif [ $during_write -lt $((kills / 4)) ]; then bad "SIGKILL at $kills instants" "only $during_write kills landed during a checkpoint write"
+else ok "SIGKILL at $kills instants ($during_write during a checkpoint write; $(($(date +%s) - t_kill)) s): each time ./sample loads out_dir/last and --resume ends bit-identical to the uninterrupted run"; fi
+
+# ---- SIGINT and SIGTERM: finish the step, checkpoint, exit ----
+for sig in INT TERM; do
+    out="$tmp/sig$sig"
+    want=$((128 + $(kill -l "$sig")))
+    ./train "$tmp/crash.conf" --out_dir="$out" --max_iters=100000 --lr_decay_iters=300 > "$tmp/sig.out" 2> "$tmp/sig.err" &
+    pid=$!
+    while [ ! -f "$out/train_state.safetensors" ] && kill -0 $pid 2> /dev/null; do sleep 0.01; done
+    sleep 0.$((RANDOM % 3 + 1))
+    kill -"$sig" $pid
+    wait $pid
+    rc=$?
+    step=$(sed -n "s/^stopped by SIG$sig after step \([0-9]*\) .*/\1/p" "$tmp/sig.err")
+    state_step=$(head -c 4000 "$out/train_state.safetensors" | grep -ao '"emergent.step":"[0-9]*"' | tr -dc '0-9')
+    last_row=$(tail -n 1 "$out/log.csv" | cut -d, -f1)
+    if [ $rc -ne "$want" ] || [ -z "$step" ]; then bad "SIG$sig" "exit $rc (expected $want): $(cat "$tmp/sig.err")"
+    elif [ "$state_step" != "$step" ] || [ "$last_row" != "$step" ]; then
+        bad "SIG$sig" "stopped after step $step but the state holds step '$state_step', the log ends at '$last_row'"
+    elif ! ./train "$out/config.conf" --resume --max_iters=300 > /dev/null 2> "$tmp/err" || ! same_run "$out"; then
+        bad "SIG$sig resume" "$(head -c 300 "$tmp/err")"
+    else ok "SIG$sig: exit $rc after finishing step $step and writing its checkpoint; --resume ends bit-identical"; fi
+done
+
+# a second SIGINT exits at once: a step of this model takes ~0.15 s, the second
+# signal comes 20 ms after the first, so the first has not yet reached the end of
+# its step; nothing is written after the second, and the checkpoint left is whole
+out="$tmp/twice"
+./train "$tmp/crash.conf" --out_dir="$out" --n_layer=4 --n_embd=256 --n_head=4 --block_size=128 --batch_size=16 \
+    --eval_interval=2 --eval_iters=1 --max_iters=1000 > /dev/null 2> "$tmp/twice.err" &
+pid=$!
+while [ ! -f "$out/train_state.safetensors" ] && kill -0 $pid 2> /dev/null; do sleep 0.005; done
+kill -INT $pid; sleep 0.02; kill -INT $pid; touch "$tmp/second"
+wait $pid; rc=$?
+newer=$(find "$out" -name '*.safetensors' -newer "$tmp/second")
+saved=$(head -c 4000 "$out/train_state.safetensors" | grep -ao '"emergent.step":"[0-9]*"' | tr -dc '0-9')
+if [ $rc -ne 130 ]; then bad "second SIGINT" "exit $rc: $(cat "$tmp/twice.err")"
+elif grep -q "stopped by" "$tmp/twice.err"; then bad "second SIGINT" "the run went on to its checkpoint: $(cat "$tmp/twice.err")"
+elif [ -n "$newer" ]; then bad "second SIGINT" "written after the second signal: $newer"
+elif ! ./train "$out/config.conf" --resume --max_iters=$((saved + 1)) > /dev/null 2> "$tmp/err"; then
+    bad "second SIGINT" "the checkpoint left does not resume: $(cat "$tmp/err")"
+else ok "a second SIGINT exits at once (exit 130, nothing written after it); the step-$saved checkpoint resumes"; fi
+
+# ---- a loss that stops being finite ----
+out="$tmp/blown"
+./train "$tmp/crash.conf" --out_dir="$out" --max_iters=20 > /dev/null 2>&1
+$PYTHON tests/scale_tensor.py "$out/train_state.safetensors" qkvw 1e30  # weights that blew up
+before=$(md5sum "$out/train_state.safetensors" "$out/last/model.safetensors")
+./train "$out/config.conf" --resume --max_iters=40 > /dev/null 2> "$tmp/err"
+rc=$?
+if [ $rc -ne 3 ]; then bad "non-finite loss" "exit $rc, expected 3: $(cat "$tmp/err")"
+elif ! grep -q "step 21: loss nan, gradient norm nan: first non-finite value: activation atty of layer 0" "$tmp/err"; then
+    bad "non-finite loss" "message: $(cat "$tmp/err")"
+elif [ "$before" != "$(md5sum "$out/train_state.safetensors" "$out/last/model.safetensors")" ] ||
+     [ "$(tail -n 1 "$out/log.csv" | cut -d, -f1)" != 20 ]; then bad "non-finite loss" "the checkpoint or the log changed"
+else ok "non-finite loss: exit 3, $(head -c 170 "$tmp/err")..., the step-20 checkpoint untouched"; fi
+
+# ---- a full disk ----
+full_disk() {  # NAME OUT_DIR FRAGMENT ULIMIT_BLOCKS FIRST_STEPS: FIRST_STEPS steps with room, then on to 40
+    local name=$1 out=$2 fragment=$3 blocks=$4 first=$5 before="" resume=""
+    if [ "$first" -gt 0 ]; then
+        ./train "$tmp/crash.conf" --out_dir="$out" --max_iters="$first" > /dev/null 2> "$tmp/err" ||
+            { bad "$name" "the first $first steps failed: $(cat "$tmp/err")"; return; }
+        before=$(md5sum < "$out/train_state.safetensors"); resume=--resume
+    fi
+    (ulimit -f "$blocks"; ./train "$tmp/crash.conf" --out_dir="$out" $resume --max_iters=40 > /dev/null 2> "$tmp/err")
+    local rc=$?
+    if [ $rc -ne 1 ] || ! grep -qF "$fragment" "$tmp/err"; then bad "$name" "exit $rc: $(cat "$tmp/err")"
+    elif [ -n "$before" ] && [ "$before" != "$(md5sum < "$out/train_state.safetensors")" ]; then
+        bad "$name" "the training state changed"
+    elif [ -n "$(find "$out" -name '*.tmp')" ]; then bad "$name" "left $(find "$out" -name '*.tmp')"
+    else
+        local saved; saved=$(head -c 4000 "$out/train_state.safetensors" | grep -ao '"emergent.step":"[0-9]*"' | tr -dc '0-9')
+        cp -r "$out" "$tmp/roomy" && ./train "$tmp/crash.conf" --resume --out_dir="$tmp/roomy" > /dev/null 2>&1 &&
+            same_run "$tmp/roomy" &&
+            ok "$name: exit 1, $(head -c 190 "$tmp/err")...; the step-$saved checkpoint survives and --resume from it ends bit-identical" ||
+            bad "$name" "resuming from the surviving checkpoint failed"
+        rm -rf "$tmp/roomy"
+    fi
+}
+# 200 KB per file: after 20 steps with room, the model files fit, the 350 KB training state does not
+full_disk "full disk (ulimit -f 200)" "$tmp/ulimit" "train_state.safetensors.tmp failed: File too large" 200 20
+mkdir -p "$tmp/tmpfs"
+if [ "$(id -u)" -eq 0 ] && mount -t tmpfs -o size=900k tmpfs "$tmp/tmpfs" 2> /dev/null; then
+    # 900 KB: room for the step-10 checkpoint, not for the step-20 state beside it
+    full_disk "full disk (out_dir on a 900 KB tmpfs)" "$tmp/tmpfs/out" "No space left on device" unlimited 0
+    umount "$tmp/tmpfs"
+else echo "note: tmpfs cannot be mounted here (not root, or no CAP_SYS_ADMIN): the ulimit -f case stands for a full disk"; fi
+
+# ---- more memory than this process may have: refused before allocating ----
+if [ -n "${SANITIZE:-}" ]; then echo "note: the ulimit -v case is skipped under make sanitize (ASan reserves terabytes of address space)"
+else
+(ulimit -v 2000000; ./train "$tmp/crash.conf" --out_dir="$tmp/huge" --n_embd=2048 --n_head=16 --n_layer=12 \
+    > "$tmp/huge.out" 2> "$tmp/err")
+rc=$?
+if [ $rc -eq 2 ] && grep -q "needs an estimated [0-9.]* MB (the memory estimate above), more than the 1953.1 MB of address-space limit (ulimit -v)" "$tmp/err" &&
+   grep -q "^memory estimate:" "$tmp/huge.out" && [ ! -e "$tmp/huge" ]; then
+    ok "a model beyond ulimit -v is refused before allocating: $(head -c 200 "$tmp/err")"
+else bad "memory refusal" "exit $rc: $(cat "$tmp/err")"; fi
+fi
+./train "$tmp/crash.conf" --out_dir="$tmp/huge" --n_embd=16384 --n_head=16 --n_layer=256 > /dev/null 2> "$tmp/err"
+rc=$?
+if [ $rc -eq 2 ] && grep -q "more than the [0-9.]* MB of \(physical memory\|cgroup memory.max\)" "$tmp/err" && [ ! -e "$tmp/huge" ]; then
+    ok "a model beyond the machine's memory is refused: $(head -c 200 "$tmp/err")"
+else bad "memory refusal" "exit $rc: $(cat "$tmp/err")"; fi
+
+echo "test_crash: $pass passed, $fail failed"
+[ $fail -eq 0 ]
