@@ -5,6 +5,8 @@
 #   make run        build, fetch the data, train configs/shakespeare_char.conf
 #   make deps       install the Debian packages (as root)
 #   make bench      time training steps, C against PyTorch, and write docs/bench.md
+#   make sanitize   the whole suite again with ASan + UBSan builds
+#   make fuzz       libFuzzer targets for every reader of outside input (clang)
 #   make SPM=0      build without libsentencepiece (tokenizer = sentencepiece then
 #                   reports that); by default SPM=1 when pkg-config finds it
 #   make MPI=1      build with mpicc for data-parallel training over Open MPI
@@ -57,7 +59,7 @@ HEADERS = $(wildcard *.h tokenizer/*.h)
 TESTS = tests/test_kernels tests/test_model tests/test_config tests/test_training tests/test_tokenizer \
         tests/test_safetensors tests/test_checkpoint tests/test_embeddings
 
-.PHONY: all test run data deps clean bench
+.PHONY: all test run data deps clean bench sanitize
 all: train prepare sample embeddings
 
 train: train.o $(CORE)
@@ -103,7 +105,8 @@ scripts/bench_step: scripts/bench_step.c $(CORE) $(HEADERS)
 scripts/fma_peak: scripts/fma_peak.c
 	$(CC) $(CFLAGS) -o $@ $<
 
-test: train prepare sample embeddings $(TESTS) tests/parity_dump tests/logits_dump
+test: train prepare sample embeddings $(TESTS) tests/parity_dump tests/logits_dump tests/memcheck/train \
+      tests/memcheck/sample
 	PYTHON=$(PYTHON) tests/run_all.sh
 ifeq ($(MPI),1)
 	PYTHON=$(PYTHON) tests/test_mpi.sh
@@ -111,6 +114,26 @@ endif
 
 bench: train scripts/bench_step scripts/fma_peak
 	PYTHON=$(PYTHON) scripts/bench.sh
+
+# make sanitize: every program and test rebuilt under AddressSanitizer and
+# UndefinedBehaviorSanitizer (-O2 -g; any report ends the program with an error),
+# then the whole suite. The objects it leaves are sanitized: the next plain `make`
+# rebuilds them (.build-flags). SANITIZE=1 tells the suite to skip what cannot run
+# under ASan: valgrind, and ulimit -v (ASan reserves terabytes of address space).
+SANITIZE_OPTFLAGS = -O2 -g -march=native -ffp-contract=fast -fno-math-errno -fno-omit-frame-pointer \
+                    -fsanitize=address,undefined -fno-sanitize-recover=all
+sanitize:
+	SANITIZE=1 ASAN_OPTIONS=detect_leaks=1:strict_string_checks=1 UBSAN_OPTIONS=print_stacktrace=1 \
+	    $(MAKE) OPTFLAGS="$(SANITIZE_OPTFLAGS)" test
+
+# valgrind's memcheck cannot decode AVX-512: tests/test_valgrind.sh runs copies of
+# ./train and ./sample built for AVX2 with debug info, one compile each.
+MEMCHECK_CFLAGS = -O2 -g -march=x86-64-v3 -ffp-contract=fast -fno-math-errno -std=c11 -D_POSIX_C_SOURCE=200809L \
+                  -fopenmp -I.
+MEMCHECK_SRCS = $(filter-out $(SPM_OBJ:.o=.c),$(CORE:.o=.c)) tokenizer/sentencepiece_none.c
+tests/memcheck/%: %.c $(MEMCHECK_SRCS) $(HEADERS)
+	@mkdir -p tests/memcheck
+	$(CC) $(MEMCHECK_CFLAGS) -o $@ $< $(MEMCHECK_SRCS) -lm
 
 run: train data/tinyshakespeare.txt
 	./train configs/shakespeare_char.conf
@@ -124,4 +147,50 @@ deps:
 
 clean:
 	rm -f train prepare sample embeddings *.o tokenizer/*.o $(TESTS) tests/parity_dump tests/logits_dump \
-	      scripts/bench_step scripts/fma_peak .build-flags
+	      scripts/bench_step scripts/fma_peak .build-flags $(FUZZ_ALL:%=tests/fuzz/fuzz_%) tests/fuzz/sentencepiece_shim.o \
+	      tests/memcheck/train tests/memcheck/sample
+
+# ---------------------------------------------------------------------------
+# Fuzzing (issue 8): one libFuzzer target per reader of outside input, in
+# tests/fuzz/fuzz_<name>.c, with seed corpora in tests/fuzz/corpus/<name>/
+# (docs/robustness.md). clang builds each binary straight from the sources with
+# libFuzzer, AddressSanitizer (LeakSanitizer included) and UBSan, aborting at
+# the first undefined behaviour; the gcc objects above are neither used nor touched.
+#   make fuzz                        build every tests/fuzz/fuzz_<name>
+#   make fuzz-run FUZZ_SECONDS=60    run each for that long on a copy of its seeds:
+#                                    fails on a crash, leak, timeout or OOM
+#                                    (FUZZ_TARGETS="config tokens" runs only those)
+FUZZ_CC ?= clang
+FUZZ_CXX ?= clang++
+FUZZ_SECONDS ?= 60
+FUZZ_ALL = config tokens safetensors checkpoint_state checkpoint_model tokenizer sentencepiece
+FUZZ_TARGETS ?= $(FUZZ_ALL)
+# -O1 -g: fast enough to fuzz, and readable stack traces. -fopenmp: the kernels'
+# pragmas (the targets run one thread). -fsanitize-link-c++-runtime: UBSan's C++
+# checks in the SentencePiece shim, linked by the C driver.
+FUZZ_SANITIZE = -fsanitize=fuzzer,address,undefined -fno-sanitize-recover=undefined
+FUZZ_CFLAGS = -g -O1 $(FUZZ_SANITIZE) -fopenmp -std=c11 -D_POSIX_C_SOURCE=200809L -Wall -Wextra \
+              -Wno-unused-parameter -I. -Itests/fuzz
+FUZZ_SRCS = $(filter-out $(SPM_OBJ:.o=.c),$(CORE:.o=.c)) tests/fuzz/fuzz_common.c
+FUZZ_LDLIBS = -lm
+ifeq ($(SPM),1)
+FUZZ_SPM = tests/fuzz/sentencepiece_shim.o
+FUZZ_LDLIBS += $(shell pkg-config --libs sentencepiece) -lstdc++ -fsanitize-link-c++-runtime
+else
+FUZZ_SPM = tokenizer/sentencepiece_none.c
+endif
+FUZZ_BINS = $(FUZZ_TARGETS:%=tests/fuzz/fuzz_%)
+.PHONY: fuzz fuzz-run
+
+fuzz: $(FUZZ_BINS)
+
+# the shim, instrumented (fuzzer-no-link: coverage without a second main)
+tests/fuzz/sentencepiece_shim.o: tokenizer/sentencepiece_shim.cc $(HEADERS)
+	$(FUZZ_CXX) -g -O1 $(subst fuzzer,fuzzer-no-link,$(FUZZ_SANITIZE)) -std=c++17 -Wall -Wextra \
+	    -Wno-unused-parameter -I. $(shell pkg-config --cflags sentencepiece) -c -o $@ $<
+
+tests/fuzz/fuzz_%: tests/fuzz/fuzz_%.c tests/fuzz/fuzz_common.h $(FUZZ_SRCS) $(FUZZ_SPM) $(HEADERS)
+	$(FUZZ_CC) $(FUZZ_CFLAGS) -o $@ $< $(FUZZ_SRCS) $(FUZZ_SPM) $(FUZZ_LDLIBS)
+
+fuzz-run: $(FUZZ_BINS)
+	FUZZ_SECONDS=$(FUZZ_SECONDS) tests/fuzz/run.sh $(FUZZ_TARGETS)

@@ -139,8 +139,10 @@ static int config_from_meta(const StFile* f, const char* path, GPTConfig* c, cha
     double scale;
     if (!pos || (strcmp(pos, "learned") && strcmp(pos, "sinusoidal")))
         return errorf(err, errlen, "%s: metadata emergent.pos_encoding must be learned or sinusoidal", path);
-    if (parse_double(st_meta(f, "emergent.embed_scale"), &scale) != 0 || !(scale > 0) || !isfinite(scale))
-        return errorf(err, errlen, "%s: metadata emergent.embed_scale must be a positive number", path);
+    /* (0, 1e6], the config's range: a larger double would be an infinite float */
+    if (parse_double(st_meta(f, "emergent.embed_scale"), &scale) != 0 || !(scale > 0) || !(scale <= 1e6))
+        return errorf(err, errlen, "%s: metadata emergent.embed_scale is %s, expected a number in (0, 1e6]", path,
+                    st_meta(f, "emergent.embed_scale") ? st_meta(f, "emergent.embed_scale") : "missing");
     if (!tie || (strcmp(tie, "true") && strcmp(tie, "false")) || !bias || (strcmp(bias, "true") && strcmp(bias, "false")))
         return errorf(err, errlen, "%s: metadata emergent.tie_weights and emergent.bias must be true or false", path);
     c->pos_encoding = strcmp(pos, "learned") == 0 ? POS_LEARNED : POS_SINUSOIDAL;
@@ -261,6 +263,16 @@ int checkpoint_load_model(const char* dir, GPT* m, int max_batch, Tokenizer** to
         st_free(&f);
         return errorf(err, errlen, "%s: %s is missing or not [%d, %d] as the metadata says", path, HF_NAMES[0].name,
                     c.vocab_size, c.n_embd);
+    }
+    /* and the file must hold every parameter the metadata describes before the model
+     * is allocated: a small file must not make this allocate (and initialise) gigabytes */
+    MemoryEstimate need = gpt_memory_estimate(&c, 0);
+    size_t have = f.len - f.data_start;
+    if (need.params > have) {
+        st_free(&f);
+        return errorf(err, errlen, "%s: the metadata describes a model of %zu parameters (%zu bytes: vocab_size %d, "
+                    "block_size %d, n_layer %d, n_embd %d), but the file's tensors hold only %zu bytes", path,
+                    need.params / sizeof(float), need.params, c.vocab_size, c.block_size, c.n_layer, c.n_embd, have);
     }
     gpt_build(m, &c, max_batch, 0);
     int used = 0, rc = 0;

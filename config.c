@@ -95,6 +95,33 @@ static void range_text(const KeyInfo* k, char* out, size_t len) {
     snprintf(out, len, "%c%.10g, %.10g%c", k->min_open ? '(' : '[', k->min, k->max, k->max_open ? ')' : ']');
 }
 
+/* Whether a quote q in s is followed by blanks and a '#': inside quotes q, that
+ * quote would end the value early (split_line takes the rest as a comment). */
+static int ends_quote_early(const char* s, char q) {
+    for (const char* c = strchr(s, q); c; c = strchr(c + 1, q)) {
+        const char* rest = c + 1;
+        while (isspace((unsigned char)*rest)) rest++;
+        if (rest > c + 1 && *rest == '#') return 1;
+    }
+    return 0;
+}
+
+/* How config_write quotes a string so that the reader gets it back exactly: 0 for
+ * no quotes, '"' or '\'', or -1 when neither would do (parse_value refuses those).
+ * Quotes are needed for blanks at either end, a leading quote or '#', and a '#'
+ * after a blank (a comment otherwise). */
+static int quote_for(const char* s) {
+    size_t n = strlen(s);
+    int bare = n == 0 || (!isspace((unsigned char)s[0]) && !isspace((unsigned char)s[n - 1]) && s[0] != '"' &&
+                          s[0] != '\'' && s[0] != '#');
+    for (const char* h = strchr(s, '#'); bare && h; h = strchr(h + 1, '#'))
+        bare = !(h > s && isspace((unsigned char)h[-1]));
+    if (bare) return 0;
+    if (!ends_quote_early(s, '"')) return '"';
+    if (!ends_quote_early(s, '\'')) return '\'';
+    return -1;
+}
+
 /* Parse value into the field of k; `where` ("file:line" or "--key") prefixes errors. */
 static int parse_value(TrainConfig* cfg, const KeyInfo* k, const char* value, const char* where,
                      char* err, size_t errlen) {
@@ -136,6 +163,13 @@ static int parse_value(TrainConfig* cfg, const KeyInfo* k, const char* value, co
     case KEY_STRING:
         if (strlen(value) >= CONFIG_STR_MAX)
             return errorf(err, errlen, "%s: key '%s' is longer than %d characters", where, k->name, CONFIG_STR_MAX - 1);
+        for (const char* c = value; *c; c++)
+            if ((unsigned char)*c < 0x20)
+                return errorf(err, errlen, "%s: key '%s' holds the control character 0x%02x at offset %d: a value "
+                            "is one line of printable text", where, k->name, (unsigned char)*c, (int)(c - value));
+        if (quote_for(value) < 0)
+            return errorf(err, errlen, "%s: key '%s' holds both \" and ' followed by blanks and '#': no quotes "
+                        "could write it back into a config file", where, k->name);
         strcpy(field, value);
         return 0;
     case KEY_ENUM: {
@@ -177,6 +211,55 @@ static char* trim(char* s) {
     return s;
 }
 
+/* A '#' that begins a comment: at the start of the line or after a blank. */
+static char* comment_start(char* line, char* from) {
+    for (char* h = from; (h = strchr(h, '#')) != NULL; h++)
+        if (h == line || isspace((unsigned char)h[-1])) return h;
+    return NULL;
+}
+
+/* The quote that closes a value opened by the quote at open: the first one of its
+ * kind followed by nothing but blanks, or by blanks and a comment. NULL if none. */
+static char* closing_quote(char* open) {
+    for (char* q = open + 1; (q = strchr(q, *open)) != NULL; q++) {
+        char* rest = q + 1;
+        while (isspace((unsigned char)*rest)) rest++;
+        if (*rest == 0 || (*rest == '#' && rest > q + 1)) return q;
+    }
+    return NULL;
+}
+
+/* Split a config line in place into *key and *value, both trimmed. A comment
+ * starts at a '#' that begins the line or follows a blank. A value may be quoted
+ * (" or '): the quotes keep its blanks and any '#', and it ends at the first
+ * quote of its kind that nothing but blanks or a comment follows:
+ *   out_dir = runs/a#1              -> runs/a#1
+ *   out_dir = "runs #1"  # a note   -> runs #1
+ * Returns 1 for a setting, 0 for a blank or comment line, -1 when there is no '='
+ * (*key is then the line without its comment). */
+static int split_line(char* line, char** key, char** value) {
+    char* eq = strchr(line, '=');
+    char* hash = comment_start(line, line);
+    if (!eq || (hash && hash < eq)) {
+        if (hash) *hash = 0;
+        *key = trim(line);
+        return **key ? -1 : 0;
+    }
+    *eq = 0;
+    *key = trim(line);
+    char* v = eq + 1;
+    while (isspace((unsigned char)*v)) v++;
+    char* close = *v == '"' || *v == '\'' ? closing_quote(v) : NULL;
+    if (close) {
+        *close = 0;
+        *value = v + 1;
+        return 1;
+    }
+    if ((hash = comment_start(line, v)) != NULL) *hash = 0;
+    *value = trim(v);
+    return 1;
+}
+
 void config_defaults(TrainConfig* cfg) {
     memset(cfg, 0, sizeof(*cfg));
     char err[CONFIG_ERR_MAX];
@@ -187,31 +270,35 @@ void config_defaults(TrainConfig* cfg) {
         }
 }
 
-int config_load_file(TrainConfig* cfg, const char* path, char* err, size_t errlen) {
-    FILE* f = fopen(path, "r");
-    if (!f) return errorf(err, errlen, "cannot open config file %s: %s", path, strerror(errno));
+/* A config file's size limit: far above any real one, and reading stops there. */
+#define CONFIG_FILE_MAX (1 << 20)
+/* The longest line, comment included: a full-length string value with its key and quotes fits. */
+#define CONFIG_LINE_MAX (CONFIG_STR_MAX + 254)
+
+int config_load_text(TrainConfig* cfg, const char* text, size_t len, const char* name, char* err, size_t errlen) {
     int first_line[NUM_KEYS] = {0};
-    char line[CONFIG_STR_MAX + 256], where[CONFIG_STR_MAX + 32];
+    char line[CONFIG_LINE_MAX + 1], where[CONFIG_STR_MAX + 32];
     int lineno = 0, rc = 0;
-    while (rc == 0 && fgets(line, sizeof line, f)) {
+    for (size_t at = 0; rc == 0 && at < len;) {
+        const char* nl = memchr(text + at, '\n', len - at);
+        size_t n = (nl ? (size_t)(nl - text) : len) - at;
         lineno++;
-        snprintf(where, sizeof where, "%s:%d", path, lineno);
-        if (!strchr(line, '\n') && !feof(f)) { rc = errorf(err, errlen, "%s: line too long", where); break; }
-        /* a comment starts at a '#' that begins the line or follows a space */
-        for (char* h = line; (h = strchr(h, '#')) != NULL; h++)
-            if (h == line || isspace((unsigned char)h[-1])) { *h = 0; break; }
-        char* s = trim(line);
-        if (*s == 0) continue;
-        char* eq = strchr(s, '=');
-        if (!eq) { rc = errorf(err, errlen, "%s: expected 'key = value', got '%s'", where, s); break; }
-        *eq = 0;
-        char* key = trim(s);
-        char* value = trim(eq + 1);
-        size_t vn = strlen(value);  /* optional quotes around a value */
-        if (vn >= 2 && (value[0] == '"' || value[0] == '\'') && value[vn - 1] == value[0]) {
-            value[vn - 1] = 0;
-            value++;
+        snprintf(where, sizeof where, "%s:%d", name, lineno);
+        if (n > CONFIG_LINE_MAX) {
+            rc = errorf(err, errlen, "%s: line too long (more than %d characters)", where, CONFIG_LINE_MAX);
+            break;
         }
+        if (memchr(text + at, 0, n)) {
+            rc = errorf(err, errlen, "%s: NUL byte in the line (not a text file?)", where);
+            break;
+        }
+        memcpy(line, text + at, n);
+        line[n] = 0;
+        at += n + (nl != NULL);
+        char *key, *value;
+        int kind = split_line(line, &key, &value);
+        if (kind == 0) continue;
+        if (kind < 0) { rc = errorf(err, errlen, "%s: expected 'key = value', got '%s'", where, key); break; }
         const KeyInfo* k = find_key(key);
         if (!k) {
             char keys[1024];
@@ -227,8 +314,22 @@ int config_load_file(TrainConfig* cfg, const char* path, char* err, size_t errle
         first_line[idx] = lineno;
         rc = set_value(cfg, k, value, where, err, errlen);
     }
-    if (rc == 0 && ferror(f)) rc = errorf(err, errlen, "error reading config file %s: %s", path, strerror(errno));
+    return rc;
+}
+
+int config_load_file(TrainConfig* cfg, const char* path, char* err, size_t errlen) {
+    FILE* f = fopen(path, "r");
+    if (!f) return errorf(err, errlen, "cannot open config file %s: %s", path, strerror(errno));
+    char* text = malloc(CONFIG_FILE_MAX + 1);
+    size_t len = text ? fread(text, 1, CONFIG_FILE_MAX + 1, f) : 0;
+    int rc = 0;
+    if (!text) rc = errorf(err, errlen, "out of memory reading config file %s", path);
+    else if (ferror(f)) rc = errorf(err, errlen, "error reading config file %s: %s", path, strerror(errno));
+    else if (len > CONFIG_FILE_MAX)
+        rc = errorf(err, errlen, "config file %s is larger than %d bytes (not a config file?)", path, CONFIG_FILE_MAX);
     fclose(f);
+    if (rc == 0) rc = config_load_text(cfg, text, len, path, err, errlen);
+    free(text);
     return rc;
 }
 
@@ -301,7 +402,12 @@ static void format_value(const TrainConfig* cfg, const KeyInfo* k, char* out, si
     case KEY_FLOAT:
     case KEY_SCALE: snprintf(out, len, "%.17g", *(const double*)field); break;
     case KEY_BOOL: snprintf(out, len, "%s", *(const int*)field ? "true" : "false"); break;
-    case KEY_STRING: snprintf(out, len, "%s", field); break;
+    case KEY_STRING: {
+        int q = quote_for(field);
+        if (q > 0) snprintf(out, len, "%c%s%c", q, field, q);
+        else snprintf(out, len, "%s", field);
+        break;
+    }
     case KEY_ENUM: {
         const char* c = k->choices;
         for (int i = 0; i < *(const int*)field; i++) c += strcspn(c, "|") + 1;

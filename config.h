@@ -54,8 +54,11 @@ typedef struct {
 
 /* Fill every key with its default. */
 void config_defaults(TrainConfig* cfg);
-/* Apply the key = value lines of a file. */
+/* Apply the key = value lines of a file (read whole, at most 1 MB, then config_load_text). */
 int config_load_file(TrainConfig* cfg, const char* path, char* err, size_t errlen);
+/* The same for text held in memory (len bytes, not NUL-terminated); name (the
+ * file's path) starts every message, as "name:line". */
+int config_load_text(TrainConfig* cfg, const char* text, size_t len, const char* name, char* err, size_t errlen);
 /* Apply one command-line override, "--key=value". */
 int config_apply_override(TrainConfig* cfg, const char* arg, char* err, size_t errlen);
 /* A program's command line, CONFIG [--key=value ...]: defaults, then the file,

@@ -31,40 +31,73 @@ void tokens_write(const char* path, const uint16_t* ids, size_t n, int vocab_siz
     free(buf);
 }
 
-/* Check a token file's header against its size and the vocabulary; returns the
- * token count. Does not look at the ids (tokens_read does). */
-static size_t tokens_check_header(FILE* f, const char* path, int vocab_size) {
+int tokens_check_header(const void* head, size_t len, const char* path, int vocab_size, size_t* n, char* err,
+                        size_t errlen) {
+    int32_t header[TOKENS_HEADER_INTS];
+    if (len < sizeof header)
+        return errorf(err, errlen, "%s: %zu bytes, too short for the 1024-byte token file header", path, len);
+    memcpy(header, head, sizeof header);
+    if (header[0] != TOKENS_MAGIC)
+        return errorf(err, errlen, "%s: bad magic %d, expected %d (not a token file)", path, header[0], TOKENS_MAGIC);
+    if (header[1] != TOKENS_VERSION)
+        return errorf(err, errlen, "%s: version %d, this build reads uint16 version %d", path, header[1],
+                      TOKENS_VERSION);
+    if (header[2] < 0 || len != sizeof header + (size_t)header[2] * sizeof(uint16_t))
+        return errorf(err, errlen, "%s: header says %d tokens (%zu bytes) but the file has %zu bytes", path,
+                      header[2], sizeof header + (size_t)header[2] * sizeof(uint16_t), len);
+    if (header[TOKENS_SLOT_VOCAB] != 0 && header[TOKENS_SLOT_VOCAB] != vocab_size)
+        return errorf(err, errlen, "%s: made for vocab_size %d, the tokenizer has %d", path,
+                      header[TOKENS_SLOT_VOCAB], vocab_size);
+    *n = (size_t)header[2];
+    return 0;
+}
+
+int tokens_check_ids(const uint16_t* ids, size_t n, const char* path, int vocab_size, char* err, size_t errlen) {
+    for (size_t i = 0; i < n; i++)
+        if (ids[i] >= vocab_size)
+            return errorf(err, errlen, "%s: token %zu has id %d, outside the vocabulary [0, %d)", path, i, ids[i],
+                          vocab_size);
+    return 0;
+}
+
+uint16_t* tokens_parse(const unsigned char* buf, size_t len, const char* path, int vocab_size, size_t* n, char* err,
+                       size_t errlen) {
+    if (tokens_check_header(buf, len, path, vocab_size, n, err, errlen) != 0) return NULL;
+    uint16_t* ids = malloc(*n * sizeof(uint16_t) + 1);
+    if (!ids) { errorf(err, errlen, "%s: out of memory for %zu tokens", path, *n); return NULL; }
+    memcpy(ids, buf + TOKENS_HEADER_INTS * sizeof(int32_t), *n * sizeof(uint16_t));
+    if (tokens_check_ids(ids, *n, path, vocab_size, err, errlen) != 0) { free(ids); return NULL; }
+    return ids;
+}
+
+/* The file's size and header, checked (tokens_check_header); the file is left
+ * positioned at the first id. Returns the token count; dies on bad input. */
+static size_t read_header(FILE* f, const char* path, int vocab_size) {
     struct stat st;
     if (fstat(fileno(f), &st) != 0) die(EXIT_BAD_INPUT, "cannot stat %s: %s", path, strerror(errno));
-    size_t len = (size_t)st.st_size;
-    int32_t header[TOKENS_HEADER_INTS];
-    if (len < sizeof header) die(EXIT_BAD_INPUT, "%s: %zu bytes, too short for the 1024-byte token file header", path, len);
-    xfread(header, sizeof header, 1, f, path);
-    if (header[0] != TOKENS_MAGIC) die(EXIT_BAD_INPUT, "%s: bad magic %d, expected %d (not a token file)", path, header[0], TOKENS_MAGIC);
-    if (header[1] != TOKENS_VERSION) die(EXIT_BAD_INPUT, "%s: version %d, this build reads uint16 version %d", path, header[1], TOKENS_VERSION);
-    if (header[2] < 0 || len != sizeof header + (size_t)header[2] * sizeof(uint16_t))
-        die(EXIT_BAD_INPUT, "%s: header says %d tokens (%zu bytes) but the file has %zu bytes", path, header[2],
-            sizeof header + (size_t)header[2] * sizeof(uint16_t), len);
-    if (header[TOKENS_SLOT_VOCAB] != 0 && header[TOKENS_SLOT_VOCAB] != vocab_size)
-        die(EXIT_BAD_INPUT, "%s: made for vocab_size %d, the tokenizer has %d", path, header[TOKENS_SLOT_VOCAB], vocab_size);
-    return (size_t)header[2];
+    size_t len = (size_t)st.st_size, n = 0;
+    int32_t header[TOKENS_HEADER_INTS] = {0};
+    char err[CONFIG_STR_MAX + 256];
+    if (len >= sizeof header) xfread(header, sizeof header, 1, f, path);
+    if (tokens_check_header(header, len, path, vocab_size, &n, err, sizeof err) != 0) die(EXIT_BAD_INPUT, "%s", err);
+    return n;
 }
 
 static size_t tokens_count(const char* path, int vocab_size) {
     FILE* f = xfopen(path, "rb");
-    size_t n = tokens_check_header(f, path, vocab_size);
+    size_t n = read_header(f, path, vocab_size);
     fclose(f);
     return n;
 }
 
 uint16_t* tokens_read(const char* path, int vocab_size, size_t* n) {
     FILE* f = xfopen(path, "rb");
-    *n = tokens_check_header(f, path, vocab_size);
+    *n = read_header(f, path, vocab_size);
     uint16_t* ids = xmalloc(*n * sizeof(uint16_t) + 1, path);
     xfread(ids, sizeof(uint16_t), *n, f, path);
     fclose(f);
-    for (size_t i = 0; i < *n; i++)
-        if (ids[i] >= vocab_size) die(EXIT_BAD_INPUT, "%s: token %zu has id %d, outside the vocabulary [0, %d)", path, i, ids[i], vocab_size);
+    char err[CONFIG_STR_MAX + 256];
+    if (tokens_check_ids(ids, *n, path, vocab_size, err, sizeof err) != 0) die(EXIT_BAD_INPUT, "%s", err);
     return ids;
 }
 
@@ -130,6 +163,18 @@ void data_prepare(const TrainConfig* cfg, PreparedData* d) {
         d->seconds = now_seconds() - t0;
         free(text);
         return;
+    }
+
+    /* SentencePiece works on UTF-8: a byte outside it would come back as U+FFFD.
+     * Said before training, which can take minutes on a large text. */
+    size_t valid = utf8_valid_prefix(text, len);
+    if (cfg->tokenizer == TOKENIZER_SENTENCEPIECE && !cfg->allow_lossy && valid < len) {
+        size_t line = 1;
+        for (size_t i = 0; i < valid; i++) line += text[i] == '\n';
+        die(EXIT_BAD_INPUT, "%s: byte offset %zu (line %zu): byte 0x%02x is not valid UTF-8, which the sentencepiece "
+            "tokenizer cannot reproduce (it decodes as U+FFFD): convert the text to UTF-8 (e.g. iconv -f latin1 -t "
+            "utf-8), use tokenizer = char or byte (they take any bytes), or set allow_lossy = true", cfg->input, valid,
+            line, text[valid]);
     }
 
     /* char: the vocabulary of the whole text, as nanoGPT; sentencepiece learns

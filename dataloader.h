@@ -46,8 +46,20 @@ double data_bits_per_byte(const PreparedData* d, double nats_per_token);
 /* Write ids as a token file, atomically. */
 void tokens_write(const char* path, const uint16_t* ids, size_t n, int vocab_size);
 /* Read a token file, checking magic, version, size and that every id < vocab_size
- * (when the file records a vocab_size, it must equal the one given). */
+ * (when the file records a vocab_size, it must equal the one given). Dies with
+ * EXIT_BAD_INPUT and the message of the checks below. */
 uint16_t* tokens_read(const char* path, int vocab_size, size_t* n);
+/* The checks, without exiting: 0, or -1 with a message naming path in err.
+ * tokens_check_header: head holds the first 1024 bytes of a file of len bytes
+ * (it is not read when len is shorter); *n receives the token count.
+ * tokens_check_ids: every id < vocab_size. */
+int tokens_check_header(const void* head, size_t len, const char* path, int vocab_size, size_t* n, char* err,
+                        size_t errlen);
+int tokens_check_ids(const uint16_t* ids, size_t n, const char* path, int vocab_size, char* err, size_t errlen);
+/* A whole token file held in memory (buf, len bytes), checked as tokens_read does:
+ * the ids (malloc'd, *n of them), or NULL with a message. */
+uint16_t* tokens_parse(const unsigned char* buf, size_t len, const char* path, int vocab_size, size_t* n, char* err,
+                       size_t errlen);
 
 typedef struct {
     const char* path;   /* for messages */

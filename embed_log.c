@@ -1,6 +1,7 @@
 /* embed_log.c: E's measurements, probes and snapshots during training (embed_log.h). */
 #include "embed_log.h"
 
+#include <errno.h>
 #include <math.h>
 #include <stdlib.h>
 #include <string.h>
@@ -69,7 +70,7 @@ void embed_log_eval(EmbedLog* e, const GPT* model, long step) {
     fprintf(e->csv, "%ld,%.6g,%.6g,%s,%.6g,%.6g,%s,%.4f\n", step, s.norm_mean, s.norm_std,
             field(s.norm_freq_spearman, "%.6g", "", a, sizeof a), s.mean_cosine, s.effective_rank,
             field(s.knn_purity, "%.6g", "", b, sizeof b), dt);
-    if (fflush(e->csv) != 0) die(EXIT_IO_FAILURE, "cannot write %s", e->csv_path);
+    if (fflush(e->csv) != 0 || ferror(e->csv)) die(EXIT_IO_FAILURE, "cannot write %s: %s", e->csv_path, strerror(errno));
     printf("E at step %ld: |e| %.3f +- %.3f, rank corr(|e|, freq) %s, mean cos %.3f, effective rank %.1f of %d, "
            "%d-NN class purity %s\n", step, s.norm_mean, s.norm_std, field(s.norm_freq_spearman, "%.3f", "n/a", a, sizeof a),
            s.mean_cosine, s.effective_rank, e->V < e->C ? e->V : e->C, EMBED_KNN,

@@ -69,7 +69,8 @@ void xfwrite(const void* buf, size_t size, size_t count, FILE* f, const char* pa
 }
 
 void xfclose_synced(FILE* f, const char* path) {
-    if (fflush(f) != 0) die(EXIT_IO_FAILURE, "%s: flush failed: %s", path, strerror(errno));
+    /* ferror: an earlier write into the buffer may have failed already */
+    if (fflush(f) != 0 || ferror(f)) die(EXIT_IO_FAILURE, "%s: write failed: %s", path, strerror(errno));
     if (fsync(fileno(f)) != 0) die(EXIT_IO_FAILURE, "%s: fsync failed: %s", path, strerror(errno));
     if (fclose(f) != 0) die(EXIT_IO_FAILURE, "%s: close failed: %s", path, strerror(errno));
 }

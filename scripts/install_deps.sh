@@ -6,9 +6,12 @@
 #   python3-torch, python3-numpy       the PyTorch parity test, the GPT-2 layout check
 #   python3-matplotlib                 scripts/plot_curves.py (training curves as PNG)
 #   libopenmpi-dev, openmpi-bin        make MPI=1: data-parallel training over MPI (docs/mpi.md)
+#   clang, libclang-rt-14-dev,         make fuzz: libFuzzer targets with ASan and UBSan (libclang-rt
+#   libomp-14-dev                      holds libFuzzer; libomp clang's OpenMP) (docs/robustness.md)
+#   valgrind                           tests/test_valgrind.sh: memcheck on training and sampling
 set -euo pipefail
 packages=(build-essential libcmocka-dev libsentencepiece-dev pkg-config python3-torch python3-numpy
-          python3-matplotlib libopenmpi-dev openmpi-bin)
+          python3-matplotlib libopenmpi-dev openmpi-bin clang libclang-rt-14-dev libomp-14-dev valgrind)
 missing=()
 for p in "${packages[@]}"; do
     dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q "install ok installed" || missing+=("$p")

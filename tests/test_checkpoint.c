@@ -197,6 +197,81 @@ static void test_damaged_checkpoints_are_refused_with_the_reason(void** state) {
     gpt_free(&m);
 }
 
+/* Rewrite a safetensors file with the metadata value of key replaced (the checksum
+ * covers the data only: the file stays consistent). */
+static void set_meta(const char* path, const char* key, const char* value) {
+    StFile f;
+    char err[512];
+    if (st_load(&f, path, err, sizeof err) != 0) fail_msg("%s", err);
+    StWriter* w = st_writer_new();
+    for (int i = 0; i < f.n_meta; i++)
+        if (strcmp(f.meta_keys[i], ST_CHECKSUM_KEY) != 0)
+            assert_int_equal(st_add_meta(w, f.meta_keys[i], strcmp(f.meta_keys[i], key) ? f.meta_values[i] : value), 0);
+    for (int i = 0; i < f.n_tensors; i++) {  /* the writer aligns the data section: these are float pointers */
+        const StTensor* t = &f.tensors[i];
+        assert_int_equal(st_add_f32(w, t->name, t->ndim, t->shape, (const float*)(f.buf + f.data_start + t->begin)), 0);
+    }
+    if (st_write(w, path, err, sizeof err) != 0) fail_msg("%s", err);
+    st_writer_free(w);
+    st_free(&f);
+}
+
+/* An embed_scale past float's range passed the check on the double and became an
+ * infinite float in the model; the config's own range (0, 1e6] now applies. */
+static void test_an_embed_scale_outside_the_configs_range_is_refused(void** state) {
+    GPTConfig c = tiny(POS_SINUSOIDAL, 1, 1);
+    GPT m;
+    build(&m, &c, 7);
+    char dir[128], path[160];
+    snprintf(dir, sizeof dir, "%s/scale", tmpdir);
+    snprintf(path, sizeof path, "%s/model.safetensors", dir);
+    save(&m, dir);
+    set_meta(path, "emergent.embed_scale", "1e300");
+    expect_load_error(dir, "metadata emergent.embed_scale is 1e300, expected a number in (0, 1e6]");
+    set_meta(path, "emergent.embed_scale", "-2");
+    expect_load_error(dir, "emergent.embed_scale is -2");
+    set_meta(path, "emergent.embed_scale", "1e6");  /* the largest the config allows loads */
+    Tokenizer* tok = NULL;
+    long step;
+    GPT b;
+    char err[1024];
+    if (checkpoint_load_model(dir, &b, 1, &tok, &step, err, sizeof err) != 0) fail_msg("%s", err);
+    assert_true(b.config.embed_scale == 1e6f);
+    tokenizer_free(tok);
+    gpt_free(&b);
+    gpt_free(&m);
+}
+
+/* Found by fuzzing (tests/fuzz/fuzz_checkpoint_model): a 37 KB file whose metadata
+ * said n_layer 256, n_embd 1024 made the loader allocate and initialise a 12.9 GB
+ * model before noticing that the file holds only the embedding. The file must hold
+ * every parameter before anything is allocated for them (here 200 MB for 11 KB). */
+static void test_metadata_describing_more_than_the_file_holds_is_refused_before_allocating(void** state) {
+    char dir[128], path[160], err[1024];
+    snprintf(dir, sizeof dir, "%s/huge", tmpdir);
+    make_dirs(dir);
+    const char* meta[][2] = {{"emergent.vocab_size", "11"}, {"emergent.block_size", "4"}, {"emergent.n_layer", "64"},
+                             {"emergent.n_head", "1"}, {"emergent.n_embd", "256"}, {"emergent.pos_encoding", "sinusoidal"},
+                             {"emergent.embed_scale", "1"}, {"emergent.tie_weights", "true"}, {"emergent.bias", "true"},
+                             {"emergent.step", "1"}};
+    StWriter* w = st_writer_new();
+    for (size_t i = 0; i < sizeof meta / sizeof *meta; i++) assert_int_equal(st_add_meta(w, meta[i][0], meta[i][1]), 0);
+    int64_t shape[2] = {V, 256};
+    float* wte = xcalloc((size_t)V * 256, sizeof(float), "wte");
+    assert_int_equal(st_add_f32(w, "transformer.wte.weight", 2, shape, wte), 0);
+    snprintf(path, sizeof path, "%s/model.safetensors", dir);
+    if (st_write(w, path, err, sizeof err) != 0) fail_msg("%s", err);
+    st_writer_free(w);
+    free(wte);
+    size_t len;
+    unsigned char* tok = tokenizer_file(&len);
+    snprintf(path, sizeof path, "%s/tokenizer.bin", dir);
+    write_file_atomic(path, tok, len);
+    free(tok);
+    expect_load_error(dir, "the metadata describes a model of 50547968 parameters (202191872 bytes: vocab_size 11, "
+                           "block_size 4, n_layer 64, n_embd 256), but the file's tensors hold only 11264 bytes");
+}
+
 /* ---- training state --------------------------------------------------------- */
 
 static void test_training_state_is_restored_bit_for_bit(void** state) {
@@ -332,6 +407,8 @@ int main(void) {
         cmocka_unit_test(test_saved_model_loads_with_the_same_parameters_and_logits),
         cmocka_unit_test(test_checkpoint_uses_gpt2_names_and_layouts),
         cmocka_unit_test(test_damaged_checkpoints_are_refused_with_the_reason),
+        cmocka_unit_test(test_metadata_describing_more_than_the_file_holds_is_refused_before_allocating),
+        cmocka_unit_test(test_an_embed_scale_outside_the_configs_range_is_refused),
         cmocka_unit_test(test_training_state_is_restored_bit_for_bit),
         cmocka_unit_test(test_sampler_greedy_top_k_and_frequencies),
         cmocka_unit_test(test_generation_is_seeded_and_slides_its_window),

@@ -162,6 +162,67 @@ static void test_written_config_reads_back_identically(void** state) {
     free(text);
 }
 
+/* config_write's text, loaded again, gives the same strings. */
+static void assert_strings_read_back(const TrainConfig* a) {
+    char* text = NULL;
+    size_t len = 0;
+    FILE* f = open_memstream(&text, &len);
+    config_write(a, f);
+    fclose(f);
+    TrainConfig b;
+    char err[CONFIG_ERR_MAX];
+    if (load(text, NULL, &b, err) != 0) fail_msg("written config refused: %s\n%s", err, text);
+    if (strcmp(a->out_dir, b.out_dir) || strcmp(a->input, b.input) || strcmp(a->embed_probes, b.embed_probes))
+        fail_msg("strings changed: '%s' '%s' '%s' came back as '%s' '%s' '%s'\n%s", a->out_dir, a->input,
+                 a->embed_probes, b.out_dir, b.input, b.embed_probes, text);
+    free(text);
+}
+
+/* Found by fuzzing (tests/fuzz/fuzz_config): a string with blanks at an end, a
+ * '#' after a blank, or a leading quote was written bare into config.conf and read
+ * back as something else (`out_dir =' '` came back empty and was refused), though
+ * the file promises to repeat the run. Such values are now written in quotes, and
+ * a quoted value keeps its '#'. */
+static void test_strings_with_blanks_hashes_and_quotes_read_back(void** state) {
+    TrainConfig cfg;
+    char err[CONFIG_ERR_MAX];
+    assert_int_equal(load("out_dir =' '\n", NULL, &cfg, err), 0);  /* the input the fuzzer found */
+    assert_string_equal(cfg.out_dir, " ");
+    assert_strings_read_back(&cfg);
+    const char* values[] = {"runs #1", " lead", "trail ", "#first", "\"quoted\"", "'single'", "a \" #b", "x = y"};
+    for (size_t i = 0; i < sizeof values / sizeof *values; i++) {
+        char override[128];
+        snprintf(override, sizeof override, "--embed_probes=%s", values[i]);
+        if (load("", override, &cfg, err) != 0) fail_msg("%s: %s", override, err);
+        assert_string_equal(cfg.embed_probes, values[i]);
+        assert_strings_read_back(&cfg);
+    }
+    /* no quote could hold this one in a config file: refused */
+    EXPECT_ERROR("", "--embed_probes=it's \"so\" # ' #", "'embed_probes'", "holds both \" and ' followed by blanks");
+}
+
+static void test_a_quoted_value_ends_at_its_quote_before_a_comment(void** state) {
+    TrainConfig cfg;
+    char err[CONFIG_ERR_MAX];
+    assert_int_equal(load("out_dir = \"out/run1\"  # was \"out/run0\"\ninput = 'a # b'#c'\n", NULL, &cfg, err), 0);
+    assert_string_equal(cfg.out_dir, "out/run1");
+    assert_string_equal(cfg.input, "a # b'#c");  /* '#' right after a quote starts no comment */
+}
+
+static void test_control_characters_and_nul_bytes_are_refused(void** state) {
+    EXPECT_ERROR("", "--out_dir=a\tb", "override --out_dir", "'out_dir'", "control character 0x09 at offset 1");
+    TrainConfig cfg;
+    char err[CONFIG_ERR_MAX];
+    config_defaults(&cfg);
+    assert_int_equal(config_load_text(&cfg, "n_layer = 2\nn_\0head = 2\n", 24, "nul.conf", err, sizeof err), -1);
+    assert_non_null(strstr(err, "nul.conf:2: NUL byte"));
+    char line[2000];
+    memset(line, ' ', sizeof line);
+    memcpy(line + sizeof line - 12, "n_layer = 2\n", 12);
+    assert_int_equal(config_load_text(&cfg, line, sizeof line, "long.conf", err, sizeof err), -1);
+    assert_non_null(strstr(err, "long.conf:1: line too long"));
+}
+
 static void test_help_lists_every_key_once(void** state) {
     char* text = NULL;
     size_t len = 0;
@@ -205,6 +266,9 @@ int main(void) {
         cmocka_unit_test(test_override_without_value),
         cmocka_unit_test(test_missing_config_file),
         cmocka_unit_test(test_written_config_reads_back_identically),
+        cmocka_unit_test(test_strings_with_blanks_hashes_and_quotes_read_back),
+        cmocka_unit_test(test_a_quoted_value_ends_at_its_quote_before_a_comment),
+        cmocka_unit_test(test_control_characters_and_nul_bytes_are_refused),
         cmocka_unit_test(test_help_lists_every_key_once),
     };
     return cmocka_run_group_tests_name("config", tests, NULL, NULL);

@@ -340,6 +340,84 @@ static void test_roundtrip_check_names_what_is_lost(void** state) {
     assert_non_null(strstr(err, "line 2"));
 }
 
+/* Found by fuzzing (tests/fuzz/fuzz_tokenizer): SentencePiece turns each byte that
+ * is not UTF-8 into U+FFFD, three byte pieces, so such text made more ids than
+ * bytes: encoding with cap = len (as data_prepare and the round-trip check do)
+ * failed with "output holds N ids" instead of naming the byte. Each such byte now
+ * gets its own byte piece, one id, and the round-trip check names it. */
+static void test_bytes_that_are_not_utf8_get_one_id_each(void** state) {
+    require_spm();
+    const char* text = "Fine \xff words\x80\xc3.\n";
+    size_t len = strlen(text), first_bad, bad_bytes;
+    char err[ERR];
+    uint16_t ids[64];
+    long n = tokenizer_encode(bpe, (const unsigned char*)text, len, ids, len, err, sizeof err);
+    if (n < 0) fail_msg("%s", err);
+    assert_true((size_t)n <= len);
+    char piece[PIECE];
+    int found = 0;
+    for (long i = 0; i < n; i++) found += tokenizer_piece(bpe, ids[i], piece, sizeof piece) > 0 && !strcmp(piece, "<0xFF>");
+    assert_int_equal(found, 1);
+    assert_int_equal(tokenizer_encode(bpe, (const unsigned char*)"\x80", 1, ids, 1, err, sizeof err), 1);
+    int rc = tokenizer_check_roundtrip(bpe, (const unsigned char*)text, len, ids, (size_t)n, &first_bad, &bad_bytes,
+                                       err, sizeof err);
+    printf("  %s\n", err);
+    assert_int_equal(rc, 1);
+    assert_int_equal(first_bad, 5);
+    assert_int_equal(bad_bytes, 3);
+    assert_non_null(strstr(err, "byte 0xff (not valid UTF-8)"));
+}
+
+/* Wrap a SentencePiece model file (tests/fuzz/corpus/...) in a tokenizer file and load it. */
+static Tokenizer* load_spm_file(const char* path, char* err) {
+    size_t len;
+    unsigned char* proto = read_file(path, &len);
+    uint32_t header[5] = {0x4b4f5445u, 2, TOKENIZER_SENTENCEPIECE, 0, SPM_BPE};
+    unsigned char* file = xmalloc(sizeof header + len, "tokenizer file");
+    memcpy(file + sizeof header, proto, len);
+    Tokenizer* t = NULL;
+    for (int pass = 0; pass < 2 && !t; pass++) {  /* the first pass learns the vocabulary size from the refusal */
+        memcpy(file, header, sizeof header);
+        t = tokenizer_deserialize(file, sizeof header + len, path, err, ERR);
+        const char* has = t ? NULL : strstr(err, "the stored vocabulary has ");
+        if (has) header[3] = (uint32_t)atoi(has + strlen("the stored vocabulary has "));
+        else break;
+    }
+    free(file);
+    free(proto);
+    return t;
+}
+
+/* A model with a dummy prefix (a bit the fuzzer flipped in a trained model) makes
+ * "H" into two ids: encode refuses, saying why, instead of breaking cap = len. */
+static void test_a_model_that_lengthens_text_refuses_to_encode(void** state) {
+    require_spm();
+    char err[ERR];
+    Tokenizer* t = load_spm_file("tests/fuzz/corpus/sentencepiece/regression_dummy_prefix.model", err);
+    if (!t) fail_msg("%s", err);
+    uint16_t ids[8];
+    assert_int_equal(tokenizer_encode(t, (const unsigned char*)"H", 1, ids, 8, err, sizeof err), -1);
+    printf("  refused: %s\n", err);
+    assert_non_null(strstr(err, "makes 2 ids of 1 byte, more ids than bytes"));
+    tokenizer_free(t);
+}
+
+/* Found by fuzzing (tests/fuzz/fuzz_tokenizer, under LeakSanitizer): a model with
+ * an empty piece makes the library throw while loading, and the half-built model
+ * leaked. It is refused with the library's reason (the leak itself only shows
+ * under the sanitizer: make fuzz-run). */
+static void test_a_model_the_library_throws_on_is_refused(void** state) {
+    require_spm();
+    size_t len;
+    unsigned char* buf = read_file("tests/fuzz/corpus/tokenizer/regression_spm_empty_piece_leak.tokenizer", &len);
+    char err[ERR];
+    assert_null(tokenizer_deserialize(buf, len, "empty_piece", err, sizeof err));
+    printf("  refused: %s\n", err);
+    assert_non_null(strstr(err, "empty_piece: loading a SentencePiece model failed"));
+    assert_non_null(strstr(err, "zero-length key"));
+    free(buf);
+}
+
 static void test_bad_input(void** state) {
     char err[ERR];
     uint16_t ids[8];
@@ -374,6 +452,19 @@ static void test_bad_input(void** state) {
     assert_non_null(strstr(err, "id 1024 at position 1"));
 }
 
+/* utf8_valid_prefix: where the first byte that is not UTF-8 sits (./train refuses
+ * such text for SentencePiece before training: it would come back as U+FFFD). */
+static void test_utf8_valid_prefix_finds_the_first_bad_byte(void** state) {
+    const unsigned char ok[] = "plain, caf\xc3\xa9, \xe2\x96\x81, \xf0\x9f\x98\x80";
+    assert_int_equal(utf8_valid_prefix(ok, sizeof ok - 1), sizeof ok - 1);
+    const unsigned char latin1[] = "caf\xe9 au lait";          /* Latin-1 e acute */
+    assert_int_equal(utf8_valid_prefix(latin1, sizeof latin1 - 1), 3);
+    const unsigned char cut[] = "ab\xe2\x96";                   /* a character cut short */
+    assert_int_equal(utf8_valid_prefix(cut, sizeof cut - 1), 2);
+    const unsigned char stray[] = "x\x80y";                      /* a continuation byte alone */
+    assert_int_equal(utf8_valid_prefix(stray, sizeof stray - 1), 1);
+}
+
 int main(void) {
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(test_char_roundtrip),
@@ -385,7 +476,11 @@ int main(void) {
         cmocka_unit_test(test_spm_training_is_deterministic),
         cmocka_unit_test(test_save_load_and_refusals),
         cmocka_unit_test(test_roundtrip_check_names_what_is_lost),
+        cmocka_unit_test(test_bytes_that_are_not_utf8_get_one_id_each),
+        cmocka_unit_test(test_a_model_that_lengthens_text_refuses_to_encode),
+        cmocka_unit_test(test_a_model_the_library_throws_on_is_refused),
         cmocka_unit_test(test_bad_input),
+        cmocka_unit_test(test_utf8_valid_prefix_finds_the_first_bad_byte),
     };
     return cmocka_run_group_tests_name("tokenizer", tests, load_corpus, free_corpus);
 }

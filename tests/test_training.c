@@ -78,6 +78,35 @@ static void test_token_file_round_trip_in_llmc_format(void** state) {
     unlink(path);
 }
 
+/* tokens_parse: tokens_read's checks on a buffer, refusing with a message instead
+ * of exiting (the fuzz target tests/fuzz/fuzz_tokens.c drives it). */
+static void test_token_file_checks_refuse_with_a_message(void** state) {
+    unsigned char buf[1024 + 8] = {0};
+    int32_t header[4] = {20240520, 1, 4, 65};
+    uint16_t ids[4] = {1, 2, 64, 0};
+    memcpy(buf, header, sizeof header);
+    memcpy(buf + 1024, ids, sizeof ids);
+    char err[512];
+    size_t n;
+    uint16_t* got = tokens_parse(buf, sizeof buf, "t.bin", 65, &n, err, sizeof err);
+    assert_non_null(got);
+    assert_int_equal(n, 4);
+    assert_memory_equal(got, ids, sizeof ids);
+    free(got);
+    assert_null(tokens_parse(buf, sizeof buf - 1, "t.bin", 65, &n, err, sizeof err));
+    assert_non_null(strstr(err, "t.bin: header says 4 tokens (1032 bytes) but the file has 1031 bytes"));
+    assert_null(tokens_parse(buf, 100, "t.bin", 65, &n, err, sizeof err));
+    assert_non_null(strstr(err, "t.bin: 100 bytes, too short for the 1024-byte token file header"));
+    assert_null(tokens_parse(buf, sizeof buf, "t.bin", 64, &n, err, sizeof err));
+    assert_non_null(strstr(err, "made for vocab_size 65, the tokenizer has 64"));
+    buf[12] = 0;  /* no vocab_size recorded (llm.c's files): the ids are checked */
+    assert_null(tokens_parse(buf, sizeof buf, "t.bin", 64, &n, err, sizeof err));
+    assert_non_null(strstr(err, "t.bin: token 2 has id 64, outside the vocabulary [0, 64)"));
+    buf[0] ^= 1;
+    assert_null(tokens_parse(buf, sizeof buf, "t.bin", 65, &n, err, sizeof err));
+    assert_non_null(strstr(err, "bad magic"));
+}
+
 static void test_batches_are_windows_shifted_by_one(void** state) {
     uint16_t tokens[50];
     for (int i = 0; i < 50; i++) tokens[i] = (uint16_t)i;
@@ -161,6 +190,7 @@ int main(void) {
         cmocka_unit_test(test_clipping_scales_to_the_max_norm),
         cmocka_unit_test(test_adamw_first_step_is_lr_times_sign_plus_decay),
         cmocka_unit_test(test_token_file_round_trip_in_llmc_format),
+        cmocka_unit_test(test_token_file_checks_refuse_with_a_message),
         cmocka_unit_test(test_batches_are_windows_shifted_by_one),
         cmocka_unit_test(test_training_is_bit_identical_on_1_2_and_3_threads),
     };

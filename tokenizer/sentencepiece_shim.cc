@@ -10,6 +10,7 @@
 #include <algorithm>
 #include <cstring>
 #include <exception>
+#include <memory>
 #include <string>
 #include <unordered_map>
 #include <vector>
@@ -72,6 +73,24 @@ void set_err(char* err, size_t errlen, const std::string& msg) {
     if (err && errlen) std::snprintf(err, errlen, "%s", msg.c_str());
 }
 
+// Length of the well-formed UTF-8 character at s (n >= 1 bytes left), or 0 for a
+// byte that starts none: the library's DecodeUTF8 rule (no overlong forms, no
+// surrogates, nothing past U+10FFFF). The library turns each such byte into U+FFFD,
+// three byte pieces for one byte of text; spm_encode gives it one id instead.
+size_t utf8_char_len(const unsigned char* s, size_t n) {
+    unsigned c = s[0], lo = 0x80, hi = 0xBF;
+    size_t len;
+    if (c < 0x80) return 1;
+    if (c >= 0xC2 && c <= 0xDF) len = 2;
+    else if (c >= 0xE0 && c <= 0xEF) { len = 3; lo = c == 0xE0 ? 0xA0 : lo; hi = c == 0xED ? 0x9F : hi; }
+    else if (c >= 0xF0 && c <= 0xF4) { len = 4; lo = c == 0xF0 ? 0x90 : lo; hi = c == 0xF4 ? 0x8F : hi; }
+    else return 0;
+    if (n < len || s[1] < lo || s[1] > hi) return 0;
+    for (size_t i = 2; i < len; i++)
+        if (s[i] < 0x80 || s[i] > 0xBF) return 0;
+    return len;
+}
+
 }  // namespace
 
 struct SpmModel {
@@ -115,21 +134,21 @@ SpmModel* spm_train(const unsigned char* text, size_t len, int vocab_size, int u
 
 SpmModel* spm_load(const unsigned char* proto, size_t len, char* err, size_t errlen) {
     try {
-        SpmModel* m = new SpmModel;
+        // owned here until returned: the library throws on some malformed models
+        // (darts_clone on an empty piece), and the model must not leak then
+        auto m = std::make_unique<SpmModel>();
         auto status = m->processor.LoadFromSerializedProto(
             std::string_view(reinterpret_cast<const char*>(proto), len));
         if (!status.ok()) {
-            delete m;
             set_err(err, errlen, "not a SentencePiece model: " + status.ToString());
             return nullptr;
         }
         if (m->processor.GetPieceSize() > TOKENIZER_MAX_VOCAB) {
             set_err(err, errlen, "SentencePiece model has " + std::to_string(m->processor.GetPieceSize()) +
                                      " pieces, more than uint16 ids can hold");
-            delete m;
             return nullptr;
         }
-        return m;
+        return m.release();
     } catch (const std::exception& e) {
         set_err(err, errlen, std::string("loading a SentencePiece model failed: ") + e.what());
         return nullptr;
@@ -153,12 +172,42 @@ void spm_free(SpmModel* m) { delete m; }
 
 int spm_vocab_size(const SpmModel* m) { return m->processor.GetPieceSize(); }
 
+// The id of the byte piece <0xHH> (models trained here have all 256: byte
+// fallback), or the unknown piece's.
+static int byte_piece_id(const SpmModel* m, unsigned char b) {
+    char name[8];
+    std::snprintf(name, sizeof name, "<0x%02X>", b);
+    int id = m->processor.PieceToId(name);
+    return m->processor.IsByte(id) ? id : m->processor.unk_id();
+}
+
+// The text is encoded in runs of valid UTF-8; each byte between them (not UTF-8)
+// becomes its byte piece, one id, so that no text makes more ids than bytes (the
+// promise of tokenizer.h). It does not decode back (the library decodes a stray
+// byte piece to U+FFFD): tokenizer_check_roundtrip names it.
 long spm_encode(const SpmModel* m, const unsigned char* text, size_t len, uint16_t* ids, size_t cap, char* err,
                 size_t errlen) {
     try {
-        std::vector<int> out;
-        auto status = m->processor.Encode(std::string_view(reinterpret_cast<const char*>(text), len), &out);
-        if (!status.ok()) { set_err(err, errlen, "SentencePiece encode failed: " + status.ToString()); return -1; }
+        std::vector<int> out, run;
+        for (size_t at = 0; at < len;) {
+            size_t end = at, k;
+            while (end < len && (k = utf8_char_len(text + end, len - end)) != 0) end += k;
+            if (end > at) {
+                auto status = m->processor.Encode(
+                    std::string_view(reinterpret_cast<const char*>(text + at), end - at), &run);
+                if (!status.ok()) { set_err(err, errlen, "SentencePiece encode failed: " + status.ToString()); return -1; }
+                out.insert(out.end(), run.begin(), run.end());
+            }
+            if (end < len) out.push_back(byte_piece_id(m, text[end++]));
+            at = end;
+        }
+        if (out.size() > len) {  // a model that lengthens text: normalisation rules, a dummy prefix
+            set_err(err, errlen, "this SentencePiece model makes " + std::to_string(out.size()) + " ids of " +
+                                     std::to_string(len) + (len == 1 ? " byte" : " bytes") + ", more ids than "
+                                     "bytes: its normaliser or dummy prefix lengthens text (tokenizers that "
+                                     "./prepare trains never do)");
+            return -1;
+        }
         if (out.size() > cap) {
             set_err(err, errlen, "output holds " + std::to_string(cap) + " ids, the text needs " +
                                      std::to_string(out.size()));

@@ -342,6 +342,17 @@ static size_t utf8_len(const unsigned char* s, size_t n, unsigned* codepoint) {
     return len;
 }
 
+size_t utf8_valid_prefix(const unsigned char* text, size_t len) {
+    size_t i = 0;
+    unsigned cp;
+    while (i < len) {
+        size_t n = utf8_len(text + i, len - i, &cp);
+        if (cp == 0xFFFFFFFFu) return i;
+        i += n;
+    }
+    return len;
+}
+
 /* 1 if text[0..len) comes back unchanged through encode and decode. */
 static int survives(const Tokenizer* t, const unsigned char* text, size_t len, uint16_t* ids, int* error, char* err,
                     size_t errlen) {

@@ -60,7 +60,10 @@ const char* tokenizer_describe(const Tokenizer* t);
 
 /* Encode len bytes into at most cap ids. Returns the number of ids, or -1 with a
  * message (a byte the char vocabulary lacks: its offset and value). No backend
- * makes more ids than bytes, so cap = len always suffices. */
+ * makes more ids than bytes, so cap = len always suffices: SentencePiece gives a
+ * byte that is not UTF-8 its byte piece (one id; it decodes to U+FFFD), and refuses
+ * to encode with a model that would lengthen text (a normaliser or dummy prefix
+ * that ./prepare never trains). */
 long tokenizer_encode(const Tokenizer* t, const unsigned char* text, size_t len, uint16_t* ids, size_t cap,
                       char* err, size_t errlen);
 /* Decode n ids into a malloc'd, NUL-terminated string of *out_len bytes, or NULL
@@ -76,6 +79,9 @@ char* tokenizer_decode(const Tokenizer* t, const uint16_t* ids, size_t n, size_t
 int tokenizer_piece(const Tokenizer* t, int id, char* out, size_t cap);
 /* The id whose printable piece is `piece` (the inverse of tokenizer_piece), or -1. */
 int tokenizer_piece_to_id(const Tokenizer* t, const char* piece);
+
+/* The length of the longest prefix of text that is valid UTF-8: len when all of it is. */
+size_t utf8_valid_prefix(const unsigned char* text, size_t len);
 
 /* Whether ids (the encoding of text) decode back to text exactly. Returns 0 if
  * they do. Otherwise 1, with *first_bad the byte offset of the first character

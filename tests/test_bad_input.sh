@@ -1,0 +1,114 @@
+#!/usr/bin/env bash
+# test_bad_input.sh: every bad input we know of, fed to ./train and ./sample. Each must
+# end with a non-zero exit, one "error: ..." line that names the file, line, key or
+# value at fault, and no *.tmp file, half-written checkpoint or log left behind.
+# The runs also make the bad-input table of docs/robustness.md (between its
+# "bad-input-table" markers): the test fails when the table there differs from what
+# the programs print now, so it cannot drift from the code.
+#   UPDATE_DOCS=1 tests/test_bad_input.sh    rewrite the table in docs/robustness.md
+set -u
+. "$(dirname "$0")/lib.sh" bad_input
+root=$(pwd)
+doc="$root/docs/robustness.md"
+w="$tmp/w"   # every path in the table is relative to this directory
+mkdir -p "$w" && cd "$w" || exit 1
+train=$root/train sample=$root/sample
+
+head -c 20000 "$corpus" > text.txt
+printf '%s\n' "input = text.txt" "data_dir = cache" "out_dir = out" "n_layer = 2" "n_head = 2" "n_embd = 32" \
+    "block_size = 32" "batch_size = 8" "max_iters = 20" "warmup_iters = 5" "lr_decay_iters = 40" "eval_interval = 10" "eval_iters = 2" \
+    "sample_tokens = 0" > base.conf
+"$train" base.conf > /dev/null 2> err || { bad "setup" "$(cat err)"; exit 1; }  # out/: a run with a checkpoint
+with() { local f=$1; shift; cp base.conf "$f"; printf '%s\n' "$@" >> "$f"; }  # with FILE LINES...: base.conf + LINES
+copy_run() { rm -rf "$1"; cp -r out "$1"; }
+
+table="$tmp/table.md"
+printf '| bad input | command | exit | message (stderr) | files changed |\n|---|---|---|---|---|\n' > "$table"
+snapshot() { find . -type f ! -path './cache/*' ! -name err -print0 | sort -z | xargs -0 md5sum; }
+# row WHAT SETUP COMMAND...: run COMMAND (after the shell code SETUP) in $w; it must fail
+# with one "error:" line; the row records its exit code, message and the files it changed
+row() {
+    local what=$1 setup=$2; shift 2
+    eval "$setup"
+    local before; before=$(snapshot)
+    ( eval "$*" ) > /dev/null 2> err
+    local rc=$?
+    local msg; msg=$(grep -m1 '^error: ' err)
+    local changed; changed=$(diff <(echo "$before") <(snapshot) | sed -n 's/^[<>] [0-9a-f]*  \.\///p' | sort -u | paste -sd' ')
+    local tmps; tmps=$(find . -name '*.tmp' ! -path './cache/*')
+    if [ $rc -eq 0 ] || [ -z "$msg" ]; then bad "$what" "exit $rc: $(head -c 300 err)"
+    elif [ -n "$tmps" ]; then bad "$what" "left $tmps"
+    else ok "$what: exit $rc"; fi
+    rm -f $tmps
+    printf '| %s | `%s` | %d | %s | %s |\n' "$what" "$(echo "$*" | sed "s|\$train|./train|g; s|\$sample|./sample|g")" $rc \
+        "$(echo "${msg#error: }" | sed 's/|/\\|/g')" "${changed:-none}" >> "$table"
+}
+
+# ---- the config and the command line ----
+row "unknown key in the config file" 'with c1.conf "learnig_rate = 1e-3"' '$train c1.conf'
+row "unknown --key=value override" '' '$train base.conf --n_embed=64'
+row "value of the wrong type" 'with c2.conf "seed = forty-two"' '$train c2.conf'
+row "value out of range" '' '$train base.conf --dropout=1.5'
+row "a line without '='" 'with c3.conf "bias false"' '$train c3.conf'
+row "a key set twice" 'with c4.conf "n_layer = 3"' '$train c4.conf'
+row "keys that contradict each other" '' '$train base.conf --n_embd=30 --n_head=4'
+row "missing config file" '' '$train nothere.conf'
+# ---- the text ----
+row "missing text file" '' '$train base.conf --input=nothere.txt --out_dir=o'
+row "empty text file" ': > empty.txt' '$train base.conf --input=empty.txt --out_dir=o'
+row "text shorter than block_size + 1 tokens" 'head -c 40 text.txt > short.txt' '$train base.conf --input=short.txt --out_dir=o'
+row "text that is not UTF-8 (sentencepiece)" "printf '\\377\\376 not utf-8 %.0s' {1..300} > latin.txt" \
+    '$train base.conf --input=latin.txt --tokenizer=sentencepiece --vocab_size=100 --out_dir=o'
+row "vocab_size larger than the text allows" '' '$train base.conf --tokenizer=sentencepiece --vocab_size=65536 --out_dir=o'
+# ---- token files (the cache ./prepare and ./train make) ----
+tokfile=$(ls cache/text.txt.*.char.train.bin)  # the train split of base.conf's text
+row "token id outside the vocabulary" \
+    "rm -rf cache2 && cp -r cache cache2 && printf '\\377\\377' | dd of=cache2/${tokfile#cache/} bs=1 seek=1100 conv=notrunc 2> /dev/null" \
+    '$train base.conf --data_dir=cache2 --out_dir=o'
+row "truncated token file" "rm -rf cache2 && cp -r cache cache2 && truncate -s 1500 cache2/${tokfile#cache/}" \
+    '$train base.conf --data_dir=cache2 --out_dir=o'
+# ---- checkpoints ----
+row "--resume with no checkpoint" '' '$train base.conf --out_dir=none --resume'
+row "truncated training state" 'copy_run trunc && truncate -s 100000 trunc/train_state.safetensors' \
+    '$train base.conf --out_dir=trunc --resume --max_iters=40'
+row "corrupted training state (one byte)" \
+    "copy_run flip && printf 'X' | dd of=flip/train_state.safetensors bs=1 seek=200000 conv=notrunc 2> /dev/null" \
+    '$train base.conf --out_dir=flip --resume --max_iters=40'
+row "checkpoint of another model shape" 'copy_run shape' '$train base.conf --out_dir=shape --resume --n_embd=64'
+row "wrong tokenizer on resume" 'copy_run tok' '$train base.conf --out_dir=tok --resume --tokenizer=byte'
+row "./sample: truncated model.safetensors" 'copy_run strunc && truncate -s 5000 strunc/model.safetensors' '$sample strunc'
+row "./sample: corrupted model.safetensors" \
+    "copy_run sflip && printf 'X' | dd of=sflip/model.safetensors bs=1 seek=50000 conv=notrunc 2> /dev/null" '$sample sflip'
+row "./sample: damaged tokenizer.bin" "copy_run stok && printf 'garbage' > stok/tokenizer.bin" '$sample stok'
+row "./sample: bad option value" '' '$sample out --temperature=hot'
+# ---- while training ----
+row "non-finite loss (weights that blew up)" \
+    'copy_run nan && $PYTHON "$root/tests/scale_tensor.py" nan/train_state.safetensors qkvw 1e30' \
+    '$train base.conf --out_dir=nan --resume --max_iters=40'
+row "full disk (ulimit -f 200: files over 200 KB fail)" 'copy_run full' \
+    'ulimit -f 200; $train base.conf --out_dir=full --resume --max_iters=40'
+if [ -z "${SANITIZE:-}" ]; then  # ASan reserves terabytes of address space: no ulimit -v under it
+    row "a model larger than the memory limit (ulimit -v 2000000)" '' \
+        'ulimit -v 2000000; $train base.conf --out_dir=o --n_embd=2048 --n_head=16 --n_layer=12'
+fi
+
+cd "$root"
+begin="<!-- bad-input-table: made by tests/test_bad_input.sh, do not edit -->"
+end="<!-- end of bad-input-table -->"
+documented() {  # the table between the markers in docs/robustness.md
+    awk -v b="$begin" -v e="$end" '$0 == e { on = 0 } on { print } $0 == b { on = 1 }' "$doc"
+}
+if [ -n "${SANITIZE:-}" ]; then
+    echo "note: under make sanitize the ulimit -v row is left out: the table is not compared"
+elif [ -n "${UPDATE_DOCS:-}" ]; then
+    awk -v b="$begin" -v e="$end" -v t="$table" '
+        $0 == e { while ((getline line < t) > 0) print line; skip = 0 }
+        !skip { print } $0 == b { skip = 1 }' "$doc" > "$tmp/doc" && cp "$tmp/doc" "$doc"
+    echo "updated the table in $doc"
+elif cmp -s "$table" <(documented); then
+    ok "docs/robustness.md's bad-input table is what the programs print now ($(($(wc -l < "$table") - 2)) rows)"
+else
+    bad "docs/robustness.md" "its bad-input table differs from what the programs print now (UPDATE_DOCS=1 $0 rewrites it): $(diff <(documented) "$table" | head -6)"
+fi
+echo "test_bad_input: $pass passed, $fail failed"
+[ $fail -eq 0 ]
