@@ -402,6 +402,29 @@ static void test_a_model_that_lengthens_text_refuses_to_encode(void** state) {
     tokenizer_free(t);
 }
 
+/* Found by fuzzing in CI (tests/fuzz/fuzz_sentencepiece): a damaged model whose
+ * unknown or byte pieces are missing handed out ids outside its vocabulary. Encode
+ * now refuses those, and every id it does return lies in the vocabulary. */
+static void test_a_model_that_gives_ids_outside_its_vocabulary_refuses_to_encode(void** state) {
+    require_spm();
+    char err[ERR];
+    Tokenizer* t = load_spm_file("tests/fuzz/corpus/sentencepiece/regression_id_outside_vocabulary.model", err);
+    if (!t) fail_msg("%s", err);
+    int V = tokenizer_vocab_size(t), refused = 0;
+    for (int b = 0; b < 256; b++) {  /* every byte, and a few words */
+        unsigned char text[8] = {(unsigned char)b, 'a', 'b', 'c', ' ', 0x80, 'x', 'y'};
+        uint16_t ids[8];
+        long n = tokenizer_encode(t, text, sizeof text, ids, 8, err, sizeof err);
+        if (n < 0) {
+            if (!refused++) printf("  refused: %s\n", err);
+            assert_true(strstr(err, "outside its vocabulary") || strstr(err, "more ids than bytes"));
+        }
+        for (long i = 0; i < n; i++) assert_true(ids[i] < V);
+    }
+    assert_true(refused > 0);
+    tokenizer_free(t);
+}
+
 /* Found by fuzzing (tests/fuzz/fuzz_tokenizer, under LeakSanitizer): a model with
  * an empty piece makes the library throw while loading, and the half-built model
  * leaked. It is refused with the library's reason (the leak itself only shows
@@ -478,6 +501,7 @@ int main(void) {
         cmocka_unit_test(test_roundtrip_check_names_what_is_lost),
         cmocka_unit_test(test_bytes_that_are_not_utf8_get_one_id_each),
         cmocka_unit_test(test_a_model_that_lengthens_text_refuses_to_encode),
+        cmocka_unit_test(test_a_model_that_gives_ids_outside_its_vocabulary_refuses_to_encode),
         cmocka_unit_test(test_a_model_the_library_throws_on_is_refused),
         cmocka_unit_test(test_bad_input),
         cmocka_unit_test(test_utf8_valid_prefix_finds_the_first_bad_byte),

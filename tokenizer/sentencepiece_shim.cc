@@ -201,6 +201,16 @@ long spm_encode(const SpmModel* m, const unsigned char* text, size_t len, uint16
             if (end < len) out.push_back(byte_piece_id(m, text[end++]));
             at = end;
         }
+        // a model without byte pieces or a valid unknown piece (a damaged one) can hand
+        // out an id outside [0, size), e.g. unk_id -1: such ids must never reach the model
+        int size = m->processor.GetPieceSize();
+        for (size_t i = 0; i < out.size(); i++)
+            if (out[i] < 0 || out[i] >= size) {
+                set_err(err, errlen, "this SentencePiece model gives id " + std::to_string(out[i]) + " at position " +
+                                         std::to_string(i) + ", outside its vocabulary [0, " + std::to_string(size) +
+                                         "): it lacks a byte or unknown piece (a damaged model?)");
+                return -1;
+            }
         if (out.size() > len) {  // a model that lengthens text: normalisation rules, a dummy prefix
             set_err(err, errlen, "this SentencePiece model makes " + std::to_string(out.size()) + " ids of " +
                                      std::to_string(len) + (len == 1 ? " byte" : " bytes") + ", more ids than "
