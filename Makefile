@@ -107,7 +107,7 @@ scripts/fma_peak: scripts/fma_peak.c
 
 test: train prepare sample embeddings $(TESTS) tests/parity_dump tests/logits_dump tests/memcheck/train \
       tests/memcheck/sample
-	PYTHON=$(PYTHON) tests/run_all.sh
+	PYTHON=$(PYTHON) MPI=$(MPI) tests/run_all.sh
 ifeq ($(MPI),1)
 	PYTHON=$(PYTHON) tests/test_mpi.sh
 endif

@@ -85,9 +85,16 @@ row "./sample: bad option value" '' '$sample out --temperature=hot'
 row "non-finite loss (weights that blew up)" \
     'copy_run nan && $PYTHON "$root/tests/scale_tensor.py" nan/train_state.safetensors qkvw 1e30' \
     '$train base.conf --out_dir=nan --resume --max_iters=40'
-row "full disk (ulimit -f 200: files over 200 KB fail)" 'copy_run full' \
-    'ulimit -f 200; $train base.conf --out_dir=full --resume --max_iters=40'
-if [ -z "${SANITIZE:-}" ]; then  # ASan reserves terabytes of address space: no ulimit -v under it
+partial=""  # why some rows are left out, and the table then not compared
+if [ "${MPI:-0}" = 1 ]; then  # Open MPI's runtime writes shared-memory files over 200 KB at start
+    partial="in the MPI=1 build the ulimit -f row is left out"
+else
+    row "full disk (ulimit -f 200: files over 200 KB fail)" 'copy_run full' \
+        'ulimit -f 200; $train base.conf --out_dir=full --resume --max_iters=40'
+fi
+if [ -n "${SANITIZE:-}" ]; then  # ASan reserves terabytes of address space: no ulimit -v under it
+    partial="under make sanitize the ulimit -v row is left out"
+else
     row "a model larger than the memory limit (ulimit -v 2000000)" '' \
         'ulimit -v 2000000; $train base.conf --out_dir=o --n_embd=2048 --n_head=16 --n_layer=12'
 fi
@@ -98,8 +105,8 @@ end="<!-- end of bad-input-table -->"
 documented() {  # the table between the markers in docs/robustness.md
     awk -v b="$begin" -v e="$end" '$0 == e { on = 0 } on { print } $0 == b { on = 1 }' "$doc"
 }
-if [ -n "${SANITIZE:-}" ]; then
-    echo "note: under make sanitize the ulimit -v row is left out: the table is not compared"
+if [ -n "$partial" ]; then
+    echo "note: $partial: the table is not compared"
 elif [ -n "${UPDATE_DOCS:-}" ]; then
     awk -v b="$begin" -v e="$end" -v t="$table" '
         $0 == e { while ((getline line < t) > 0) print line; skip = 0 }

@@ -127,8 +127,10 @@ full_disk() {  # NAME OUT_DIR FRAGMENT ULIMIT_BLOCKS FIRST_STEPS: FIRST_STEPS st
         rm -rf "$tmp/roomy"
     fi
 }
-# 200 KB per file: after 20 steps with room, the model files fit, the 350 KB training state does not
-full_disk "full disk (ulimit -f 200)" "$tmp/ulimit" "train_state.safetensors.tmp failed: File too large" 200 20
+# 200 KB per file: after 20 steps with room, the model files fit, the 350 KB training state does not.
+# (Not in an MPI=1 build: Open MPI's runtime writes larger shared-memory files of its own at start.)
+if [ "${MPI:-0}" = 1 ]; then echo "note: the ulimit -f case is skipped in the MPI=1 build (MPI_Init needs files over 200 KB)"
+else full_disk "full disk (ulimit -f 200)" "$tmp/ulimit" "train_state.safetensors.tmp failed: File too large" 200 20; fi
 mkdir -p "$tmp/tmpfs"
 if [ "$(id -u)" -eq 0 ] && mount -t tmpfs -o size=900k tmpfs "$tmp/tmpfs" 2> /dev/null; then
     # 900 KB: room for the step-10 checkpoint, not for the step-20 state beside it
