@@ -21,6 +21,9 @@ same_run() {  # OUT_DIR: the reference run's rows and final model?
         cmp -s "$tmp/ref/last/model.safetensors" "$1/last/model.safetensors"
 }
 resume() { ./train "$1/config.conf" --resume > "$tmp/resume.out" 2> "$tmp/resume.err"; }
+saved_step() {  # OUT_DIR: the step its training state holds (the "emergent.step" metadata)
+    head -c 4000 "$1/train_state.safetensors" | grep -ao '"emergent.step":"[0-9]*"' | tr -dc '0-9'
+}
 
 ./train "$tmp/crash.conf" --out_dir="$tmp/ref" > /dev/null 2> "$tmp/err" || bad "reference run" "$(cat "$tmp/err")"
 
@@ -61,7 +64,7 @@ for sig in INT TERM; do
     wait $pid
     rc=$?
     step=$(sed -n "s/^stopped by SIG$sig after step \([0-9]*\) .*/\1/p" "$tmp/sig.err")
-    state_step=$(head -c 4000 "$out/train_state.safetensors" | grep -ao '"emergent.step":"[0-9]*"' | tr -dc '0-9')
+    state_step=$(saved_step "$out")
     last_row=$(tail -n 1 "$out/log.csv" | cut -d, -f1)
     if [ $rc -ne "$want" ] || [ -z "$step" ]; then bad "SIG$sig" "exit $rc (expected $want): $(cat "$tmp/sig.err")"
     elif [ "$state_step" != "$step" ] || [ "$last_row" != "$step" ]; then
@@ -82,7 +85,7 @@ while [ ! -f "$out/train_state.safetensors" ] && kill -0 $pid 2> /dev/null; do s
 kill -INT $pid; sleep 0.02; kill -INT $pid; touch "$tmp/second"
 wait $pid; rc=$?
 newer=$(find "$out" -name '*.safetensors' -newer "$tmp/second")
-saved=$(head -c 4000 "$out/train_state.safetensors" | grep -ao '"emergent.step":"[0-9]*"' | tr -dc '0-9')
+saved=$(saved_step "$out")
 if [ $rc -ne 130 ]; then bad "second SIGINT" "exit $rc: $(cat "$tmp/twice.err")"
 elif grep -q "stopped by" "$tmp/twice.err"; then bad "second SIGINT" "the run went on to its checkpoint: $(cat "$tmp/twice.err")"
 elif [ -n "$newer" ]; then bad "second SIGINT" "written after the second signal: $newer"
@@ -119,7 +122,7 @@ full_disk() {  # NAME OUT_DIR FRAGMENT ULIMIT_BLOCKS FIRST_STEPS: FIRST_STEPS st
         bad "$name" "the training state changed"
     elif [ -n "$(find "$out" -name '*.tmp')" ]; then bad "$name" "left $(find "$out" -name '*.tmp')"
     else
-        local saved; saved=$(head -c 4000 "$out/train_state.safetensors" | grep -ao '"emergent.step":"[0-9]*"' | tr -dc '0-9')
+        local saved; saved=$(saved_step "$out")
         cp -r "$out" "$tmp/roomy" && ./train "$tmp/crash.conf" --resume --out_dir="$tmp/roomy" > /dev/null 2>&1 &&
             same_run "$tmp/roomy" &&
             ok "$name: exit 1, $(head -c 190 "$tmp/err")...; the step-$saved checkpoint survives and --resume from it ends bit-identical" ||
