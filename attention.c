@@ -69,9 +69,7 @@ static void transpose_head(float* xt, const float* x, int T, int hs, int C3) {
 static void block_products(float* out, const float* x, int ldx, const float* yt, int r0, int r1, int T, int hs) {
     for (int g0 = r0; g0 < r1; g0 += GROUP) {
         int g1 = g0 + GROUP < r1 ? g0 + GROUP : r1;
-        float* og = out + (size_t)(g0 - r0) * T;
-        for (int i = 0; i < g1 - g0; i++) memset(og + (size_t)i * T, 0, sizeof(float) * g1);
-        gemm_accumulate_serial(og, T, x + (size_t)g0 * ldx, ldx, 1, yt, T, g1 - g0, g1, hs);
+        gemm_set_serial(out + (size_t)(g0 - r0) * T, T, x + (size_t)g0 * ldx, ldx, 1, yt, T, g1 - g0, g1, hs);
     }
 }
 
@@ -110,10 +108,9 @@ void attention_forward(float* out, float* stats, float* scratch, const float* qk
                     for (int s = 0; s <= t; s++) p[s] = dropped(&a, row + s, p[s]);
                 }
                 for (int s = t + 1; s < r1; s++) p[s] = 0.0f;  /* the future: weight 0 */
-                memset(o + (size_t)t * C, 0, sizeof(float) * hs);
             }
             /* out_t = sum_s w_s v_s */
-            gemm_accumulate_serial(o + (size_t)r0 * C, C, w, T, 1, v, C3, r1 - r0, hs, r1);
+            gemm_set_serial(o + (size_t)r0 * C, C, w, T, 1, v, C3, r1 - r0, hs, r1);
         }
     }
 }
@@ -139,11 +136,6 @@ void attention_backward(float* dqkv, float* scratch, const float* dout, const fl
         const float* st = stats + (size_t)bh * T * 2;
         transpose_head(kt, k, T, hs, C3);
         transpose_head(vt, v, T, hs, C3);
-        for (int t = 0; t < T; t++) {  /* this task is the only writer of its head's dq, dk, dv */
-            memset(dq + (size_t)t * C3, 0, sizeof(float) * hs);
-            memset(dk + (size_t)t * C3, 0, sizeof(float) * hs);
-            memset(dv + (size_t)t * C3, 0, sizeof(float) * hs);
-        }
         for (int r0 = 0; r0 < T; r0 += QB) {
             int r1 = r0 + QB < T ? r0 + QB : T;
             block_products(w, q, C3, kt, r0, r1, T, hs);   /* q_t . k_s */
@@ -164,10 +156,18 @@ void attention_backward(float* dqkv, float* scratch, const float* dout, const fl
                     for (int s = 0; s <= t; s++) p[s] = dropped(&a, row + s, p[s]);
                 for (int s = t + 1; s < r1; s++) { p[s] = 0.0f; dp[s] = 0.0f; }
             }
+            /* This task is the only writer of its head's dq, dk, dv. The block's
+             * queries t in [r0, r1) reach keys s < r1: dk_s and dv_s of earlier
+             * blocks' keys s < r0 add to what those blocks left; the block's own
+             * keys start from these terms; each dq_t is all in this block. */
             int n = r1 - r0;
-            gemm_accumulate_serial(dv, C3, w, 1, T, dy + (size_t)r0 * C, C, r1, hs, n);       /* dv_s += w_s dy_t */
-            gemm_accumulate_serial(dk, C3, dw, 1, T, q + (size_t)r0 * C3, C3, r1, hs, n);     /* dk_s += ds q_t */
-            gemm_accumulate_serial(dq + (size_t)r0 * C3, C3, dw, T, 1, k, C3, n, hs, r1);     /* dq_t += ds k_s */
+            const float* dyb = dy + (size_t)r0 * C;
+            const float* qb = q + (size_t)r0 * C3;
+            gemm_accumulate_serial(dv, C3, w, 1, T, dyb, C, r0, hs, n);                        /* dv_s += w_s dy_t */
+            gemm_set_serial(dv + (size_t)r0 * C3, C3, w + r0, 1, T, dyb, C, n, hs, n);
+            gemm_accumulate_serial(dk, C3, dw, 1, T, qb, C3, r0, hs, n);                       /* dk_s += ds q_t */
+            gemm_set_serial(dk + (size_t)r0 * C3, C3, dw + r0, 1, T, qb, C3, n, hs, n);
+            gemm_set_serial(dq + (size_t)r0 * C3, C3, dw, T, 1, k, C3, n, hs, r1);             /* dq_t = sum ds k_s */
         }
     }
 }

@@ -159,6 +159,12 @@ void gemm_accumulate_serial(float* c, int ldc, const float* a, ptrdiff_t a_row, 
     tile_run(&g, 0, ((M + MR - 1) / MR) * ((N + NR - 1) / NR));
 }
 
+void gemm_set_serial(float* c, int ldc, const float* a, ptrdiff_t a_row, ptrdiff_t a_col,
+                     const float* b, int ldb, int M, int N, int K) {
+    Gemm g = {c, ldc, 0, NULL, a, a_row, a_col, b, ldb, 0, M, N, K};
+    tile_run(&g, 0, ((M + MR - 1) / MR) * ((N + NR - 1) / NR));
+}
+
 void gemm_accumulate(float* c, int ldc, const float* a, ptrdiff_t a_row, ptrdiff_t a_col,
                      const float* b, int ldb, int M, int N, int K) {
     Gemm g = {c, ldc, 1, NULL, a, a_row, a_col, b, ldb, 0, M, N, K};
@@ -238,7 +244,7 @@ void matmul_backward(float* dinp, float* dweight, float* dbias,
      * dweight (OC, C) += dout^T (OC, BT) inp (BT, C): A(o, r) = dout[r*OC + o]. */
     Gemm gi = {dinp, C, 0, NULL, dout, OC, 1, weight, C, 0, BT, C, OC};
     Gemm gw = {dweight, C, 1, NULL, dout, 1, OC, inp, C, 0, OC, C, BT};
-    enum { SLICE = 16 };  /* dbias outputs per work item */
+    enum { SLICE = 64 };  /* dbias outputs per work item: four vectors of sums */
     int slices = dbias ? (OC + SLICE - 1) / SLICE : 0;
     #pragma omp parallel
     {
@@ -247,9 +253,17 @@ void matmul_backward(float* dinp, float* dweight, float* dbias,
         /* dbias: each thread owns slices of outputs and sums the rows in order */
         #pragma omp for schedule(static) nowait
         for (int s = 0; s < slices; s++) {
-            int o0 = s * SLICE, o1 = o0 + SLICE < OC ? o0 + SLICE : OC;
-            for (int r = 0; r < BT; r++)
-                for (int o = o0; o < o1; o++) dbias[o] += dout[(size_t)r * OC + o];
+            int o0 = s * SLICE, w = OC - o0 < SLICE ? OC - o0 : SLICE;
+            float acc[SLICE];  /* in registers: the same adds, in row order */
+            for (int j = 0; j < w; j++) acc[j] = dbias[o0 + j];
+            for (int r = 0; r < BT; r++) {
+                const float* row = dout + (size_t)r * OC + o0;
+                if (w == SLICE)  /* a constant trip count: the sums stay in registers */
+                    for (int j = 0; j < SLICE; j++) acc[j] += row[j];
+                else
+                    for (int j = 0; j < w; j++) acc[j] += row[j];
+            }
+            for (int j = 0; j < w; j++) dbias[o0 + j] = acc[j];
         }
     }
 }

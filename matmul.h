@@ -43,6 +43,11 @@ void gemm_accumulate(float* c, int ldc, const float* a, ptrdiff_t a_row, ptrdiff
 void gemm_accumulate_serial(float* c, int ldc, const float* a, ptrdiff_t a_row, ptrdiff_t a_col,
                             const float* b, int ldb, int M, int N, int K);
 
+/* gemm_accumulate_serial with c overwritten, c = A b: the sums start from 0
+ * instead of c (the same bits as zeroing c first, without the pass over it). */
+void gemm_set_serial(float* c, int ldc, const float* a, ptrdiff_t a_row, ptrdiff_t a_col,
+                     const float* b, int ldb, int M, int N, int K);
+
 /* Straightforward triple loop with the same contract, kept as the reference
  * the tests compare the tiled kernel against. */
 void gemm_accumulate_naive(float* c, int ldc, const float* a, ptrdiff_t a_row, ptrdiff_t a_col,

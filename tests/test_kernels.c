@@ -69,6 +69,26 @@ static void test_tiled_gemm_matches_naive_on_every_shape(void** state) {
     }
 }
 
+/* c = A b (attention's first write of a block) must be the bits of zeroing c and
+ * then c += A b, and it must not read c: c starts as NaN. */
+static void test_gemm_set_equals_zeroing_then_accumulating(void** state) {
+    Rng rng;
+    rng_seed(&rng, 2, 0);
+    int shapes[][3] = {{1, 1, 1}, {8, 32, 64}, {13, 65, 31}, {17, 70, 300}};
+    for (size_t s = 0; s < sizeof shapes / sizeof shapes[0]; s++) {
+        int M = shapes[s][0], N = shapes[s][1], K = shapes[s][2];
+        float* a = random_tensor(&rng, (size_t)M * K, 1.0f);
+        float* b = random_tensor(&rng, (size_t)K * N, 1.0f);
+        float* set = xmalloc(sizeof(float) * M * N, "test");
+        float* acc = xcalloc((size_t)M * N, sizeof(float), "test");
+        for (int i = 0; i < M * N; i++) set[i] = NAN;
+        gemm_set_serial(set, N, a, K, 1, b, N, M, N, K);
+        gemm_accumulate_serial(acc, N, a, K, 1, b, N, M, N, K);
+        assert_memory_equal(set, acc, sizeof(float) * M * N);
+        free(a); free(b); free(set); free(acc);
+    }
+}
+
 typedef struct { float *out, *inp, *weight, *bias, *scratch, *w; int BT, C, OC; } MatmulCtx;
 static double matmul_objective(void* p) {
     MatmulCtx* c = p;
@@ -497,6 +517,7 @@ int main(void) {
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(test_tiled_gemm_matches_naive_on_every_shape),
         cmocka_unit_test(test_matmul_forward_matches_naive),
+        cmocka_unit_test(test_gemm_set_equals_zeroing_then_accumulating),
         cmocka_unit_test(test_matmul_backward_matches_finite_differences),
         cmocka_unit_test(test_layernorm_backward_matches_finite_differences),
         cmocka_unit_test(test_attention_backward_matches_finite_differences),
