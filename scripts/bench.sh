@@ -3,7 +3,8 @@
 # then full training steps of the C model (scripts/bench_step) against the same model in
 # PyTorch (scripts/bench_torch.py), and writes docs/bench.md with the machine and the tables.
 #
-#   baby and medium configs (configs/bench_*.conf), C and torch, on 1 thread and on all
+#   baby and medium configs (configs/bench_*.conf), C and torch, on 1 thread and on all;
+#   torch twice: tuned (scripts/bench_torch.py's settings) and as installed (environment untouched)
 #   a block_size sweep 64..1024 on the baby shape, B = 768/T (at least 1), all threads
 #   BENCH_FULL=1: also the wall time of the default run, ./train configs/shakespeare_char.conf
 #
@@ -124,6 +125,8 @@ for model in baby medium; do
         echo "$model, $t thread(s)" >&2
         RES["c $model $t"]=$(bench_c "c_${model}_t$t" "$t" "configs/bench_$model.conf" "${opts[@]}")
         RES["torch $model $t"]=$(bench_torch "torch_${model}_t$t" "$t" "configs/bench_$model.conf" "${opts[@]}")
+        RES["torchi $model $t"]=$(bench_torch "torchi_${model}_t$t" "$t" "configs/bench_$model.conf" "${opts[@]}" \
+            --setup=installed)
     done
 done
 
@@ -186,7 +189,9 @@ DISTURBED+=" (the times of such a run are not this code's); rerun on a quiet mac
     echo "- CPU: $CPU, $CORES cores, $TPC hardware thread(s) per core, $VEC; \"all threads\" = $NTHREADS"
     echo "- C compiler: $GCC, \`$CFLAGS_USED\`"
     echo "- PyTorch: $TORCH"
-    echo "- PyTorch runs with OMP_WAIT_POLICY=PASSIVE and OPENBLAS_NUM_THREADS = its thread count (scripts/bench_torch.py says why)"
+    echo "- PyTorch runs twice. \"tuned\": OMP_WAIT_POLICY=PASSIVE and OPENBLAS_NUM_THREADS = its thread count"
+    echo "  (scripts/bench_torch.py says why), the stronger peer. \"as installed\": the environment untouched, only"
+    echo "  torch.set_num_threads, as a user runs Debian's package (the peer whose 26 GFLOP/s issue 6 quotes)."
     echo
     echo "## FP32 peak (scripts/fma_peak)"
     echo
@@ -212,11 +217,14 @@ DISTURBED+=" (the times of such a run are not this code's); rerun on a quiet mac
     echo "|---|---|---|---|---|---|---|---|---|---|---|---|---|"
     for model in baby medium; do
         for t in "${THREAD_COUNTS[@]}"; do
-            for impl in c torch; do
+            for impl in c torch torchi; do
                 l=${RES["$impl $model $t"]}
                 est="- | -"
                 if [[ $impl == c ]]; then est="$(field "$l" est_mb) | $(calc "%.2f" "$(field "$l" rss_over_est)")"; fi
-                echo "| $model | $impl | $t | $(step_ms "$l") | $(ms "$l" ms_min) | $(calc "%.0f" "$(field "$l" tok_s)") | $(calc "%.1f" "$(field "$l" gflops)") | $(pct_peak "$l" "$t") | $(ms "$l" eval_ms) | $(field "$l" rss_mb) | $(field "$l" rss_base_mb) | $est |"
+                label=$impl
+                if [[ $impl == torch ]]; then label="torch tuned"; fi
+                if [[ $impl == torchi ]]; then label="torch as installed"; fi
+                echo "| $model | $label | $t | $(step_ms "$l") | $(ms "$l" ms_min) | $(calc "%.0f" "$(field "$l" tok_s)") | $(calc "%.1f" "$(field "$l" gflops)") | $(pct_peak "$l" "$t") | $(ms "$l" eval_ms) | $(field "$l" rss_mb) | $(field "$l" rss_base_mb) | $est |"
             done
         done
     done
@@ -225,13 +233,14 @@ DISTURBED+=" (the times of such a run are not this code's); rerun on a quiet mac
     echo "activations, their gradients and scratch. Peak RSS adds the program and its libraries: \"before the model\""
     echo "is the peak RSS at the start (for torch, once \`import torch\` has loaded its runtime). $DISTURBED"
     echo
-    echo "| model | threads | C tokens/s | torch tokens/s | C / torch |"
-    echo "|---|---|---|---|---|"
+    echo "| model | threads | C tokens/s | torch tuned tokens/s | C / torch tuned | torch as installed tokens/s | C / torch as installed |"
+    echo "|---|---|---|---|---|---|---|"
     for model in baby medium; do
         for t in "${THREAD_COUNTS[@]}"; do
             c=$(field "${RES["c $model $t"]}" tok_s)
             p=$(field "${RES["torch $model $t"]}" tok_s)
-            echo "| $model | $t | $(calc "%.0f" "$c") | $(calc "%.0f" "$p") | $(calc "%.2f" "$c / $p") |"
+            pi=$(field "${RES["torchi $model $t"]}" tok_s)
+            echo "| $model | $t | $(calc "%.0f" "$c") | $(calc "%.0f" "$p") | $(calc "%.2f" "$c / $p") | $(calc "%.0f" "$pi") | $(calc "%.2f" "$c / $pi") |"
         done
     done
     if [[ $NTHREADS -gt 1 ]]; then
@@ -239,12 +248,13 @@ DISTURBED+=" (the times of such a run are not this code's); rerun on a quiet mac
         echo "Scaling from 1 to $NTHREADS threads (tokens/s on $NTHREADS threads / on 1; $NTHREADS would be perfect;"
         echo "the FMA peak scales by $(calc "%.2f" "${PEAK[$NTHREADS]} / ${PEAK[1]}")):"
         echo
-        echo "| model | C | torch |"
-        echo "|---|---|---|"
+        echo "| model | C | torch tuned | torch as installed |"
+        echo "|---|---|---|---|"
         for model in baby medium; do
             sc=$(calc "%.2f" "$(field "${RES["c $model $NTHREADS"]}" tok_s) / $(field "${RES["c $model 1"]}" tok_s)")
             sp=$(calc "%.2f" "$(field "${RES["torch $model $NTHREADS"]}" tok_s) / $(field "${RES["torch $model 1"]}" tok_s)")
-            echo "| $model | $sc | $sp |"
+            si=$(calc "%.2f" "$(field "${RES["torchi $model $NTHREADS"]}" tok_s) / $(field "${RES["torchi $model 1"]}" tok_s)")
+            echo "| $model | $sc | $sp | $si |"
         done
     fi
     echo
@@ -252,7 +262,7 @@ DISTURBED+=" (the times of such a run are not this code's); rerun on a quiet mac
     echo
     echo "The baby model with block_size T and batch B = $SWEEP_TOKENS / T (at least 1, so T = 512 runs 512 tokens"
     echo "a step and T = 1024 runs 1024), on $NTHREADS threads, ${SWEEP_OPTS[*]}. Attention's share of the FLOPs"
-    echo "grows with T. The PyTorch model keeps T x T attention probabilities per layer and head for its backward. Both GFLOP/s use the causal count,"
+    echo "grows with T. \"torch\" here is the tuned peer. The PyTorch model keeps T x T attention probabilities per layer and head for its backward. Both GFLOP/s use the causal count,"
     echo "though the PyTorch model computes the whole T x T product and masks it. $DISTURBED"
     echo
     echo "| T | B | GFLOP/step | attention share | C ms/step | C GFLOP/s | torch ms/step | torch GFLOP/s | C / torch | C RSS MB | C estimate MB | torch RSS MB |"

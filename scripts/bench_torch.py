@@ -11,14 +11,16 @@ outside the clock. The evaluation forward runs in eval mode under no_grad, as
 pytorch_train.py's evaluate.
 
 Usage: /usr/bin/python3 scripts/bench_torch.py CONFIG [--key=value ...] [--steps=N]
-           [--warmup=N] [--eval_reps=N] [--vocab_size=V] [--threads=N]
+           [--warmup=N] [--eval_reps=N] [--vocab_size=V] [--threads=N] [--setup=tuned|installed]
 Options and defaults as bench_step's (steps 30, warmup 5, eval_reps 10, vocab_size 65);
---threads=N (default: every CPU) sets torch.set_num_threads and, before torch loads,
-OMP_NUM_THREADS and OPENBLAS_NUM_THREADS, so the BLAS it calls uses N threads too, and
-OMP_WAIT_POLICY=PASSIVE unless it is set (see below).
+--threads=N (default: every CPU) sets torch.set_num_threads. With --setup=tuned (the
+default), before torch loads, it also sets OMP_NUM_THREADS and OPENBLAS_NUM_THREADS, so
+the BLAS it calls uses N threads too, and OMP_WAIT_POLICY=PASSIVE unless it is set (see
+below). --setup=installed leaves the environment as it is: Debian's torch as a user
+runs it, calling only torch.set_num_threads (the peer the issue's numbers describe).
 
 The last line is machine-readable, in bench_step's format:
-  bench impl=torch config=NAME threads=N B= T= params= steps= ms_median= ms_min= tok_s=
+  bench impl=torch|torch-installed config=NAME threads=N B= T= params= steps= ms_median= ms_min= tok_s=
         gflop_per_step= attn_share= gflops= eval_ms= rss_base_mb= rss_mb=
 rss_base_mb is the peak RSS once torch is imported, before the model: the runtime's own share.
 """
@@ -41,12 +43,17 @@ def parse_args(argv):
         sys.exit(0 if argv else 2)
     opts = dict(DEFAULTS)
     threads = os.cpu_count() or 1
+    setup = "tuned"
     overrides = {}
     for arg in argv[1:]:
         if not arg.startswith("--") or "=" not in arg:
             sys.exit(f"error: expected --key=value, got '{arg}'")
         key, value = arg[2:].split("=", 1)
-        if key in DEFAULTS or key == "threads":
+        if key == "setup":
+            if value not in ("tuned", "installed"):
+                sys.exit(f"error: --setup expects tuned or installed, got '{value}'")
+            setup = value
+        elif key in DEFAULTS or key == "threads":
             if not value.isdigit() or int(value) < 1:
                 sys.exit(f"error: --{key} expects a positive integer, got '{value}'")
             if key == "threads":
@@ -55,18 +62,20 @@ def parse_args(argv):
                 opts[key] = int(value)
         else:
             overrides[key] = value
-    return argv[0], opts, threads, overrides
+    return argv[0], opts, threads, setup, overrides
 
 
-CONFIG_PATH, OPTS, THREADS, OVERRIDES = parse_args(sys.argv[1:])
+CONFIG_PATH, OPTS, THREADS, SETUP, OVERRIDES = parse_args(sys.argv[1:])
 # Before torch loads: its OpenMP runtime and OpenBLAS size their thread pools from these.
 # The two pools take turns on the same cores (torch's own kernels, then a BLAS call), and
 # with libgomp's default policy the idle OpenMP threads spin while OpenBLAS works: on the
 # 2-core machine a baby step took 125 ms on 2 threads against 64 ms with PASSIVE (about
 # 65 ms on 1 thread), and seconds when another process was busy. PASSIVE unless set.
-os.environ["OMP_NUM_THREADS"] = str(THREADS)
-os.environ["OPENBLAS_NUM_THREADS"] = str(THREADS)
-os.environ.setdefault("OMP_WAIT_POLICY", "PASSIVE")
+# With --setup=installed none of this: the slower defaults are what a user gets.
+if SETUP == "tuned":
+    os.environ["OMP_NUM_THREADS"] = str(THREADS)
+    os.environ["OPENBLAS_NUM_THREADS"] = str(THREADS)
+    os.environ.setdefault("OMP_WAIT_POLICY", "PASSIVE")
 
 import torch  # noqa: E402
 
@@ -131,7 +140,8 @@ def main():
     name = os.path.basename(CONFIG_PATH).split(".")[0]
 
     print(f"bench_torch: {CONFIG_PATH} on {torch.get_num_threads()} threads, torch {torch.__version__}, "
-          f"OMP_WAIT_POLICY={os.environ['OMP_WAIT_POLICY']}")
+          f"setup {SETUP}: OMP_WAIT_POLICY={os.environ.get('OMP_WAIT_POLICY', 'unset')}, "
+          f"OPENBLAS_NUM_THREADS={os.environ.get('OPENBLAS_NUM_THREADS', 'unset')}")
     print(f"model: n_layer {L}, n_head {NH}, n_embd {C}, block_size {T}, vocab_size {V}, "
           f"{'tied' if tied else 'untied'} weights, {'biases' if bias else 'no biases'}: {n_params} parameters")
     print(f"batch: {B} x {T} = {B * T} tokens per step, random ids (torch.Generator, seed {geti('seed')})")
@@ -185,7 +195,7 @@ def main():
     print(f"eval forward: median {eval_ms:.2f} ms over {OPTS['eval_reps']}: "
           f"{flops['forward'] / (eval_ms * 1e-3) * 1e-9:.1f} GFLOP/s")
     print(f"peak RSS: {rss:.1f} MB ({rss_base:.1f} MB with torch loaded, before the model)")
-    print(f"bench impl=torch config={name} threads={torch.get_num_threads()} B={B} T={T} params={n_params} "
+    print(f"bench impl={'torch' if SETUP == 'tuned' else 'torch-installed'} config={name} threads={torch.get_num_threads()} B={B} T={T} params={n_params} "
           f"steps={steps} ms_median={ms_median:.3f} ms_min={ms_min:.3f} tok_s={tok_s:.1f} "
           f"gflop_per_step={flops['step'] * 1e-9:.4f} attn_share={flops['attention'] / flops['forward']:.3f} "
           f"gflops={gflops:.2f} eval_ms={eval_ms:.3f} "
