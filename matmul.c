@@ -174,6 +174,8 @@ void gemm_accumulate(float* c, int ldc, const float* a, ptrdiff_t a_row, ptrdiff
 
 size_t matmul_scratch_floats(int C, int OC) { return (size_t)C * ((OC + NR - 1) / NR) * NR; }
 
+size_t matmul_backward_scratch_floats(int C, int OC) { return (size_t)OC * ((C + NR - 1) / NR) * NR; }
+
 /* packed (panels of W^T) from W (OC, C): panel p holds W^T's columns p*NR.. as
  * C rows of NR floats, the layout the tile streams. W is read row by row. */
 static void pack_transposed(float* packed, const float* weight, int C, int OC, int p0, int p1) {
@@ -184,6 +186,19 @@ static void pack_transposed(float* packed, const float* weight, int C, int OC, i
             const float* w = weight + (size_t)(p * NR + j) * C;
             for (int k = 0; k < C; k++) panel[(size_t)k * NR + j] = w[k];
         }
+    }
+}
+
+/* packed (panels of b) from b (K, N) row-major with row stride ldb: panel p
+ * holds b's columns p*NR.. as K rows of NR floats, the layout the tile streams.
+ * Rows of an unpacked b lie ldb floats apart: at n_embd = 128 that is 512 bytes,
+ * and the KC rows of a panel then share 16 of the L1 cache's 64 sets and do not
+ * stay in it; packed, they are contiguous. */
+static void pack_panels(float* packed, const float* b, int ldb, int K, int N, int p0, int p1) {
+    for (int p = p0; p < p1; p++) {
+        float* panel = packed + (size_t)p * K * NR;
+        int nr = N - p * NR < NR ? N - p * NR : NR;
+        for (int k = 0; k < K; k++) memcpy(panel + (size_t)k * NR, b + (size_t)k * ldb + p * NR, sizeof(float) * nr);
     }
 }
 
@@ -235,20 +250,27 @@ void matmul_forward_packed(float* out, const float* inp, const float* packed, co
 }
 
 void matmul_backward(float* dinp, float* dweight, float* dbias,
-                     const float* dout, const float* inp, const float* weight,
+                     const float* dout, const float* inp, const float* weight, float* scratch,
                      int BT, int C, int OC) {
     /* Three independent products in one parallel region, without a barrier
      * between them: a thread goes on to its share of the next as soon as it is
      * done with the last (each output element still has one writer and one order).
-     * dinp (BT, C) = dout (BT, OC) W (OC, C): the accumulators start at 0, not from dinp.
+     * dinp (BT, C) = dout (BT, OC) W (OC, C): the accumulators start at 0, not from dinp;
+     * W is first packed into panels in scratch (each thread its share, then a barrier).
      * dweight (OC, C) += dout^T (OC, BT) inp (BT, C): A(o, r) = dout[r*OC + o]. */
-    Gemm gi = {dinp, C, 0, NULL, dout, OC, 1, weight, C, 0, BT, C, OC};
+    Gemm gi = {dinp, C, 0, NULL, dout, OC, 1, scratch, NR, 1, BT, C, OC};
     Gemm gw = {dweight, C, 1, NULL, dout, 1, OC, inp, C, 0, OC, C, BT};
     enum { SLICE = 64 };  /* dbias outputs per work item: four vectors of sums */
     int slices = dbias ? (OC + SLICE - 1) / SLICE : 0;
     #pragma omp parallel
     {
-        if (dinp) gemm_share(&gi);
+        if (dinp) {
+            int p0, p1;
+            my_share((C + NR - 1) / NR, &p0, &p1);
+            pack_panels(scratch, weight, C, OC, C, p0, p1);
+            #pragma omp barrier
+            gemm_share(&gi);
+        }
         gemm_share(&gw);
         /* dbias: each thread owns slices of outputs and sums the rows in order */
         #pragma omp for schedule(static) nowait

@@ -26,10 +26,12 @@ void matmul_forward_packed(float* out, const float* inp, const float* packed, co
 void matvec_forward(float* out, const float* inp, const float* weight, const float* bias, int C, int OC);
 
 /* dinp (B*T, C) = dout W;  dweight (OC, C) += dout^T inp;  dbias (OC) += sum_rows dout.
- * dinp or dbias may be NULL to skip that product. */
+ * dinp or dbias may be NULL to skip that product. scratch: matmul_backward_scratch_floats(C, OC)
+ * floats, to hold W in packed panels (unused when dinp is NULL). */
 void matmul_backward(float* dinp, float* dweight, float* dbias,
-                     const float* dout, const float* inp, const float* weight,
+                     const float* dout, const float* inp, const float* weight, float* scratch,
                      int BT, int C, int OC);
+size_t matmul_backward_scratch_floats(int C, int OC);
 
 /* The core product: c[m][n] += sum_k A(m,k) * b[k][n] for m < M, n < N, k < K,
  * where A(m,k) = a[m*a_row + k*a_col] (any strides, so A^T costs nothing),

@@ -154,13 +154,16 @@ static size_t packed_floats(const GPTConfig* c) {
     return packed_offset(c, 0, LIN_HEAD) + packed_size(c, LIN_HEAD);
 }
 
-/* scratch holds the packed W^T of the forward's widest linear layer, or
- * attention's blocks for each of `threads` threads (never both at once) */
+/* scratch holds the packed W^T of the forward's widest linear layer, the packed W
+ * of the backward's, or attention's blocks for each of `threads` threads (one at a time) */
 static size_t scratch_floats(const GPTConfig* c, int threads) {
     size_t need = (size_t)threads * attention_scratch_floats(c->block_size, c->n_embd, c->n_head);
     for (int w = 0; w <= LIN_HEAD; w++) {
-        size_t n = packed_size(c, (Linear)w);
-        need = n > need ? n : need;
+        int in, out;
+        linear_shape(c, (Linear)w, &in, &out);
+        size_t fwd = packed_size(c, (Linear)w), bwd = matmul_backward_scratch_floats(in, out);
+        need = fwd > need ? fwd : need;
+        need = bwd > need ? bwd : need;
     }
     return need;
 }
@@ -536,7 +539,7 @@ void gpt_backward(GPT* m) {
     crossentropy_backward(d.logits, a.probs, m->targets, BT, V);
     /* z = h E^T:  dh += dz E  and  dE += dz^T h.  When tied, g.lm_head IS g.wte:
      * this is the DENSE part of dE, every row of E gets a gradient from every position. */
-    matmul_backward(d.lnf, g.lm_head, NULL, d.logits, a.lnf, p.lm_head, BT, C, V);
+    matmul_backward(d.lnf, g.lm_head, NULL, d.logits, a.lnf, p.lm_head, m->scratch, BT, C, V);
     const float* x_last = a.residual3 + (L - 1) * BTC;
     layernorm_backward(dx, g.lnfw, g.lnfb, d.lnf, x_last, p.lnfw, a.lnf_mean, a.lnf_rstd, BT, C);
 
@@ -547,20 +550,20 @@ void gpt_backward(GPT* m) {
         /* undo x = x + mlp(LN2(x)): dx is d(block output) */
         const float* dbranch = branch_grad(d.fcproj, dx, BTC, pdrop, drop_key(m, l, DROP_MLP_RESID));
         matmul_backward(d.fch_gelu, g.fcprojw + (size_t)l * 4 * C * C, at(g.fcprojb, l * C),
-                        dbranch, a.fch_gelu + l * BTC * 4, p.fcprojw + (size_t)l * 4 * C * C, BT, 4 * C, C);
+                        dbranch, a.fch_gelu + l * BTC * 4, p.fcprojw + (size_t)l * 4 * C * C, m->scratch, BT, 4 * C, C);
         gelu_backward(d.fch, a.fch + l * BTC * 4, d.fch_gelu, BTC * 4);
         matmul_backward(d.ln2, g.fcw + (size_t)l * 4 * C * C, at(g.fcb, l * 4 * C),
-                        d.fch, a.ln2 + l * BTC, p.fcw + (size_t)l * 4 * C * C, BT, C, 4 * C);
+                        d.fch, a.ln2 + l * BTC, p.fcw + (size_t)l * 4 * C * C, m->scratch, BT, C, 4 * C);
         layernorm_backward(dx, g.ln2w + l * C, at(g.ln2b, l * C), d.ln2,
                            a.residual2 + l * BTC, p.ln2w + l * C, a.ln2_mean + l * BT, a.ln2_rstd + l * BT, BT, C);
         /* undo x = x + attn(LN1(x)): dx is now d(residual2) */
         dbranch = branch_grad(d.attproj, dx, BTC, pdrop, drop_key(m, l, DROP_ATTN_RESID));
         matmul_backward(d.atty, g.attprojw + (size_t)l * C * C, at(g.attprojb, l * C),
-                        dbranch, a.atty + l * BTC, p.attprojw + (size_t)l * C * C, BT, C, C);
+                        dbranch, a.atty + l * BTC, p.attprojw + (size_t)l * C * C, m->scratch, BT, C, C);
         attention_backward(d.qkv, m->scratch, d.atty, a.qkv + l * BTC * 3, att_stats, B, T, C, NH,
                            pdrop, drop_key(m, l, DROP_ATTN));
         matmul_backward(d.ln1, g.qkvw + (size_t)l * 3 * C * C, at(g.qkvb, l * 3 * C),
-                        d.qkv, a.ln1 + l * BTC, p.qkvw + (size_t)l * 3 * C * C, BT, C, 3 * C);
+                        d.qkv, a.ln1 + l * BTC, p.qkvw + (size_t)l * 3 * C * C, m->scratch, BT, C, 3 * C);
         layernorm_backward(dx, g.ln1w + l * C, at(g.ln1b, l * C), d.ln1,
                            x, p.ln1w + l * C, a.ln1_mean + l * BT, a.ln1_rstd + l * BT, BT, C);
         /* dx is now d(block input) = d(output of block l-1) */

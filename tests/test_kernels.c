@@ -137,16 +137,37 @@ static void test_matmul_backward_matches_finite_differences(void** state) {
     float* dinp = xcalloc(BT * C, sizeof(float), "dinp");
     float* dweight = xcalloc(OC * C, sizeof(float), "dweight");
     float* dbias = xcalloc(OC, sizeof(float), "dbias");
-    matmul_backward(dinp, dweight, dbias, c.w, c.inp, c.weight, BT, C, OC);
+    float* bscratch = xmalloc(sizeof(float) * matmul_backward_scratch_floats(C, OC), "scratch");
+    matmul_backward(dinp, dweight, dbias, c.w, c.inp, c.weight, bscratch, BT, C, OC);
     check_gradient("matmul dinp", c.inp, dinp, BT * C, matmul_objective, &c);
     check_gradient("matmul dweight", c.weight, dweight, OC * C, matmul_objective, &c);
     check_gradient("matmul dbias", c.bias, dbias, OC, matmul_objective, &c);
     /* backward accumulates: a second call doubles every gradient */
     float* dw2 = copy_tensor(dweight, OC * C);
-    matmul_backward(dinp, dweight, dbias, c.w, c.inp, c.weight, BT, C, OC);
+    matmul_backward(dinp, dweight, dbias, c.w, c.inp, c.weight, bscratch, BT, C, OC);
     for (int i = 0; i < OC * C; i++) assert_true(fabsf(dweight[i] - 2 * dw2[i]) <= 1e-5f * (1 + fabsf(dw2[i])));
     free(c.inp); free(c.weight); free(c.bias); free(c.w); free(c.out); free(c.scratch);
-    free(dinp); free(dweight); free(dbias); free(dw2);
+    free(dinp); free(dweight); free(dbias); free(dw2); free(bscratch);
+}
+
+/* dinp goes through W packed in panels: on a shape with several panels, a ragged
+ * last one and OC past one KC block it must equal dout W from the triple loop. */
+static void test_matmul_backward_dinp_matches_naive(void** state) {
+    Rng rng;
+    rng_seed(&rng, 3, 0);
+    int BT = 13, C = 70, OC = 300;
+    float* dout = random_tensor(&rng, (size_t)BT * OC, 1.0f);
+    float* inp = random_tensor(&rng, (size_t)BT * C, 1.0f);
+    float* w = random_tensor(&rng, (size_t)OC * C, 1.0f);
+    float* dinp = xmalloc(sizeof(float) * BT * C, "dinp");
+    float* ref = xcalloc((size_t)BT * C, sizeof(float), "ref");
+    float* dweight = xcalloc((size_t)OC * C, sizeof(float), "dweight");
+    float* scratch = xmalloc(sizeof(float) * matmul_backward_scratch_floats(C, OC), "scratch");
+    for (int i = 0; i < BT * C; i++) dinp[i] = NAN;  /* overwritten, never read */
+    matmul_backward(dinp, dweight, NULL, dout, inp, w, scratch, BT, C, OC);
+    gemm_accumulate_naive(ref, C, dout, OC, 1, w, C, BT, C, OC);
+    for (int i = 0; i < BT * C; i++) assert_true(fabsf(dinp[i] - ref[i]) <= 1e-5f * (1.0f + fabsf(ref[i])) * OC);
+    free(dout); free(inp); free(w); free(dinp); free(ref); free(dweight); free(scratch);
 }
 
 /* ---- layernorm ---------------------------------------------------------------- */
@@ -478,12 +499,13 @@ static float* run_all_kernels(int threads, size_t* n_out) {
     float* all = xcalloc(total, sizeof(float), "outputs");
     float* o = all;
     float* scratch = xmalloc(sizeof(float) * matmul_scratch_floats(C, OC), "scratch");
+    float* bscratch = xmalloc(sizeof(float) * matmul_backward_scratch_floats(C, OC), "scratch");
     float* stats = xmalloc(sizeof(float) * B * NH * T * 2, "stats");
     float* att_scratch = attention_scratch(T, C, NH);
     float mean[21], rstd[21];
 
     matmul_forward(o, x, w, bias, scratch, BT, C, OC); o += BT * OC;
-    matmul_backward(o, o + BT * C, o + BT * C + OC * C, dout, x, w, BT, C, OC); o += BT * C + OC * C + OC;
+    matmul_backward(o, o + BT * C, o + BT * C + OC * C, dout, x, w, bscratch, BT, C, OC); o += BT * C + OC * C + OC;
     attention_forward(o, stats, att_scratch, qkv, B, T, C, NH, 0.1f, 3);
     attention_backward(o + BT * C, att_scratch, x, qkv, stats, B, T, C, NH, 0.1f, 3); o += BT * C + BT * 3 * C;
     layernorm_forward(o, mean, rstd, x, lnw, bias, BT, C);
@@ -496,7 +518,7 @@ static float* run_all_kernels(int threads, size_t* n_out) {
     encoder_forward(o, ids, wte, wte, 1.5f, B, T, C);
     dropout_forward(o, BT * C, 0.3f, 4); o += BT * C;
     assert_true((size_t)(o - all) == total);
-    free(x); free(w); free(bias); free(qkv); free(wte); free(lnw); free(dout); free(scratch); free(stats); free(att_scratch);
+    free(x); free(w); free(bias); free(qkv); free(wte); free(lnw); free(dout); free(scratch); free(bscratch); free(stats); free(att_scratch);
     *n_out = total;
     return all;
 }
@@ -519,6 +541,7 @@ int main(void) {
         cmocka_unit_test(test_matmul_forward_matches_naive),
         cmocka_unit_test(test_gemm_set_equals_zeroing_then_accumulating),
         cmocka_unit_test(test_matmul_backward_matches_finite_differences),
+        cmocka_unit_test(test_matmul_backward_dinp_matches_naive),
         cmocka_unit_test(test_layernorm_backward_matches_finite_differences),
         cmocka_unit_test(test_attention_backward_matches_finite_differences),
         cmocka_unit_test(test_attention_never_looks_at_future_positions),
