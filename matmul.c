@@ -145,24 +145,31 @@ static void my_share(int n, int* i0, int* i1) {
     *i1 = (int)((long)n * (id + 1) / nt);
 }
 
+static int gemm_tiles(const Gemm* g) { return ((g->M + MR - 1) / MR) * ((g->N + NR - 1) / NR); }
+
 /* The calling thread's contiguous run of the grid's tiles (inside a parallel
  * region; the whole grid outside one). No barrier: the caller places it. */
 static void gemm_share(const Gemm* g) {
     int t0, t1;
-    my_share(((g->M + MR - 1) / MR) * ((g->N + NR - 1) / NR), &t0, &t1);
+    my_share(gemm_tiles(g), &t0, &t1);
     tile_run(g, t0, t1);
+}
+
+/* c (+)= A b on the calling thread alone: load_c = 1 accumulates, 0 overwrites. */
+static void gemm_serial(float* c, int ldc, int load_c, const float* a, ptrdiff_t a_row, ptrdiff_t a_col,
+                        const float* b, int ldb, int M, int N, int K) {
+    Gemm g = {c, ldc, load_c, NULL, a, a_row, a_col, b, ldb, 0, M, N, K};
+    tile_run(&g, 0, gemm_tiles(&g));
 }
 
 void gemm_accumulate_serial(float* c, int ldc, const float* a, ptrdiff_t a_row, ptrdiff_t a_col,
                             const float* b, int ldb, int M, int N, int K) {
-    Gemm g = {c, ldc, 1, NULL, a, a_row, a_col, b, ldb, 0, M, N, K};
-    tile_run(&g, 0, ((M + MR - 1) / MR) * ((N + NR - 1) / NR));
+    gemm_serial(c, ldc, 1, a, a_row, a_col, b, ldb, M, N, K);
 }
 
 void gemm_set_serial(float* c, int ldc, const float* a, ptrdiff_t a_row, ptrdiff_t a_col,
                      const float* b, int ldb, int M, int N, int K) {
-    Gemm g = {c, ldc, 0, NULL, a, a_row, a_col, b, ldb, 0, M, N, K};
-    tile_run(&g, 0, ((M + MR - 1) / MR) * ((N + NR - 1) / NR));
+    gemm_serial(c, ldc, 0, a, a_row, a_col, b, ldb, M, N, K);
 }
 
 void gemm_accumulate(float* c, int ldc, const float* a, ptrdiff_t a_row, ptrdiff_t a_col,
