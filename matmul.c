@@ -112,20 +112,40 @@ typedef struct {
     int M, N, K;
 } Gemm;
 
-/* Tiles t0..t1 of the grid, in the order that keeps each block in its cache:
- * row blocks of MC rows; within one, column panel after column panel; within a
- * panel, the row tiles top to bottom. So the KC x NR panel of b stays in L1
- * while every tile of the row block uses it, and the MC x KC block of A stays in
- * L2 while every panel passes. The whole run is repeated per KC block of k. */
-static void tile_run(const Gemm* g, int t0, int t1) {
+/* Where tile t of the grid starts, (m0, n0), in the order that keeps each block
+ * in its cache: row blocks of MC rows; within one, column panel after column
+ * panel; within a panel, the row tiles top to bottom. So the KC x NR panel of b
+ * stays in L1 while every tile of the row block uses it, and the MC x KC block
+ * of A stays in L2 while every panel passes. */
+static void tile_origin(const Gemm* g, int t, int* m0, int* n0) {
     int tiles_m = (g->M + MR - 1) / MR, tiles_n = (g->N + NR - 1) / NR;
     int block_tiles = MC / MR;  /* row tiles per row block */
+    int blk = t / (block_tiles * tiles_n), r = t - blk * block_tiles * tiles_n;
+    int in_block = tiles_m - blk * block_tiles < block_tiles ? tiles_m - blk * block_tiles : block_tiles;
+    *m0 = (blk * block_tiles + r % in_block) * MR;
+    *n0 = (r / in_block) * NR;
+}
+
+/* Tiles t0..t1 of the grid, in tile_origin's order, the whole run repeated per
+ * KC block of k. A tile starts by loading (or ends by storing) its MR rows of c,
+ * which for a c larger than L2 come from memory: a chain of FMAs cannot start
+ * before its accumulator arrives, so the next tile's rows are prefetched while
+ * this one computes (medium's forward ran 18% faster with it, one thread). */
+static void tile_run(const Gemm* g, int t0, int t1) {
     for (int k0 = 0; k0 < g->K; k0 += KC) {
         int kc = g->K - k0 < KC ? g->K - k0 : KC;
+        int next_m0 = 0, next_n0 = 0;
+        if (t0 < t1) tile_origin(g, t0, &next_m0, &next_n0);
         for (int t = t0; t < t1; t++) {
-            int blk = t / (block_tiles * tiles_n), r = t - blk * block_tiles * tiles_n;
-            int in_block = tiles_m - blk * block_tiles < block_tiles ? tiles_m - blk * block_tiles : block_tiles;
-            int m0 = (blk * block_tiles + r % in_block) * MR, n0 = (r / in_block) * NR;
+            int m0 = next_m0, n0 = next_n0;
+            if (t + 1 < t1) {
+                tile_origin(g, t + 1, &next_m0, &next_n0);
+                const float* next_c = g->c + (size_t)next_m0 * g->ldc + next_n0;
+                for (int i = 0; i < MR && next_m0 + i < g->M; i++) {
+                    __builtin_prefetch(next_c + (size_t)i * g->ldc, 1);
+                    __builtin_prefetch(next_c + (size_t)i * g->ldc + NR / 2, 1);
+                }
+            }
             int mr = g->M - m0 < MR ? g->M - m0 : MR, nr = g->N - n0 < NR ? g->N - n0 : NR;
             const float* bt = g->packed ? g->b + (size_t)n0 * g->K + (size_t)k0 * NR : g->b + (size_t)k0 * g->ldb + n0;
             int ldb = g->packed ? NR : g->ldb;
