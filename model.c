@@ -89,10 +89,18 @@ static const struct { const char* name; int stacked, width; } ACTIVATION_INFO[NU
     {"logits", 0, W_V},    {"probs", 0, W_V},    {"losses", 0, W_1}};
 enum { ACT_RESIDUAL2 = 8, ACT_RESIDUAL3 = 15 };
 
-/* Floats per activation tensor for a (B, T) batch: n_layer slices of the stacked
- * ones, or for the gradients one slice and no residual2/residual3 (see below). */
-static void activation_sizes(size_t sizes[NUM_ACTIVATION_TENSORS], const GPTConfig* c, int B, int T, int gradients) {
-    size_t C = c->n_embd, L = gradients ? 1 : c->n_layer;
+/* The three layouts of ActivationTensors: the activations of every block (for
+ * gpt_backward); one block's, which a loss-only forward reuses block after block
+ * (an evaluation lane, see gpt_mean_loss); and the gradients, one block's and no
+ * residual2/residual3 (see point_activations). */
+typedef enum { ACTS_ALL_BLOCKS, ACTS_ONE_BLOCK, GRADS_ONE_BLOCK } ActLayout;
+
+/* Floats per activation tensor for a (B, T) batch in a layout: n_layer slices of
+ * the stacked ones, or one. */
+static void activation_sizes(size_t sizes[NUM_ACTIVATION_TENSORS], const GPTConfig* c, int B, int T,
+                             ActLayout layout) {
+    int gradients = layout == GRADS_ONE_BLOCK;
+    size_t C = c->n_embd, L = layout == ACTS_ALL_BLOCKS ? c->n_layer : 1;
     size_t widths[] = {[W_1] = 1, [W_C] = C, [W_3C] = 3 * C, [W_4C] = 4 * C,
                        [W_HEADS2] = 2 * (size_t)c->n_head, [W_V] = c->vocab_size};
     for (int i = 0; i < NUM_ACTIVATION_TENSORS; i++) {
@@ -102,13 +110,13 @@ static void activation_sizes(size_t sizes[NUM_ACTIVATION_TENSORS], const GPTConf
     }
 }
 
-/* gradients = 0: the activations, n_layer blocks of them. gradients = 1: their
- * gradients, which backward needs for one block at a time; the residual stream's
+/* Point a's fields into memory in a layout for (B, block_size); the floats it
+ * takes. The gradients are needed for one block at a time; the residual stream's
  * gradient is one buffer, `encoded`, updated in place by every block (see
  * gpt_backward), so residual2 and residual3 get no memory and stay NULL. */
-static size_t point_activations(ActivationTensors* a, float* memory, const GPTConfig* c, int B, int gradients) {
+static size_t point_activations(ActivationTensors* a, float* memory, const GPTConfig* c, int B, ActLayout layout) {
     size_t sizes[NUM_ACTIVATION_TENSORS];
-    activation_sizes(sizes, c, B, c->block_size, gradients);
+    activation_sizes(sizes, c, B, c->block_size, layout);
     float** fields[NUM_ACTIVATION_TENSORS] = {
         &a->encoded, &a->ln1, &a->ln1_mean, &a->ln1_rstd, &a->qkv, &a->atty, &a->att_stats,
         &a->attproj, &a->residual2, &a->ln2, &a->ln2_mean, &a->ln2_rstd, &a->fch, &a->fch_gelu,
@@ -168,20 +176,26 @@ static size_t scratch_floats(const GPTConfig* c, int threads) {
     return need;
 }
 
+/* Each thread's inputs and targets when gpt_mean_loss runs lanes: (max_batch, block_size) ids each */
+static size_t lane_token_ints(const GPTConfig* c, int max_batch, int threads) {
+    return (size_t)threads * 2 * max_batch * c->block_size;
+}
+
 MemoryEstimate gpt_memory_estimate(const GPTConfig* config, int max_batch) {
     ParamTensorInfo t[NUM_PARAM_TENSORS];
     param_table(t, config);
     size_t num_params = t[NUM_PARAM_TENSORS - 1].offset + t[NUM_PARAM_TENSORS - 1].size;
     ActivationTensors unused;
-    size_t num_acts = max_batch > 0 ? point_activations(&unused, NULL, config, max_batch, 0) : 0;
-    size_t num_dacts = max_batch > 0 ? point_activations(&unused, NULL, config, max_batch, 1) : 0;
+    size_t num_acts = max_batch > 0 ? point_activations(&unused, NULL, config, max_batch, ACTS_ALL_BLOCKS) : 0;
+    size_t num_dacts = max_batch > 0 ? point_activations(&unused, NULL, config, max_batch, GRADS_ONE_BLOCK) : 0;
     MemoryEstimate e = {
         .params = num_params * sizeof(float),
         .grads = num_params * sizeof(float),
         .adamw = 2 * num_params * sizeof(float),
         .acts = num_acts * sizeof(float),
         .dacts = num_dacts * sizeof(float),
-        .scratch = scratch_floats(config, omp_get_max_threads()) * sizeof(float),
+        .scratch = scratch_floats(config, omp_get_max_threads()) * sizeof(float)
+                 + lane_token_ints(config, max_batch, omp_get_max_threads()) * sizeof(int),
         .packed = max_batch > 0 ? packed_floats(config) * sizeof(float) : 0,
     };
     e.total = e.params + e.grads + e.adamw + e.acts + e.dacts + e.scratch + e.packed;
@@ -225,12 +239,12 @@ void gpt_build(GPT* m, const GPTConfig* config, int max_batch, uint64_t seed) {
     }
 
     if (max_batch > 0) {  /* 0: generation only (KVCache), no batch activations */
-        m->num_activations = point_activations(&m->acts, NULL, c, max_batch, 0);
-        m->num_dactivations = point_activations(&m->dacts, NULL, c, max_batch, 1);
+        m->num_activations = point_activations(&m->acts, NULL, c, max_batch, ACTS_ALL_BLOCKS);
+        m->num_dactivations = point_activations(&m->dacts, NULL, c, max_batch, GRADS_ONE_BLOCK);
         m->acts_memory = xmalloc(m->num_activations * sizeof(float), "activations");
         m->dacts_memory = xmalloc(m->num_dactivations * sizeof(float), "activation gradients");
-        point_activations(&m->acts, m->acts_memory, c, max_batch, 0);
-        point_activations(&m->dacts, m->dacts_memory, c, max_batch, 1);
+        point_activations(&m->acts, m->acts_memory, c, max_batch, ACTS_ALL_BLOCKS);
+        point_activations(&m->dacts, m->dacts_memory, c, max_batch, GRADS_ONE_BLOCK);
         m->packed_weights = xmalloc(packed_floats(c) * sizeof(float), "packed weights");
     }
 
@@ -240,6 +254,7 @@ void gpt_build(GPT* m, const GPTConfig* config, int max_batch, uint64_t seed) {
     }
     m->scratch_threads = omp_get_max_threads();
     m->scratch = xmalloc(scratch_floats(c, m->scratch_threads) * sizeof(float), "scratch");
+    m->lane_tokens = xmalloc((lane_token_ints(c, max_batch, m->scratch_threads) + 1) * sizeof(int), "lane tokens");
     m->inputs = xmalloc(((size_t)max_batch * T + 1) * sizeof(int), "inputs");
     m->targets = xmalloc(((size_t)max_batch * T + 1) * sizeof(int), "targets");
     m->mean_loss = -1.0f;
@@ -322,8 +337,8 @@ int gpt_find_nonfinite(const GPT* m, char* out, size_t len) {
         /* where each tensor starts (laid out for max_batch x block_size), and how much
          * of it the last forward's (B, T) filled */
         size_t layout[NUM_ACTIVATION_TENSORS], sizes[NUM_ACTIVATION_TENSORS];
-        activation_sizes(layout, &m->config, m->max_batch, m->config.block_size, 0);
-        activation_sizes(sizes, &m->config, m->B, m->T, 0);
+        activation_sizes(layout, &m->config, m->max_batch, m->config.block_size, ACTS_ALL_BLOCKS);
+        activation_sizes(sizes, &m->config, m->B, m->T, ACTS_ALL_BLOCKS);
         const float* start[NUM_ACTIVATION_TENSORS];
         size_t at = 0;
         for (int i = 0; i < NUM_ACTIVATION_TENSORS; i++) { start[i] = m->acts_memory + at; at += layout[i]; }
@@ -347,7 +362,7 @@ void gpt_free(GPT* m) {
     free(m->params_memory); free(m->grads_memory);
     free(m->acts_memory); free(m->dacts_memory);
     free(m->pe_table); free(m->scratch); free(m->packed_weights);
-    free(m->inputs); free(m->targets);
+    free(m->inputs); free(m->targets); free(m->lane_tokens);
     memset(m, 0, sizeof(*m));
 }
 
@@ -392,8 +407,10 @@ static void pack_linear(GPT* m, int l, Linear which) {
 }
 
 /* out (BT, OC) = inp (BT, C) W^T + b for a linear layer: on the packed copy of
- * W^T that gpt_mean_loss made, or packing W^T now (the same bits either way). */
-static void linear_forward(GPT* m, int l, Linear which, float* out, const float* inp, int BT) {
+ * W^T that gpt_mean_loss made, or packing W^T into scratch now (the same bits
+ * either way). */
+static void linear_forward(const GPT* m, float* scratch, int l, Linear which, float* out, const float* inp,
+                           int BT) {
     int C, OC;
     const float *w, *b;
     linear_shape(&m->config, which, &C, &OC);
@@ -401,13 +418,22 @@ static void linear_forward(GPT* m, int l, Linear which, float* out, const float*
     if (m->packed_ready)
         matmul_forward_packed(out, inp, m->packed_weights + packed_offset(&m->config, l, which), b, BT, C, OC);
     else
-        matmul_forward(out, inp, w, b, m->scratch, BT, C, OC);
+        matmul_forward(out, inp, w, b, scratch, BT, C, OC);
 }
 
-/* keep = 1: every block's activations stay for gpt_backward. keep = 0: each block
+/* Where a forward writes: its activations, and scratch for the packed W^T and
+ * attention's blocks. The model's own (acts, scratch), or an evaluation lane's. */
+typedef struct { ActivationTensors acts; float* scratch; } ForwardBuffers;
+
+/* The forward pass into buf, the mean loss its result (-1 without targets). It
+ * reads the parameters and the mode, and writes nothing of the model itself, so
+ * that lanes can run it side by side (gpt_mean_loss); forward() below records
+ * what gpt_backward needs. m->T must already be this T (the dropout keys use it).
+ * keep = 1: every block's activations stay for gpt_backward. keep = 0: each block
  * overwrites the one before (slot 0), so a forward for the loss alone keeps its
  * working set in cache instead of writing n_layer blocks to memory. */
-static float forward(GPT* m, const int* inputs, const int* targets, int B, int T, int keep) {
+static float forward_pass(const GPT* m, ForwardBuffers buf, const int* inputs, const int* targets, int B, int T,
+                          int keep) {
     const GPTConfig* c = &m->config;
     int C = c->n_embd, NH = c->n_head, L = c->n_layer, V = c->vocab_size;
     if (B < 1 || B > m->max_batch || T < 1 || T > c->block_size)
@@ -419,19 +445,15 @@ static float forward(GPT* m, const int* inputs, const int* targets, int B, int T
     if (omp_get_max_threads() > m->scratch_threads)
         die(EXIT_BAD_INPUT, "gpt_forward: %d OpenMP threads, but the model's scratch was sized for %d at build",
             omp_get_max_threads(), m->scratch_threads);
-    m->B = B; m->T = T;
-    memcpy(m->inputs, inputs, sizeof(int) * B * T);
-    if (targets) memcpy(m->targets, targets, sizeof(int) * B * T);
 
     ParameterTensors p = m->params;
-    ActivationTensors a = m->acts;
+    ActivationTensors a = buf.acts;
     size_t BT = (size_t)B * T, BTC = BT * C;
 
     /* e_t = E[i_t];  x_t = embed_scale * e_t + PE_t */
     const float* pe = c->pos_encoding == POS_LEARNED ? p.wpe : m->pe_table;
     encoder_forward(a.encoded, inputs, p.wte, pe, c->embed_scale, B, T, C);
     float pdrop = drop_p(m);  /* 0 in eval mode: every dropout below is then a no-op */
-    m->forward_dropout = pdrop;
     dropout_forward(a.encoded, BTC, pdrop, drop_key(m, 0, DROP_EMBED));
 
     /* Each residual sum runs in one pass with the layer norm that reads it: the
@@ -454,16 +476,16 @@ static float forward(GPT* m, const int* inputs, const int* targets, int B, int T
         float* att_stats = a.att_stats + s * B * NH * T * 2;
 
         /* x = x + attn(LN1(x)) */
-        linear_forward(m, l, LIN_QKV, qkv, ln1, BT);
-        attention_forward(atty, att_stats, m->scratch, qkv, B, T, C, NH, pdrop, drop_key(m, l, DROP_ATTN));
-        linear_forward(m, l, LIN_ATTPROJ, attproj, atty, BT);
+        linear_forward(m, buf.scratch, l, LIN_QKV, qkv, ln1, BT);
+        attention_forward(atty, att_stats, buf.scratch, qkv, B, T, C, NH, pdrop, drop_key(m, l, DROP_ATTN));
+        linear_forward(m, buf.scratch, l, LIN_ATTPROJ, attproj, atty, BT);
         dropout_forward(attproj, BTC, pdrop, drop_key(m, l, DROP_ATTN_RESID));
         residual_layernorm_forward(residual2, ln2, a.ln2_mean + s * BT, a.ln2_rstd + s * BT, x, attproj,
                                    p.ln2w + l * C, at(p.ln2b, l * C), BT, C);
         /* x = x + mlp(LN2(x)) */
-        linear_forward(m, l, LIN_FC, fch, ln2, BT);
+        linear_forward(m, buf.scratch, l, LIN_FC, fch, ln2, BT);
         gelu_forward(fch_gelu, fch, BTC * 4);
-        linear_forward(m, l, LIN_FCPROJ, fcproj, fch_gelu, BT);
+        linear_forward(m, buf.scratch, l, LIN_FCPROJ, fcproj, fch_gelu, BT);
         dropout_forward(fcproj, BTC, pdrop, drop_key(m, l, DROP_MLP_RESID));
         if (l + 1 < L) {
             size_t sn = keep ? (size_t)l + 1 : 0;  /* block l+1's slot */
@@ -478,9 +500,20 @@ static float forward(GPT* m, const int* inputs, const int* targets, int B, int T
     }
 
     /* z = h E^T (tied: lm_head is E itself), no bias */
-    linear_forward(m, L, LIN_HEAD, a.logits, a.lnf, BT);
+    linear_forward(m, buf.scratch, L, LIN_HEAD, a.logits, a.lnf, BT);
 
-    m->mean_loss = targets ? crossentropy_forward(a.probs, a.losses, a.logits, targets, BT, V) : -1.0f;
+    return targets ? crossentropy_forward(a.probs, a.losses, a.logits, targets, BT, V) : -1.0f;
+}
+
+/* forward_pass on the model's own buffers, recording the batch and its loss for
+ * gpt_backward (which also needs the ids, for dE's lookup scatter). */
+static float forward(GPT* m, const int* inputs, const int* targets, int B, int T, int keep) {
+    m->B = B; m->T = T;
+    ForwardBuffers own = {m->acts, m->scratch};
+    m->mean_loss = forward_pass(m, own, inputs, targets, B, T, keep);
+    memcpy(m->inputs, inputs, sizeof(int) * B * T);  /* B, T checked by forward_pass */
+    if (targets) memcpy(m->targets, targets, sizeof(int) * B * T);
+    m->forward_dropout = drop_p(m);
     m->backward_ready = keep && targets;
     return m->mean_loss;
 }
@@ -493,6 +526,62 @@ float gpt_loss(GPT* m, const int* inputs, const int* targets, int B, int T) {
     return forward(m, inputs, targets, B, T, 0);
 }
 
+/* Evaluation lanes. An evaluation is many loss-only forwards on fixed weights,
+ * and they are independent: each thread can run whole forwards on its own, on
+ * the one-thread kernels, instead of every thread taking a share of every
+ * kernel. The cores then share no activations and meet at no barrier (10-15%
+ * faster on two cores: docs/bench_notes.md), and a thread that finishes early
+ * takes the next batch. The kernels give the same bits for any thread count, so
+ * a batch's loss does not depend on the lane that scored it, and the losses are
+ * added in batch order: the same result as one forward after another.
+ * A lane needs one block's activations (keep = 0). They are cut from the
+ * training activations, which are dead between a step's update and the next
+ * forward; the lanes are used only when every thread's fits there. */
+int gpt_eval_lanes(const GPT* m) {
+    if (m->max_batch < 1) return 1;
+    ActivationTensors unused;
+    size_t lane = point_activations(&unused, NULL, &m->config, m->max_batch, ACTS_ONE_BLOCK);
+    int threads = omp_get_max_threads(), fit = (int)(m->num_activations / lane);
+    return threads > 1 && threads <= m->scratch_threads && threads <= fit ? threads : 1;
+}
+
+/* Thread `lane`'s buffers: its cut of the activations, its block of attention's
+ * scratch (the one-thread kernels use block 0 of what they are given). */
+static ForwardBuffers lane_buffers(const GPT* m, int lane) {
+    ForwardBuffers buf;
+    size_t floats = point_activations(&buf.acts, NULL, &m->config, m->max_batch, ACTS_ONE_BLOCK);
+    point_activations(&buf.acts, m->acts_memory + (size_t)lane * floats, &m->config, m->max_batch, ACTS_ONE_BLOCK);
+    const GPTConfig* c = &m->config;
+    buf.scratch = m->scratch + (size_t)lane * attention_scratch_floats(c->block_size, c->n_embd, c->n_head);
+    return buf;
+}
+
+/* losses[i] = the loss of batch i, for i < n_batches, the lanes taking batches
+ * in order as they become free (next_batch is called in batch order). */
+static void lanes_losses(GPT* m, float* losses, int n_batches, NextBatch next_batch, void* ctx, int B, int T,
+                         int lanes) {
+    int next = 0;
+    #pragma omp parallel num_threads(lanes)
+    {
+        int lane = omp_get_thread_num();
+        omp_set_num_threads(1);  /* the kernels' regions inside this lane: one thread */
+        ForwardBuffers buf = lane_buffers(m, lane);
+        size_t n = (size_t)m->max_batch * m->config.block_size;
+        int* inputs = m->lane_tokens + (size_t)lane * 2 * n;
+        int* targets = inputs + n;
+        for (;;) {
+            int i;
+            #pragma omp critical(emergent_eval_batches)
+            {
+                i = next < n_batches ? next++ : -1;
+                if (i >= 0) next_batch(ctx, inputs, targets);
+            }
+            if (i < 0) break;
+            losses[i] = forward_pass(m, buf, inputs, targets, B, T, 0);
+        }
+    }
+}
+
 float gpt_mean_loss(GPT* m, int n_batches, NextBatch next_batch, void* ctx, int* inputs, int* targets,
                     int B, int T) {
     /* the weights cannot change during this call: pack every W^T once, not once per forward */
@@ -500,10 +589,21 @@ float gpt_mean_loss(GPT* m, int n_batches, NextBatch next_batch, void* ctx, int*
         for (int w = 0; w < NUM_BLOCK_LINEAR; w++) pack_linear(m, l, (Linear)w);
     pack_linear(m, 0, LIN_HEAD);
     m->packed_ready = 1;
+    int lanes = gpt_eval_lanes(m);
     double total = 0.0;
-    for (int i = 0; i < n_batches; i++) {
-        next_batch(ctx, inputs, targets);
-        total += forward(m, inputs, targets, B, T, 0);
+    if (lanes > 1 && n_batches > 1) {
+        float* losses = xmalloc((size_t)n_batches * sizeof(float), "evaluation losses");
+        m->B = B; m->T = T;  /* as forward() sets them; the training activations are now spent */
+        m->backward_ready = 0;
+        lanes_losses(m, losses, n_batches, next_batch, ctx, B, T, lanes);
+        for (int i = 0; i < n_batches; i++) total += losses[i];
+        m->mean_loss = losses[n_batches - 1];
+        free(losses);
+    } else {
+        for (int i = 0; i < n_batches; i++) {
+            next_batch(ctx, inputs, targets);
+            total += forward(m, inputs, targets, B, T, 0);
+        }
     }
     m->packed_ready = 0;  /* stale as soon as this returns: the caller may change the weights */
     return (float)(total / n_batches);

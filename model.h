@@ -110,6 +110,7 @@ typedef struct {
     int scratch_threads;                   /* the thread count scratch was sized for */
     int* inputs;                           /* (B,T) ids of the last forward */
     int* targets;                          /* (B,T) or unused when forward had none */
+    int* lane_tokens;                      /* each thread's (B,T) inputs and targets in gpt_mean_loss */
     int B, T;                              /* shape of the last forward */
     float mean_loss;                       /* of the last forward; -1 if no targets */
     int backward_ready;                    /* the last forward kept what gpt_backward needs */
@@ -178,13 +179,20 @@ float gpt_forward(GPT* model, const int* inputs, const int* targets, int B, int 
  * activation memory, so gpt_backward cannot follow (it refuses). */
 float gpt_loss(GPT* model, const int* inputs, const int* targets, int B, int T);
 /* The mean of gpt_loss over n_batches batches that next_batch(ctx, inputs, targets)
- * writes one after another into the caller's buffers (B*T ids each): an
- * evaluation. Each linear layer's W^T is packed once for all the batches, so this
- * is faster than calling gpt_loss in a loop, and gives the same bits as
- * (float)(sum of the gpt_loss values in double / n_batches). */
+ * writes one after another (B*T ids each): an evaluation. Each linear layer's W^T
+ * is packed once for all the batches, and with gpt_eval_lanes(model) > 1 each
+ * thread scores whole batches on its own; the result has the same bits as
+ * (float)(sum of the gpt_loss values in double / n_batches) either way.
+ * next_batch is called in batch order, never two at once, but from any thread
+ * and into a buffer of that thread's (the caller's inputs/targets when one
+ * thread scores them all). Afterwards gpt_backward refuses until a gpt_forward. */
 typedef void (*NextBatch)(void* ctx, int* inputs, int* targets);
 float gpt_mean_loss(GPT* model, int n_batches, NextBatch next_batch, void* ctx, int* inputs, int* targets,
                     int B, int T);
+/* The threads gpt_mean_loss runs as lanes, one batch each at a time: all of
+ * omp_get_max_threads() when each one's block of activations fits in the
+ * model's activation memory, else 1 (one batch at a time on all threads). */
+int gpt_eval_lanes(const GPT* model);
 void gpt_zero_grad(GPT* model);
 /* Gradients of the mean loss of the last forward (which must have had targets),
  * accumulated into model->grads. */

@@ -374,6 +374,9 @@ int main(int argc, char** argv) {
     else
         printf("training: steps %ld to %d of %d x %d tokens on %d OpenMP threads\n", progress.step + 1,
                cfg.max_iters, B, T, omp_get_max_threads());
+    int lanes = gpt_eval_lanes(&model);
+    printf("evaluation: %d batches per split every %d steps, %s\n", cfg.eval_iters, cfg.eval_interval,
+           lanes > 1 ? "each thread scoring whole batches (gpt_eval_lanes)" : "each batch on all threads");
 
     /* ---- outputs (rank 0): the resolved config, then the log ---- */
     FILE* log = NULL;

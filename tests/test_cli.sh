@@ -129,6 +129,16 @@ elif ! cmp -s <(cut -d, -f1-5,8,9 "$tmp/t1/log.csv") <(cut -d, -f1-5,8,9 "$tmp/t
 elif [ "$(wc -l < "$tmp/t1/log.csv")" -ne 22 ]; then bad "determinism" "expected 22 lines in log.csv"
 else ok "20 steps on 1 and 2 threads: identical step,lr,train_loss,val_loss,grad_norm,val_bpb,train_loss_eval"; fi
 
+# The same with 4 layers, where the evaluations on 2 threads run in lanes (a thread per batch).
+OMP_NUM_THREADS=1 ./train "$tmp/small.conf" --n_layer=4 --out_dir="$tmp/l1" > /dev/null 2>&1 &&
+OMP_NUM_THREADS=2 ./train "$tmp/small.conf" --n_layer=4 --out_dir="$tmp/l2" > "$tmp/l2.out" 2>&1
+if [ $? -ne 0 ]; then bad "determinism in lanes" "a run failed"
+elif ! grep -q "^evaluation: .*each thread scoring whole batches" "$tmp/l2.out"; then
+    bad "determinism in lanes" "the 2-thread run did not evaluate in lanes: $(grep '^evaluation' "$tmp/l2.out")"
+elif ! cmp -s <(cut -d, -f1-5,8,9 "$tmp/l1/log.csv") <(cut -d, -f1-5,8,9 "$tmp/l2/log.csv"); then
+    bad "determinism in lanes" "log.csv differs: $(diff <(cut -d, -f1-5,8,9 "$tmp/l1/log.csv") <(cut -d, -f1-5,8,9 "$tmp/l2/log.csv") | head -3)"
+else ok "4 layers, 20 steps on 1 and 2 threads (evaluations in lanes): identical log.csv columns"; fi
+
 # The resolved config repeats the run exactly.
 ./train "$tmp/t1/config.conf" --out_dir="$tmp/t3" > /dev/null 2>&1
 if cmp -s <(cut -d, -f1-5,8,9 "$tmp/t1/log.csv") <(cut -d, -f1-5,8,9 "$tmp/t3/log.csv"); then ok "out_dir/config.conf repeats the run"

@@ -2,6 +2,7 @@
  * for every parameter tensor, in all four variants (learned or sinusoidal
  * positions x tied or untied output weights) with biases, and in nanoGPT's
  * bias-free variant; and facts about its layout. */
+#include <omp.h>
 #include <setjmp.h>
 #include <stdarg.h>
 #include <stddef.h>
@@ -163,6 +164,46 @@ static void test_mean_loss_equals_the_mean_of_single_losses(void** state) {
         assert_true(!m.packed_ready);  /* a later forward packs the (changed) weights afresh */
         gpt_free(&m);
     }
+}
+
+/* With two threads and four layers, gpt_mean_loss scores the batches in lanes,
+ * one whole batch per thread on the one-thread kernels: still the same bits as
+ * gpt_loss one batch after another, on one thread or two, with the batches
+ * drawn in order; and the next training step is unaffected. */
+static void test_mean_loss_in_lanes_equals_the_mean_of_single_losses(void** state) {
+    GPTConfig c = tiny_config(POS_LEARNED, 1, 1);
+    c.n_layer = 4;  /* three lanes' blocks fit in four blocks of activations */
+    int threads = omp_get_max_threads();
+    omp_set_num_threads(2);
+    GPT m;
+    gpt_build(&m, &c, B, 8);
+    break_symmetry(&m);
+    assert_int_equal(gpt_eval_lanes(&m), 2);
+    enum { N_BATCHES = 7 };
+    int inputs[B * T], targets[B * T];
+    double total[2] = {0.0, 0.0};
+    for (int t = 1; t <= 2; t++) {
+        omp_set_num_threads(t);
+        for (int i = 0; i < N_BATCHES; i++) {
+            random_batch(inputs, targets, c.vocab_size, 100 + i);
+            total[t - 1] += gpt_loss(&m, inputs, targets, B, T);
+        }
+    }
+    assert_true(total[0] == total[1]);
+    SeededBatches sb = {.next_seed = 100, .V = c.vocab_size};
+    float mean = gpt_mean_loss(&m, N_BATCHES, next_seeded_batch, &sb, inputs, targets, B, T);
+    assert_int_equal(sb.calls, N_BATCHES);
+    assert_true(mean == (float)(total[0] / N_BATCHES));
+    /* a training step after the lanes: the same loss as on a fresh copy of the model */
+    random_batch(inputs, targets, c.vocab_size, 3);
+    float after = gpt_forward(&m, inputs, targets, B, T);
+    GPT fresh;
+    gpt_build(&fresh, &c, B, 8);
+    break_symmetry(&fresh);
+    assert_true(after == gpt_forward(&fresh, inputs, targets, B, T));
+    gpt_free(&fresh);
+    gpt_free(&m);
+    omp_set_num_threads(threads);
 }
 
 /* Dropout acts in training mode only; its masks are a function of (seed, step). */
@@ -366,6 +407,7 @@ int main(void) {
         cmocka_unit_test(test_gradients_with_dropout_fixed_masks),
         cmocka_unit_test(test_loss_only_forward_equals_the_full_forward),
         cmocka_unit_test(test_mean_loss_equals_the_mean_of_single_losses),
+        cmocka_unit_test(test_mean_loss_in_lanes_equals_the_mean_of_single_losses),
         cmocka_unit_test(test_dropout_only_in_training_mode),
         cmocka_unit_test(test_kv_cache_gives_the_full_forward_logits),
         cmocka_unit_test(test_no_bias_removes_exactly_the_biases),
