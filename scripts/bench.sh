@@ -105,6 +105,11 @@ print(f"torch {torch.__version__}, BLAS_INFO={blas.group(1) if blas else '?'}, "
       f"BLAS loaded: {', '.join(libs) or 'none found'}")
 EOF
 )
+# the netlib reference BLAS (Debian's libblas3) would make a peer ten times slower than torch
+# as Debian ships it with OpenBLAS: refuse to race that
+if [[ $TORCH == *"/blas/libblas.so"* ]]; then
+    die "PyTorch loads the reference BLAS ($TORCH): install libopenblas0-pthread (scripts/install_deps.sh)"
+fi
 COMMIT=$(git describe --always --dirty 2>/dev/null || echo unknown)
 LOAD=$(cut -d' ' -f1-3 /proc/loadavg)
 
