@@ -529,7 +529,7 @@ float gpt_loss(GPT* m, const int* inputs, const int* targets, int B, int T) {
 /* Evaluation lanes. An evaluation is many loss-only forwards on fixed weights,
  * and they are independent: each thread can run whole forwards on its own, on
  * the one-thread kernels, instead of every thread taking a share of every
- * kernel. The cores then share no activations and meet at no barrier (10-15%
+ * kernel. The cores then share no activations and meet at no barrier (6-17%
  * faster on two cores: docs/bench_notes.md), and a thread that finishes early
  * takes the next batch. The kernels give the same bits for any thread count, so
  * a batch's loss does not depend on the lane that scored it, and the losses are

@@ -144,7 +144,7 @@ typedef struct {
 typedef struct {
     size_t params, grads, adamw;   /* num_params floats each; adamw holds m and v */
     size_t acts, dacts;            /* activations and their gradients */
-    size_t scratch;                /* packed W^T, or attention's per-thread blocks */
+    size_t scratch;                /* packed W^T, or attention's per-thread blocks; gpt_mean_loss's token buffers */
     size_t packed;                 /* every linear layer's W^T packed, for evaluation */
     size_t total;
 } MemoryEstimate;
