@@ -537,11 +537,14 @@ float gpt_loss(GPT* m, const int* inputs, const int* targets, int B, int T) {
  * A lane needs one block's activations (keep = 0). They are cut from the
  * training activations, which are dead between a step's update and the next
  * forward; the lanes are used only when every thread's fits there. */
+static size_t lane_floats(const GPT* m) {
+    ActivationTensors unused;
+    return point_activations(&unused, NULL, &m->config, m->max_batch, ACTS_ONE_BLOCK);
+}
+
 int gpt_eval_lanes(const GPT* m) {
     if (m->max_batch < 1) return 1;
-    ActivationTensors unused;
-    size_t lane = point_activations(&unused, NULL, &m->config, m->max_batch, ACTS_ONE_BLOCK);
-    int threads = omp_get_max_threads(), fit = (int)(m->num_activations / lane);
+    int threads = omp_get_max_threads(), fit = (int)(m->num_activations / lane_floats(m));
     return threads > 1 && threads <= m->scratch_threads && threads <= fit ? threads : 1;
 }
 
@@ -549,8 +552,8 @@ int gpt_eval_lanes(const GPT* m) {
  * scratch (the one-thread kernels use block 0 of what they are given). */
 static ForwardBuffers lane_buffers(const GPT* m, int lane) {
     ForwardBuffers buf;
-    size_t floats = point_activations(&buf.acts, NULL, &m->config, m->max_batch, ACTS_ONE_BLOCK);
-    point_activations(&buf.acts, m->acts_memory + (size_t)lane * floats, &m->config, m->max_batch, ACTS_ONE_BLOCK);
+    point_activations(&buf.acts, m->acts_memory + (size_t)lane * lane_floats(m), &m->config, m->max_batch,
+                      ACTS_ONE_BLOCK);
     const GPTConfig* c = &m->config;
     buf.scratch = m->scratch + (size_t)lane * attention_scratch_floats(c->block_size, c->n_embd, c->n_head);
     return buf;
