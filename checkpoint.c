@@ -266,7 +266,7 @@ int checkpoint_load_model(const char* dir, GPT* m, int max_batch, Tokenizer** to
     }
     /* and the file must hold every parameter the metadata describes before the model
      * is allocated: a small file must not make this allocate (and initialise) gigabytes */
-    MemoryEstimate need = gpt_memory_estimate(&c, 0);
+    MemoryEstimate need = gpt_memory_estimate(&c, 0, 1);
     size_t have = f.len - f.data_start;
     if (need.params > have) {
         st_free(&f);

@@ -47,6 +47,7 @@ static const KeyInfo KEYS[] = {
     {"dropout",        KEY_FLOAT,  OFF(dropout),        "0",              0, 1, 0, 1, NULL, "training only: drop probability on embeddings, attention weights, residual branches"},
     {"allow_lossy",    KEY_BOOL,   OFF(allow_lossy),    "false",          0, 0, 0, 0, NULL, "prepare data even if decode(encode(text)) != text (reports the bytes lost)"},
     {"batch_size",     KEY_INT,    OFF(batch_size),     "12",             1, 65536, 0, 0, NULL, "sequences per step B"},
+    {"batch_groups",   KEY_INT,    OFF(batch_groups),   "1",              1, 65536, 0, 0, NULL, "split each batch into this many groups of sequences, trained side by side and their gradients summed in order; must divide batch_size; the bits depend on it, not on the thread count"},
     {"learning_rate",  KEY_FLOAT,  OFF(learning_rate),  "1e-3",           0, 10, 1, 0, NULL, "peak learning rate, after warmup"},
     {"min_lr",         KEY_FLOAT,  OFF(min_lr),         "1e-4",           0, 10, 0, 0, NULL, "learning rate at and after lr_decay_iters"},
     {"warmup_iters",   KEY_INT,    OFF(warmup_iters),   "100",            0, BIG, 0, 0, NULL, "steps of linear warmup"},
@@ -380,6 +381,8 @@ int config_validate(TrainConfig* cfg, char* err, size_t errlen) {
         return errorf(err, errlen, "%s must not exceed %s", DESCRIBE(a, "min_lr"), DESCRIBE(b, "learning_rate"));
     if (cfg->warmup_iters > cfg->lr_decay_iters)
         return errorf(err, errlen, "%s must not exceed %s", DESCRIBE(a, "warmup_iters"), DESCRIBE(b, "lr_decay_iters"));
+    if (cfg->batch_size % cfg->batch_groups != 0)
+        return errorf(err, errlen, "%s must be divisible by %s", DESCRIBE(a, "batch_size"), DESCRIBE(b, "batch_groups"));
 #undef DESCRIBE
     if (cfg->input[0] == 0)
         return errorf(err, errlen, "%s: key 'input' is empty: name a text file to train on", cfg->origin[find_key("input") - KEYS]);

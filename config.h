@@ -37,6 +37,7 @@ typedef struct {
     double dropout;                 /* training only */
     /* optimisation */
     int batch_size;
+    int batch_groups;               /* gpt_set_batch_groups */
     double learning_rate, min_lr;
     int warmup_iters, lr_decay_iters, max_iters;
     double weight_decay, beta1, beta2, grad_clip;

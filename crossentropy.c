@@ -24,8 +24,8 @@ float crossentropy_forward(float* probs, float* losses, const float* logits,
     return (float)(total / N);
 }
 
-void crossentropy_backward(float* dlogits, const float* probs, const int* targets, int N, int V) {
-    float scale = 1.0f / N;
+void crossentropy_backward(float* dlogits, const float* probs, const int* targets, int N, int V, int batch_rows) {
+    float scale = 1.0f / batch_rows;
     #pragma omp parallel for schedule(static)
     for (int n = 0; n < N; n++) {
         const float* p = probs + (size_t)n * V;

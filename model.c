@@ -181,7 +181,24 @@ static size_t lane_token_ints(const GPTConfig* c, int max_batch, int threads) {
     return (size_t)threads * 2 * max_batch * c->block_size;
 }
 
-MemoryEstimate gpt_memory_estimate(const GPTConfig* config, int max_batch) {
+/* How the threads run `groups` batch groups: `lanes` groups side by side, `inner`
+ * threads on each (threads left over when lanes does not divide them stay idle). */
+static void group_split(int groups, int* lanes, int* inner) {
+    int threads = omp_get_max_threads();
+    *lanes = groups < threads ? groups : threads;
+    *inner = threads / *lanes;
+}
+
+/* Floats of the memory that batch groups beyond the first add: groups 1..'s
+ * gradient copies, and every group's scratch. */
+static size_t group_floats(const GPTConfig* c, size_t num_params, int groups) {
+    if (groups <= 1) return 0;
+    int lanes, inner;
+    group_split(groups, &lanes, &inner);
+    return (size_t)(groups - 1) * num_params + (size_t)groups * scratch_floats(c, inner);
+}
+
+MemoryEstimate gpt_memory_estimate(const GPTConfig* config, int max_batch, int batch_groups) {
     ParamTensorInfo t[NUM_PARAM_TENSORS];
     param_table(t, config);
     size_t num_params = t[NUM_PARAM_TENSORS - 1].offset + t[NUM_PARAM_TENSORS - 1].size;
@@ -192,13 +209,14 @@ MemoryEstimate gpt_memory_estimate(const GPTConfig* config, int max_batch) {
         .params = num_params * sizeof(float),
         .grads = num_params * sizeof(float),
         .adamw = 2 * num_params * sizeof(float),
+        .groups = group_floats(config, num_params, batch_groups) * sizeof(float),
         .acts = num_acts * sizeof(float),
         .dacts = num_dacts * sizeof(float),
         .scratch = scratch_floats(config, omp_get_max_threads()) * sizeof(float)
                  + lane_token_ints(config, max_batch, omp_get_max_threads()) * sizeof(int),
         .packed = max_batch > 0 ? packed_floats(config) * sizeof(float) : 0,
     };
-    e.total = e.params + e.grads + e.adamw + e.acts + e.dacts + e.scratch + e.packed;
+    e.total = e.params + e.grads + e.adamw + e.groups + e.acts + e.dacts + e.scratch + e.packed;
     return e;
 }
 
@@ -207,6 +225,7 @@ void gpt_memory_estimate_print(const MemoryEstimate* e, const char* extra_name, 
     printf("memory estimate: %.1f MB = parameters %.1f + gradients %.1f + AdamW m,v %.1f + activations %.1f "
            "+ their gradients %.1f + scratch %.1f + packed weights %.1f", e->total / mb + (extra_name ? extra_mb : 0.0),
            e->params / mb, e->grads / mb, e->adamw / mb, e->acts / mb, e->dacts / mb, e->scratch / mb, e->packed / mb);
+    if (e->groups) printf(" + batch groups %.1f", e->groups / mb);
     if (extra_name) printf(" + %s %.1f", extra_name, extra_mb);
     printf("\n");
 }
@@ -258,6 +277,8 @@ void gpt_build(GPT* m, const GPTConfig* config, int max_batch, uint64_t seed) {
     m->inputs = xmalloc(((size_t)max_batch * T + 1) * sizeof(int), "inputs");
     m->targets = xmalloc(((size_t)max_batch * T + 1) * sizeof(int), "targets");
     m->mean_loss = -1.0f;
+    m->batch_groups = 1;
+    m->acts_groups = 1;
     gpt_eval_mode(m);
 }
 
@@ -273,13 +294,15 @@ void gpt_set_batch_offset(GPT* m, long first_row) { m->batch_offset = first_row;
 
 /* The dropout probability and mask key of one site in the current mode. */
 static float drop_p(const GPT* m) { return m->training ? m->config.dropout : 0.0f; }
-static uint64_t drop_key(const GPT* m, int layer, DropoutSite site) {
+/* first_row: the rows of this batch that come before the ones being computed
+ * (a group of gpt_forward_backward), 0 for the whole batch. */
+static uint64_t drop_key(const GPT* m, long first_row, int layer, DropoutSite site) {
     uint64_t key = dropout_key(m->dropout_seed, m->dropout_step, layer, site);
-    /* rows batch_offset.. of a global batch: element i of this batch is element
+    /* rows batch_offset + first_row.. of a global batch: element i here is element
      * first + i of the global one (the (B,NH,T,T) matrix for attention, else
      * (B,T,C)), and dropout_keep hashes key + index * DROPOUT_INDEX_STRIDE */
     uint64_t row = site == DROP_ATTN ? (uint64_t)m->config.n_head * m->T * m->T : (uint64_t)m->T * m->config.n_embd;
-    return key + (uint64_t)m->batch_offset * row * DROPOUT_INDEX_STRIDE;
+    return key + (uint64_t)(m->batch_offset + first_row) * row * DROPOUT_INDEX_STRIDE;
 }
 
 /* ------------------------------------------------------------------------- */
@@ -334,21 +357,26 @@ int gpt_find_nonfinite(const GPT* m, char* out, size_t len) {
         for (int l = 0; l < (param_stage(i) == STAGE_BLOCKS ? L : 1); l++)
             if (report_param(m, m->params_memory, i, l, "parameter", out, len)) return 1;
     if (m->acts_memory && m->B > 0) {  /* as the forward makes them */
-        /* where each tensor starts (laid out for max_batch x block_size), and how much
-         * of it the last forward's (B, T) filled */
-        size_t layout[NUM_ACTIVATION_TENSORS], sizes[NUM_ACTIVATION_TENSORS];
-        activation_sizes(layout, &m->config, m->max_batch, m->config.block_size, ACTS_ALL_BLOCKS);
-        activation_sizes(sizes, &m->config, m->B, m->T, ACTS_ALL_BLOCKS);
-        const float* start[NUM_ACTIVATION_TENSORS];
-        size_t at = 0;
-        for (int i = 0; i < NUM_ACTIVATION_TENSORS; i++) { start[i] = m->acts_memory + at; at += layout[i]; }
+        /* where each tensor starts (laid out for max_batch x block_size, or in
+         * groups, each for its share of max_batch), and how much of it the last
+         * forward's (B, T) filled */
+        int G = m->acts_groups;
+        size_t layout[NUM_ACTIVATION_TENSORS], sizes[NUM_ACTIVATION_TENSORS], start[NUM_ACTIVATION_TENSORS];
+        activation_sizes(layout, &m->config, m->max_batch / G, m->config.block_size, ACTS_ALL_BLOCKS);
+        activation_sizes(sizes, &m->config, m->B / G, m->T, ACTS_ALL_BLOCKS);
+        size_t group = 0;
+        for (int i = 0; i < NUM_ACTIVATION_TENSORS; i++) { start[i] = group; group += layout[i]; }
         for (int l = -1; l <= L; l++)
             for (int i = 0; i < NUM_ACTIVATION_TENSORS; i++) {
                 if (activation_stage(i) != layer_stage(l, L)) continue;
                 int blocks = activation_stage(i) == STAGE_BLOCKS;
                 size_t n = blocks ? sizes[i] / L : sizes[i];
-                if (report_slice(start[i] + (blocks ? l * n : 0), n, "activation", ACTIVATION_INFO[i].name,
-                                 blocks ? l : -1, out, len)) return 1;
+                for (int g = 0; g < G; g++) {
+                    char name[64];  /* "atty", or "atty of batch group 1" */
+                    snprintf(name, sizeof name, G > 1 ? "%s of batch group %d" : "%s", ACTIVATION_INFO[i].name, g);
+                    if (report_slice(m->acts_memory + g * group + start[i] + (blocks ? l * n : 0), n, "activation",
+                                     name, blocks ? l : -1, out, len)) return 1;
+                }
             }
     }
     for (int l = L; l >= -1; l--)  /* as backward makes them: output, blocks top down, embedding */
@@ -363,6 +391,7 @@ void gpt_free(GPT* m) {
     free(m->acts_memory); free(m->dacts_memory);
     free(m->pe_table); free(m->scratch); free(m->packed_weights);
     free(m->inputs); free(m->targets); free(m->lane_tokens);
+    free(m->group_grads); free(m->group_scratch);
     memset(m, 0, sizeof(*m));
 }
 
@@ -422,8 +451,10 @@ static void linear_forward(const GPT* m, float* scratch, int l, Linear which, fl
 }
 
 /* Where a forward writes: its activations, and scratch for the packed W^T and
- * attention's blocks. The model's own (acts, scratch), or an evaluation lane's. */
-typedef struct { ActivationTensors acts; float* scratch; } ForwardBuffers;
+ * attention's blocks. The model's own (acts, scratch), an evaluation lane's, or
+ * a group's of gpt_forward_backward, which also says where its rows start in the
+ * batch (first_row, for the dropout masks). */
+typedef struct { ActivationTensors acts; float* scratch; long first_row; } ForwardBuffers;
 
 /* The forward pass into buf, the mean loss its result (-1 without targets). It
  * reads the parameters and the mode, and writes nothing of the model itself, so
@@ -449,12 +480,13 @@ static float forward_pass(const GPT* m, ForwardBuffers buf, const int* inputs, c
     ParameterTensors p = m->params;
     ActivationTensors a = buf.acts;
     size_t BT = (size_t)B * T, BTC = BT * C;
+    long row0 = buf.first_row;
 
     /* e_t = E[i_t];  x_t = embed_scale * e_t + PE_t */
     const float* pe = c->pos_encoding == POS_LEARNED ? p.wpe : m->pe_table;
     encoder_forward(a.encoded, inputs, p.wte, pe, c->embed_scale, B, T, C);
     float pdrop = drop_p(m);  /* 0 in eval mode: every dropout below is then a no-op */
-    dropout_forward(a.encoded, BTC, pdrop, drop_key(m, 0, DROP_EMBED));
+    dropout_forward(a.encoded, BTC, pdrop, drop_key(m, row0, 0, DROP_EMBED));
 
     /* Each residual sum runs in one pass with the layer norm that reads it: the
      * sum after the attention with LN2, the sum after the MLP with the next
@@ -477,16 +509,16 @@ static float forward_pass(const GPT* m, ForwardBuffers buf, const int* inputs, c
 
         /* x = x + attn(LN1(x)) */
         linear_forward(m, buf.scratch, l, LIN_QKV, qkv, ln1, BT);
-        attention_forward(atty, att_stats, buf.scratch, qkv, B, T, C, NH, pdrop, drop_key(m, l, DROP_ATTN));
+        attention_forward(atty, att_stats, buf.scratch, qkv, B, T, C, NH, pdrop, drop_key(m, row0, l, DROP_ATTN));
         linear_forward(m, buf.scratch, l, LIN_ATTPROJ, attproj, atty, BT);
-        dropout_forward(attproj, BTC, pdrop, drop_key(m, l, DROP_ATTN_RESID));
+        dropout_forward(attproj, BTC, pdrop, drop_key(m, row0, l, DROP_ATTN_RESID));
         residual_layernorm_forward(residual2, ln2, a.ln2_mean + s * BT, a.ln2_rstd + s * BT, x, attproj,
                                    p.ln2w + l * C, at(p.ln2b, l * C), BT, C);
         /* x = x + mlp(LN2(x)) */
         linear_forward(m, buf.scratch, l, LIN_FC, fch, ln2, BT);
         gelu_forward(fch_gelu, fch, BTC * 4);
         linear_forward(m, buf.scratch, l, LIN_FCPROJ, fcproj, fch_gelu, BT);
-        dropout_forward(fcproj, BTC, pdrop, drop_key(m, l, DROP_MLP_RESID));
+        dropout_forward(fcproj, BTC, pdrop, drop_key(m, row0, l, DROP_MLP_RESID));
         if (l + 1 < L) {
             size_t sn = keep ? (size_t)l + 1 : 0;  /* block l+1's slot */
             residual_layernorm_forward(residual3, a.ln1 + sn * BTC, a.ln1_mean + sn * BT, a.ln1_rstd + sn * BT,
@@ -509,12 +541,13 @@ static float forward_pass(const GPT* m, ForwardBuffers buf, const int* inputs, c
  * gpt_backward (which also needs the ids, for dE's lookup scatter). */
 static float forward(GPT* m, const int* inputs, const int* targets, int B, int T, int keep) {
     m->B = B; m->T = T;
-    ForwardBuffers own = {m->acts, m->scratch};
+    ForwardBuffers own = {m->acts, m->scratch, 0};
     m->mean_loss = forward_pass(m, own, inputs, targets, B, T, keep);
     memcpy(m->inputs, inputs, sizeof(int) * B * T);  /* B, T checked by forward_pass */
     if (targets) memcpy(m->targets, targets, sizeof(int) * B * T);
     m->forward_dropout = drop_p(m);
     m->backward_ready = keep && targets;
+    m->acts_groups = 1;
     return m->mean_loss;
 }
 
@@ -551,7 +584,7 @@ int gpt_eval_lanes(const GPT* m) {
 /* Thread `lane`'s buffers: its cut of the activations, its block of attention's
  * scratch (the one-thread kernels use block 0 of what they are given). */
 static ForwardBuffers lane_buffers(const GPT* m, int lane) {
-    ForwardBuffers buf;
+    ForwardBuffers buf = {.first_row = 0};
     point_activations(&buf.acts, m->acts_memory + (size_t)lane * lane_floats(m), &m->config, m->max_batch,
                       ACTS_ONE_BLOCK);
     const GPTConfig* c = &m->config;
@@ -620,13 +653,29 @@ void gpt_zero_grad(GPT* m) {
     for (size_t i = 0; i < m->num_params; i++) m->grads_memory[i] = 0.0f;
 }
 
-void gpt_backward(GPT* m) {
-    if (!m->backward_ready) die(EXIT_BAD_INPUT, "gpt_backward: the last forward had no targets, or was gpt_loss");
+/* Where a backward reads and writes: the forward's activations, the gradients
+ * of one block's activations, the parameter gradients it adds into, scratch,
+ * and where its rows start in the batch (first_row, for the dropout masks). The
+ * model's own, or a group's of gpt_forward_backward. */
+typedef struct {
+    ActivationTensors acts, dacts;
+    ParameterTensors grads;
+    float* scratch;
+    long first_row;
+} BackwardBuffers;
+
+/* The backward pass of the forward that wrote buf.acts over inputs/targets (B,T),
+ * adding into buf.grads the gradients of the mean loss over batch_rows rows
+ * (B*T, or the whole batch's when these rows are one group of it). */
+static void backward_pass(const GPT* m, BackwardBuffers buf, const int* inputs, const int* targets, int B, int T,
+                          int batch_rows) {
     const GPTConfig* c = &m->config;
-    int B = m->B, T = m->T, C = c->n_embd, NH = c->n_head, L = c->n_layer, V = c->vocab_size;
+    int C = c->n_embd, NH = c->n_head, L = c->n_layer, V = c->vocab_size;
     size_t BT = (size_t)B * T, BTC = BT * C;
-    ParameterTensors p = m->params, g = m->grads;
-    ActivationTensors a = m->acts, d = m->dacts;
+    ParameterTensors p = m->params, g = buf.grads;
+    ActivationTensors a = buf.acts, d = buf.dacts;
+    float* scratch = buf.scratch;
+    long row0 = buf.first_row;
     float pdrop = m->forward_dropout;  /* the masks of the forward: same keys */
     /* The gradients of one block's activations (d.ln1 .. d.fcproj) are reused by
      * every block. The residual stream's gradient lives in one buffer, dx, updated
@@ -638,11 +687,11 @@ void gpt_backward(GPT* m) {
     #pragma omp parallel for schedule(static)
     for (size_t i = 0; i < BTC; i++) dx[i] = 0.0f;
 
-    /* loss = mean_n -log softmax(z_n)[y_n]  ->  dz = (probs - onehot(y)) / (B*T) */
-    crossentropy_backward(d.logits, a.probs, m->targets, BT, V);
+    /* loss = mean_n -log softmax(z_n)[y_n]  ->  dz = (probs - onehot(y)) / batch_rows */
+    crossentropy_backward(d.logits, a.probs, targets, BT, V, batch_rows);
     /* z = h E^T:  dh += dz E  and  dE += dz^T h.  When tied, g.lm_head IS g.wte:
      * this is the DENSE part of dE, every row of E gets a gradient from every position. */
-    matmul_backward(d.lnf, g.lm_head, NULL, d.logits, a.lnf, p.lm_head, m->scratch, BT, C, V);
+    matmul_backward(d.lnf, g.lm_head, NULL, d.logits, a.lnf, p.lm_head, scratch, BT, C, V);
     const float* x_last = a.residual3 + (L - 1) * BTC;
     layernorm_backward(dx, g.lnfw, g.lnfb, d.lnf, x_last, p.lnfw, a.lnf_mean, a.lnf_rstd, BT, C);
 
@@ -651,22 +700,22 @@ void gpt_backward(GPT* m) {
         const float* att_stats = a.att_stats + (size_t)l * B * NH * T * 2;
 
         /* undo x = x + mlp(LN2(x)): dx is d(block output) */
-        const float* dbranch = branch_grad(d.fcproj, dx, BTC, pdrop, drop_key(m, l, DROP_MLP_RESID));
+        const float* dbranch = branch_grad(d.fcproj, dx, BTC, pdrop, drop_key(m, row0, l, DROP_MLP_RESID));
         matmul_backward(d.fch_gelu, g.fcprojw + (size_t)l * 4 * C * C, at(g.fcprojb, l * C),
-                        dbranch, a.fch_gelu + l * BTC * 4, p.fcprojw + (size_t)l * 4 * C * C, m->scratch, BT, 4 * C, C);
+                        dbranch, a.fch_gelu + l * BTC * 4, p.fcprojw + (size_t)l * 4 * C * C, scratch, BT, 4 * C, C);
         gelu_backward(d.fch, a.fch + l * BTC * 4, d.fch_gelu, BTC * 4);
         matmul_backward(d.ln2, g.fcw + (size_t)l * 4 * C * C, at(g.fcb, l * 4 * C),
-                        d.fch, a.ln2 + l * BTC, p.fcw + (size_t)l * 4 * C * C, m->scratch, BT, C, 4 * C);
+                        d.fch, a.ln2 + l * BTC, p.fcw + (size_t)l * 4 * C * C, scratch, BT, C, 4 * C);
         layernorm_backward(dx, g.ln2w + l * C, at(g.ln2b, l * C), d.ln2,
                            a.residual2 + l * BTC, p.ln2w + l * C, a.ln2_mean + l * BT, a.ln2_rstd + l * BT, BT, C);
         /* undo x = x + attn(LN1(x)): dx is now d(residual2) */
-        dbranch = branch_grad(d.attproj, dx, BTC, pdrop, drop_key(m, l, DROP_ATTN_RESID));
+        dbranch = branch_grad(d.attproj, dx, BTC, pdrop, drop_key(m, row0, l, DROP_ATTN_RESID));
         matmul_backward(d.atty, g.attprojw + (size_t)l * C * C, at(g.attprojb, l * C),
-                        dbranch, a.atty + l * BTC, p.attprojw + (size_t)l * C * C, m->scratch, BT, C, C);
-        attention_backward(d.qkv, m->scratch, d.atty, a.qkv + l * BTC * 3, att_stats, B, T, C, NH,
-                           pdrop, drop_key(m, l, DROP_ATTN));
+                        dbranch, a.atty + l * BTC, p.attprojw + (size_t)l * C * C, scratch, BT, C, C);
+        attention_backward(d.qkv, scratch, d.atty, a.qkv + l * BTC * 3, att_stats, B, T, C, NH,
+                           pdrop, drop_key(m, row0, l, DROP_ATTN));
         matmul_backward(d.ln1, g.qkvw + (size_t)l * 3 * C * C, at(g.qkvb, l * 3 * C),
-                        d.qkv, a.ln1 + l * BTC, p.qkvw + (size_t)l * 3 * C * C, m->scratch, BT, C, 3 * C);
+                        d.qkv, a.ln1 + l * BTC, p.qkvw + (size_t)l * 3 * C * C, scratch, BT, C, 3 * C);
         layernorm_backward(dx, g.ln1w + l * C, at(g.ln1b, l * C), d.ln1,
                            x, p.ln1w + l * C, a.ln1_mean + l * BT, a.ln1_rstd + l * BT, BT, C);
         /* dx is now d(block input) = d(output of block l-1) */
@@ -675,8 +724,118 @@ void gpt_backward(GPT* m) {
     /* undo x_t = s E[i_t] + PE_t: dE += s * (SPARSE row scatter: only rows of tokens in
      * the batch); dPE += dx summed over the batch (learned positions only). With tied
      * weights dE now holds (lookup scatter) + (output projection). */
-    dropout_backward(dx, BTC, pdrop, drop_key(m, 0, DROP_EMBED));
-    encoder_backward(g.wte, g.wpe, dx, m->inputs, c->embed_scale, B, T, C);
+    dropout_backward(dx, BTC, pdrop, drop_key(m, row0, 0, DROP_EMBED));
+    encoder_backward(g.wte, g.wpe, dx, inputs, c->embed_scale, B, T, C);
+}
+
+void gpt_backward(GPT* m) {
+    if (!m->backward_ready) die(EXIT_BAD_INPUT, "gpt_backward: the last forward had no targets, or was gpt_loss");
+    BackwardBuffers own = {m->acts, m->dacts, m->grads, m->scratch, 0};
+    backward_pass(m, own, m->inputs, m->targets, m->B, m->T, m->B * m->T);
+}
+
+/* ------------------------------------------------------------------------- */
+/* batch groups: a training step as independent passes over groups of sequences */
+
+void gpt_set_batch_groups(GPT* m, int groups) {
+    if (groups < 1 || m->max_batch < 1 || m->max_batch % groups != 0)
+        die(EXIT_BAD_INPUT, "batch groups: %d groups do not divide the batch of %d sequences", groups, m->max_batch);
+    free(m->group_grads); free(m->group_scratch);
+    m->group_grads = m->group_scratch = NULL;
+    m->batch_groups = groups;
+    if (groups == 1) return;
+    int lanes;
+    group_split(groups, &lanes, &m->group_threads);
+    m->group_grads = xmalloc((size_t)(groups - 1) * m->num_params * sizeof(float), "batch groups' gradients");
+    m->group_scratch = xmalloc((size_t)groups * scratch_floats(&m->config, m->group_threads) * sizeof(float),
+                               "batch groups' scratch");
+}
+
+/* Group g's part of the model's activation memory, activation gradients,
+ * gradients and scratch. The activations hold max_batch sequences, in groups of
+ * max_batch / G: each group's tensors laid out as a whole model's (point_activations),
+ * one group after another. Group 0 adds into the model's gradients, the others
+ * into copies. */
+static void group_buffers(const GPT* m, int g, int rows, ForwardBuffers* f, BackwardBuffers* b) {
+    const GPTConfig* c = &m->config;
+    int per_group = m->max_batch / m->batch_groups;
+    ActivationTensors unused;
+    size_t acts = point_activations(&unused, NULL, c, per_group, ACTS_ALL_BLOCKS);
+    size_t dacts = point_activations(&unused, NULL, c, per_group, GRADS_ONE_BLOCK);
+    float* scratch = m->group_scratch + (size_t)g * scratch_floats(c, m->group_threads);
+    point_activations(&f->acts, m->acts_memory + g * acts, c, per_group, ACTS_ALL_BLOCKS);
+    point_activations(&b->dacts, m->dacts_memory + g * dacts, c, per_group, GRADS_ONE_BLOCK);
+    f->scratch = b->scratch = scratch;
+    f->first_row = b->first_row = (long)g * rows;
+    b->acts = f->acts;
+    if (g == 0) b->grads = m->grads;
+    else point_params(&b->grads, m->group_grads + (size_t)(g - 1) * m->num_params, m->tensors, c->tie_weights);
+}
+
+/* Group g's forward and backward: rows g*rows.. of the batch, on the calling thread's team. */
+static void group_pass(GPT* m, int g, const int* inputs, const int* targets, int rows, int T, int batch_rows) {
+    ForwardBuffers f;
+    BackwardBuffers b;
+    group_buffers(m, g, rows, &f, &b);
+    if (g > 0) {  /* a fresh copy: zero, then this group's sums */
+        float* copy = m->group_grads + (size_t)(g - 1) * m->num_params;
+        #pragma omp parallel for schedule(static)
+        for (size_t i = 0; i < m->num_params; i++) copy[i] = 0.0f;
+    }
+    size_t first = (size_t)g * rows * T;
+    forward_pass(m, f, inputs + first, targets + first, rows, T, 1);
+    backward_pass(m, b, inputs + first, targets + first, rows, T, batch_rows);
+}
+
+float gpt_forward_backward(GPT* m, const int* inputs, const int* targets, int B, int T) {
+    int G = m->batch_groups;
+    if (G == 1) {
+        float loss = gpt_forward(m, inputs, targets, B, T);
+        gpt_backward(m);
+        return loss;
+    }
+    if (B % G != 0)
+        die(EXIT_BAD_INPUT, "gpt_forward_backward: %d batch groups do not divide the batch of %d sequences", G, B);
+    if (!targets) die(EXIT_BAD_INPUT, "gpt_forward_backward: no targets");
+    int rows = B / G, lanes, inner;
+    group_split(G, &lanes, &inner);
+    inner = inner < m->group_threads ? inner : m->group_threads;  /* the scratch's size */
+    m->B = B; m->T = T;  /* the dropout keys read T */
+    m->forward_dropout = drop_p(m);
+    int levels = omp_get_max_active_levels();
+    if (inner > 1 && levels < 2) omp_set_max_active_levels(2);  /* each group's kernels: a team of inner threads */
+    #pragma omp parallel for num_threads(lanes) schedule(static)
+    for (int g = 0; g < G; g++) {
+        omp_set_num_threads(inner);
+        group_pass(m, g, inputs, targets, rows, T, B * T);
+    }
+    omp_set_max_active_levels(levels);
+
+    /* grads = ((grads + group 1) + group 2) + ...: one order on any thread count */
+    size_t n = m->num_params;
+    #pragma omp parallel for schedule(static)
+    for (size_t i = 0; i < n; i++) {
+        float sum = m->grads_memory[i];
+        for (int g = 1; g < G; g++) sum += m->group_grads[(size_t)(g - 1) * n + i];
+        m->grads_memory[i] = sum;
+    }
+
+    /* the mean loss, summed as crossentropy_forward sums the whole batch: row by
+     * row in double (the groups hold consecutive rows), and every row's loss is
+     * what one pass gives */
+    double total = 0.0;
+    for (int g = 0; g < G; g++) {
+        ForwardBuffers f;
+        BackwardBuffers b;
+        group_buffers(m, g, rows, &f, &b);
+        for (int i = 0; i < rows * T; i++) total += f.acts.losses[i];
+    }
+    memcpy(m->inputs, inputs, sizeof(int) * B * T);
+    memcpy(m->targets, targets, sizeof(int) * B * T);
+    m->mean_loss = (float)(total / (B * T));
+    m->backward_ready = 0;
+    m->acts_groups = G;
+    return m->mean_loss;
 }
 
 /* ------------------------------------------------------------------------- */

@@ -119,6 +119,11 @@ typedef struct {
     uint64_t dropout_seed;
     long dropout_step;
     long batch_offset;                     /* first row of the global batch (gpt_set_batch_offset) */
+    int batch_groups;                      /* gpt_set_batch_groups; 1 by default */
+    int group_threads;                     /* the threads per group group_scratch was sized for */
+    float* group_grads;                    /* groups 1.. add their gradients here, (batch_groups - 1) x num_params */
+    float* group_scratch;                  /* each group's scratch, batch_groups blocks */
+    int acts_groups;                       /* the groups the last forward's activations are laid out in */
 } GPT;
 
 /* Generation state: the keys and values of every position so far, per layer, so
@@ -143,12 +148,13 @@ typedef struct {
  * benchmark compares it with the measured peak RSS. */
 typedef struct {
     size_t params, grads, adamw;   /* num_params floats each; adamw holds m and v */
+    size_t groups;                 /* batch groups beyond the first: their gradients and scratch */
     size_t acts, dacts;            /* activations and their gradients */
     size_t scratch;                /* packed W^T, or attention's per-thread blocks; gpt_mean_loss's token buffers */
     size_t packed;                 /* every linear layer's W^T packed, for evaluation */
     size_t total;
 } MemoryEstimate;
-MemoryEstimate gpt_memory_estimate(const GPTConfig* config, int max_batch);
+MemoryEstimate gpt_memory_estimate(const GPTConfig* config, int max_batch, int batch_groups);
 #define BYTES_PER_MB (1024.0 * 1024.0)
 /* Print "memory estimate: TOTAL MB = parameters .. + gradients .. + ..." with one more
  * named part (extra_mb MB, e.g. the token data) unless extra_name is NULL. */
@@ -197,6 +203,23 @@ void gpt_zero_grad(GPT* model);
 /* Gradients of the mean loss of the last forward (which must have had targets),
  * accumulated into model->grads. */
 void gpt_backward(GPT* model);
+
+/* Batch groups, for training on several threads. A training step's weight
+ * gradients are sums over every position of the batch; on threads that share
+ * each product, the cores exchange every row they made and meet at a barrier
+ * after each kernel. Split into groups of sequences instead, the batch runs as
+ * `groups` independent forwards and backwards, the threads spread over the groups,
+ * each group adding into a gradient copy of its own; the copies are then summed
+ * in group order. The bits depend on the number of groups, never on the number
+ * of threads: the sums over the batch are cut into groups at the same places on
+ * any thread count. The losses and activation gradients are those of one pass
+ * (every row's forward is computed alone); the weight gradients differ from it
+ * by rounding. groups must divide max_batch; 1 (the default) is one pass. */
+void gpt_set_batch_groups(GPT* model, int groups);
+/* gpt_forward then gpt_backward (the gradients added into model->grads), in
+ * batch groups when there are more than one: the mean loss of the whole batch.
+ * B must then be a multiple of the groups; gpt_backward refuses afterwards. */
+float gpt_forward_backward(GPT* model, const int* inputs, const int* targets, int B, int T);
 /* Where a NaN or an Inf first appears, in the order a training step makes them:
  * the parameters (table order), the last forward's activations (layer by layer),
  * then the gradients (table order reversed: the output head first, as backward).

@@ -314,7 +314,7 @@ int main(int argc, char** argv) {
     /* ---- model and optimizer ---- */
     GPT model;
     GPTConfig mc = config_model(&cfg, data.vocab_size);
-    MemoryEstimate mem = gpt_memory_estimate(&mc, cfg.batch_size);
+    MemoryEstimate mem = gpt_memory_estimate(&mc, cfg.batch_size, cfg.batch_groups);
     double token_bytes = (double)(train_data.n + val_data.n) * sizeof(uint16_t);
     gpt_memory_estimate_print(&mem, "token data", token_bytes / BYTES_PER_MB);
     const char* limit_name;
@@ -324,6 +324,7 @@ int main(int argc, char** argv) {
             "%.1f MB of %s: lower batch_size, block_size, n_embd or n_layer", argv[1],
             (mem.total + token_bytes) / BYTES_PER_MB, limit / BYTES_PER_MB, limit_name);
     gpt_build(&model, &mc, cfg.batch_size, (uint64_t)cfg.seed);
+    gpt_set_batch_groups(&model, cfg.batch_groups);
     AdamW opt;
     adamw_init(&opt, model.num_params);
     int B = cfg.batch_size, T = cfg.block_size;
@@ -374,6 +375,9 @@ int main(int argc, char** argv) {
     else
         printf("training: steps %ld to %d of %d x %d tokens on %d OpenMP threads\n", progress.step + 1,
                cfg.max_iters, B, T, omp_get_max_threads());
+    if (cfg.batch_groups > 1)
+        printf("batch groups: %d of %d sequences, each a forward and backward of its own, gradients summed in "
+               "order (gpt_set_batch_groups)\n", cfg.batch_groups, B / cfg.batch_groups);
     int lanes = gpt_eval_lanes(&model);
     printf("evaluation: %d batches per split every %d steps, %s\n", cfg.eval_iters, cfg.eval_interval,
            lanes > 1 ? "each thread scoring whole batches (gpt_eval_lanes)" : "each batch on all threads");
@@ -418,9 +422,8 @@ int main(int argc, char** argv) {
             train_batches.rng = &progress.batch_rng;
             next_batch(&train_batches, inputs, targets);
             gpt_train_mode(&model, (uint64_t)cfg.seed, step);  /* dropout masks keyed by (seed, step) */
-            loss = gpt_forward(&model, inputs, targets, B, T);
             gpt_zero_grad(&model);
-            gpt_backward(&model);
+            loss = gpt_forward_backward(&model, inputs, targets, B, T);  /* in batch_groups groups */
             gpt_eval_mode(&model);
             /* every rank's slice has B x T positions: the global mean loss and its
              * gradient are the means over ranks (one allreduce of the whole buffer) */

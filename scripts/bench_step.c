@@ -171,9 +171,10 @@ int main(int argc, char** argv) {
     /* ---- model, optimizer, batch ---- */
     int B = cfg.batch_size, T = cfg.block_size, threads = omp_get_max_threads();
     GPTConfig mc = config_model(&cfg, vocab_size);
-    MemoryEstimate mem = gpt_memory_estimate(&mc, B);
+    MemoryEstimate mem = gpt_memory_estimate(&mc, B, cfg.batch_groups);
     GPT model;
     gpt_build(&model, &mc, B, (uint64_t)cfg.seed);
+    gpt_set_batch_groups(&model, cfg.batch_groups);
     AdamW opt;
     adamw_init(&opt, model.num_params);
     int* inputs = xmalloc(sizeof(int) * (size_t)B * T, "batch inputs");
@@ -186,7 +187,8 @@ int main(int argc, char** argv) {
     printf("model: n_layer %d, n_head %d, n_embd %d, block_size %d, vocab_size %d, %s weights, %s, dropout %g: "
            "%zu parameters\n", cfg.n_layer, cfg.n_head, cfg.n_embd, cfg.block_size, vocab_size,
            cfg.tie_weights ? "tied" : "untied", cfg.bias ? "biases" : "no biases", cfg.dropout, model.num_params);
-    printf("batch: %d x %d = %d tokens per step, random ids (PCG32, seed %d)\n", B, T, B * T, cfg.seed);
+    printf("batch: %d x %d = %d tokens per step in %d batch group(s), random ids (PCG32, seed %d)\n", B, T, B * T,
+           cfg.batch_groups, cfg.seed);
     printf("FLOPs: %.3f G per step = 3 x forward %.3f G (matmuls %.3f, attention %.3f, logits %.3f)\n",
            flops.step * 1e-9, flops.forward * 1e-9, flops.matmuls * 1e-9, flops.attention * 1e-9,
            flops.logits * 1e-9);
@@ -200,9 +202,8 @@ int main(int argc, char** argv) {
         double t0 = now_seconds();
         double lr = lr_schedule(step - 1, cfg.learning_rate, cfg.min_lr, cfg.warmup_iters, cfg.lr_decay_iters);
         gpt_train_mode(&model, (uint64_t)cfg.seed, step);
-        loss = gpt_forward(&model, inputs, targets, B, T);
         gpt_zero_grad(&model);
-        gpt_backward(&model);
+        loss = gpt_forward_backward(&model, inputs, targets, B, T);
         gpt_eval_mode(&model);
         float norm = grad_global_norm(model.grads_memory, model.num_params);
         grad_clip(model.grads_memory, model.num_params, norm, (float)cfg.grad_clip);

@@ -25,6 +25,7 @@ printf 'n_layer = 2\nn_layerz = 3\n' > "$tmp/unknown.conf"
 expect_refusal "unknown key" "unknown.conf:2: unknown key 'n_layerz'" "$tmp/unknown.conf"
 printf 'n_embd = 128\nn_head = 3\n' > "$tmp/divisible.conf"
 expect_refusal "n_embd not divisible by n_head" "n_embd = 128 ($tmp/divisible.conf:1) must be divisible by n_head = 3 ($tmp/divisible.conf:2)" "$tmp/divisible.conf"
+expect_refusal "batch_size not divisible by batch_groups" "batch_size = 12 (configs/shakespeare_char.conf:15) must be divisible by batch_groups = 5 (override --batch_groups)" configs/shakespeare_char.conf --batch_groups=5
 printf 'block_size = 0\n' > "$tmp/block.conf"
 expect_refusal "block_size below 1" "block.conf:1: key 'block_size' = 0 is out of range" "$tmp/block.conf"
 printf 'learning_rate = 1e-3x\n' > "$tmp/type.conf"
@@ -138,6 +139,22 @@ elif ! grep -q "^evaluation: .*each thread scoring whole batches" "$tmp/l2.out";
 elif ! cmp -s <(cut -d, -f1-5,8,9 "$tmp/l1/log.csv") <(cut -d, -f1-5,8,9 "$tmp/l2/log.csv"); then
     bad "determinism in lanes" "log.csv differs: $(diff <(cut -d, -f1-5,8,9 "$tmp/l1/log.csv") <(cut -d, -f1-5,8,9 "$tmp/l2/log.csv") | head -3)"
 else ok "4 layers, 20 steps on 1 and 2 threads (evaluations in lanes): identical log.csv columns"; fi
+
+# Batch groups (the default config's batch_groups = 2), with dropout: 1, 2 and 3 threads (3: the
+# two groups side by side, one thread left over) give the same log; step 1's loss is the one-pass loss.
+for t in 1 2 3; do
+    OMP_NUM_THREADS=$t ./train "$tmp/small.conf" --batch_groups=2 --dropout=0.1 --out_dir="$tmp/g$t" > "$tmp/g$t.out" 2>&1 ||
+        bad "determinism in batch groups" "the run on $t threads failed: $(tail -2 "$tmp/g$t.out")"
+done
+./train "$tmp/small.conf" --dropout=0.1 --max_iters=1 --out_dir="$tmp/g0" > /dev/null 2>&1
+if ! grep -q "^batch groups: 2 of 4 sequences" "$tmp/g2.out"; then
+    bad "determinism in batch groups" "no batch groups line: $(grep -i group "$tmp/g2.out")"
+elif ! cmp -s <(cut -d, -f1-5,8,9 "$tmp/g1/log.csv") <(cut -d, -f1-5,8,9 "$tmp/g2/log.csv") ||
+     ! cmp -s <(cut -d, -f1-5,8,9 "$tmp/g1/log.csv") <(cut -d, -f1-5,8,9 "$tmp/g3/log.csv"); then
+    bad "determinism in batch groups" "log.csv differs: $(diff <(cut -d, -f1-5,8,9 "$tmp/g1/log.csv") <(cut -d, -f1-5,8,9 "$tmp/g3/log.csv") | head -3)"
+elif [ "$(sed -n 3p "$tmp/g1/log.csv" | cut -d, -f3)" != "$(sed -n 3p "$tmp/g0/log.csv" | cut -d, -f3)" ]; then
+    bad "batch groups" "step 1's loss $(sed -n 3p "$tmp/g1/log.csv" | cut -d, -f3) is not the one-pass loss $(sed -n 3p "$tmp/g0/log.csv" | cut -d, -f3)"
+else ok "batch_groups = 2 with dropout, 20 steps on 1, 2 and 3 threads: identical log.csv columns; step 1's loss as one pass"; fi
 
 # The resolved config repeats the run exactly.
 ./train "$tmp/t1/config.conf" --out_dir="$tmp/t3" > /dev/null 2>&1

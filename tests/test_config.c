@@ -112,6 +112,11 @@ static void test_empty_value(void** state) {
 static void test_key_set_twice(void** state) {
     EXPECT_ERROR("n_head = 2\nn_embd = 64\nn_head = 4\n", NULL, ":3:", "'n_head'", "set twice", "line 1");
 }
+static void test_batch_size_not_divisible_by_batch_groups(void** state) {
+    EXPECT_ERROR("batch_size = 12\nbatch_groups = 5\n", NULL, "batch_size = 12", "batch_groups = 5", ":1)", ":2)",
+                 "divisible");
+    EXPECT_ERROR("batch_size = 12\n", "--batch_groups=0", "batch_groups", "0");
+}
 static void test_n_embd_not_divisible_by_n_head(void** state) {
     EXPECT_ERROR("n_embd = 128\nn_head = 5\n", NULL, "n_embd = 128", "n_head = 5", ":1)", ":2)", "divisible");
 }
@@ -257,6 +262,7 @@ int main(void) {
         cmocka_unit_test(test_empty_value),
         cmocka_unit_test(test_key_set_twice),
         cmocka_unit_test(test_n_embd_not_divisible_by_n_head),
+        cmocka_unit_test(test_batch_size_not_divisible_by_batch_groups),
         cmocka_unit_test(test_divisibility_error_points_at_the_override),
         cmocka_unit_test(test_sinusoidal_needs_even_width),
         cmocka_unit_test(test_min_lr_above_learning_rate),

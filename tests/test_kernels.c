@@ -420,7 +420,7 @@ static void test_crossentropy_backward_matches_finite_differences(void** state) 
     c.losses = xmalloc(sizeof(float) * N, "losses");
     crossentropy_objective(&c);
     float* dlogits = xcalloc(N * V, sizeof(float), "dlogits");
-    crossentropy_backward(dlogits, c.probs, targets, N, V);
+    crossentropy_backward(dlogits, c.probs, targets, N, V, N);
     check_gradient("crossentropy dlogits", c.logits, dlogits, N * V, crossentropy_objective, &c);
     free(c.logits); free(c.probs); free(c.losses); free(dlogits);
 }
@@ -513,7 +513,7 @@ static float* run_all_kernels(int threads, size_t* n_out) {
     o += BT * C + 2 * C + BT * C;
     float losses[21];
     crossentropy_forward(o, losses, dout, targets, BT, V);
-    crossentropy_backward(o + BT * V, o, targets, BT, V); o += 2 * BT * V;
+    crossentropy_backward(o + BT * V, o, targets, BT, V, BT); o += 2 * BT * V;
     encoder_backward(o, o + V * C, x, ids, 1.5f, B, T, C); o += V * C + T * C;
     encoder_forward(o, ids, wte, wte, 1.5f, B, T, C);
     dropout_forward(o, BT * C, 0.3f, 4); o += BT * C;

@@ -397,6 +397,96 @@ static void test_find_nonfinite_names_the_first_tensor(void** state) {
     gpt_free(&m);
 }
 
+/* Batch groups: G independent passes over B/G sequences each, their gradients
+ * summed. Every row's forward is computed alone, so the loss is the one pass's,
+ * bit for bit, with dropout too (each group draws its rows' masks of the whole
+ * batch); the weight gradients are the same sums cut into G parts, equal up to
+ * rounding. */
+enum { GROUPED_B = 6 };
+static float grouped_step(GPT* m, const GPTConfig* c, int groups, int B_run) {
+    gpt_build(m, c, GROUPED_B, 21);
+    break_symmetry(m);
+    gpt_set_batch_groups(m, groups);
+    gpt_train_mode(m, 5, 17);
+    int inputs[GROUPED_B * T], targets[GROUPED_B * T];
+    Rng rng;
+    rng_seed(&rng, 31, 7);
+    for (int i = 0; i < GROUPED_B * T; i++) {
+        inputs[i] = (int)rng_below(&rng, c->vocab_size);
+        targets[i] = (int)rng_below(&rng, c->vocab_size);
+    }
+    gpt_zero_grad(m);
+    return gpt_forward_backward(m, inputs, targets, B_run, T);
+}
+
+static void test_batch_groups_give_the_one_pass_loss_and_gradients(void** state) {
+    GPTConfig c = tiny_config(POS_LEARNED, 1, 1);
+    c.dropout = 0.1f;
+    GPT one;
+    float loss = grouped_step(&one, &c, 1, GROUPED_B);
+    double gmax = 0.0;
+    for (size_t i = 0; i < one.num_params; i++) gmax = fmax(gmax, fabs(one.grads_memory[i]));
+    int groups[] = {2, 3, 6};
+    for (int k = 0; k < 3; k++) {
+        GPT m;
+        assert_true(grouped_step(&m, &c, groups[k], GROUPED_B) == loss);
+        double worst = 0.0;
+        for (size_t i = 0; i < m.num_params; i++) worst = fmax(worst, fabs(m.grads_memory[i] - one.grads_memory[i]));
+        printf("  %d groups: loss %.7f as one pass, gradients within %.2g of it (largest %.3g)\n", groups[k], loss,
+               worst, gmax);
+        assert_true(worst <= 1e-5 * gmax);
+        gpt_free(&m);
+    }
+    /* a batch smaller than the model's: groups of B/G */
+    GPT small1, small2;
+    assert_true(grouped_step(&small1, &c, 1, 4) == grouped_step(&small2, &c, 2, 4));
+    gpt_free(&small1); gpt_free(&small2);
+    gpt_free(&one);
+}
+
+/* The bits depend on the number of groups, never on the threads: 1 to 4 threads,
+ * groups side by side, in turn, or with a team of threads each. */
+static void test_batch_groups_same_bits_on_any_thread_count(void** state) {
+    GPTConfig c = tiny_config(POS_LEARNED, 1, 1);
+    c.dropout = 0.1f;
+    int threads = omp_get_max_threads();
+    int groups[] = {2, 3};
+    for (int k = 0; k < 2; k++) {
+        omp_set_num_threads(1);
+        GPT first;
+        float loss = grouped_step(&first, &c, groups[k], GROUPED_B);
+        for (int t = 2; t <= 4; t++) {
+            omp_set_num_threads(t);
+            GPT m;
+            assert_true(grouped_step(&m, &c, groups[k], GROUPED_B) == loss);
+            assert_memory_equal(m.grads_memory, first.grads_memory, first.num_params * sizeof(float));
+            gpt_free(&m);
+        }
+        gpt_free(&first);
+    }
+    omp_set_num_threads(threads);
+}
+
+/* After a grouped step the activations lie group by group: the diagnosis walks
+ * them in step order across the groups and names the group. */
+static void test_find_nonfinite_in_batch_groups(void** state) {
+    GPTConfig c = tiny_config(POS_LEARNED, 1, 1);
+    GPT m;
+    grouped_step(&m, &c, 2, GROUPED_B);
+    char where[256] = "";
+    assert_int_equal(gpt_find_nonfinite(&m, where, sizeof where), 0);
+    /* each group's block is num_activations / 2 floats, encoded (3 x block_size x C) first */
+    float* group1 = m.acts_memory + m.num_activations / 2;
+    m.acts_memory[3 * c.block_size * c.n_embd + 1] = NAN;  /* group 0's ln1 of layer 0: a later stage */
+    group1[7] = INFINITY;
+    assert_int_equal(gpt_find_nonfinite(&m, where, sizeof where), 1);
+    assert_string_equal(where, "activation encoded of batch group 1 (value 7 of 120 is inf)");
+    group1[7] = 0.0f;
+    assert_int_equal(gpt_find_nonfinite(&m, where, sizeof where), 1);
+    assert_string_equal(where, "activation ln1 of batch group 0 of layer 0 (value 1 of 120 is nan)");
+    gpt_free(&m);
+}
+
 int main(void) {
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(test_gradients_learned_positions_tied),
@@ -416,6 +506,9 @@ int main(void) {
         cmocka_unit_test(test_init_follows_gpt2),
         cmocka_unit_test(test_forward_accepts_shorter_sequences),
         cmocka_unit_test(test_find_nonfinite_names_the_first_tensor),
+        cmocka_unit_test(test_batch_groups_give_the_one_pass_loss_and_gradients),
+        cmocka_unit_test(test_batch_groups_same_bits_on_any_thread_count),
+        cmocka_unit_test(test_find_nonfinite_in_batch_groups),
     };
     return cmocka_run_group_tests_name("model", tests, NULL, NULL);
 }

@@ -1,7 +1,7 @@
 #!/usr/bin/env bash
 # test_mpi.sh: data-parallel training over Open MPI (dist.h); run by `make MPI=1 test`.
 # np 2 x batch_size 6 against 1 x 12: the same losses within 1e-5 relative over 20 steps
-# (with and without dropout); the same N twice: bit-identical; only rank 0 writes; the
+# (with and without dropout, and in batch groups); the same N twice: bit-identical; only rank 0 writes; the
 # global batch in config.conf; --resume with the same and with another rank count; a
 # rank killed mid-run takes the job down and the run resumes from its last checkpoint.
 . "$(dirname "$0")/lib.sh" mpi
@@ -47,6 +47,16 @@ for drop in 0 0.1; do
         bad "np 2 x 6 against np 1 x 12, dropout $drop" "$msg"
     fi
 done
+
+# Batch groups inside the ranks: each group draws the dropout masks of its rows of the global
+# batch (rank offset + group offset), so np 2 x 6 in 3 groups each still follows np 1 x 12.
+if ! run_np 2 "$tmp/twog" --batch_size=6 --batch_groups=3 --dropout=0.1; then
+    bad "np 2 in batch groups" "$(tail -5 "$tmp/twog.txt")"
+elif msg=$(close_losses "$tmp/one0.1/log.csv" "$tmp/twog/log.csv"); then
+    ok "np 2 x batch_size 6 in 3 batch groups = np 1 x 12 over 20 steps, dropout 0.1: $msg"
+else
+    bad "np 2 x 6 in 3 batch groups against np 1 x 12" "$msg"
+fi
 
 run_np 2 "$tmp/again" --batch_size=6
 if cmp -s <(fixed "$tmp/two0") <(fixed "$tmp/again"); then ok "np 2 twice: log.csv bit-identical"
