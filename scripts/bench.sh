@@ -139,9 +139,10 @@ done
 for T in $SWEEP_T; do
     B=$((SWEEP_TOKENS / T))
     if [[ $B -lt 1 ]]; then B=1; fi
-    echo "sweep: block_size $T, batch $B" >&2
+    G=$((B % 2 == 0 ? 2 : 1))  # the config's 2 batch groups where they divide the batch
+    echo "sweep: block_size $T, batch $B, batch_groups $G" >&2
     RES["c sweep $T"]=$(bench_c "c_sweep_T$T" "$NTHREADS" configs/bench_baby.conf --block_size="$T" \
-        --batch_size="$B" "${SWEEP_OPTS[@]}")
+        --batch_size="$B" --batch_groups="$G" "${SWEEP_OPTS[@]}")
     RES["torch sweep $T"]=$(bench_torch "torch_sweep_T$T" "$NTHREADS" configs/bench_baby.conf --block_size="$T" \
         --batch_size="$B" "${SWEEP_OPTS[@]}")
 done
@@ -212,7 +213,8 @@ DISTURBED+=" (the times of such a run are not this code's); rerun on a quiet mac
     echo "\`configs/bench_baby.conf\` is the default run's model (4 layers, 4 heads, n_embd 128, block_size 64,"
     echo "batch 12); \`configs/bench_medium.conf\` has the shape of nanoGPT's GPU config (6 layers, 6 heads, n_embd 384,"
     echo "block_size 256) with batch 8. vocab_size 65, random token ids, dropout 0. A step is what ./train's loop does:"
-    echo "forward with the loss, zero grad, backward, global-norm clip to 1.0, AdamW (torch: the same with"
+    echo "zero grad, forward with the loss and backward (C: in the configs' 2 batch groups, gpt_forward_backward),"
+    echo "global-norm clip to 1.0, AdamW (torch: forward, zero grad, backward, then the same with"
     echo "torch.optim.AdamW and clip_grad_norm_). Times are the median over the timed steps after warmup"
     echo "(baby: ${BABY_OPTS[*]}; medium: ${MEDIUM_OPTS[*]}). GFLOP/s counts the useful FLOPs of the matrix"
     echo "products (causal attention: only keys <= query), forward x 3 for a step; the derivation is in"
@@ -266,7 +268,8 @@ DISTURBED+=" (the times of such a run are not this code's); rerun on a quiet mac
     echo "## block_size sweep"
     echo
     echo "The baby model with block_size T and batch B = $SWEEP_TOKENS / T (at least 1, so T = 512 runs 512 tokens"
-    echo "a step and T = 1024 runs 1024), on $NTHREADS threads, ${SWEEP_OPTS[*]}. Attention's share of the FLOPs"
+    echo "a step and T = 1024 runs 1024), on $NTHREADS threads, ${SWEEP_OPTS[*]}; the C step in the config's 2 batch"
+    echo "groups where B is even, in one pass where it is odd. Attention's share of the FLOPs"
     echo "grows with T. \"torch\" here is the tuned peer. The PyTorch model keeps T x T attention probabilities per layer and head for its backward. Both GFLOP/s use the causal count,"
     echo "though the PyTorch model computes the whole T x T product and masks it. $DISTURBED"
     echo
