@@ -56,6 +56,13 @@ if ! same_rows "$tmp/drop1/log.csv" "$tmp/drop2/log.csv"; then bad "dropout dete
 elif same_rows "$tmp/drop1/log.csv" "$tmp/full/log.csv"; then bad "dropout" "dropout 0.2 changed nothing"
 else ok "dropout 0.2: 1 thread uninterrupted = 2 threads stopped at 20 and resumed; differs from dropout 0"; fi
 
+# the same in batch groups (the shipped configs' batch_groups = 2)
+OMP_NUM_THREADS=1 run --out_dir="$tmp/group1" --dropout=0.2 --batch_groups=2 &&
+OMP_NUM_THREADS=2 run --out_dir="$tmp/group2" --max_iters=20 --dropout=0.2 --batch_groups=2 &&
+OMP_NUM_THREADS=2 run --out_dir="$tmp/group2" --resume --dropout=0.2 --batch_groups=2
+if ! same_rows "$tmp/group1/log.csv" "$tmp/group2/log.csv"; then bad "batch groups resume" "rows differ"
+else ok "batch_groups 2, dropout 0.2: 1 thread uninterrupted = 2 threads stopped at 20 and resumed"; fi
+
 # a new run in an old out_dir replaces it: a crash before its first checkpoint then
 # leaves nothing for --resume to mix with the new log
 cp -r "$tmp/crashed" "$tmp/rerun"
