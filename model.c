@@ -463,10 +463,11 @@ typedef struct { ActivationTensors acts; float* scratch; long first_row; } Forwa
  * keep = 1: every block's activations stay for gpt_backward. keep = 0: each block
  * overwrites the one before (slot 0), so a forward for the loss alone keeps its
  * working set in cache instead of writing n_layer blocks to memory. */
-static float forward_pass(const GPT* m, ForwardBuffers buf, const int* inputs, const int* targets, int B, int T,
-                          int keep) {
+/* The batch a forward is given: its shape within the model's, every id in the
+ * vocabulary; and the threads within the scratch's. Dies with a message. */
+static void check_batch(const GPT* m, const int* inputs, const int* targets, int B, int T) {
     const GPTConfig* c = &m->config;
-    int C = c->n_embd, NH = c->n_head, L = c->n_layer, V = c->vocab_size;
+    int V = c->vocab_size;
     if (B < 1 || B > m->max_batch || T < 1 || T > c->block_size)
         die(EXIT_BAD_INPUT, "gpt_forward: batch (%d, %d) exceeds the model's (%d, %d)", B, T,
             m->max_batch, c->block_size);
@@ -476,6 +477,13 @@ static float forward_pass(const GPT* m, ForwardBuffers buf, const int* inputs, c
     if (omp_get_max_threads() > m->scratch_threads)
         die(EXIT_BAD_INPUT, "gpt_forward: %d OpenMP threads, but the model's scratch was sized for %d at build",
             omp_get_max_threads(), m->scratch_threads);
+}
+
+static float forward_pass(const GPT* m, ForwardBuffers buf, const int* inputs, const int* targets, int B, int T,
+                          int keep) {
+    const GPTConfig* c = &m->config;
+    int C = c->n_embd, NH = c->n_head, L = c->n_layer, V = c->vocab_size;
+    check_batch(m, inputs, targets, B, T);
 
     ParameterTensors p = m->params;
     ActivationTensors a = buf.acts;
@@ -797,6 +805,7 @@ float gpt_forward_backward(GPT* m, const int* inputs, const int* targets, int B,
     if (B % G != 0)
         die(EXIT_BAD_INPUT, "gpt_forward_backward: %d batch groups do not divide the batch of %d sequences", G, B);
     if (!targets) die(EXIT_BAD_INPUT, "gpt_forward_backward: no targets");
+    check_batch(m, inputs, targets, B, T);  /* here, so that no group dies inside the parallel loop */
     int rows = B / G, lanes, inner;
     group_split(G, &lanes, &inner);
     inner = inner < m->group_threads ? inner : m->group_threads;  /* the scratch's size */
