@@ -4,6 +4,7 @@
 # PyTorch (scripts/bench_torch.py), and writes docs/bench.md with the machine and the tables.
 #
 #   baby and medium configs (configs/bench_*.conf), C and torch, on 1 thread and on all;
+#   C on all threads also in one pass (--batch_groups=1), against the configs' 2 batch groups;
 #   torch twice: tuned (scripts/bench_torch.py's settings) and as installed (environment untouched)
 #   a block_size sweep 64..1024 on the baby shape, B = 768/T (at least 1), all threads
 #   BENCH_FULL=1: also the wall time of the default run, ./train configs/shakespeare_char.conf
@@ -129,6 +130,10 @@ for model in baby medium; do
     for t in "${THREAD_COUNTS[@]}"; do
         echo "$model, $t thread(s)" >&2
         RES["c $model $t"]=$(bench_c "c_${model}_t$t" "$t" "configs/bench_$model.conf" "${opts[@]}")
+        if [[ $t -eq $NTHREADS && $t -gt 1 ]]; then  # the same step in one pass: what the batch groups give
+            RES["c1 $model $t"]=$(bench_c "c1_${model}_t$t" "$t" "configs/bench_$model.conf" "${opts[@]}" \
+                --batch_groups=1)
+        fi
         RES["torch $model $t"]=$(bench_torch "torch_${model}_t$t" "$t" "configs/bench_$model.conf" "${opts[@]}")
         RES["torchi $model $t"]=$(bench_torch "torchi_${model}_t$t" "$t" "configs/bench_$model.conf" "${opts[@]}" \
             --setup=installed)
@@ -224,11 +229,13 @@ DISTURBED+=" (the times of such a run are not this code's); rerun on a quiet mac
     echo "|---|---|---|---|---|---|---|---|---|---|---|---|---|"
     for model in baby medium; do
         for t in "${THREAD_COUNTS[@]}"; do
-            for impl in c torch torchi; do
-                l=${RES["$impl $model $t"]}
+            for impl in c c1 torch torchi; do
+                l=${RES["$impl $model $t"]:-}
+                if [[ -z $l ]]; then continue; fi
                 est="- | -"
-                if [[ $impl == c ]]; then est="$(field "$l" est_mb) | $(calc "%.2f" "$(field "$l" rss_over_est)")"; fi
+                if [[ $impl == c* ]]; then est="$(field "$l" est_mb) | $(calc "%.2f" "$(field "$l" rss_over_est)")"; fi
                 label=$impl
+                if [[ $impl == c1 ]]; then label="c, one pass"; fi
                 if [[ $impl == torch ]]; then label="torch tuned"; fi
                 if [[ $impl == torchi ]]; then label="torch as installed"; fi
                 echo "| $model | $label | $t | $(step_ms "$l") | $(ms "$l" ms_min) | $(calc "%.0f" "$(field "$l" tok_s)") | $(calc "%.1f" "$(field "$l" gflops)") | $(pct_peak "$l" "$t") | $(ms "$l" eval_ms) | $(field "$l" rss_mb) | $(field "$l" rss_base_mb) | $est |"
@@ -262,6 +269,17 @@ DISTURBED+=" (the times of such a run are not this code's); rerun on a quiet mac
             sp=$(calc "%.2f" "$(field "${RES["torch $model $NTHREADS"]}" tok_s) / $(field "${RES["torch $model 1"]}" tok_s)")
             si=$(calc "%.2f" "$(field "${RES["torchi $model $NTHREADS"]}" tok_s) / $(field "${RES["torchi $model 1"]}" tok_s)")
             echo "| $model | $sc | $sp | $si |"
+        done
+        echo
+        echo "Batch groups: the C step in the configs' 2 groups against the same step in one pass"
+        echo "(\`--batch_groups=1\`, the \"c, one pass\" rows), $NTHREADS threads, the same run:"
+        echo
+        echo "| model | 2 groups ms/step | one pass ms/step | one pass / 2 groups |"
+        echo "|---|---|---|---|"
+        for model in baby medium; do
+            g=${RES["c $model $NTHREADS"]}
+            o=${RES["c1 $model $NTHREADS"]}
+            echo "| $model | $(step_ms "$g") | $(step_ms "$o") | $(calc "%.2f" "$(field "$o" ms_median) / $(field "$g" ms_median)") |"
         done
     fi
     echo
