@@ -50,8 +50,8 @@ static void check_gradient(const char* name, float* x, const float* analytic, si
 static void test_tiled_gemm_matches_naive_on_every_shape(void** state) {
     Rng rng;
     rng_seed(&rng, 1, 0);
-    /* edges of the 8 x 32 register tile, and K past one KC = 256 block of the reduction */
-    int shapes[][3] = {{1, 1, 1}, {4, 32, 8}, {5, 33, 7}, {13, 65, 31}, {64, 96, 128}, {3, 130, 2}, {17, 70, 300}, {9, 15, 520}};
+    /* edges of the 8 x 32 register tile, and K past one KC = 384 block of the reduction */
+    int shapes[][3] = {{1, 1, 1}, {4, 32, 8}, {5, 33, 7}, {13, 65, 31}, {64, 96, 128}, {3, 130, 2}, {17, 70, 400}, {9, 15, 800}};
     for (size_t s = 0; s < sizeof shapes / sizeof shapes[0]; s++) {
         int M = shapes[s][0], N = shapes[s][1], K = shapes[s][2];
         for (int transposed = 0; transposed < 2; transposed++) {
@@ -74,7 +74,7 @@ static void test_tiled_gemm_matches_naive_on_every_shape(void** state) {
 static void test_gemm_set_equals_zeroing_then_accumulating(void** state) {
     Rng rng;
     rng_seed(&rng, 2, 0);
-    int shapes[][3] = {{1, 1, 1}, {8, 32, 64}, {13, 65, 31}, {17, 70, 300}};
+    int shapes[][3] = {{1, 1, 1}, {8, 32, 64}, {13, 65, 31}, {17, 70, 400}};
     for (size_t s = 0; s < sizeof shapes / sizeof shapes[0]; s++) {
         int M = shapes[s][0], N = shapes[s][1], K = shapes[s][2];
         float* a = random_tensor(&rng, (size_t)M * K, 1.0f);
@@ -102,7 +102,7 @@ static double matmul_objective(void* p) {
 static void test_matmul_forward_matches_naive(void** state) {
     Rng rng;
     rng_seed(&rng, 3, 0);
-    int shapes[][3] = {{5, 7, 3}, {133, 300, 70}, {16, 64, 65}};  /* BT, C, OC */
+    int shapes[][3] = {{5, 7, 3}, {133, 400, 70}, {16, 64, 65}};  /* BT, C, OC */
     for (size_t s = 0; s < sizeof shapes / sizeof shapes[0]; s++) {
         int BT = shapes[s][0], C = shapes[s][1], OC = shapes[s][2];
         float* inp = random_tensor(&rng, (size_t)BT * C, 1.0f);
@@ -155,7 +155,7 @@ static void test_matmul_backward_matches_finite_differences(void** state) {
 static void test_matmul_backward_dinp_matches_naive(void** state) {
     Rng rng;
     rng_seed(&rng, 3, 0);
-    int BT = 13, C = 70, OC = 300;
+    int BT = 13, C = 70, OC = 400;
     float* dout = random_tensor(&rng, (size_t)BT * OC, 1.0f);
     float* inp = random_tensor(&rng, (size_t)BT * C, 1.0f);
     float* w = random_tensor(&rng, (size_t)OC * C, 1.0f);
