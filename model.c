@@ -456,13 +456,6 @@ static void linear_forward(const GPT* m, float* scratch, int l, Linear which, fl
  * batch (first_row, for the dropout masks). */
 typedef struct { ActivationTensors acts; float* scratch; long first_row; } ForwardBuffers;
 
-/* The forward pass into buf, the mean loss its result (-1 without targets). It
- * reads the parameters and the mode, and writes nothing of the model itself, so
- * that lanes can run it side by side (gpt_mean_loss); forward() below records
- * what gpt_backward needs. m->T must already be this T (the dropout keys use it).
- * keep = 1: every block's activations stay for gpt_backward. keep = 0: each block
- * overwrites the one before (slot 0), so a forward for the loss alone keeps its
- * working set in cache instead of writing n_layer blocks to memory. */
 /* The batch a forward is given: its shape within the model's, every id in the
  * vocabulary; and the threads within the scratch's. Dies with a message. */
 static void check_batch(const GPT* m, const int* inputs, const int* targets, int B, int T) {
@@ -479,6 +472,13 @@ static void check_batch(const GPT* m, const int* inputs, const int* targets, int
             omp_get_max_threads(), m->scratch_threads);
 }
 
+/* The forward pass into buf, the mean loss its result (-1 without targets). It
+ * reads the parameters and the mode, and writes nothing of the model itself, so
+ * that lanes can run it side by side (gpt_mean_loss); forward() below records
+ * what gpt_backward needs. m->T must already be this T (the dropout keys use it).
+ * keep = 1: every block's activations stay for gpt_backward. keep = 0: each block
+ * overwrites the one before (slot 0), so a forward for the loss alone keeps its
+ * working set in cache instead of writing n_layer blocks to memory. */
 static float forward_pass(const GPT* m, ForwardBuffers buf, const int* inputs, const int* targets, int B, int T,
                           int keep) {
     const GPTConfig* c = &m->config;
