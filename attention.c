@@ -23,9 +23,14 @@
 #include "matmul.h"
 #include "vmath.h"
 
+#ifdef __AVX512F__
+#include <immintrin.h>
+#endif
+
 enum {
     QB = 32,    /* query rows per block */
     GROUP = 8,  /* rows whose scores share one key range (the matmul tile's height) */
+    VEC = 16,   /* floats in an AVX-512 vector */
 };
 
 size_t attention_scratch_floats(int T, int C, int NH) {
@@ -56,20 +61,77 @@ static inline float dropped(const Heads* a, size_t i, float x) {
     return dropout_keep(a->key, i, a->threshold) ? x * a->keep_scale : 0.0f;
 }
 
+#ifdef __AVX512F__
+/* The 16 x 16 block at src (row stride lds) into dst transposed (row stride ldd),
+ * in registers: 16 row loads, 64 shuffles, 16 row stores, where a scalar loop
+ * stores each element to a different row of dst (in attention forward, the
+ * transpose had been a quarter of the kernel's own time). Moves bits only. */
+static void transpose16(float* dst, int ldd, const float* src, int lds) {
+    __m512 r[16], t[16];
+    for (int i = 0; i < 16; i++) r[i] = _mm512_loadu_ps(src + (size_t)i * lds);
+    /* rows 2i, 2i+1 interleaved by 32-bit element within each 128-bit lane */
+    for (int i = 0; i < 16; i += 2) {
+        t[i] = _mm512_unpacklo_ps(r[i], r[i + 1]);
+        t[i + 1] = _mm512_unpackhi_ps(r[i], r[i + 1]);
+    }
+    /* then by 64-bit pairs: r[4g + j]'s lane L holds column 4L + j of rows 4g..4g+3 */
+    for (int g = 0; g < 16; g += 4)
+        for (int j = 0; j < 2; j++) {
+            __m512d a = _mm512_castps_pd(t[g + j]), b = _mm512_castps_pd(t[g + j + 2]);
+            r[g + 2 * j] = _mm512_castpd_ps(_mm512_unpacklo_pd(a, b));
+            r[g + 2 * j + 1] = _mm512_castpd_ps(_mm512_unpackhi_pd(a, b));
+        }
+    /* column 4L + j = lane L of r[j], r[4 + j], r[8 + j], r[12 + j], gathered by
+     * two rounds of 128-bit lane shuffles */
+    for (int j = 0; j < 4; j++) {
+        __m512 lo01 = _mm512_shuffle_f32x4(r[j], r[4 + j], 0x44), hi01 = _mm512_shuffle_f32x4(r[j], r[4 + j], 0xEE);
+        __m512 lo23 = _mm512_shuffle_f32x4(r[8 + j], r[12 + j], 0x44);
+        __m512 hi23 = _mm512_shuffle_f32x4(r[8 + j], r[12 + j], 0xEE);
+        _mm512_storeu_ps(dst + (size_t)j * ldd, _mm512_shuffle_f32x4(lo01, lo23, 0x88));
+        _mm512_storeu_ps(dst + (size_t)(4 + j) * ldd, _mm512_shuffle_f32x4(lo01, lo23, 0xDD));
+        _mm512_storeu_ps(dst + (size_t)(8 + j) * ldd, _mm512_shuffle_f32x4(hi01, hi23, 0x88));
+        _mm512_storeu_ps(dst + (size_t)(12 + j) * ldd, _mm512_shuffle_f32x4(hi01, hi23, 0xDD));
+    }
+}
+enum { TRANSPOSE_BLOCK = 16 };
+#endif
+
 /* xt (hs, T) = x^T for one head (x's rows at stride C3): the products with keys
- * and values need positions along the row. */
+ * and values need positions along the row. Whole 16 x 16 blocks in registers
+ * where AVX-512 is there, the edges (and everything elsewhere) one by one. */
 static void transpose_head(float* xt, const float* x, int T, int hs, int C3) {
+    int t_blocks = 0, i_blocks = 0;
+#ifdef __AVX512F__
+    t_blocks = T - T % TRANSPOSE_BLOCK;
+    i_blocks = hs - hs % TRANSPOSE_BLOCK;
+    for (int t = 0; t < t_blocks; t += TRANSPOSE_BLOCK)
+        for (int i = 0; i < i_blocks; i += TRANSPOSE_BLOCK)
+            transpose16(xt + (size_t)i * T + t, T, x + (size_t)t * C3 + i, C3);
+#endif
     for (int t = 0; t < T; t++)
-        for (int i = 0; i < hs; i++) xt[(size_t)i * T + t] = x[(size_t)t * C3 + i];
+        for (int i = t < t_blocks ? i_blocks : 0; i < hs; i++) xt[(size_t)i * T + t] = x[(size_t)t * C3 + i];
+}
+
+/* n rounded up to whole vectors of VEC floats, at most T. A row's elementwise
+ * passes run over that many entries: the compiler's vector loop then has no
+ * remainder, which it would run one element at a time (three quarters of
+ * attention forward's exp_approx time went there). The entries from n on are
+ * scores of future keys (block_products computes them), set to 0 afterwards
+ * or never read; an element's result does not depend on the pass it is in. */
+static inline int whole_vectors(int n, int T) {
+    int padded = (n + VEC - 1) / VEC * VEC;
+    return padded < T ? padded : T;
 }
 
 /* out (rows r0..r1 of a block, row stride T) = x yt for the keys 0..g1-1 of each
- * group of GROUP rows ending at g1 (x's rows at stride ldx). Entries past a
- * group's last key keep whatever they held. */
+ * group of GROUP rows ending at g1 and on to whole_vectors(g1) (x's rows at
+ * stride ldx; the same tiles: NR is a multiple of VEC). Entries past that keep
+ * whatever they held. */
 static void block_products(float* out, const float* x, int ldx, const float* yt, int r0, int r1, int T, int hs) {
     for (int g0 = r0; g0 < r1; g0 += GROUP) {
         int g1 = g0 + GROUP < r1 ? g0 + GROUP : r1;
-        gemm_set_serial(out + (size_t)(g0 - r0) * T, T, x + (size_t)g0 * ldx, ldx, 1, yt, T, g1 - g0, g1, hs);
+        gemm_set_serial(out + (size_t)(g0 - r0) * T, T, x + (size_t)g0 * ldx, ldx, 1, yt, T, g1 - g0,
+                        whole_vectors(g1, T), hs);
     }
 }
 
@@ -93,14 +155,14 @@ void attention_forward(float* out, float* stats, float* scratch, const float* qk
             for (int t = r0; t < r1; t++) {
                 /* softmax of a_s = q_t.k_s / sqrt(hs) over s <= t: p_s = e^{a_s - max} / sum */
                 float* p = w + (size_t)(t - r0) * T;
-                int n = t + 1;
-                for (int s = 0; s < n; s++) p[s] *= a.scale;
+                int n = t + 1, nv = whole_vectors(n, T);  /* the max and the sum over s < n only */
+                for (int s = 0; s < nv; s++) p[s] *= a.scale;
                 float amax = lanes_max(p, n);
-                for (int s = 0; s < n; s++) p[s] = exp_approx(p[s] - amax);
+                for (int s = 0; s < nv; s++) p[s] = exp_approx(p[s] - amax);
                 float inv = 1.0f / lanes_sum(p, n);
                 st[2 * t] = amax;
                 st[2 * t + 1] = inv;
-                for (int s = 0; s <= t; s++) p[s] *= inv;
+                for (int s = 0; s < nv; s++) p[s] *= inv;
                 /* w = p, or dropout(p) in training: the mask is a hash of the index in
                  * the (B,NH,T,T) matrix, which is never stored */
                 if (dropout > 0.0f) {
@@ -146,12 +208,13 @@ void attention_backward(float* dqkv, float* scratch, const float* dout, const fl
                 size_t row = ((size_t)bh * T + t) * T;
                 /* the forward's p_s, bit for bit, and through the mask m_s of dropout
                  * (w_s = m_s p_s / (1-p)): dp_s = m_s dw_s / (1-p) */
-                for (int s = 0; s <= t; s++) p[s] = exp_approx(p[s] * a.scale - st[2 * t]) * st[2 * t + 1];
+                int nv = whole_vectors(t + 1, T);  /* as in the forward; the dot over s <= t only */
+                for (int s = 0; s < nv; s++) p[s] = exp_approx(p[s] * a.scale - st[2 * t]) * st[2 * t + 1];
                 if (dropout > 0.0f)
                     for (int s = 0; s <= t; s++) dp[s] = dropped(&a, row + s, dp[s]);
                 float pdot = lanes_dot(p, dp, t + 1);
                 /* undo the softmax: dscore_s = p_s (dp_s - sum_r p_r dp_r), and 1/sqrt(hs) */
-                for (int s = 0; s <= t; s++) dp[s] = p[s] * (dp[s] - pdot) * a.scale;
+                for (int s = 0; s < nv; s++) dp[s] = p[s] * (dp[s] - pdot) * a.scale;
                 if (dropout > 0.0f)
                     for (int s = 0; s <= t; s++) p[s] = dropped(&a, row + s, p[s]);
                 for (int s = t + 1; s < r1; s++) { p[s] = 0.0f; dp[s] = 0.0f; }

@@ -242,20 +242,21 @@ static void test_attention_backward_matches_finite_differences(void** state) {
     /* T = 45: two query blocks, a ragged last group of rows */
     check_attention(45, 8, 2, 0.0f, "attention dqkv, T 45");
     check_attention(45, 8, 2, 0.3f, "attention dqkv, T 45, dropout");
+    /* head size 32, T 20: k and v transposed in 16 x 16 blocks and a ragged edge */
+    check_attention(20, 64, 2, 0.0f, "attention dqkv, head size 32");
 }
 
 /* Generation reads keys and values from a cache: its output for the last query
  * must equal the last row of the full forward. */
-static void test_attention_decode_equals_last_row_of_forward(void** state) {
+static void check_decode_against_forward(int T, int C, int NH) {
     Rng rng;
     rng_seed(&rng, 6, 0);
-    int T = 45, C = 12, NH = 3;  /* T past one query block of the blocked forward */
     float* qkv = random_tensor(&rng, T * 3 * C, 1.0f);
     float* out = xmalloc(sizeof(float) * T * C, "out");
     float* stats = xmalloc(sizeof(float) * NH * T * 2, "stats");
     float* scratch = attention_scratch(T, C, NH);
     float *kc = xmalloc(sizeof(float) * T * C, "k"), *vc = xmalloc(sizeof(float) * T * C, "v");
-    float dec[12], scores[45];
+    float *dec = xmalloc(sizeof(float) * C, "dec"), *scores = xmalloc(sizeof(float) * T, "scores");
     attention_forward(out, stats, scratch, qkv, 1, T, C, NH, 0.0f, 0);
     for (int t = 0; t < T; t++) {
         memcpy(kc + t * C, qkv + t * 3 * C + C, sizeof(float) * C);
@@ -265,7 +266,15 @@ static void test_attention_decode_equals_last_row_of_forward(void** state) {
         attention_decode(dec, scores, qkv + t * 3 * C, kc, vc, t + 1, C, NH);
         for (int i = 0; i < C; i++) assert_float_equal(dec[i], out[t * C + i], 1e-6f);
     }
-    free(qkv); free(out); free(stats); free(scratch); free(kc); free(vc);
+    free(qkv); free(out); free(stats); free(scratch); free(kc); free(vc); free(dec); free(scores);
+}
+
+static void test_attention_decode_equals_last_row_of_forward(void** state) {
+    check_decode_against_forward(45, 12, 3);  /* T past one query block of the blocked forward */
+    /* head sizes 32 and 20: whole 16 x 16 blocks of the transposes (AVX-512), and
+     * blocks with ragged edges in both T and the head */
+    check_decode_against_forward(45, 64, 2);
+    check_decode_against_forward(37, 40, 2);
 }
 
 /* ---- dropout ------------------------------------------------------------------ */
