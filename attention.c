@@ -23,10 +23,6 @@
 #include "matmul.h"
 #include "vmath.h"
 
-#ifdef __AVX512F__
-#include <immintrin.h>
-#endif
-
 enum {
     QB = 32,    /* query rows per block */
     GROUP = 8,  /* rows whose scores share one key range (the matmul tile's height) */
@@ -61,56 +57,9 @@ static inline float dropped(const Heads* a, size_t i, float x) {
     return dropout_keep(a->key, i, a->threshold) ? x * a->keep_scale : 0.0f;
 }
 
-#ifdef __AVX512F__
-/* The 16 x 16 block at src (row stride lds) into dst transposed (row stride ldd),
- * in registers: 16 row loads, 64 shuffles, 16 row stores, where a scalar loop
- * stores each element to a different row of dst (in attention forward, the
- * transpose had been a quarter of the kernel's own time). Moves bits only. */
-static void transpose16(float* dst, int ldd, const float* src, int lds) {
-    __m512 r[16], t[16];
-    for (int i = 0; i < 16; i++) r[i] = _mm512_loadu_ps(src + (size_t)i * lds);
-    /* rows 2i, 2i+1 interleaved by 32-bit element within each 128-bit lane */
-    for (int i = 0; i < 16; i += 2) {
-        t[i] = _mm512_unpacklo_ps(r[i], r[i + 1]);
-        t[i + 1] = _mm512_unpackhi_ps(r[i], r[i + 1]);
-    }
-    /* then by 64-bit pairs: r[4g + j]'s lane L holds column 4L + j of rows 4g..4g+3 */
-    for (int g = 0; g < 16; g += 4)
-        for (int j = 0; j < 2; j++) {
-            __m512d a = _mm512_castps_pd(t[g + j]), b = _mm512_castps_pd(t[g + j + 2]);
-            r[g + 2 * j] = _mm512_castpd_ps(_mm512_unpacklo_pd(a, b));
-            r[g + 2 * j + 1] = _mm512_castpd_ps(_mm512_unpackhi_pd(a, b));
-        }
-    /* column 4L + j = lane L of r[j], r[4 + j], r[8 + j], r[12 + j], gathered by
-     * two rounds of 128-bit lane shuffles */
-    for (int j = 0; j < 4; j++) {
-        __m512 lo01 = _mm512_shuffle_f32x4(r[j], r[4 + j], 0x44), hi01 = _mm512_shuffle_f32x4(r[j], r[4 + j], 0xEE);
-        __m512 lo23 = _mm512_shuffle_f32x4(r[8 + j], r[12 + j], 0x44);
-        __m512 hi23 = _mm512_shuffle_f32x4(r[8 + j], r[12 + j], 0xEE);
-        _mm512_storeu_ps(dst + (size_t)j * ldd, _mm512_shuffle_f32x4(lo01, lo23, 0x88));
-        _mm512_storeu_ps(dst + (size_t)(4 + j) * ldd, _mm512_shuffle_f32x4(lo01, lo23, 0xDD));
-        _mm512_storeu_ps(dst + (size_t)(8 + j) * ldd, _mm512_shuffle_f32x4(hi01, hi23, 0x88));
-        _mm512_storeu_ps(dst + (size_t)(12 + j) * ldd, _mm512_shuffle_f32x4(hi01, hi23, 0xDD));
-    }
-}
-enum { TRANSPOSE_BLOCK = 16 };
-#endif
-
 /* xt (hs, T) = x^T for one head (x's rows at stride C3): the products with keys
- * and values need positions along the row. Whole 16 x 16 blocks in registers
- * where AVX-512 is there, the edges (and everything elsewhere) one by one. */
-static void transpose_head(float* xt, const float* x, int T, int hs, int C3) {
-    int t_blocks = 0, i_blocks = 0;
-#ifdef __AVX512F__
-    t_blocks = T - T % TRANSPOSE_BLOCK;
-    i_blocks = hs - hs % TRANSPOSE_BLOCK;
-    for (int t = 0; t < t_blocks; t += TRANSPOSE_BLOCK)
-        for (int i = 0; i < i_blocks; i += TRANSPOSE_BLOCK)
-            transpose16(xt + (size_t)i * T + t, T, x + (size_t)t * C3 + i, C3);
-#endif
-    for (int t = 0; t < T; t++)
-        for (int i = t < t_blocks ? i_blocks : 0; i < hs; i++) xt[(size_t)i * T + t] = x[(size_t)t * C3 + i];
-}
+ * and values need positions along the row. */
+static void transpose_head(float* xt, const float* x, int T, int hs, int C3) { transpose(xt, T, x, C3, T, hs); }
 
 /* n rounded up to whole vectors of VEC floats, at most T. A row's elementwise
  * passes run over that many entries: the compiler's vector loop then has no

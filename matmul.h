@@ -50,6 +50,10 @@ void gemm_accumulate_serial(float* c, int ldc, const float* a, ptrdiff_t a_row, 
 void gemm_set_serial(float* c, int ldc, const float* a, ptrdiff_t a_row, ptrdiff_t a_col,
                      const float* b, int ldb, int M, int N, int K);
 
+/* dst (cols, rows) = src (rows, cols)^T, with row strides ldd and lds (the
+ * packed W^T of the forward, attention's k^T and v^T). On the calling thread. */
+void transpose(float* dst, int ldd, const float* src, int lds, int rows, int cols);
+
 /* Straightforward triple loop with the same contract, kept as the reference
  * the tests compare the tiled kernel against. */
 void gemm_accumulate_naive(float* c, int ldc, const float* a, ptrdiff_t a_row, ptrdiff_t a_col,

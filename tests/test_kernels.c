@@ -96,6 +96,24 @@ static double matmul_objective(void* p) {
     return weighted_sum(c->out, c->w, (size_t)c->BT * c->OC);
 }
 
+/* transpose moves every element to its place, and nothing else: whole 16 x 16
+ * blocks, ragged edges on either side, and strides wider than the rows. */
+static void test_transpose_moves_every_element(void** state) {
+    int shapes[][2] = {{1, 1}, {16, 16}, {17, 15}, {40, 33}, {64, 32}, {5, 48}};  /* rows, cols */
+    for (size_t s = 0; s < sizeof shapes / sizeof shapes[0]; s++) {
+        int rows = shapes[s][0], cols = shapes[s][1], lds = cols + 3, ldd = rows + 5;
+        float* src = xmalloc(sizeof(float) * rows * lds, "src");
+        float* dst = xmalloc(sizeof(float) * cols * ldd, "dst");
+        for (int i = 0; i < rows * lds; i++) src[i] = (float)i;
+        for (int i = 0; i < cols * ldd; i++) dst[i] = -1.0f;
+        transpose(dst, ldd, src, lds, rows, cols);
+        for (int c = 0; c < cols; c++)
+            for (int r = 0; r < ldd; r++)  /* past `rows`: the padding of dst, untouched */
+                assert_true(dst[c * ldd + r] == (r < rows ? src[r * lds + c] : -1.0f));
+        free(src); free(dst);
+    }
+}
+
 /* The forward (bias + inp W^T through packed panels) against a double-precision
  * triple loop, on shapes with ragged tiles, K past one KC block and M past one
  * MC row block. */
@@ -547,6 +565,7 @@ static void test_kernels_are_bit_identical_for_any_thread_count(void** state) {
 int main(void) {
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(test_tiled_gemm_matches_naive_on_every_shape),
+        cmocka_unit_test(test_transpose_moves_every_element),
         cmocka_unit_test(test_matmul_forward_matches_naive),
         cmocka_unit_test(test_gemm_set_equals_zeroing_then_accumulating),
         cmocka_unit_test(test_matmul_backward_matches_finite_differences),
