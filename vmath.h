@@ -23,8 +23,15 @@
 /* e^x, relative error within 2 ulp on [-87, 88]; x is clamped to that range
  * (e^-87 instead of a denormal or 0, e^88 instead of inf). NaN gives NaN. */
 static inline float exp_approx(float x) {
-    x = x < EXP_MIN_ARG ? EXP_MIN_ARG : x;
-    x = x > EXP_MAX_ARG ? EXP_MAX_ARG : x;
+    /* x clamped to [EXP_MIN_ARG, EXP_MAX_ARG] (NaN stays NaN) by selecting bits
+     * through masks: written as x < lo ? lo : x, gcc keeps a branch (no min/max
+     * instruction without -ffinite-math-only), threads the rest of the function
+     * along each side, and the vector loops then carry every path under masks
+     * (exp 15%, GELU forward 12% slower; the same results for all 2^32 inputs) */
+    union { float f; uint32_t u; } in = {.f = x}, lo = {.f = EXP_MIN_ARG}, hi = {.f = EXP_MAX_ARG};
+    uint32_t below = -(uint32_t)(x < EXP_MIN_ARG), above = -(uint32_t)(x > EXP_MAX_ARG);
+    in.u = (in.u & ~(below | above)) | (lo.u & below) | (hi.u & above);
+    x = in.f;
     /* t = x log2(e) + 1.5*2^23: its low mantissa bits now hold n = round(x log2 e) */
     union { float f; uint32_t u; } t = {.f = x * EXP_LOG2E + EXP_ROUND}, scale;
     float n = t.f - EXP_ROUND;

@@ -392,6 +392,12 @@ static void test_exp_approx_is_within_2_ulp(void** state) {
     assert_true(exp_approx(0.0f) == 1.0f);
     assert_true(isfinite(exp_approx(1000.0f)) && exp_approx(-1000.0f) > 0.0f);
     assert_true(isnan(exp_approx(NAN)));
+    /* the clamp: past either end, the value at the end (infinities included) */
+    float outside[] = {-1000.0f, -87.5f, -INFINITY, 88.5f, 1000.0f, INFINITY};
+    for (int i = 0; i < 6; i++)
+        assert_true(exp_approx(outside[i]) == exp_approx(outside[i] < 0.0f ? EXP_MIN_ARG : EXP_MAX_ARG));
+    assert_true(exp_approx(-87.0f) < exp_approx(nextafterf(-87.0f, 0.0f)));  /* the ends themselves unclamped */
+    assert_true(exp_approx(nextafterf(88.0f, 0.0f)) < exp_approx(88.0f));
 }
 
 /* gelu in float against gelu in double, and its derivative against the
