@@ -221,6 +221,36 @@ static void test_layernorm_backward_matches_finite_differences(void** state) {
     free(dinp); free(dweight); free(dbias);
 }
 
+/* The forward normalises whole blocks of 16 rows together (AVX-512) and the
+ * rest one by one: a row must come out the same, bit for bit, either way, with
+ * and without the residual sum and the bias. 37 rows: two blocks and 5 more. */
+static void test_layernorm_rows_are_the_same_in_a_block_or_alone(void** state) {
+    Rng rng;
+    rng_seed(&rng, 8, 0);
+    int N = 37, C = 48;
+    float* a = random_tensor(&rng, N * C, 2.0f);
+    float* b = random_tensor(&rng, N * C, 1.0f);
+    float* weight = random_tensor(&rng, C, 1.0f);
+    float* bias = random_tensor(&rng, C, 1.0f);
+    float *out = xmalloc(sizeof(float) * N * C, "out"), *res = xmalloc(sizeof(float) * N * C, "res");
+    float mean[37], rstd[37], one_out[48], one_res[48], one_mean, one_rstd;
+    for (int variant = 0; variant < 4; variant++) {
+        int residual = variant & 1;
+        const float* bs = variant & 2 ? NULL : bias;
+        if (residual) residual_layernorm_forward(res, out, mean, rstd, a, b, weight, bs, N, C);
+        else layernorm_forward(out, mean, rstd, a, weight, bs, N, C);
+        for (int r = 0; r < N; r++) {
+            if (residual) residual_layernorm_forward(one_res, one_out, &one_mean, &one_rstd, a + r * C, b + r * C,
+                                                     weight, bs, 1, C);
+            else layernorm_forward(one_out, &one_mean, &one_rstd, a + r * C, weight, bs, 1, C);
+            assert_memory_equal(one_out, out + r * C, sizeof(float) * C);
+            if (residual) assert_memory_equal(one_res, res + r * C, sizeof(float) * C);
+            assert_true(one_mean == mean[r] && one_rstd == rstd[r]);
+        }
+    }
+    free(a); free(b); free(weight); free(bias); free(out); free(res);
+}
+
 /* ---- attention ---------------------------------------------------------------- */
 
 /* attention's per-thread blocks, for as many threads as OpenMP may use */
@@ -577,6 +607,7 @@ int main(void) {
         cmocka_unit_test(test_matmul_backward_matches_finite_differences),
         cmocka_unit_test(test_matmul_backward_dinp_matches_naive),
         cmocka_unit_test(test_layernorm_backward_matches_finite_differences),
+        cmocka_unit_test(test_layernorm_rows_are_the_same_in_a_block_or_alone),
         cmocka_unit_test(test_attention_backward_matches_finite_differences),
         cmocka_unit_test(test_attention_never_looks_at_future_positions),
         cmocka_unit_test(test_attention_decode_equals_last_row_of_forward),
