@@ -30,17 +30,6 @@ static inline void normalize_row(float* y, float* mean, float* rstd, const float
 }
 
 #ifdef __AVX512F__
-/* normalize_row on ROW_BLOCK rows at once (rows at stride C, C a multiple of
- * SUM_LANES), the same operations in the same order: each row's sums in 16
- * lanes, then its lanes added one after another, as lanes_total does; here that
- * last, serial part runs for 16 rows side by side (the lanes transposed so that a
- * vector holds lane j of every row), and so do the divisions and square roots.
- * One row at a time, those serial steps were the row's critical path (about 130
- * cycles a row at n_embd 128; a third less in blocks). With `res`, x = a + b is
- * formed and stored first (residual_layernorm_forward). The *_round intrinsics
- * are never fused or reordered by the compiler; the FMAs are where gcc fuses
- * normalize_row. */
-
 _Static_assert((int)ROW_BLOCK == (int)SUM_LANES, "a vector holds one lane of each row of a block");
 
 /* total[r] = ((0 + lanes[r][0]) + lanes[r][1]) + ... for the ROW_BLOCK rows */
@@ -53,6 +42,16 @@ static __m512 lane_totals(const float lanes[ROW_BLOCK * SUM_LANES]) {
     return total;
 }
 
+/* normalize_row on ROW_BLOCK rows at once (rows at stride C, C a multiple of
+ * SUM_LANES), the same operations in the same order: each row's sums in 16
+ * lanes, then its lanes added one after another, as lanes_total does; here that
+ * last, serial part runs for 16 rows side by side (the lanes transposed so that a
+ * vector holds lane j of every row), and so do the divisions and square roots.
+ * One row at a time, those serial steps were the row's critical path (about 130
+ * cycles a row at n_embd 128; a third less in blocks). With `res`, x = a + b is
+ * formed and stored first (residual_layernorm_forward). The *_round intrinsics
+ * are never fused or reordered by the compiler; the FMAs are where gcc fuses
+ * normalize_row. */
 static void normalize_rows16(float* y, float* mean, float* rstd, float* res, const float* x, const float* b,
                              const float* weight, const float* bias, int C) {
     enum { R = _MM_FROUND_CUR_DIRECTION };

@@ -238,7 +238,6 @@ static void transpose16(float* dst, int ldd, const float* src, int lds) {
 }
 #endif
 
-
 /* dst (cols, rows) = src (rows, cols)^T, row strides ldd and lds: whole 16 x 16
  * blocks in registers with AVX-512 (where the element loop stores each element
  * to another row of dst: the transposes had been a quarter of attention
@@ -249,7 +248,8 @@ void transpose(float* dst, int ldd, const float* src, int lds, int rows, int col
     r_blocks = rows - rows % 16;
     c_blocks = cols - cols % 16;
     for (int r = 0; r < r_blocks; r += 16)
-        for (int c = 0; c < c_blocks; c += 16) transpose16(dst + (size_t)c * ldd + r, ldd, src + (size_t)r * lds + c, lds);
+        for (int c = 0; c < c_blocks; c += 16)
+            transpose16(dst + (size_t)c * ldd + r, ldd, src + (size_t)r * lds + c, lds);
 #endif
     for (int r = 0; r < rows; r++)
         for (int c = r < r_blocks ? c_blocks : 0; c < cols; c++) dst[(size_t)c * ldd + r] = src[(size_t)r * lds + c];
