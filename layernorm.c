@@ -18,13 +18,22 @@ enum {
 
 /* One row: y = (x - m) s w + b with m the mean of x and s = 1/sqrt(var + eps).
  * y first holds x - m: the variance (two passes, numerically safer than
- * E[x^2] - m^2) is then a dot product of y with itself. Sums in lanes (vmath.h). */
+ * E[x^2] - m^2) is then a dot product of y with itself. Sums in lanes (vmath.h).
+ * The FMAs are written out (fmaf) rather than left to -ffp-contract, whose
+ * choices differ with the optimisation level and the loop's vectorisation: so a
+ * row has the same bits here as in normalize_rows16 below, at -O2 as at -O3. */
 static inline void normalize_row(float* y, float* mean, float* rstd, const float* x,
                                  const float* weight, const float* bias, int C) {
     float m = lanes_sum(x, C) / C;
     for (int c = 0; c < C; c++) y[c] = x[c] - m;
-    float s = 1.0f / sqrtf(lanes_dot(y, y, C) / C + LAYERNORM_EPS);
-    for (int c = 0; c < C; c++) y[c] = y[c] * s * weight[c] + (bias ? bias[c] : 0.0f);
+    float acc[SUM_LANES] = {0};  /* sum of y^2 in lanes, each lane a chain of FMAs */
+    int c = 0;
+    for (; c + SUM_LANES <= C; c += SUM_LANES)
+        for (int j = 0; j < SUM_LANES; j++) acc[j] = fmaf(y[c + j], y[c + j], acc[j]);
+    float var = lanes_total(acc);
+    for (; c < C; c++) var = fmaf(y[c], y[c], var);
+    float s = 1.0f / sqrtf(var / C + LAYERNORM_EPS);
+    for (c = 0; c < C; c++) y[c] = fmaf(y[c] * s, weight[c], bias ? bias[c] : 0.0f);
     *mean = m;
     *rstd = s;
 }
