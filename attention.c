@@ -57,10 +57,6 @@ static inline float dropped(const Heads* a, size_t i, float x) {
     return dropout_keep(a->key, i, a->threshold) ? x * a->keep_scale : 0.0f;
 }
 
-/* xt (hs, T) = x^T for one head (x's rows at stride C3): the products with keys
- * and values need positions along the row. */
-static void transpose_head(float* xt, const float* x, int T, int hs, int C3) { transpose(xt, T, x, C3, T, hs); }
-
 /* n rounded up to whole vectors of VEC floats, at most T. A row's elementwise
  * passes run over that many entries: the compiler's vector loop then has no
  * remainder, which it would run one element at a time (three quarters of
@@ -97,7 +93,7 @@ void attention_forward(float* out, float* stats, float* scratch, const float* qk
         const float* v = q + 2 * C;
         float* o = out + (size_t)b * T * C + h * hs;
         float* st = stats + (size_t)bh * T * 2;
-        transpose_head(kt, q + C, T, hs, C3);
+        transpose(kt, T, q + C, C3, T, hs);  /* kt (hs, T) = k^T: the product with keys needs positions along a row */
         for (int r0 = 0; r0 < T; r0 += QB) {
             int r1 = r0 + QB < T ? r0 + QB : T;
             block_products(w, q, C3, kt, r0, r1, T, hs);  /* q_t . k_s */
@@ -145,8 +141,8 @@ void attention_backward(float* dqkv, float* scratch, const float* dout, const fl
         float* dv = dq + 2 * C;
         const float* dy = dout + (size_t)b * T * C + h * hs;
         const float* st = stats + (size_t)bh * T * 2;
-        transpose_head(kt, k, T, hs, C3);
-        transpose_head(vt, v, T, hs, C3);
+        transpose(kt, T, k, C3, T, hs);  /* kt, vt (hs, T) = k^T, v^T */
+        transpose(vt, T, v, C3, T, hs);
         for (int r0 = 0; r0 < T; r0 += QB) {
             int r1 = r0 + QB < T ? r0 + QB : T;
             block_products(w, q, C3, kt, r0, r1, T, hs);   /* q_t . k_s */

@@ -9,6 +9,8 @@
 
 #ifdef __AVX512F__
 #include <immintrin.h>
+/* the rounding argument of the *_round intrinsics below: the current mode (to nearest) */
+enum { ROUND = _MM_FROUND_CUR_DIRECTION };
 #endif
 
 enum {
@@ -18,10 +20,12 @@ enum {
 
 /* One row: y = (x - m) s w + b with m the mean of x and s = 1/sqrt(var + eps).
  * y first holds x - m: the variance (two passes, numerically safer than
- * E[x^2] - m^2) is then a dot product of y with itself. Sums in lanes (vmath.h).
- * The FMAs are written out (fmaf) rather than left to -ffp-contract, whose
- * choices differ with the optimisation level and the loop's vectorisation: so a
- * row has the same bits here as in normalize_rows16 below, at -O2 as at -O3. */
+ * E[x^2] - m^2) is then a dot product of y with itself, in lanes as lanes_dot
+ * (vmath.h) sums. The FMAs are written out (fmaf) rather than left to
+ * -ffp-contract, whose choices differ with the optimisation level and the loop's
+ * vectorisation: so a row has the same bits here as in normalize_rows16 below,
+ * at -O2 as at -O3. (lanes_dot itself stays as it is: gcc at -O3 adds the
+ * products of its remainder unfused, and attention's bits rest on that.) */
 static inline void normalize_row(float* y, float* mean, float* rstd, const float* x,
                                  const float* weight, const float* bias, int C) {
     float m = lanes_sum(x, C) / C;
@@ -47,7 +51,7 @@ static __m512 lane_totals(const float lanes[ROW_BLOCK * SUM_LANES]) {
     transpose(by_lane, ROW_BLOCK, lanes, SUM_LANES, ROW_BLOCK, SUM_LANES);
     __m512 total = _mm512_setzero_ps();
     for (int j = 0; j < SUM_LANES; j++)
-        total = _mm512_add_round_ps(total, _mm512_loadu_ps(by_lane + j * ROW_BLOCK), _MM_FROUND_CUR_DIRECTION);
+        total = _mm512_add_round_ps(total, _mm512_loadu_ps(by_lane + j * ROW_BLOCK), ROUND);
     return total;
 }
 
@@ -63,7 +67,6 @@ static __m512 lane_totals(const float lanes[ROW_BLOCK * SUM_LANES]) {
  * normalize_row. */
 static void normalize_rows16(float* y, float* mean, float* rstd, float* res, const float* x, const float* b,
                              const float* weight, const float* bias, int C) {
-    enum { R = _MM_FROUND_CUR_DIRECTION };
     float lanes[ROW_BLOCK * SUM_LANES];
     __m512 n = _mm512_set1_ps((float)C);
     for (int r = 0; r < ROW_BLOCK; r++) {  /* sums of x (x = a + b first, with res) */
@@ -72,34 +75,35 @@ static void normalize_rows16(float* y, float* mean, float* rstd, float* res, con
         for (int c = 0; c < C; c += SUM_LANES) {
             __m512 v = _mm512_loadu_ps(x + row + c);
             if (res) {
-                v = _mm512_add_round_ps(v, _mm512_loadu_ps(b + row + c), R);
+                v = _mm512_add_round_ps(v, _mm512_loadu_ps(b + row + c), ROUND);
                 _mm512_storeu_ps(res + row + c, v);
             }
-            acc = _mm512_add_round_ps(acc, v, R);
+            acc = _mm512_add_round_ps(acc, v, ROUND);
         }
         _mm512_storeu_ps(lanes + r * SUM_LANES, acc);
     }
-    _mm512_storeu_ps(mean, _mm512_div_round_ps(lane_totals(lanes), n, R));
+    _mm512_storeu_ps(mean, _mm512_div_round_ps(lane_totals(lanes), n, ROUND));
     if (res) x = res;
     for (int r = 0; r < ROW_BLOCK; r++) {  /* y = x - m, and sums of y^2 */
         size_t row = (size_t)r * C;
         __m512 m = _mm512_set1_ps(mean[r]), acc = _mm512_setzero_ps();
         for (int c = 0; c < C; c += SUM_LANES) {
-            __m512 d = _mm512_sub_round_ps(_mm512_loadu_ps(x + row + c), m, R);
+            __m512 d = _mm512_sub_round_ps(_mm512_loadu_ps(x + row + c), m, ROUND);
             _mm512_storeu_ps(y + row + c, d);
-            acc = _mm512_fmadd_round_ps(d, d, acc, R);
+            acc = _mm512_fmadd_round_ps(d, d, acc, ROUND);
         }
         _mm512_storeu_ps(lanes + r * SUM_LANES, acc);
     }
-    __m512 var = _mm512_add_round_ps(_mm512_div_round_ps(lane_totals(lanes), n, R), _mm512_set1_ps(LAYERNORM_EPS), R);
-    _mm512_storeu_ps(rstd, _mm512_div_round_ps(_mm512_set1_ps(1.0f), _mm512_sqrt_round_ps(var, R), R));
+    __m512 var = _mm512_div_round_ps(lane_totals(lanes), n, ROUND);
+    var = _mm512_add_round_ps(var, _mm512_set1_ps(LAYERNORM_EPS), ROUND);
+    _mm512_storeu_ps(rstd, _mm512_div_round_ps(_mm512_set1_ps(1.0f), _mm512_sqrt_round_ps(var, ROUND), ROUND));
     for (int r = 0; r < ROW_BLOCK; r++) {  /* y = (y s) w + b */
         float* yr = y + (size_t)r * C;
         __m512 sr = _mm512_set1_ps(rstd[r]);
         for (int c = 0; c < C; c += SUM_LANES) {
             __m512 add = bias ? _mm512_loadu_ps(bias + c) : _mm512_setzero_ps();
-            __m512 ys = _mm512_mul_round_ps(_mm512_loadu_ps(yr + c), sr, R);
-            _mm512_storeu_ps(yr + c, _mm512_fmadd_round_ps(ys, _mm512_loadu_ps(weight + c), add, R));
+            __m512 ys = _mm512_mul_round_ps(_mm512_loadu_ps(yr + c), sr, ROUND);
+            _mm512_storeu_ps(yr + c, _mm512_fmadd_round_ps(ys, _mm512_loadu_ps(weight + c), add, ROUND));
         }
     }
 }
@@ -160,15 +164,15 @@ void residual_layernorm_forward(float* res, float* out, float* mean, float* rstd
  * may be under -ffp-contract=fast. Returns the channels done. */
 static int row_sums_avx512(float acc_g[SUM_LANES], float acc_gx[SUM_LANES], const float* dy, const float* x,
                            const float* weight, float m, float s, int C) {
-    enum { R = _MM_FROUND_CUR_DIRECTION };
     __m512 sum_g = _mm512_setzero_ps(), sum_gx = _mm512_setzero_ps();
     __m512 mv = _mm512_set1_ps(m), sv = _mm512_set1_ps(s);
     int c = 0;
     for (; c + SUM_LANES <= C; c += SUM_LANES) {
-        __m512 g = _mm512_mul_round_ps(_mm512_loadu_ps(dy + c), _mm512_loadu_ps(weight + c), R);
-        sum_g = _mm512_add_round_ps(sum_g, g, R);
-        __m512 xm = _mm512_sub_round_ps(_mm512_loadu_ps(x + c), mv, R);
-        sum_gx = _mm512_add_round_ps(sum_gx, _mm512_mul_round_ps(_mm512_mul_round_ps(g, xm, R), sv, R), R);
+        __m512 g = _mm512_mul_round_ps(_mm512_loadu_ps(dy + c), _mm512_loadu_ps(weight + c), ROUND);
+        sum_g = _mm512_add_round_ps(sum_g, g, ROUND);
+        __m512 xm = _mm512_sub_round_ps(_mm512_loadu_ps(x + c), mv, ROUND);
+        __m512 gx = _mm512_mul_round_ps(_mm512_mul_round_ps(g, xm, ROUND), sv, ROUND);
+        sum_gx = _mm512_add_round_ps(sum_gx, gx, ROUND);
     }
     _mm512_storeu_ps(acc_g, sum_g);
     _mm512_storeu_ps(acc_gx, sum_gx);
@@ -181,13 +185,12 @@ static int row_sums_avx512(float acc_g[SUM_LANES], float acc_gx[SUM_LANES], cons
  * fuses the portable loop: dweight += (dout (x - m)) s as one FMA. */
 static void slice_sums_avx512(float* dweight, float* dbias, const float* dout, const float* inp, const float* mean,
                               const float* rstd, int N, int C, int c0) {
-    enum { R = _MM_FROUND_CUR_DIRECTION };
     __m512 sum_w = _mm512_loadu_ps(dweight + c0), sum_b = dbias ? _mm512_loadu_ps(dbias + c0) : _mm512_setzero_ps();
     for (int n = 0; n < N; n++) {
         __m512 dy = _mm512_loadu_ps(dout + (size_t)n * C + c0);
-        __m512 xm = _mm512_sub_round_ps(_mm512_loadu_ps(inp + (size_t)n * C + c0), _mm512_set1_ps(mean[n]), R);
-        sum_w = _mm512_fmadd_round_ps(_mm512_mul_round_ps(dy, xm, R), _mm512_set1_ps(rstd[n]), sum_w, R);
-        sum_b = _mm512_add_round_ps(sum_b, dy, R);
+        __m512 xm = _mm512_sub_round_ps(_mm512_loadu_ps(inp + (size_t)n * C + c0), _mm512_set1_ps(mean[n]), ROUND);
+        sum_w = _mm512_fmadd_round_ps(_mm512_mul_round_ps(dy, xm, ROUND), _mm512_set1_ps(rstd[n]), sum_w, ROUND);
+        sum_b = _mm512_add_round_ps(sum_b, dy, ROUND);
     }
     _mm512_storeu_ps(dweight + c0, sum_w);
     if (dbias) _mm512_storeu_ps(dbias + c0, sum_b);
