@@ -63,8 +63,8 @@ static __m512 lane_totals(const float lanes[ROW_BLOCK * SUM_LANES]) {
  * One row at a time, those serial steps were the row's critical path (about 130
  * cycles a row at n_embd 128; a third less in blocks). With `res`, x = a + b is
  * formed and stored first (residual_layernorm_forward). The *_round intrinsics
- * are never fused or reordered by the compiler; the FMAs are where gcc fuses
- * normalize_row. */
+ * are never fused or reordered by the compiler; the FMAs are where normalize_row
+ * writes its fmaf. */
 static void normalize_rows16(float* y, float* mean, float* rstd, float* res, const float* x, const float* b,
                              const float* weight, const float* bias, int C) {
     float lanes[ROW_BLOCK * SUM_LANES];
