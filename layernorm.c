@@ -24,8 +24,7 @@ enum {
  * (vmath.h) sums. The FMAs are written out (fmaf) rather than left to
  * -ffp-contract, whose choices differ with the optimisation level and the loop's
  * vectorisation: so a row has the same bits here as in normalize_rows16 below,
- * at -O2 as at -O3. (lanes_dot itself stays as it is: gcc at -O3 adds the
- * products of its remainder unfused, and attention's bits rest on that.) */
+ * at -O2 as at -O3. */
 static inline void normalize_row(float* y, float* mean, float* rstd, const float* x,
                                  const float* weight, const float* bias, int C) {
     float m = lanes_sum(x, C) / C;

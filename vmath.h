@@ -7,11 +7,18 @@
  *   e^r by its Taylor series to r^7 (remainder < 0.35^8/8! = 5e-9, below float's 6e-8),
  *   2^n built directly in the exponent bits.
  * Every call does the same operations in the same order, so its result depends
- * only on x: bit-identical however a loop is split over threads or vector lanes. */
+ * only on x: bit-identical however a loop is split over threads or vector lanes.
+ * exp16 is the same function on an AVX-512 vector, for kernels written with
+ * intrinsics (attention's softmax). */
 #ifndef VMATH_H
 #define VMATH_H
 
+#include <math.h>
 #include <stdint.h>
+
+#ifdef __AVX512F__
+#include <immintrin.h>
+#endif
 
 #define EXP_MAX_ARG 88.0f     /* e^88 = 1.65e38 < FLT_MAX; beyond it the result would be inf */
 #define EXP_MIN_ARG -87.0f    /* e^-87 = 1.6e-38 > FLT_MIN: 2^n stays a normal number */
@@ -32,23 +39,48 @@ static inline float exp_approx(float x) {
     uint32_t below = -(uint32_t)(x < EXP_MIN_ARG), above = -(uint32_t)(x > EXP_MAX_ARG);
     in.u = (in.u & ~(below | above)) | (lo.u & below) | (hi.u & above);
     x = in.f;
-    /* t = x log2(e) + 1.5*2^23: its low mantissa bits now hold n = round(x log2 e) */
-    union { float f; uint32_t u; } t = {.f = x * EXP_LOG2E + EXP_ROUND}, scale;
+    /* t = x log2(e) + 1.5*2^23: its low mantissa bits now hold n = round(x log2 e).
+     * The FMAs are written out (fmaf): the same bits at any optimisation level,
+     * and the same operations as exp16 below */
+    union { float f; uint32_t u; } t = {.f = fmaf(x, EXP_LOG2E, EXP_ROUND)}, scale;
     float n = t.f - EXP_ROUND;
-    float r = x - n * EXP_LN2_HI;
-    r = r - n * EXP_LN2_LO;
-    float p = 1.0f / 5040.0f;
-    p = p * r + 1.0f / 720.0f;
-    p = p * r + 1.0f / 120.0f;
-    p = p * r + 1.0f / 24.0f;
-    p = p * r + 1.0f / 6.0f;
-    p = p * r + 0.5f;
-    p = p * r + 1.0f;
-    p = p * r + 1.0f;
+    float r = fmaf(-n, EXP_LN2_HI, x);
+    r = fmaf(-n, EXP_LN2_LO, r);
+    float p = fmaf(1.0f / 5040.0f, r, 1.0f / 720.0f);
+    p = fmaf(p, r, 1.0f / 120.0f);
+    p = fmaf(p, r, 1.0f / 24.0f);
+    p = fmaf(p, r, 1.0f / 6.0f);
+    p = fmaf(p, r, 0.5f);
+    p = fmaf(p, r, 1.0f);
+    p = fmaf(p, r, 1.0f);
     /* 2^n: n + 127 in the exponent field (the low bits of t minus those of EXP_ROUND) */
     scale.u = (t.u - 0x4B400000u + 127u) << 23;
     return p * scale.f;
 }
+
+#ifdef __AVX512F__
+/* exp_approx on 16 lanes at once, with AVX-512 intrinsics: the same operations
+ * in the same order, so the same bits lane by lane (a test compares them) */
+static inline __m512 exp16(__m512 x) {
+    __mmask16 below = _mm512_cmp_ps_mask(x, _mm512_set1_ps(EXP_MIN_ARG), _CMP_LT_OQ);
+    __mmask16 above = _mm512_cmp_ps_mask(x, _mm512_set1_ps(EXP_MAX_ARG), _CMP_GT_OQ);
+    x = _mm512_mask_mov_ps(x, below, _mm512_set1_ps(EXP_MIN_ARG));
+    x = _mm512_mask_mov_ps(x, above, _mm512_set1_ps(EXP_MAX_ARG));
+    __m512 t = _mm512_fmadd_ps(x, _mm512_set1_ps(EXP_LOG2E), _mm512_set1_ps(EXP_ROUND));
+    __m512 n = _mm512_sub_ps(t, _mm512_set1_ps(EXP_ROUND));
+    __m512 r = _mm512_fnmadd_ps(n, _mm512_set1_ps(EXP_LN2_HI), x);
+    r = _mm512_fnmadd_ps(n, _mm512_set1_ps(EXP_LN2_LO), r);
+    __m512 p = _mm512_fmadd_ps(_mm512_set1_ps(1.0f / 5040.0f), r, _mm512_set1_ps(1.0f / 720.0f));
+    p = _mm512_fmadd_ps(p, r, _mm512_set1_ps(1.0f / 120.0f));
+    p = _mm512_fmadd_ps(p, r, _mm512_set1_ps(1.0f / 24.0f));
+    p = _mm512_fmadd_ps(p, r, _mm512_set1_ps(1.0f / 6.0f));
+    p = _mm512_fmadd_ps(p, r, _mm512_set1_ps(0.5f));
+    p = _mm512_fmadd_ps(p, r, _mm512_set1_ps(1.0f));
+    p = _mm512_fmadd_ps(p, r, _mm512_set1_ps(1.0f));
+    __m512i bits = _mm512_slli_epi32(_mm512_add_epi32(_mm512_castps_si512(t), _mm512_set1_epi32(127 - 0x4B400000)), 23);
+    return _mm512_mul_ps(p, _mm512_castsi512_ps(bits));
+}
+#endif
 
 /* Sums over a row in SUM_LANES interleaved partial sums (lane j takes elements
  * j, j + SUM_LANES, ...), added up in lane order at the end, then the remainder:
@@ -83,19 +115,6 @@ static inline float lanes_dot(const float* x, const float* y, int n) {
     float total = lanes_total(acc);
     for (; i < n; i++) total += x[i] * y[i];
     return total;
-}
-
-/* max(x[0..n)), n >= 1 (a max is exact: lanes change nothing but the speed) */
-static inline float lanes_max(const float* x, int n) {
-    float acc[SUM_LANES];
-    for (int j = 0; j < SUM_LANES; j++) acc[j] = x[0];
-    int i = 0;
-    for (; i + SUM_LANES <= n; i += SUM_LANES)
-        for (int j = 0; j < SUM_LANES; j++) acc[j] = x[i + j] > acc[j] ? x[i + j] : acc[j];
-    float m = acc[0];
-    for (int j = 1; j < SUM_LANES; j++) m = acc[j] > m ? acc[j] : m;
-    for (; i < n; i++) m = x[i] > m ? x[i] : m;
-    return m;
 }
 
 #endif

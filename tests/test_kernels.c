@@ -430,6 +430,34 @@ static void test_exp_approx_is_within_2_ulp(void** state) {
     assert_true(exp_approx(nextafterf(88.0f, 0.0f)) < exp_approx(88.0f));
 }
 
+/* exp16 (the AVX-512 form, attention's softmax) against exp_approx: the same bits
+ * lane by lane, on every 251st bit pattern of a float (NaNs, infinities, zeros
+ * and denormals among them). */
+static void test_exp16_equals_exp_approx_lane_by_lane(void** state) {
+#ifdef __AVX512F__
+    enum { STRIDE = 251, LANES = 16 };
+    long differ = 0, n = 0;
+    for (uint64_t u0 = 0; u0 < (1ull << 32); u0 += (uint64_t)STRIDE * LANES) {
+        uint32_t in[LANES], vec[LANES];
+        for (int c = 0; c < LANES; c++) in[c] = (uint32_t)(u0 + (uint64_t)c * STRIDE);
+        __m512 x;
+        memcpy(&x, in, sizeof x);
+        __m512 y = exp16(x);
+        memcpy(vec, &y, sizeof vec);
+        for (int c = 0; c < LANES; c++, n++) {
+            float xf, ys;
+            memcpy(&xf, &in[c], sizeof xf);
+            ys = exp_approx(xf);
+            differ += memcmp(&ys, &vec[c], sizeof ys) != 0;
+        }
+    }
+    printf("  exp16: %ld of %ld inputs differ from exp_approx\n", differ, n);
+    assert_int_equal(differ, 0);
+#else
+    skip();  /* no AVX-512 in this build: exp16 does not exist */
+#endif
+}
+
 /* gelu in float against gelu in double, and its derivative against the
  * derivative of the tanh formula (absolute for tiny derivatives). */
 static void test_gelu_matches_the_tanh_formula_in_double(void** state) {
@@ -614,6 +642,7 @@ int main(void) {
         cmocka_unit_test(test_dropout_backward_matches_finite_differences),
         cmocka_unit_test(test_dropout_drops_p_and_keeps_the_mean),
         cmocka_unit_test(test_exp_approx_is_within_2_ulp),
+        cmocka_unit_test(test_exp16_equals_exp_approx_lane_by_lane),
         cmocka_unit_test(test_gelu_matches_the_tanh_formula_in_double),
         cmocka_unit_test(test_gelu_backward_matches_finite_differences),
         cmocka_unit_test(test_crossentropy_backward_matches_finite_differences),
