@@ -43,8 +43,10 @@ typedef struct { int load_c; const float* row; } TileInit;
 
 #ifdef __AVX512F__
 /* c[0..mr) x [0..nr) (+)= A(0..mr, 0..K) b[0..K) x [0..nr); mr <= MR, nr <= NR.
- * Called with mr = MR (a constant) the row guards fold away. */
-static inline void tile(float* restrict c, int ldc, TileInit init, const float* restrict a, ptrdiff_t a_row,
+ * Called with mr = MR (a constant) the row guards fold away: always_inline, since
+ * gcc otherwise keeps one out-of-line copy with a compare and branch per row and
+ * k (the full tiles ran 2-3% slower, docs/bench_notes.md). */
+static inline __attribute__((always_inline)) void tile(float* restrict c, int ldc, TileInit init, const float* restrict a, ptrdiff_t a_row,
                         ptrdiff_t a_col, const float* restrict b, int ldb, int K, int mr, int nr) {
     __mmask16 m0 = nr >= 16 ? 0xFFFF : (__mmask16)((1u << nr) - 1);
     __mmask16 m1 = nr <= 16 ? 0 : nr >= 32 ? 0xFFFF : (__mmask16)((1u << (nr - 16)) - 1);
