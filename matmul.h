@@ -51,7 +51,7 @@ void gemm_set_serial(float* c, int ldc, const float* a, ptrdiff_t a_row, ptrdiff
                      const float* b, int ldb, int M, int N, int K);
 
 /* dst (cols, rows) = src (rows, cols)^T, with row strides ldd and lds (the
- * packed W^T of the forward, attention's k^T and v^T). On the calling thread. */
+ * packed W^T of the forward, attention's blocks of q^T and dy^T). On the calling thread. */
 void transpose(float* dst, int ldd, const float* src, int lds, int rows, int cols);
 
 /* Straightforward triple loop with the same contract, kept as the reference
