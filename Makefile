@@ -91,6 +91,17 @@ tokenizer/sentencepiece_shim.o: tokenizer/sentencepiece_shim.cc $(HEADERS) .buil
 tests/%: tests/%.c tests/test_util.h $(CORE)
 	$(CC) $(CFLAGS) -o $@ $< $(CORE) $(LDLIBS) -lcmocka
 
+# attention.c once more without AVX-512 (its plain C path), its functions renamed
+# portable_*: test_kernels checks that both paths give the same bits. On a compiler
+# without the x86 flag the copy is the same path, and the test checks nothing new.
+NO_AVX512 := $(shell $(CC) -mno-avx512f -x c -c -o /dev/null /dev/null 2>/dev/null && echo -mno-avx512f)
+PORTABLE_NAMES = $(foreach f,attention_forward attention_backward attention_decode attention_scratch_floats,-D$(f)=portable_$(f))
+tests/attention_portable.o: attention.c $(HEADERS) .build-flags
+	$(CC) $(CFLAGS) $(NO_AVX512) $(PORTABLE_NAMES) -c -o $@ $<
+
+tests/test_kernels: tests/test_kernels.c tests/test_util.h $(CORE) tests/attention_portable.o
+	$(CC) $(CFLAGS) -o $@ $< $(CORE) tests/attention_portable.o $(LDLIBS) -lcmocka
+
 tests/parity_dump: tests/parity_dump.c $(CORE)
 	$(CC) $(CFLAGS) -o $@ $< $(CORE) $(LDLIBS)
 
@@ -148,6 +159,7 @@ deps:
 clean:
 	rm -f train prepare sample embeddings *.o tokenizer/*.o $(TESTS) tests/parity_dump tests/logits_dump \
 	      scripts/bench_step scripts/fma_peak .build-flags $(FUZZ_ALL:%=tests/fuzz/fuzz_%) tests/fuzz/sentencepiece_shim.o \
+	      tests/attention_portable.o \
 	      tests/memcheck/train tests/memcheck/sample
 
 # ---------------------------------------------------------------------------

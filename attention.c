@@ -111,8 +111,27 @@ static void block_scores(float* sT, const float* k, int ldk, const float* qt, in
  *   both 0 for s > t; the dot runs in key order, one FMA per key.
  * With AVX-512 each row is one vector and the lanes that do not see a key are
  * masked; elsewhere a loop over the lanes that the compiler vectorises, where
- * a lane that does not see the key adds 0 (a sum of terms >= 0 that starts at
- * +0 is never -0, so adding 0 changes no bit): the same bits either way. */
+ * a lane that does not see the key adds +0 (p >= 0, so p * 0 is +0). A sum that
+ * starts at +0 is never -0 in round-to-nearest, and x + 0 = x for every other x,
+ * so adding 0 changes no bit: the same bits either way. */
+
+/* The group's softmax stats, m and 1/sum, to and from their (T, 2) rows; lanes
+ * past the group's last query read 0. */
+static void put_stats(float* stats, const Group* g, const float* m, const float* inv) {
+    for (int c = 0; c < g->end - g->t0; c++) {
+        stats[2 * (g->t0 + c)] = m[c];
+        stats[2 * (g->t0 + c) + 1] = inv[c];
+    }
+}
+
+static void get_stats(const float* stats, const Group* g, float m[VEC], float inv[VEC]) {
+    for (int c = 0; c < VEC; c++) {
+        int live = c < g->end - g->t0;
+        m[c] = live ? stats[2 * (g->t0 + c)] : 0.0f;
+        inv[c] = live ? stats[2 * (g->t0 + c) + 1] : 0.0f;
+    }
+}
+
 #ifdef __AVX512F__
 /* the lanes that see key s: c >= s - t0 */
 static inline __mmask16 seen(int s, int t0) {
@@ -144,10 +163,7 @@ static void softmax_group(const Heads* a, const Group* g, float* x, float* stats
     float mf[VEC], invf[VEC];
     _mm512_storeu_ps(mf, m);
     _mm512_storeu_ps(invf, inv);
-    for (int c = 0; c < end - t0; c++) {
-        stats[2 * (t0 + c)] = mf[c];
-        stats[2 * (t0 + c) + 1] = invf[c];
-    }
+    put_stats(stats, g, mf, invf);
     for (int s = 0; s < g->r1; s++) {
         float* xs = x + (size_t)s * QB;
         __mmask16 k = s < end ? seen(s, t0) : 0;
@@ -158,11 +174,8 @@ static void softmax_group(const Heads* a, const Group* g, float* x, float* stats
 static void softmax_group_backward(const Heads* a, const Group* g, float* p, float* dp, const float* stats) {
     const int t0 = g->t0, end = g->end;
     const __m512 scale = _mm512_set1_ps(a->scale);
-    float mf[VEC] = {0}, invf[VEC] = {0};
-    for (int c = 0; c < end - t0; c++) {
-        mf[c] = stats[2 * (t0 + c)];
-        invf[c] = stats[2 * (t0 + c) + 1];
-    }
+    float mf[VEC], invf[VEC];
+    get_stats(stats, g, mf, invf);
     __m512 neg_m = negate(_mm512_loadu_ps(mf)), inv = _mm512_loadu_ps(invf);
     __m512 pdot = _mm512_setzero_ps();
     for (int s = 0; s < end; s++) {
@@ -203,10 +216,7 @@ static void softmax_group(const Heads* a, const Group* g, float* x, float* stats
         }
     }
     for (int c = 0; c < VEC; c++) inv[c] = 1.0f / sum[c];
-    for (int c = 0; c < end - t0; c++) {
-        stats[2 * (t0 + c)] = m[c];
-        stats[2 * (t0 + c) + 1] = inv[c];
-    }
+    put_stats(stats, g, m, inv);
     for (int s = 0; s < g->r1; s++) {
         float* xs = x + (size_t)s * QB;
         #pragma omp simd
@@ -217,11 +227,8 @@ static void softmax_group(const Heads* a, const Group* g, float* x, float* stats
 static void softmax_group_backward(const Heads* a, const Group* g, float* p, float* dp, const float* stats) {
     const float scale = a->scale;
     const int t0 = g->t0, end = g->end;
-    float m[VEC] = {0}, inv[VEC] = {0}, pdot[VEC] = {0};
-    for (int c = 0; c < end - t0; c++) {
-        m[c] = stats[2 * (t0 + c)];
-        inv[c] = stats[2 * (t0 + c) + 1];
-    }
+    float m[VEC], inv[VEC], pdot[VEC] = {0};
+    get_stats(stats, g, m, inv);
     for (int s = 0; s < end; s++) {
         float* ps = p + (size_t)s * QB;
         const float* dps = dp + (size_t)s * QB;

@@ -325,6 +325,52 @@ static void test_attention_decode_equals_last_row_of_forward(void** state) {
     check_decode_against_forward(37, 40, 2);
 }
 
+/* attention.c built without AVX-512 (tests/attention_portable.o, Makefile): its
+ * plain C softmax loops in place of the intrinsics */
+size_t portable_attention_scratch_floats(int T, int C, int NH);
+void portable_attention_forward(float* out, float* stats, float* scratch, const float* qkv, int B, int T, int C,
+                                int NH, float dropout, uint64_t key);
+void portable_attention_backward(float* dqkv, float* scratch, const float* dout, const float* qkv,
+                                 const float* stats, int B, int T, int C, int NH, float dropout, uint64_t key);
+
+/* The two paths of attention give the same bits: out, stats and dqkv, with and
+ * without dropout, T a whole number of query blocks or not, head sizes 32, 16
+ * and 4. */
+static void test_attention_paths_give_the_same_bits(void** state) {
+    struct { int B, T, C, NH; float dropout; } cases[] = {
+        {2, 64, 128, 4, 0.0f}, {2, 64, 128, 4, 0.2f}, {3, 45, 48, 3, 0.0f}, {1, 130, 96, 3, 0.1f}, {2, 5, 8, 2, 0.0f},
+    };
+    for (size_t i = 0; i < sizeof cases / sizeof cases[0]; i++) {
+        int B = cases[i].B, T = cases[i].T, C = cases[i].C, NH = cases[i].NH;
+        float p = cases[i].dropout;
+        size_t n_qkv = (size_t)B * T * 3 * C, n_out = (size_t)B * T * C, n_stats = (size_t)B * NH * T * 2;
+        Rng rng;
+        rng_seed(&rng, 11, i);
+        float *qkv = random_tensor(&rng, n_qkv, 3.0f), *dy = random_tensor(&rng, n_out, 1.0f);
+        float* got[2][3];
+        for (int path = 0; path < 2; path++) {
+            size_t per_thread = path ? portable_attention_scratch_floats(T, C, NH) : attention_scratch_floats(T, C, NH);
+            float* scratch = xmalloc(sizeof(float) * omp_get_max_threads() * per_thread, "scratch");
+            float *out = xmalloc(sizeof(float) * n_out, "out"), *stats = xmalloc(sizeof(float) * n_stats, "stats");
+            float* dqkv = xmalloc(sizeof(float) * n_qkv, "dqkv");
+            if (path) {
+                portable_attention_forward(out, stats, scratch, qkv, B, T, C, NH, p, 5);
+                portable_attention_backward(dqkv, scratch, dy, qkv, stats, B, T, C, NH, p, 5);
+            } else {
+                attention_forward(out, stats, scratch, qkv, B, T, C, NH, p, 5);
+                attention_backward(dqkv, scratch, dy, qkv, stats, B, T, C, NH, p, 5);
+            }
+            got[path][0] = out; got[path][1] = stats; got[path][2] = dqkv;
+            free(scratch);
+        }
+        assert_memory_equal(got[0][0], got[1][0], sizeof(float) * n_out);
+        assert_memory_equal(got[0][1], got[1][1], sizeof(float) * n_stats);
+        assert_memory_equal(got[0][2], got[1][2], sizeof(float) * n_qkv);
+        for (int path = 0; path < 2; path++) for (int k = 0; k < 3; k++) free(got[path][k]);
+        free(qkv); free(dy);
+    }
+}
+
 /* ---- dropout ------------------------------------------------------------------ */
 
 typedef struct { float *x, *y, *w; size_t N; float p; uint64_t key; } DropoutCtx;
@@ -639,6 +685,7 @@ int main(void) {
         cmocka_unit_test(test_attention_backward_matches_finite_differences),
         cmocka_unit_test(test_attention_never_looks_at_future_positions),
         cmocka_unit_test(test_attention_decode_equals_last_row_of_forward),
+        cmocka_unit_test(test_attention_paths_give_the_same_bits),
         cmocka_unit_test(test_dropout_backward_matches_finite_differences),
         cmocka_unit_test(test_dropout_drops_p_and_keeps_the_mean),
         cmocka_unit_test(test_exp_approx_is_within_2_ulp),
