@@ -435,6 +435,16 @@ static void pack_linear(GPT* m, int l, Linear which) {
     matmul_pack(m->packed_weights + packed_offset(&m->config, l, which), w, C, OC);
 }
 
+/* Every W^T into packed_weights, for forwards that all see the same weights (an
+ * evaluation's batches, a training step's batch groups): packed once, not once
+ * per forward. Whoever calls it clears packed_ready when those forwards are done. */
+static void pack_weights(GPT* m) {
+    for (int l = 0; l < m->config.n_layer; l++)
+        for (int w = 0; w < NUM_BLOCK_LINEAR; w++) pack_linear(m, l, (Linear)w);
+    pack_linear(m, 0, LIN_HEAD);
+    m->packed_ready = 1;
+}
+
 /* out (BT, OC) = inp (BT, C) W^T + b for a linear layer: on the packed copy of
  * W^T that gpt_mean_loss made, or packing W^T into scratch now (the same bits
  * either way). */
@@ -628,11 +638,7 @@ static void lanes_losses(GPT* m, float* losses, int n_batches, NextBatch next_ba
 
 float gpt_mean_loss(GPT* m, int n_batches, NextBatch next_batch, void* ctx, int* inputs, int* targets,
                     int B, int T) {
-    /* the weights cannot change during this call: pack every W^T once, not once per forward */
-    for (int l = 0; l < m->config.n_layer; l++)
-        for (int w = 0; w < NUM_BLOCK_LINEAR; w++) pack_linear(m, l, (Linear)w);
-    pack_linear(m, 0, LIN_HEAD);
-    m->packed_ready = 1;
+    pack_weights(m);  /* the weights cannot change during this call */
     int lanes = gpt_eval_lanes(m);
     double total = 0.0;
     if (lanes > 1 && n_batches > 1) {
@@ -811,6 +817,7 @@ float gpt_forward_backward(GPT* m, const int* inputs, const int* targets, int B,
     inner = inner < m->group_threads ? inner : m->group_threads;  /* the scratch's size */
     m->B = B; m->T = T;  /* the dropout keys read T */
     m->forward_dropout = drop_p(m);
+    pack_weights(m);  /* by all threads, once for every group's forward */
     int levels = omp_get_max_active_levels();
     if (inner > 1 && levels < 2) omp_set_max_active_levels(2);  /* each group's kernels: a team of inner threads */
     #pragma omp parallel for num_threads(lanes) schedule(static)
@@ -819,6 +826,7 @@ float gpt_forward_backward(GPT* m, const int* inputs, const int* targets, int B,
         group_pass(m, g, inputs, targets, rows, T, B * T);
     }
     omp_set_max_active_levels(levels);
+    m->packed_ready = 0;
 
     /* grads = ((grads + group 1) + group 2) + ...: one order on any thread count */
     size_t n = m->num_params;
