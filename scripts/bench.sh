@@ -88,6 +88,11 @@ CPU=$(lscpu | sed -n 's/^Model name: *//p' | head -n 1)
 CORES=$(lscpu | awk -F: '/^Core\(s\) per socket/ {c = $2} /^Socket\(s\)/ {s = $2} END {print c * s}')
 TPC=$(lscpu | sed -n 's/^Thread(s) per core: *//p')
 FLAGS=$(lscpu | sed -n 's/^Flags: *//p')
+# family and model tell CPU generations apart that share a model name ("AMD EPYC" is both Zen 4,
+# family 25, and Zen 5, family 26, whose FMA peaks per core differ by 2x); and the caches
+FAMILY=$(lscpu | sed -n 's/^CPU family: *//p' | head -n 1)
+MODEL=$(lscpu | sed -n 's/^Model: *//p' | head -n 1)
+CACHES=$(lscpu | sed -n 's/^\(L1d\|L2\|L3\) cache: *\(.*\)/\1 \2/p' | paste -sd ',' - | sed 's/,/, /g')
 VEC="no AVX2"
 if [[ " $FLAGS " == *" avx2 "* ]]; then VEC=AVX2; fi
 if [[ " $FLAGS " == *" avx512f "* ]]; then VEC=AVX-512; fi
@@ -197,7 +202,8 @@ DISTURBED+=" (the times of such a run are not this code's); rerun on a quiet mac
     echo
     echo "## Machine"
     echo
-    echo "- CPU: $CPU, $CORES cores, $TPC hardware thread(s) per core, $VEC; \"all threads\" = $NTHREADS"
+    echo "- CPU: $CPU (family ${FAMILY:-?}, model ${MODEL:-?}), $CORES cores, $TPC hardware thread(s) per core, $VEC; \"all threads\" = $NTHREADS"
+    echo "- Caches: ${CACHES:-?}"
     echo "- C compiler: $GCC, \`$CFLAGS_USED\`"
     echo "- PyTorch: $TORCH"
     echo "- PyTorch runs twice. \"tuned\": OMP_WAIT_POLICY=PASSIVE and OPENBLAS_NUM_THREADS = its thread count"
