@@ -446,7 +446,7 @@ static void pack_weights(GPT* m) {
 }
 
 /* out (BT, OC) = inp (BT, C) W^T + b for a linear layer: on the packed copy of
- * W^T that gpt_mean_loss made, or packing W^T into scratch now (the same bits
+ * W^T that pack_weights made, or packing W^T into scratch now (the same bits
  * either way). */
 static void linear_forward(const GPT* m, float* scratch, int l, Linear which, float* out, const float* inp,
                            int BT) {

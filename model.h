@@ -105,8 +105,9 @@ typedef struct {
     size_t num_dactivations;               /* floats in dacts_memory (one block: see gpt_backward) */
     float* pe_table;                       /* (block_size, C) sinusoid table, or NULL */
     float* scratch;                        /* packed W^T in matmul_forward; attention's blocks */
-    float* packed_weights;                 /* every linear layer's W^T, packed by gpt_mean_loss */
-    int packed_ready;                      /* 1 only while gpt_mean_loss runs: the forward uses them */
+    float* packed_weights;                 /* every linear layer's W^T, packed by gpt_mean_loss and by */
+                                           /* gpt_forward_backward for its batch groups */
+    int packed_ready;                      /* 1 only while one of those runs: the forward uses them */
     int scratch_threads;                   /* the thread count scratch was sized for */
     int* inputs;                           /* (B,T) ids of the last forward */
     int* targets;                          /* (B,T) or unused when forward had none */
@@ -151,7 +152,7 @@ typedef struct {
     size_t groups;                 /* batch groups beyond the first: their gradients and scratch */
     size_t acts, dacts;            /* activations and their gradients */
     size_t scratch;                /* packed W^T, or attention's per-thread blocks; gpt_mean_loss's token buffers */
-    size_t packed;                 /* every linear layer's W^T packed, for evaluation */
+    size_t packed;                 /* every linear layer's W^T packed, for evaluation and batch groups */
     size_t total;
 } MemoryEstimate;
 MemoryEstimate gpt_memory_estimate(const GPTConfig* config, int max_batch, int batch_groups);
