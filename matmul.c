@@ -289,41 +289,20 @@ void gemm_accumulate_naive(float* c, int ldc, const float* a, ptrdiff_t a_row, p
         }
 }
 
-/* The forward's product on a packed W^T, the accumulators starting from the bias:
- * no separate pass over out. Inside a parallel region; no barrier. */
-static void forward_share(float* out, const float* inp, const float* packed, const float* bias, int BT, int C, int OC) {
-    Gemm g = {out, OC, 0, bias, inp, C, 1, packed, NR, 1, BT, OC, C};
-    gemm_share(&g);
-}
-
 void matmul_forward(float* out, const float* inp, const float* weight, const float* bias, float* scratch,
                     int BT, int C, int OC) {
-    /* out = bias + inp W^T, with W^T packed once into scratch: each thread packs
-     * its share of panels, then all wait until every panel is ready */
-    int panels = (OC + NR - 1) / NR;
-    #pragma omp parallel
-    {
-        int p0, p1;
-        my_share(panels, &p0, &p1);
-        pack_transposed(scratch, weight, C, OC, p0, p1);
-        #pragma omp barrier
-        forward_share(out, inp, scratch, bias, BT, C, OC);
-    }
-}
-
-void matmul_pack(float* packed, const float* weight, int C, int OC) {
+    /* out = bias + inp W^T, with W^T packed into scratch: each thread packs its
+     * share of panels, then all wait until every panel is ready. The product's
+     * accumulators start from the bias: no separate pass over out. */
+    Gemm g = {out, OC, 0, bias, inp, C, 1, scratch, NR, 1, BT, OC, C};
     #pragma omp parallel
     {
         int p0, p1;
         my_share((OC + NR - 1) / NR, &p0, &p1);
-        pack_transposed(packed, weight, C, OC, p0, p1);
+        pack_transposed(scratch, weight, C, OC, p0, p1);
+        #pragma omp barrier
+        gemm_share(&g);
     }
-}
-
-void matmul_forward_packed(float* out, const float* inp, const float* packed, const float* bias,
-                           int BT, int C, int OC) {
-    #pragma omp parallel
-    forward_share(out, inp, packed, bias, BT, C, OC);
 }
 
 void matmul_backward(float* dinp, float* dweight, float* dbias,

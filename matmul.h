@@ -12,14 +12,6 @@ void matmul_forward(float* out, const float* inp, const float* weight, const flo
                     int BT, int C, int OC);
 size_t matmul_scratch_floats(int C, int OC);
 
-/* matmul_forward in two halves, for many forwards with the same weights (an
- * evaluation): pack W^T once into matmul_scratch_floats(C, OC) floats, then
- * run the product on the packed copy as often as needed. The same bits as
- * matmul_forward. */
-void matmul_pack(float* packed, const float* weight, int C, int OC);
-void matmul_forward_packed(float* out, const float* inp, const float* packed, const float* bias,
-                           int BT, int C, int OC);
-
 /* One row, as generation needs it: out (OC) = W inp (C) + bias, without the
  * transposed copy of W that matmul_forward makes. Sums in another order than
  * matmul_forward: equal to it within float rounding, not bit for bit. */

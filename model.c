@@ -141,27 +141,6 @@ static void linear_shape(const GPTConfig* c, Linear which, int* in, int* out) {
     *out = shapes[which][1];
 }
 
-static size_t packed_size(const GPTConfig* c, Linear which) {
-    int in, out;
-    linear_shape(c, which, &in, &out);
-    return matmul_scratch_floats(in, out);
-}
-
-/* Where layer `which` of block l (LIN_HEAD: l ignored) keeps its packed W^T in
- * packed_weights: block after block, then the output layer. */
-static size_t packed_offset(const GPTConfig* c, int l, Linear which) {
-    size_t per_block = 0, before = 0;
-    for (int w = 0; w < NUM_BLOCK_LINEAR; w++) {
-        if (w == (int)which) before = per_block;
-        per_block += packed_size(c, (Linear)w);
-    }
-    return which == LIN_HEAD ? (size_t)c->n_layer * per_block : (size_t)l * per_block + before;
-}
-
-static size_t packed_floats(const GPTConfig* c) {
-    return packed_offset(c, 0, LIN_HEAD) + packed_size(c, LIN_HEAD);
-}
-
 /* scratch holds the packed W^T of the forward's widest linear layer, the packed W
  * of the backward's, or attention's blocks for each of `threads` threads (one at a time) */
 static size_t scratch_floats(const GPTConfig* c, int threads) {
@@ -169,11 +148,18 @@ static size_t scratch_floats(const GPTConfig* c, int threads) {
     for (int w = 0; w <= LIN_HEAD; w++) {
         int in, out;
         linear_shape(c, (Linear)w, &in, &out);
-        size_t fwd = packed_size(c, (Linear)w), bwd = matmul_backward_scratch_floats(in, out);
+        size_t fwd = matmul_scratch_floats(in, out), bwd = matmul_backward_scratch_floats(in, out);
         need = fwd > need ? fwd : need;
         need = bwd > need ? bwd : need;
     }
     return need;
+}
+
+/* The model's scratch: a pass's on `threads` threads, or for each of as many
+ * evaluation lanes (gpt_mean_loss) a one-thread pass's */
+static size_t model_scratch_floats(const GPTConfig* c, int threads) {
+    size_t pass = scratch_floats(c, threads), lanes = (size_t)threads * scratch_floats(c, 1);
+    return pass > lanes ? pass : lanes;
 }
 
 /* Each thread's inputs and targets when gpt_mean_loss runs lanes: (max_batch, block_size) ids each */
@@ -212,19 +198,18 @@ MemoryEstimate gpt_memory_estimate(const GPTConfig* config, int max_batch, int b
         .groups = group_floats(config, num_params, batch_groups) * sizeof(float),
         .acts = num_acts * sizeof(float),
         .dacts = num_dacts * sizeof(float),
-        .scratch = scratch_floats(config, omp_get_max_threads()) * sizeof(float)
+        .scratch = model_scratch_floats(config, omp_get_max_threads()) * sizeof(float)
                  + lane_token_ints(config, max_batch, omp_get_max_threads()) * sizeof(int),
-        .packed = max_batch > 0 ? packed_floats(config) * sizeof(float) : 0,
     };
-    e.total = e.params + e.grads + e.adamw + e.groups + e.acts + e.dacts + e.scratch + e.packed;
+    e.total = e.params + e.grads + e.adamw + e.groups + e.acts + e.dacts + e.scratch;
     return e;
 }
 
 void gpt_memory_estimate_print(const MemoryEstimate* e, const char* extra_name, double extra_mb) {
     const double mb = BYTES_PER_MB;
     printf("memory estimate: %.1f MB = parameters %.1f + gradients %.1f + AdamW m,v %.1f + activations %.1f "
-           "+ their gradients %.1f + scratch %.1f + packed weights %.1f", e->total / mb + (extra_name ? extra_mb : 0.0),
-           e->params / mb, e->grads / mb, e->adamw / mb, e->acts / mb, e->dacts / mb, e->scratch / mb, e->packed / mb);
+           "+ their gradients %.1f + scratch %.1f", e->total / mb + (extra_name ? extra_mb : 0.0),
+           e->params / mb, e->grads / mb, e->adamw / mb, e->acts / mb, e->dacts / mb, e->scratch / mb);
     if (e->groups) printf(" + batch groups %.1f", e->groups / mb);
     if (extra_name) printf(" + %s %.1f", extra_name, extra_mb);
     printf("\n");
@@ -264,7 +249,6 @@ void gpt_build(GPT* m, const GPTConfig* config, int max_batch, uint64_t seed) {
         m->dacts_memory = xmalloc(m->num_dactivations * sizeof(float), "activation gradients");
         point_activations(&m->acts, m->acts_memory, c, max_batch, ACTS_ALL_BLOCKS);
         point_activations(&m->dacts, m->dacts_memory, c, max_batch, GRADS_ONE_BLOCK);
-        m->packed_weights = xmalloc(packed_floats(c) * sizeof(float), "packed weights");
     }
 
     if (c->pos_encoding == POS_SINUSOIDAL) {
@@ -272,7 +256,7 @@ void gpt_build(GPT* m, const GPTConfig* config, int max_batch, uint64_t seed) {
         sinusoidal_table(m->pe_table, T, C);
     }
     m->scratch_threads = omp_get_max_threads();
-    m->scratch = xmalloc(scratch_floats(c, m->scratch_threads) * sizeof(float), "scratch");
+    m->scratch = xmalloc(model_scratch_floats(c, m->scratch_threads) * sizeof(float), "scratch");
     m->lane_tokens = xmalloc((lane_token_ints(c, max_batch, m->scratch_threads) + 1) * sizeof(int), "lane tokens");
     m->inputs = xmalloc(((size_t)max_batch * T + 1) * sizeof(int), "inputs");
     m->targets = xmalloc(((size_t)max_batch * T + 1) * sizeof(int), "targets");
@@ -389,7 +373,7 @@ int gpt_find_nonfinite(const GPT* m, char* out, size_t len) {
 void gpt_free(GPT* m) {
     free(m->params_memory); free(m->grads_memory);
     free(m->acts_memory); free(m->dacts_memory);
-    free(m->pe_table); free(m->scratch); free(m->packed_weights);
+    free(m->pe_table); free(m->scratch);
     free(m->inputs); free(m->targets); free(m->lane_tokens);
     free(m->group_grads); free(m->group_scratch);
     memset(m, 0, sizeof(*m));
@@ -426,38 +410,18 @@ static void linear_params(const GPT* m, int l, Linear which, const float** w, co
     }
 }
 
-/* W^T of a linear layer into its place in packed_weights */
-static void pack_linear(GPT* m, int l, Linear which) {
-    int C, OC;
-    const float *w, *b;
-    linear_shape(&m->config, which, &C, &OC);
-    linear_params(m, l, which, &w, &b);
-    matmul_pack(m->packed_weights + packed_offset(&m->config, l, which), w, C, OC);
-}
-
-/* Every W^T into packed_weights, for forwards that all see the same weights (an
- * evaluation's batches, a training step's batch groups): packed once, not once
- * per forward. Whoever calls it clears packed_ready when those forwards are done. */
-static void pack_weights(GPT* m) {
-    for (int l = 0; l < m->config.n_layer; l++)
-        for (int w = 0; w < NUM_BLOCK_LINEAR; w++) pack_linear(m, l, (Linear)w);
-    pack_linear(m, 0, LIN_HEAD);
-    m->packed_ready = 1;
-}
-
-/* out (BT, OC) = inp (BT, C) W^T + b for a linear layer: on the packed copy of
- * W^T that pack_weights made, or packing W^T into scratch now (the same bits
- * either way). */
+/* out (BT, OC) = inp (BT, C) W^T + b for a linear layer. matmul_forward packs
+ * W^T into scratch first, each time: an evaluation's many forwards once shared
+ * one packed copy of every W^T, and a training step's batch groups too, but
+ * packed just before its product the copy is still in cache when the product
+ * reads it, and that was faster (docs/bench_notes.md, tenth round). */
 static void linear_forward(const GPT* m, float* scratch, int l, Linear which, float* out, const float* inp,
                            int BT) {
     int C, OC;
     const float *w, *b;
     linear_shape(&m->config, which, &C, &OC);
     linear_params(m, l, which, &w, &b);
-    if (m->packed_ready)
-        matmul_forward_packed(out, inp, m->packed_weights + packed_offset(&m->config, l, which), b, BT, C, OC);
-    else
-        matmul_forward(out, inp, w, b, scratch, BT, C, OC);
+    matmul_forward(out, inp, w, b, scratch, BT, C, OC);
 }
 
 /* Where a forward writes: its activations, and scratch for the packed W^T and
@@ -599,14 +563,14 @@ int gpt_eval_lanes(const GPT* m) {
     return threads > 1 && threads <= m->scratch_threads && threads <= fit ? threads : 1;
 }
 
-/* Thread `lane`'s buffers: its cut of the activations, its block of attention's
- * scratch (the one-thread kernels use block 0 of what they are given). */
+/* Thread `lane`'s buffers: its cut of the activations, its cut of scratch (a
+ * one-thread pass's: model_scratch_floats). */
 static ForwardBuffers lane_buffers(const GPT* m, int lane) {
     ForwardBuffers buf = {.first_row = 0};
     point_activations(&buf.acts, m->acts_memory + (size_t)lane * lane_floats(m), &m->config, m->max_batch,
                       ACTS_ONE_BLOCK);
     const GPTConfig* c = &m->config;
-    buf.scratch = m->scratch + (size_t)lane * attention_scratch_floats(c->block_size, c->n_embd, c->n_head);
+    buf.scratch = m->scratch + (size_t)lane * scratch_floats(c, 1);
     return buf;
 }
 
@@ -638,7 +602,6 @@ static void lanes_losses(GPT* m, float* losses, int n_batches, NextBatch next_ba
 
 float gpt_mean_loss(GPT* m, int n_batches, NextBatch next_batch, void* ctx, int* inputs, int* targets,
                     int B, int T) {
-    pack_weights(m);  /* the weights cannot change during this call */
     int lanes = gpt_eval_lanes(m);
     double total = 0.0;
     if (lanes > 1 && n_batches > 1) {
@@ -655,7 +618,6 @@ float gpt_mean_loss(GPT* m, int n_batches, NextBatch next_batch, void* ctx, int*
             total += forward(m, inputs, targets, B, T, 0);
         }
     }
-    m->packed_ready = 0;  /* stale as soon as this returns: the caller may change the weights */
     return (float)(total / n_batches);
 }
 
@@ -817,7 +779,6 @@ float gpt_forward_backward(GPT* m, const int* inputs, const int* targets, int B,
     inner = inner < m->group_threads ? inner : m->group_threads;  /* the scratch's size */
     m->B = B; m->T = T;  /* the dropout keys read T */
     m->forward_dropout = drop_p(m);
-    pack_weights(m);  /* by all threads, once for every group's forward */
     int levels = omp_get_max_active_levels();
     if (inner > 1 && levels < 2) omp_set_max_active_levels(2);  /* each group's kernels: a team of inner threads */
     #pragma omp parallel for num_threads(lanes) schedule(static)
@@ -826,7 +787,6 @@ float gpt_forward_backward(GPT* m, const int* inputs, const int* targets, int B,
         group_pass(m, g, inputs, targets, rows, T, B * T);
     }
     omp_set_max_active_levels(levels);
-    m->packed_ready = 0;
 
     /* grads = ((grads + group 1) + group 2) + ...: one order on any thread count */
     size_t n = m->num_params;

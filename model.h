@@ -105,9 +105,6 @@ typedef struct {
     size_t num_dactivations;               /* floats in dacts_memory (one block: see gpt_backward) */
     float* pe_table;                       /* (block_size, C) sinusoid table, or NULL */
     float* scratch;                        /* packed W^T in matmul_forward; attention's blocks */
-    float* packed_weights;                 /* every linear layer's W^T, packed by gpt_mean_loss and by */
-                                           /* gpt_forward_backward for its batch groups */
-    int packed_ready;                      /* 1 only while one of those runs: the forward uses them */
     int scratch_threads;                   /* the thread count scratch was sized for */
     int* inputs;                           /* (B,T) ids of the last forward */
     int* targets;                          /* (B,T) or unused when forward had none */
@@ -152,7 +149,6 @@ typedef struct {
     size_t groups;                 /* batch groups beyond the first: their gradients and scratch */
     size_t acts, dacts;            /* activations and their gradients */
     size_t scratch;                /* packed W^T, or attention's per-thread blocks; gpt_mean_loss's token buffers */
-    size_t packed;                 /* every linear layer's W^T packed, for evaluation and batch groups */
     size_t total;
 } MemoryEstimate;
 MemoryEstimate gpt_memory_estimate(const GPTConfig* config, int max_batch, int batch_groups);
@@ -186,9 +182,9 @@ float gpt_forward(GPT* model, const int* inputs, const int* targets, int B, int 
  * activation memory, so gpt_backward cannot follow (it refuses). */
 float gpt_loss(GPT* model, const int* inputs, const int* targets, int B, int T);
 /* The mean of gpt_loss over n_batches batches that next_batch(ctx, inputs, targets)
- * writes one after another (B*T ids each): an evaluation. Each linear layer's W^T
- * is packed once for all the batches, and with gpt_eval_lanes(model) > 1 each
- * thread scores whole batches on its own; the result has the same bits as
+ * writes one after another (B*T ids each): an evaluation. With
+ * gpt_eval_lanes(model) > 1 each thread scores whole batches on its own; the
+ * result has the same bits as
  * (float)(sum of the gpt_loss values in double / n_batches) either way.
  * next_batch is called in batch order, never two at once, but from any thread
  * and into a buffer of that thread's (the caller's inputs/targets when one
