@@ -93,6 +93,12 @@ FLAGS=$(lscpu | sed -n 's/^Flags: *//p')
 FAMILY=$(lscpu | sed -n 's/^CPU family: *//p' | head -n 1)
 MODEL=$(lscpu | sed -n 's/^Model: *//p' | head -n 1)
 CACHES=$(lscpu | sed -n 's/^\(L1d\|L2\|L3\) cache: *\(.*\)/\1 \2/p' | paste -sd ',' - | sed 's/,/, /g')
+if [[ -z "$CACHES" ]]; then  # some VMs' lscpu lists no caches; glibc reads them from CPUID (per core, or as the VM reports them)
+    CACHES=$(getconf -a 2>/dev/null | awk '/^LEVEL1_DCACHE_SIZE|^LEVEL2_CACHE_SIZE|^LEVEL3_CACHE_SIZE/ && $2 > 0 {
+        name = $1 ~ /LEVEL1/ ? "L1d" : $1 ~ /LEVEL2/ ? "L2" : "L3"
+        out = out (out ? ", " : "") name " " ($2 >= 1048576 ? $2 / 1048576 " MiB" : $2 / 1024 " KiB")
+    } END {if (out) print out " (getconf; lscpu lists none)"}')
+fi
 VEC="no AVX2"
 if [[ " $FLAGS " == *" avx2 "* ]]; then VEC=AVX2; fi
 if [[ " $FLAGS " == *" avx512f "* ]]; then VEC=AVX-512; fi
