@@ -104,7 +104,8 @@ typedef struct {
     size_t num_activations;                /* floats in acts_memory (n_layer blocks) */
     size_t num_dactivations;               /* floats in dacts_memory (one block: see gpt_backward) */
     float* pe_table;                       /* (block_size, C) sinusoid table, or NULL */
-    float* scratch;                        /* packed W^T in matmul_forward; attention's blocks */
+    float* scratch;                        /* packed W^T in matmul_forward; attention's blocks; */
+                                           /* a slice of both for each evaluation lane */
     int scratch_threads;                   /* the thread count scratch was sized for */
     int* inputs;                           /* (B,T) ids of the last forward */
     int* targets;                          /* (B,T) or unused when forward had none */
@@ -182,10 +183,9 @@ float gpt_forward(GPT* model, const int* inputs, const int* targets, int B, int 
  * activation memory, so gpt_backward cannot follow (it refuses). */
 float gpt_loss(GPT* model, const int* inputs, const int* targets, int B, int T);
 /* The mean of gpt_loss over n_batches batches that next_batch(ctx, inputs, targets)
- * writes one after another (B*T ids each): an evaluation. With
- * gpt_eval_lanes(model) > 1 each thread scores whole batches on its own; the
- * result has the same bits as
- * (float)(sum of the gpt_loss values in double / n_batches) either way.
+ * writes one after another (B*T ids each): an evaluation. With gpt_eval_lanes(model)
+ * > 1 each thread scores whole batches on its own; the result has the same bits
+ * as (float)(sum of the gpt_loss values in double / n_batches) either way.
  * next_batch is called in batch order, never two at once, but from any thread
  * and into a buffer of that thread's (the caller's inputs/targets when one
  * thread scores them all). Afterwards gpt_backward refuses until a gpt_forward. */
