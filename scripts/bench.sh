@@ -68,6 +68,8 @@ field() {
 }
 # calc FORMAT EXPR: awk arithmetic, printf-formatted
 calc() { awk "BEGIN { printf \"$1\", $2 }"; }
+# ms LINE KEY: a time in ms, about 3 significant figures
+ms() { awk -v x="$(field "$1" "$2")" 'BEGIN { printf(x >= 100 ? "%.0f" : x >= 10 ? "%.1f" : "%.2f", x) }'; }
 
 # run_logged NAME CMD...: run CMD, keep its output in $RAW/NAME.log, print its "bench" line
 run_logged() {
@@ -134,6 +136,28 @@ run_fma_peak() {
 : >"$RAW/fma_peak.log"
 run_fma_peak
 
+# One core at a time: a 1-thread baby step pinned to each CPU the threads run on, at the start
+# and at the end. On a shared host one core can be slower than another for minutes (a
+# neighbour's load), and the FMA probe barely shows it; a step on all threads, whose batch
+# groups each run on one core, then waits for the slowest.
+PER_CPU=()
+CPU_LIST=$(lscpu -p=CPU 2>/dev/null | grep -v '^#' | head -n "$NTHREADS" | paste -sd' ')
+run_per_cpu() {
+    local cpu line i=0
+    for cpu in $CPU_LIST; do
+        echo "taskset -c $cpu env OMP_NUM_THREADS=1 scripts/bench_step configs/bench_baby.conf --steps=10 --warmup=2 --eval_reps=1" >>"$COMMANDS"
+        line=$(taskset -c "$cpu" env OMP_NUM_THREADS=1 scripts/bench_step configs/bench_baby.conf --steps=10 --warmup=2 \
+            --eval_reps=1 2>>"$RAW/per_cpu.log" | grep '^bench ') || die "the pinned step on CPU $cpu failed ($RAW/per_cpu.log)"
+        PER_CPU[i]+="${PER_CPU[i]:+ / }$(ms "$line" ms_median)"
+        i=$((i + 1))
+    done
+}
+if [[ $NTHREADS -gt 1 && -n $CPU_LIST ]] && command -v taskset >/dev/null; then
+    echo "a 1-thread step on each CPU" >&2
+    : >"$RAW/per_cpu.log"
+    run_per_cpu
+fi
+
 # ---- baby and medium, C then torch, 1 and N threads ----
 declare -A RES   # "impl model threads" -> bench line
 for model in baby medium; do
@@ -174,6 +198,7 @@ if [[ $FULL == 1 ]]; then
     [[ -n $FULL_LINE ]] || die "no 'done:' line in $RAW/train_full.log"
 fi
 run_fma_peak
+if [[ ${#PER_CPU[@]} -gt 0 ]]; then run_per_cpu; fi
 FMA_ISA=$(grep '^fma_peak isa=' "$RAW/fma_peak.log" | head -n 1 | sed 's/^fma_peak //; s/ iters=.*//')
 declare -A PEAK PEAK_RUNS
 for t in "${THREAD_COUNTS[@]}"; do
@@ -186,8 +211,6 @@ LOAD_END=$(cut -d' ' -f1-3 /proc/loadavg)
 # ---- the report ----
 # per-row values from a bench line
 pct_peak() { calc "%.1f" "$(field "$1" gflops) / ${PEAK[$2]} * 100"; }
-# ms LINE KEY: a time in ms, about 3 significant figures
-ms() { awk -v x="$(field "$1" "$2")" 'BEGIN { printf(x >= 100 ? "%.0f" : x >= 10 ? "%.1f" : "%.2f", x) }'; }
 # step_ms LINE: the median step time, marked (!) when it is over 1.5 x the fastest step
 step_ms() {
     ms "$1" ms_median
@@ -210,6 +233,14 @@ DISTURBED+=" (the times of such a run are not this code's); rerun on a quiet mac
     echo
     echo "- CPU: $CPU (family ${FAMILY:-?}, model ${MODEL:-?}), $CORES cores, $TPC hardware thread(s) per core, $VEC; \"all threads\" = $NTHREADS"
     echo "- Caches: ${CACHES:-?}"
+    if [[ ${#PER_CPU[@]} -gt 0 ]]; then
+        cells="" i=0
+        for cpu in $CPU_LIST; do cells+="${cells:+; }CPU $cpu: ${PER_CPU[i]} ms"; i=$((i + 1)); done
+        echo "- One core at a time (a 1-thread baby step pinned to each CPU, median of 10 steps, at the start"
+        echo "  / at the end): $cells."
+        echo "  The batch groups of a step on all threads run one per core: where these differ, the"
+        echo "  all-threads rows wait for the slowest core."
+    fi
     echo "- C compiler: $GCC, \`$CFLAGS_USED\`"
     echo "- PyTorch: $TORCH"
     echo "- PyTorch runs twice. \"tuned\": OMP_WAIT_POLICY=PASSIVE and OPENBLAS_NUM_THREADS = its thread count"
