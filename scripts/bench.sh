@@ -142,20 +142,18 @@ run_fma_peak
 # groups each run on one core, then waits for the slowest.
 PER_CPU=()
 CPU_LIST=$(lscpu -p=CPU 2>/dev/null | grep -v '^#' | head -n "$NTHREADS" | paste -sd' ')
-run_per_cpu() {
+run_per_cpu() {  # run_per_cpu start|end
     local cpu line i=0
     for cpu in $CPU_LIST; do
-        echo "taskset -c $cpu env OMP_NUM_THREADS=1 scripts/bench_step configs/bench_baby.conf --steps=10 --warmup=2 --eval_reps=1" >>"$COMMANDS"
-        line=$(taskset -c "$cpu" env OMP_NUM_THREADS=1 scripts/bench_step configs/bench_baby.conf --steps=10 --warmup=2 \
-            --eval_reps=1 2>>"$RAW/per_cpu.log" | grep '^bench ') || die "the pinned step on CPU $cpu failed ($RAW/per_cpu.log)"
+        line=$(run_logged "cpu${cpu}_$1" taskset -c "$cpu" env OMP_NUM_THREADS=1 scripts/bench_step \
+            configs/bench_baby.conf --steps=10 --warmup=2 --eval_reps=1)
         PER_CPU[i]+="${PER_CPU[i]:+ / }$(ms "$line" ms_median)"
         i=$((i + 1))
     done
 }
 if [[ $NTHREADS -gt 1 && -n $CPU_LIST ]] && command -v taskset >/dev/null; then
     echo "a 1-thread step on each CPU" >&2
-    : >"$RAW/per_cpu.log"
-    run_per_cpu
+    run_per_cpu start
 fi
 
 # ---- baby and medium, C then torch, 1 and N threads ----
@@ -198,7 +196,7 @@ if [[ $FULL == 1 ]]; then
     [[ -n $FULL_LINE ]] || die "no 'done:' line in $RAW/train_full.log"
 fi
 run_fma_peak
-if [[ ${#PER_CPU[@]} -gt 0 ]]; then run_per_cpu; fi
+if [[ ${#PER_CPU[@]} -gt 0 ]]; then run_per_cpu end; fi
 FMA_ISA=$(grep '^fma_peak isa=' "$RAW/fma_peak.log" | head -n 1 | sed 's/^fma_peak //; s/ iters=.*//')
 declare -A PEAK PEAK_RUNS
 for t in "${THREAD_COUNTS[@]}"; do
