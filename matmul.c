@@ -35,6 +35,8 @@ enum {
                 * Intel cores; one block for n_embd 384 (medium 3.5-9% faster a step than at 256,
                 * baby 1-2%: docs/bench_notes.md) */
     MC = 128,  /* rows per block: MC x KC of A is 192 KiB, for the L2 cache */
+    NB = 3,    /* panels per column block of an unpacked b (tile_origin): KC x NB*NR is 144 KiB,
+                * for the L2 cache */
 };
 
 /* How a tile's accumulators start when k0 = 0: from c (c += A B), or from a row
@@ -114,15 +116,31 @@ typedef struct {
     const float* a; ptrdiff_t a_row, a_col;
     const float* b; int ldb; int packed;
     int M, N, K;
+    int column_blocks;  /* walk the tiles in column blocks (tile_origin) */
 } Gemm;
 
 /* Where tile t of the grid starts, (m0, n0), in the order that keeps each block
  * in its cache: row blocks of MC rows; within one, column panel after column
  * panel; within a panel, the row tiles top to bottom. So the KC x NR panel of b
  * stays in L1 while every tile of the row block uses it, and the MC x KC block
- * of A stays in L2 while every panel passes. */
-static void tile_origin(const Gemm* g, int t, int* m0, int* n0) {
+ * of A stays in L2 while every panel passes.
+ * An unpacked b (dweight's: the layer's input) has rows far apart that do not
+ * stay in L1 anyway, and the KC rows of all of b that a row block walks (0.6 to
+ * 2.4 MB at n_embd 384) do not stay in L2 either: with column_blocks the walk
+ * takes column blocks of NB panels instead, and within one each row tile across
+ * the block's panels, so that KC x NB*NR of b stays in L2 while all of A passes
+ * (medium's dweight products 7-9% faster, its step 5%; baby's the same:
+ * docs/bench_notes.md). Inlined: as a call, which spills the caller's vector
+ * registers, it cost baby's step 1-2%. */
+static inline __attribute__((always_inline)) void tile_origin(const Gemm* g, int t, int* m0, int* n0) {
     int tiles_m = (g->M + MR - 1) / MR, tiles_n = (g->N + NR - 1) / NR;
+    if (g->column_blocks) {
+        int blk = t / (NB * tiles_m), r = t - blk * NB * tiles_m;
+        int in_block = tiles_n - blk * NB < NB ? tiles_n - blk * NB : NB;
+        *m0 = (r / in_block) * MR;
+        *n0 = (blk * NB + r % in_block) * NR;
+        return;
+    }
     int block_tiles = MC / MR;  /* row tiles per row block */
     int blk = t / (block_tiles * tiles_n), r = t - blk * block_tiles * tiles_n;
     int in_block = tiles_m - blk * block_tiles < block_tiles ? tiles_m - blk * block_tiles : block_tiles;
@@ -182,7 +200,7 @@ static void gemm_share(const Gemm* g) {
 /* c (+)= A b on the calling thread alone: load_c = 1 accumulates, 0 overwrites. */
 static void gemm_serial(float* c, int ldc, int load_c, const float* a, ptrdiff_t a_row, ptrdiff_t a_col,
                         const float* b, int ldb, int M, int N, int K) {
-    Gemm g = {c, ldc, load_c, NULL, a, a_row, a_col, b, ldb, 0, M, N, K};
+    Gemm g = {c, ldc, load_c, NULL, a, a_row, a_col, b, ldb, 0, M, N, K, 0};
     tile_run(&g, 0, gemm_tiles(&g));
 }
 
@@ -198,7 +216,7 @@ void gemm_set_serial(float* c, int ldc, const float* a, ptrdiff_t a_row, ptrdiff
 
 void gemm_accumulate(float* c, int ldc, const float* a, ptrdiff_t a_row, ptrdiff_t a_col,
                      const float* b, int ldb, int M, int N, int K) {
-    Gemm g = {c, ldc, 1, NULL, a, a_row, a_col, b, ldb, 0, M, N, K};
+    Gemm g = {c, ldc, 1, NULL, a, a_row, a_col, b, ldb, 0, M, N, K, 0};
     #pragma omp parallel
     gemm_share(&g);
 }
@@ -294,7 +312,7 @@ void matmul_forward(float* out, const float* inp, const float* weight, const flo
     /* out = bias + inp W^T, with W^T packed into scratch: each thread packs its
      * share of panels, then all wait until every panel is ready. The product's
      * accumulators start from the bias: no separate pass over out. */
-    Gemm g = {out, OC, 0, bias, inp, C, 1, scratch, NR, 1, BT, OC, C};
+    Gemm g = {out, OC, 0, bias, inp, C, 1, scratch, NR, 1, BT, OC, C, 0};
     #pragma omp parallel
     {
         int p0, p1;
@@ -314,8 +332,8 @@ void matmul_backward(float* dinp, float* dweight, float* dbias,
      * dinp (BT, C) = dout (BT, OC) W (OC, C): the accumulators start at 0, not from dinp;
      * W is first packed into panels in scratch (each thread its share, then a barrier).
      * dweight (OC, C) += dout^T (OC, BT) inp (BT, C): A(o, r) = dout[r*OC + o]. */
-    Gemm gi = {dinp, C, 0, NULL, dout, OC, 1, scratch, NR, 1, BT, C, OC};
-    Gemm gw = {dweight, C, 1, NULL, dout, 1, OC, inp, C, 0, OC, C, BT};
+    Gemm gi = {dinp, C, 0, NULL, dout, OC, 1, scratch, NR, 1, BT, C, OC, 0};
+    Gemm gw = {dweight, C, 1, NULL, dout, 1, OC, inp, C, 0, OC, C, BT, 1};
     enum { SLICE = 64 };  /* dbias outputs per work item: four vectors of sums */
     int slices = dbias ? (OC + SLICE - 1) / SLICE : 0;
     #pragma omp parallel

@@ -188,6 +188,25 @@ static void test_matmul_backward_dinp_matches_naive(void** state) {
     free(dout); free(inp); free(w); free(dinp); free(ref); free(dweight); free(scratch);
 }
 
+/* dweight walks its tiles in column blocks (matmul.c, tile_origin): on a shape
+ * with two whole blocks of panels and a ragged third, ragged row tiles and BT
+ * past one KC block, it must add dout^T inp from the triple loop to what it held. */
+static void test_matmul_backward_dweight_matches_naive(void** state) {
+    Rng rng;
+    rng_seed(&rng, 4, 0);
+    int BT = 400, C = 200, OC = 37;
+    float* dout = random_tensor(&rng, (size_t)BT * OC, 1.0f);
+    float* inp = random_tensor(&rng, (size_t)BT * C, 1.0f);
+    float* w = random_tensor(&rng, (size_t)OC * C, 1.0f);
+    float* dweight = random_tensor(&rng, (size_t)OC * C, 1.0f);
+    float* ref = copy_tensor(dweight, (size_t)OC * C);
+    float* scratch = xmalloc(sizeof(float) * matmul_backward_scratch_floats(C, OC), "scratch");
+    matmul_backward(NULL, dweight, NULL, dout, inp, w, scratch, BT, C, OC);
+    gemm_accumulate_naive(ref, C, dout, 1, OC, inp, C, OC, C, BT);
+    for (int i = 0; i < OC * C; i++) assert_true(fabsf(dweight[i] - ref[i]) <= 1e-5f * (1.0f + fabsf(ref[i])) * BT);
+    free(dout); free(inp); free(w); free(dweight); free(ref); free(scratch);
+}
+
 /* ---- layernorm ---------------------------------------------------------------- */
 
 typedef struct { float *out, *mean, *rstd, *inp, *weight, *bias, *w; int N, C; } LayernormCtx;
@@ -679,6 +698,7 @@ int main(void) {
         cmocka_unit_test(test_matmul_forward_matches_naive),
         cmocka_unit_test(test_gemm_set_equals_zeroing_then_accumulating),
         cmocka_unit_test(test_matmul_backward_matches_finite_differences),
+        cmocka_unit_test(test_matmul_backward_dweight_matches_naive),
         cmocka_unit_test(test_matmul_backward_dinp_matches_naive),
         cmocka_unit_test(test_layernorm_backward_matches_finite_differences),
         cmocka_unit_test(test_layernorm_rows_are_the_same_in_a_block_or_alone),
