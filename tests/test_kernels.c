@@ -168,43 +168,36 @@ static void test_matmul_backward_matches_finite_differences(void** state) {
     free(dinp); free(dweight); free(dbias); free(dw2); free(bscratch);
 }
 
-/* dinp goes through W packed in panels: on a shape with several panels, a ragged
- * last one and OC past one KC block it must equal dout W from the triple loop. */
-static void test_matmul_backward_dinp_matches_naive(void** state) {
+/* Both backward products against the triple loop. dinp goes through W packed
+ * in panels and dweight walks its tiles in column blocks (matmul.c, tile_origin):
+ * the shapes give several panels and a ragged last one, OC past one KC block
+ * (dinp's reduction), two whole column blocks and a ragged third, ragged row
+ * tiles and BT past one KC block (dweight's reduction). dinp is overwritten
+ * (NaN before: never read); dweight adds to what it held. */
+static void test_matmul_backward_matches_naive(void** state) {
     Rng rng;
     rng_seed(&rng, 3, 0);
-    int BT = 13, C = 70, OC = 400;
-    float* dout = random_tensor(&rng, (size_t)BT * OC, 1.0f);
-    float* inp = random_tensor(&rng, (size_t)BT * C, 1.0f);
-    float* w = random_tensor(&rng, (size_t)OC * C, 1.0f);
-    float* dinp = xmalloc(sizeof(float) * BT * C, "dinp");
-    float* ref = xcalloc((size_t)BT * C, sizeof(float), "ref");
-    float* dweight = xcalloc((size_t)OC * C, sizeof(float), "dweight");
-    float* scratch = xmalloc(sizeof(float) * matmul_backward_scratch_floats(C, OC), "scratch");
-    for (int i = 0; i < BT * C; i++) dinp[i] = NAN;  /* overwritten, never read */
-    matmul_backward(dinp, dweight, NULL, dout, inp, w, scratch, BT, C, OC);
-    gemm_accumulate_naive(ref, C, dout, OC, 1, w, C, BT, C, OC);
-    for (int i = 0; i < BT * C; i++) assert_true(fabsf(dinp[i] - ref[i]) <= 1e-5f * (1.0f + fabsf(ref[i])) * OC);
-    free(dout); free(inp); free(w); free(dinp); free(ref); free(dweight); free(scratch);
-}
-
-/* dweight walks its tiles in column blocks (matmul.c, tile_origin): on a shape
- * with two whole blocks of panels and a ragged third, ragged row tiles and BT
- * past one KC block, it must add dout^T inp from the triple loop to what it held. */
-static void test_matmul_backward_dweight_matches_naive(void** state) {
-    Rng rng;
-    rng_seed(&rng, 4, 0);
-    int BT = 400, C = 200, OC = 37;
-    float* dout = random_tensor(&rng, (size_t)BT * OC, 1.0f);
-    float* inp = random_tensor(&rng, (size_t)BT * C, 1.0f);
-    float* w = random_tensor(&rng, (size_t)OC * C, 1.0f);
-    float* dweight = random_tensor(&rng, (size_t)OC * C, 1.0f);
-    float* ref = copy_tensor(dweight, (size_t)OC * C);
-    float* scratch = xmalloc(sizeof(float) * matmul_backward_scratch_floats(C, OC), "scratch");
-    matmul_backward(NULL, dweight, NULL, dout, inp, w, scratch, BT, C, OC);
-    gemm_accumulate_naive(ref, C, dout, 1, OC, inp, C, OC, C, BT);
-    for (int i = 0; i < OC * C; i++) assert_true(fabsf(dweight[i] - ref[i]) <= 1e-5f * (1.0f + fabsf(ref[i])) * BT);
-    free(dout); free(inp); free(w); free(dweight); free(ref); free(scratch);
+    int shapes[][3] = {{13, 70, 400}, {400, 200, 37}};  /* BT, C, OC */
+    for (size_t s = 0; s < sizeof shapes / sizeof shapes[0]; s++) {
+        int BT = shapes[s][0], C = shapes[s][1], OC = shapes[s][2];
+        float* dout = random_tensor(&rng, (size_t)BT * OC, 1.0f);
+        float* inp = random_tensor(&rng, (size_t)BT * C, 1.0f);
+        float* w = random_tensor(&rng, (size_t)OC * C, 1.0f);
+        float* dinp = xmalloc(sizeof(float) * BT * C, "dinp");
+        float* dweight = random_tensor(&rng, (size_t)OC * C, 1.0f);
+        float* ref_dinp = xcalloc((size_t)BT * C, sizeof(float), "ref");
+        float* ref_dweight = copy_tensor(dweight, (size_t)OC * C);
+        float* scratch = xmalloc(sizeof(float) * matmul_backward_scratch_floats(C, OC), "scratch");
+        for (int i = 0; i < BT * C; i++) dinp[i] = NAN;
+        matmul_backward(dinp, dweight, NULL, dout, inp, w, scratch, BT, C, OC);
+        gemm_accumulate_naive(ref_dinp, C, dout, OC, 1, w, C, BT, C, OC);
+        gemm_accumulate_naive(ref_dweight, C, dout, 1, OC, inp, C, OC, C, BT);
+        for (int i = 0; i < BT * C; i++)
+            assert_true(fabsf(dinp[i] - ref_dinp[i]) <= 1e-5f * (1.0f + fabsf(ref_dinp[i])) * OC);
+        for (int i = 0; i < OC * C; i++)
+            assert_true(fabsf(dweight[i] - ref_dweight[i]) <= 1e-5f * (1.0f + fabsf(ref_dweight[i])) * BT);
+        free(dout); free(inp); free(w); free(dinp); free(dweight); free(ref_dinp); free(ref_dweight); free(scratch);
+    }
 }
 
 /* ---- layernorm ---------------------------------------------------------------- */
@@ -698,8 +691,7 @@ int main(void) {
         cmocka_unit_test(test_matmul_forward_matches_naive),
         cmocka_unit_test(test_gemm_set_equals_zeroing_then_accumulating),
         cmocka_unit_test(test_matmul_backward_matches_finite_differences),
-        cmocka_unit_test(test_matmul_backward_dweight_matches_naive),
-        cmocka_unit_test(test_matmul_backward_dinp_matches_naive),
+        cmocka_unit_test(test_matmul_backward_matches_naive),
         cmocka_unit_test(test_layernorm_backward_matches_finite_differences),
         cmocka_unit_test(test_layernorm_rows_are_the_same_in_a_block_or_alone),
         cmocka_unit_test(test_attention_backward_matches_finite_differences),
