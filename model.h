@@ -149,7 +149,8 @@ typedef struct {
     size_t params, grads, adamw;   /* num_params floats each; adamw holds m and v */
     size_t groups;                 /* batch groups beyond the first: their gradients and scratch */
     size_t acts, dacts;            /* activations and their gradients */
-    size_t scratch;                /* packed W^T, or attention's per-thread blocks; gpt_mean_loss's token buffers */
+    size_t scratch;                /* packed W^T, or attention's per-thread blocks (or one such slice */
+                                   /* per evaluation lane, if larger); gpt_mean_loss's token buffers */
     size_t total;
 } MemoryEstimate;
 MemoryEstimate gpt_memory_estimate(const GPTConfig* config, int max_batch, int batch_groups);
