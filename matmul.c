@@ -37,6 +37,7 @@ enum {
     MC = 128,  /* rows per block: MC x KC of A is 192 KiB, for the L2 cache */
     NB = 3,    /* panels per column block of an unpacked b (tile_origin): KC x NB*NR is 144 KiB,
                 * for the L2 cache */
+    B_AHEAD = 16, /* rows of b a prefetching tile asks for ahead of its loads (tile_run) */
 };
 
 /* How a tile's accumulators start when k0 = 0: from c (c += A B), or from a row
@@ -47,9 +48,10 @@ typedef struct { int load_c; const float* row; } TileInit;
 /* c[0..mr) x [0..nr) (+)= A(0..mr, 0..K) b[0..K) x [0..nr); mr <= MR, nr <= NR.
  * Called with mr = MR (a constant) the row guards fold away: always_inline, since
  * gcc otherwise keeps one out-of-line copy with a compare and branch per row and
- * k (the full tiles ran 2-3% slower, docs/bench_notes.md). */
+ * k (the full tiles ran 2-3% slower, docs/bench_notes.md). prefetch_b (a constant
+ * at each call) asks for b's row k + B_AHEAD while row k is used. */
 static inline __attribute__((always_inline)) void tile(float* restrict c, int ldc, TileInit init, const float* restrict a, ptrdiff_t a_row,
-                        ptrdiff_t a_col, const float* restrict b, int ldb, int K, int mr, int nr) {
+                        ptrdiff_t a_col, const float* restrict b, int ldb, int K, int mr, int nr, int prefetch_b) {
     __mmask16 m0 = nr >= 16 ? 0xFFFF : (__mmask16)((1u << nr) - 1);
     __mmask16 m1 = nr <= 16 ? 0 : nr >= 32 ? 0xFFFF : (__mmask16)((1u << (nr - 16)) - 1);
     __m512 acc[MR][2];
@@ -62,6 +64,10 @@ static inline __attribute__((always_inline)) void tile(float* restrict c, int ld
     }
     for (int k = 0; k < K; k++) {
         const float* brow = b + (size_t)k * ldb;
+        if (prefetch_b && k + B_AHEAD < K) {
+            __builtin_prefetch(brow + (size_t)B_AHEAD * ldb);
+            __builtin_prefetch(brow + (size_t)B_AHEAD * ldb + NR / 2);
+        }
         __m512 b0 = _mm512_maskz_loadu_ps(m0, brow), b1 = _mm512_maskz_loadu_ps(m1, brow + 16);
         const float* ak = a + k * a_col;
         #pragma GCC unroll 8
@@ -84,7 +90,7 @@ static inline __attribute__((always_inline)) void tile(float* restrict c, int ld
 #else
 /* The portable tile: the same chains of a*b+c (fused under -ffp-contract=fast). */
 static inline void tile(float* restrict c, int ldc, TileInit init, const float* restrict a, ptrdiff_t a_row,
-                        ptrdiff_t a_col, const float* restrict b, int ldb, int K, int mr, int nr) {
+                        ptrdiff_t a_col, const float* restrict b, int ldb, int K, int mr, int nr, int prefetch_b) {
     float acc[MR][NR];
     for (int i = 0; i < mr; i++)
         for (int j = 0; j < nr; j++)
@@ -92,6 +98,7 @@ static inline void tile(float* restrict c, int ldc, TileInit init, const float* 
     if (mr == MR && nr == NR) {
         for (int k = 0; k < K; k++) {
             const float* brow = b + (size_t)k * ldb;
+            if (prefetch_b && k + B_AHEAD < K) __builtin_prefetch(brow + (size_t)B_AHEAD * ldb);
             for (int i = 0; i < MR; i++) {
                 float aik = a[i * a_row + k * a_col];
                 for (int j = 0; j < NR; j++) acc[i][j] += aik * brow[j];
@@ -152,7 +159,13 @@ static inline __attribute__((always_inline)) void tile_origin(const Gemm* g, int
  * KC block of k. A tile starts by loading (or ends by storing) its MR rows of c,
  * which for a c larger than L2 come from memory: a chain of FMAs cannot start
  * before its accumulator arrives, so the next tile's rows are prefetched while
- * this one computes (medium's forward ran 18% faster with it, one thread). */
+ * this one computes (medium's forward ran 18% faster with it, one thread).
+ * In the column walk the first row tile of a block is the first to read the
+ * block's rows of b, which in a training step come from L3 or memory (dweight's b
+ * is the layer's input, saved in the forward); the hardware does not fetch them
+ * ahead fast enough, so that tile asks for its rows of b B_AHEAD ahead. The tiles
+ * below it find them in L2, where a prefetch per k only costs issue slots (8%).
+ * (Baby's dweight products with a cold input 4-15% faster: docs/bench_notes.md.) */
 static void tile_run(const Gemm* g, int t0, int t1) {
     for (int k0 = 0; k0 < g->K; k0 += KC) {
         int kc = g->K - k0 < KC ? g->K - k0 : KC;
@@ -174,8 +187,9 @@ static void tile_run(const Gemm* g, int t0, int t1) {
             TileInit init = {.load_c = g->load_c || k0 > 0, .row = g->init_row ? g->init_row + n0 : NULL};
             float* ct = g->c + (size_t)m0 * g->ldc + n0;
             const float* at = g->a + m0 * g->a_row + k0 * g->a_col;
-            if (mr == MR) tile(ct, g->ldc, init, at, g->a_row, g->a_col, bt, ldb, kc, MR, nr);
-            else tile(ct, g->ldc, init, at, g->a_row, g->a_col, bt, ldb, kc, mr, nr);
+            if (g->column_blocks && m0 == 0) tile(ct, g->ldc, init, at, g->a_row, g->a_col, bt, ldb, kc, mr, nr, 1);
+            else if (mr == MR) tile(ct, g->ldc, init, at, g->a_row, g->a_col, bt, ldb, kc, MR, nr, 0);
+            else tile(ct, g->ldc, init, at, g->a_row, g->a_col, bt, ldb, kc, mr, nr, 0);
         }
     }
 }
