@@ -9,8 +9,9 @@
 #define PI 3.14159265358979323846
 #define CLIP_EPS 1e-6f
 enum {
-    NORM_CHUNK = 1 << 14,  /* fixed partition of the gradient for the norm */
-    NORM_LANES = 16,       /* partial sums per chunk */
+    NORM_CHUNK = 1 << 14,     /* fixed partition of the gradient for the norm... */
+    NORM_MAX_CHUNKS = 1024,   /* ...into at most this many chunks (larger ones past 16M parameters) */
+    NORM_LANES = 16,          /* partial sums per chunk */
 };
 
 void adamw_init(AdamW* opt, size_t num_params) {
@@ -62,11 +63,15 @@ double lr_schedule(int it, double learning_rate, double min_lr, int warmup_iters
 }
 
 float grad_global_norm(const float* grads, size_t n) {
-    size_t chunks = (n + NORM_CHUNK - 1) / NORM_CHUNK;
-    double* partial = xmalloc(chunks * sizeof(double), "gradient norm partial sums");
+    /* chunk sums added in chunk order: the partition depends on n alone, never on
+     * the threads; on the stack, so that a training step allocates nothing */
+    size_t chunk = NORM_CHUNK;
+    while ((n + chunk - 1) / chunk > NORM_MAX_CHUNKS) chunk *= 2;
+    size_t chunks = (n + chunk - 1) / chunk;
+    double partial[NORM_MAX_CHUNKS];
     #pragma omp parallel for schedule(static)
     for (size_t c = 0; c < chunks; c++) {
-        size_t i0 = c * NORM_CHUNK, i1 = i0 + NORM_CHUNK < n ? i0 + NORM_CHUNK : n;
+        size_t i0 = c * chunk, i1 = i0 + chunk < n ? i0 + chunk : n;
         /* in NORM_LANES interleaved double sums (a single running sum would be one
          * serial chain of adds): a fixed order, vector adds */
         double acc[NORM_LANES] = {0};
@@ -80,7 +85,6 @@ float grad_global_norm(const float* grads, size_t n) {
     }
     double total = 0.0;
     for (size_t c = 0; c < chunks; c++) total += partial[c];
-    free(partial);
     return (float)sqrt(total);
 }
 

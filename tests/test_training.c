@@ -39,6 +39,30 @@ static void test_clipping_scales_to_the_max_norm(void** state) {
     grad_clip(g, 4, 100.0f, 0.0f);                  /* 0 turns clipping off */
 }
 
+/* Past 16M parameters the norm's chunks grow (a fixed number of partial sums on
+ * the stack): still the sum of squares, and the same bits on any thread count. */
+static void test_gradient_norm_of_a_large_model_is_exact_and_thread_independent(void** state) {
+    size_t n = ((size_t)1 << 24) + 1000;
+    float* g = xmalloc(n * sizeof(float), "test gradient");
+    double want = 0.0;
+    for (size_t i = 0; i < n; i++) {
+        g[i] = (float)((int)(i % 7) - 3) * 1e-3f;
+        want += (double)g[i] * g[i];
+    }
+    want = sqrt(want);
+    int threads = omp_get_max_threads();
+    omp_set_num_threads(1);
+    float one = grad_global_norm(g, n);
+    assert_true(fabs(one - want) <= 1e-6 * want);
+    for (int t = 2; t <= 3; t++) {
+        omp_set_num_threads(t);
+        float norm = grad_global_norm(g, n);
+        assert_memory_equal(&norm, &one, sizeof(float));
+    }
+    omp_set_num_threads(threads);
+    free(g);
+}
+
 static void test_adamw_first_step_is_lr_times_sign_plus_decay(void** state) {
     /* with m = v = 0, step 1 gives m_hat = g, v_hat = g^2: p -= lr*wd*p + lr*g/(|g|+eps) */
     ParamTensorInfo tensors[2] = {{.name = "matrix", .offset = 0, .size = 2, .decay = 1},
@@ -188,6 +212,7 @@ int main(void) {
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(test_lr_schedule_warms_up_then_follows_a_cosine),
         cmocka_unit_test(test_clipping_scales_to_the_max_norm),
+        cmocka_unit_test(test_gradient_norm_of_a_large_model_is_exact_and_thread_independent),
         cmocka_unit_test(test_adamw_first_step_is_lr_times_sign_plus_decay),
         cmocka_unit_test(test_token_file_round_trip_in_llmc_format),
         cmocka_unit_test(test_token_file_checks_refuse_with_a_message),
