@@ -63,10 +63,8 @@ static inline float exp_approx(float x) {
 /* exp_approx on 16 lanes at once, with AVX-512 intrinsics: the same operations
  * in the same order, so the same bits lane by lane (a test compares them) */
 static inline __m512 exp16(__m512 x) {
-    __mmask16 below = _mm512_cmp_ps_mask(x, _mm512_set1_ps(EXP_MIN_ARG), _CMP_LT_OQ);
-    __mmask16 above = _mm512_cmp_ps_mask(x, _mm512_set1_ps(EXP_MAX_ARG), _CMP_GT_OQ);
-    x = _mm512_mask_mov_ps(x, below, _mm512_set1_ps(EXP_MIN_ARG));
-    x = _mm512_mask_mov_ps(x, above, _mm512_set1_ps(EXP_MAX_ARG));
+    /* the clamp: vmaxps and vminps return their second operand, x, when x is NaN */
+    x = _mm512_min_ps(_mm512_set1_ps(EXP_MAX_ARG), _mm512_max_ps(_mm512_set1_ps(EXP_MIN_ARG), x));
     __m512 t = _mm512_fmadd_ps(x, _mm512_set1_ps(EXP_LOG2E), _mm512_set1_ps(EXP_ROUND));
     __m512 n = _mm512_sub_ps(t, _mm512_set1_ps(EXP_ROUND));
     __m512 r = _mm512_fnmadd_ps(n, _mm512_set1_ps(EXP_LN2_HI), x);
