@@ -98,7 +98,10 @@ static inline void tile(float* restrict c, int ldc, TileInit init, const float* 
     if (mr == MR && nr == NR) {
         for (int k = 0; k < K; k++) {
             const float* brow = b + (size_t)k * ldb;
-            if (prefetch_b && k + B_AHEAD < K) __builtin_prefetch(brow + (size_t)B_AHEAD * ldb);
+            if (prefetch_b && k + B_AHEAD < K) {
+                __builtin_prefetch(brow + (size_t)B_AHEAD * ldb);
+                __builtin_prefetch(brow + (size_t)B_AHEAD * ldb + NR / 2);
+            }
             for (int i = 0; i < MR; i++) {
                 float aik = a[i * a_row + k * a_col];
                 for (int j = 0; j < NR; j++) acc[i][j] += aik * brow[j];
@@ -164,7 +167,7 @@ static inline __attribute__((always_inline)) void tile_origin(const Gemm* g, int
  * block's rows of b, which in a training step come from L3 or memory (dweight's b
  * is the layer's input, saved in the forward); the hardware does not fetch them
  * ahead fast enough, so that tile asks for its rows of b B_AHEAD ahead. The tiles
- * below it find them in L2, where a prefetch per k only costs issue slots (8%).
+ * below it find them in L2, where a prefetch per k only costs issue slots (8-13%).
  * (Baby's dweight products with a cold input 4-15% faster: docs/bench_notes.md.) */
 static void tile_run(const Gemm* g, int t0, int t1) {
     for (int k0 = 0; k0 < g->K; k0 += KC) {

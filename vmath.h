@@ -60,8 +60,9 @@ static inline float exp_approx(float x) {
 }
 
 #ifdef __AVX512F__
-/* exp_approx on 16 lanes at once, with AVX-512 intrinsics: the same operations
- * in the same order, so the same bits lane by lane (a test compares them) */
+/* exp_approx on 16 lanes at once, with AVX-512 intrinsics: the same arithmetic
+ * in the same order (its clamp by max and min, which select the same values as
+ * exp_approx's masks), so the same bits lane by lane (a test compares them) */
 static inline __m512 exp16(__m512 x) {
     /* the clamp: vmaxps and vminps return their second operand, x, when x is NaN */
     x = _mm512_min_ps(_mm512_set1_ps(EXP_MAX_ARG), _mm512_max_ps(_mm512_set1_ps(EXP_MIN_ARG), x));
