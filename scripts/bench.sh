@@ -16,6 +16,10 @@
 #   BENCH_OUT      the report (default docs/bench.md); BENCH_RAW the raw outputs (default out/bench)
 #   BENCH_FULL=1   add the default run's wall time (about 5 minutes more)
 #   BENCH_QUICK=1  3 steps per run: checks that everything works, measures nothing
+#   BENCH_ROUNDS=N each baby and medium measurement N times (default 1), the implementations
+#                  in a rotated order each round; the tables take each one's median run, and
+#                  list every round's median step. The host's speed drifts by 10-35% within
+#                  minutes: one C run and one torch run back to back can meet different moments.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
@@ -25,6 +29,7 @@ OUT=${BENCH_OUT:-docs/bench.md}
 RAW=${BENCH_RAW:-out/bench}
 FULL=${BENCH_FULL:-0}
 QUICK=${BENCH_QUICK:-0}
+ROUNDS=${BENCH_ROUNDS:-1}
 SWEEP_T="64 128 256 512 1024"
 SWEEP_TOKENS=768
 
@@ -49,6 +54,7 @@ if [[ $FULL == 1 ]]; then
     make -s train data/tinyshakespeare.txt || die "BENCH_FULL=1 needs ./train and data/tinyshakespeare.txt"
 fi
 [[ $NTHREADS =~ ^[1-9][0-9]*$ ]] || die "BENCH_THREADS=$NTHREADS is not a positive integer"
+[[ $ROUNDS =~ ^[1-9][0-9]*$ ]] || die "BENCH_ROUNDS=$ROUNDS is not a positive integer"
 mkdir -p "$RAW" "$(dirname "$OUT")"
 THREAD_COUNTS=(1)
 if [[ $NTHREADS -gt 1 ]]; then THREAD_COUNTS+=("$NTHREADS"); fi
@@ -157,19 +163,47 @@ if [[ $NTHREADS -gt 1 && -n $CPU_LIST ]] && command -v taskset >/dev/null; then
 fi
 
 # ---- baby and medium, C then torch, 1 and N threads ----
-declare -A RES   # "impl model threads" -> bench line
+# bench_impl IMPL NAME THREADS CONFIG ARGS...: one run of an implementation, its bench line
+#   c: the C step (the configs' 2 batch groups); c1: the same in one pass (--batch_groups=1);
+#   torch: the tuned peer; torchi: torch as installed
+bench_impl() {
+    local impl=$1 name=$2 t=$3
+    shift 3
+    case $impl in
+        c) bench_c "$name" "$t" "$@" ;;
+        c1) bench_c "$name" "$t" "$@" --batch_groups=1 ;;
+        torch) bench_torch "$name" "$t" "$@" ;;
+        torchi) bench_torch "$name" "$t" "$@" --setup=installed ;;
+    esac
+}
+# median_line: of the bench lines on stdin, the one with the median ms_median (the lower
+# middle one for an even count)
+median_line() {
+    awk '{ for (i = 1; i <= NF; i++) if ($i ~ /^ms_median=/) { v = $i; sub(/^ms_median=/, "", v); print v "\t" $0; next } }' |
+        sort -g -k1,1 | awk -F'\t' '{ line[NR] = $2 } END { print line[int((NR + 1) / 2)] }'
+}
+declare -A RES     # "impl model threads" -> bench line (the median round's)
+declare -A ROUND_MS  # "impl model threads" -> every round's median step, in ms
 for model in baby medium; do
     if [[ $model == baby ]]; then opts=("${BABY_OPTS[@]}"); else opts=("${MEDIUM_OPTS[@]}"); fi
     for t in "${THREAD_COUNTS[@]}"; do
-        echo "$model, $t thread(s)" >&2
-        RES["c $model $t"]=$(bench_c "c_${model}_t$t" "$t" "configs/bench_$model.conf" "${opts[@]}")
-        if [[ $t -eq $NTHREADS && $t -gt 1 ]]; then  # the same step in one pass: what the batch groups give
-            RES["c1 $model $t"]=$(bench_c "c1_${model}_t$t" "$t" "configs/bench_$model.conf" "${opts[@]}" \
-                --batch_groups=1)
-        fi
-        RES["torch $model $t"]=$(bench_torch "torch_${model}_t$t" "$t" "configs/bench_$model.conf" "${opts[@]}")
-        RES["torchi $model $t"]=$(bench_torch "torchi_${model}_t$t" "$t" "configs/bench_$model.conf" "${opts[@]}" \
-            --setup=installed)
+        impls=(c)
+        if [[ $t -eq $NTHREADS && $t -gt 1 ]]; then impls+=(c1); fi  # the one-pass step: what the groups give
+        impls+=(torch torchi)
+        declare -A lines=()
+        for ((r = 0; r < ROUNDS; r++)); do
+            echo "$model, $t thread(s)$([[ $ROUNDS -gt 1 ]] && echo ", round $((r + 1)) of $ROUNDS")" >&2
+            for ((i = 0; i < ${#impls[@]}; i++)); do  # round r starts with implementation r
+                impl=${impls[(i + r) % ${#impls[@]}]}
+                name="${impl}_${model}_t$t"
+                if [[ $ROUNDS -gt 1 ]]; then name+="_r$((r + 1))"; fi
+                line=$(bench_impl "$impl" "$name" "$t" "configs/bench_$model.conf" "${opts[@]}")
+                lines[$impl]+="$line"$'\n'
+                ROUND_MS["$impl $model $t"]+="${ROUND_MS["$impl $model $t"]:+, }$(ms "$line" ms_median)"
+            done
+        done
+        for impl in "${impls[@]}"; do RES["$impl $model $t"]=$(printf '%s' "${lines[$impl]}" | median_line); done
+        unset lines
     done
 done
 
@@ -287,6 +321,23 @@ DISTURBED+=" (the times of such a run are not this code's); rerun on a quiet mac
     echo "The estimate is the C model's gpt_memory_estimate (model.h): parameters, gradients, AdamW m and v,"
     echo "activations, their gradients and scratch. Peak RSS adds the program and its libraries: \"before the model\""
     echo "is the peak RSS at the start (for torch, once \`import torch\` has loaded its runtime). $DISTURBED"
+    if [[ $ROUNDS -gt 1 ]]; then
+        echo
+        echo "BENCH_ROUNDS=$ROUNDS: each row above is the median of $ROUNDS runs (by the median step), one per round;"
+        echo "each round ran the implementations of a model and thread count back to back, the order rotated by"
+        echo "one every round. Every round's median step, ms (rows in the order the rounds ran):"
+        echo
+        echo "| model | impl | threads | each round |"
+        echo "|---|---|---|---|"
+        for model in baby medium; do
+            for t in "${THREAD_COUNTS[@]}"; do
+                for impl in c c1 torch torchi; do
+                    if [[ -z ${ROUND_MS["$impl $model $t"]:-} ]]; then continue; fi
+                    echo "| $model | $impl | $t | ${ROUND_MS["$impl $model $t"]} |"
+                done
+            done
+        done
+    fi
     echo
     echo "| model | threads | C tokens/s | torch tuned tokens/s | C / torch tuned | torch as installed tokens/s | C / torch as installed |"
     echo "|---|---|---|---|---|---|---|"
