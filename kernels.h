@@ -9,7 +9,10 @@
  * functions overwrite their outputs. Backward functions ACCUMULATE (+=) into
  * parameter gradients, so one zero_grad per step suffices and a tensor used
  * twice (E, tied) simply receives both contributions; and into the gradient of
- * a layernorm's input, where the residual stream's two branches meet. The other
+ * a layernorm's input, where the residual stream's two branches meet. The linear
+ * layer's can instead overwrite its weight's and bias's (GRADS_SET, matmul.h):
+ * a training step's products are their tensors' first writers, so it zeroes
+ * only the small rest (model.c, zero_summed_grads). The other
  * activation gradients have a single writer, which overwrites them (matmul
  * dinp, attention dqkv, gelu dinp, cross-entropy dlogits): no step has to zero
  * them first, which on the small models was a serial pass as long as a matmul.

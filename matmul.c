@@ -342,15 +342,16 @@ void matmul_forward(float* out, const float* inp, const float* weight, const flo
 
 void matmul_backward(float* dinp, float* dweight, float* dbias,
                      const float* dout, const float* inp, const float* weight, float* scratch,
-                     int BT, int C, int OC) {
+                     int BT, int C, int OC, GradMode mode) {
     /* Three independent products in one parallel region, without a barrier
      * between them: a thread goes on to its share of the next as soon as it is
      * done with the last (each output element still has one writer and one order).
      * dinp (BT, C) = dout (BT, OC) W (OC, C): the accumulators start at 0, not from dinp;
      * W is first packed into panels in scratch (each thread its share, then a barrier).
-     * dweight (OC, C) += dout^T (OC, BT) inp (BT, C): A(o, r) = dout[r*OC + o]. */
+     * dweight (OC, C) (+)= dout^T (OC, BT) inp (BT, C): A(o, r) = dout[r*OC + o]. */
+    int add = mode == GRADS_ADD;
     Gemm gi = {dinp, C, 0, NULL, dout, OC, 1, scratch, NR, 1, BT, C, OC, 0};
-    Gemm gw = {dweight, C, 1, NULL, dout, 1, OC, inp, C, 0, OC, C, BT, 1};
+    Gemm gw = {dweight, C, add, NULL, dout, 1, OC, inp, C, 0, OC, C, BT, 1};
     enum { SLICE = 64 };  /* dbias outputs per work item: four vectors of sums */
     int slices = dbias ? (OC + SLICE - 1) / SLICE : 0;
     #pragma omp parallel
@@ -368,7 +369,7 @@ void matmul_backward(float* dinp, float* dweight, float* dbias,
         for (int s = 0; s < slices; s++) {
             int o0 = s * SLICE, w = OC - o0 < SLICE ? OC - o0 : SLICE;
             float acc[SLICE];  /* in registers: the same adds, in row order */
-            for (int j = 0; j < w; j++) acc[j] = dbias[o0 + j];
+            for (int j = 0; j < w; j++) acc[j] = add ? dbias[o0 + j] : 0.0f;
             for (int r = 0; r < BT; r++) {
                 const float* row = dout + (size_t)r * OC + o0;
                 if (w == SLICE)  /* a constant trip count: the sums stay in registers */

@@ -17,12 +17,19 @@ size_t matmul_scratch_floats(int C, int OC);
  * matmul_forward: equal to it within float rounding, not bit for bit. */
 void matvec_forward(float* out, const float* inp, const float* weight, const float* bias, int C, int OC);
 
-/* dinp (B*T, C) = dout W;  dweight (OC, C) += dout^T inp;  dbias (OC) += sum_rows dout.
- * dinp or dbias may be NULL to skip that product. scratch: matmul_backward_scratch_floats(C, OC)
- * floats, to hold W in packed panels (unused when dinp is NULL). */
+/* How a backward treats its parameter gradients. GRADS_ADD: += (a tensor used
+ * twice, or several batches, gather their sums). GRADS_SET: = (the same bits
+ * as zeroing the gradient and adding, without that pass over it, nor the load
+ * of the zeros into the product's accumulators). */
+typedef enum { GRADS_ADD, GRADS_SET } GradMode;
+
+/* dinp (B*T, C) = dout W;  dweight (OC, C) (+)= dout^T inp;  dbias (OC) (+)= sum_rows dout,
+ * added or set as mode says. dinp or dbias may be NULL to skip that product.
+ * scratch: matmul_backward_scratch_floats(C, OC) floats, to hold W in packed
+ * panels (unused when dinp is NULL). */
 void matmul_backward(float* dinp, float* dweight, float* dbias,
                      const float* dout, const float* inp, const float* weight, float* scratch,
-                     int BT, int C, int OC);
+                     int BT, int C, int OC, GradMode mode);
 size_t matmul_backward_scratch_floats(int C, int OC);
 
 /* The core product: c[m][n] += sum_k A(m,k) * b[k][n] for m < M, n < N, k < K,

@@ -640,11 +640,26 @@ typedef struct {
     long first_row;
 } BackwardBuffers;
 
-/* The backward pass of the forward that wrote buf.acts over inputs/targets (B,T),
- * adding into buf.grads the gradients of the mean loss over batch_rows rows
- * (B*T, or the whole batch's when these rows are one group of it). */
+/* The parameter gradients that a backward only ever adds into: layer norms'
+ * and positions' sums over the rows, E's lookup scatter when E is not the output
+ * head. Zeroed before a GRADS_SET backward; every other gradient (the linear
+ * layers', and E through the tied head, its first writer) is written whole by
+ * its product. Absent tensors are NULL. */
+static void zero_summed_grads(const GPTConfig* c, const ParameterTensors* g) {
+    size_t C = c->n_embd, LC = (size_t)c->n_layer * C;
+    struct { float* grad; size_t n; } summed[] = {
+        {g->wpe, (size_t)c->block_size * C}, {g->ln1w, LC}, {g->ln1b, LC}, {g->ln2w, LC}, {g->ln2b, LC},
+        {g->lnfw, C}, {g->lnfb, C}, {c->tie_weights ? NULL : g->wte, (size_t)c->vocab_size * C}};
+    for (size_t i = 0; i < sizeof summed / sizeof summed[0]; i++)
+        if (summed[i].grad) memset(summed[i].grad, 0, summed[i].n * sizeof(float));
+}
+
+/* The backward pass of the forward that wrote buf.acts over inputs/targets (B,T):
+ * the gradients of the mean loss over batch_rows rows (B*T, or the whole batch's
+ * when these rows are one group of it), added into buf.grads or replacing them
+ * (mode). */
 static void backward_pass(const GPT* m, BackwardBuffers buf, const int* inputs, const int* targets, int B, int T,
-                          int batch_rows) {
+                          int batch_rows, GradMode mode) {
     const GPTConfig* c = &m->config;
     int C = c->n_embd, NH = c->n_head, L = c->n_layer, V = c->vocab_size;
     size_t BT = (size_t)B * T, BTC = BT * C;
@@ -660,6 +675,7 @@ static void backward_pass(const GPT* m, BackwardBuffers buf, const int* inputs, 
      * LN's backward then adds its part to dx. Every other gradient is first written
      * whole (kernels.h), so only dx needs zeroing. */
     float* dx = d.encoded;
+    if (mode == GRADS_SET) zero_summed_grads(c, &g);
     #pragma omp parallel for schedule(static)
     for (size_t i = 0; i < BTC; i++) dx[i] = 0.0f;
 
@@ -667,7 +683,7 @@ static void backward_pass(const GPT* m, BackwardBuffers buf, const int* inputs, 
     crossentropy_backward(d.logits, a.probs, targets, BT, V, batch_rows);
     /* z = h E^T:  dh += dz E  and  dE += dz^T h.  When tied, g.lm_head IS g.wte:
      * this is the DENSE part of dE, every row of E gets a gradient from every position. */
-    matmul_backward(d.lnf, g.lm_head, NULL, d.logits, a.lnf, p.lm_head, scratch, BT, C, V);
+    matmul_backward(d.lnf, g.lm_head, NULL, d.logits, a.lnf, p.lm_head, scratch, BT, C, V, mode);
     const float* x_last = a.residual3 + (L - 1) * BTC;
     layernorm_backward(dx, g.lnfw, g.lnfb, d.lnf, x_last, p.lnfw, a.lnf_mean, a.lnf_rstd, BT, C);
 
@@ -678,20 +694,21 @@ static void backward_pass(const GPT* m, BackwardBuffers buf, const int* inputs, 
         /* undo x = x + mlp(LN2(x)): dx is d(block output) */
         const float* dbranch = branch_grad(d.fcproj, dx, BTC, pdrop, drop_key(m, row0, l, DROP_MLP_RESID));
         matmul_backward(d.fch_gelu, g.fcprojw + (size_t)l * 4 * C * C, at(g.fcprojb, l * C),
-                        dbranch, a.fch_gelu + l * BTC * 4, p.fcprojw + (size_t)l * 4 * C * C, scratch, BT, 4 * C, C);
+                        dbranch, a.fch_gelu + l * BTC * 4, p.fcprojw + (size_t)l * 4 * C * C, scratch,
+                        BT, 4 * C, C, mode);
         gelu_backward(d.fch, a.fch + l * BTC * 4, d.fch_gelu, BTC * 4);
         matmul_backward(d.ln2, g.fcw + (size_t)l * 4 * C * C, at(g.fcb, l * 4 * C),
-                        d.fch, a.ln2 + l * BTC, p.fcw + (size_t)l * 4 * C * C, scratch, BT, C, 4 * C);
+                        d.fch, a.ln2 + l * BTC, p.fcw + (size_t)l * 4 * C * C, scratch, BT, C, 4 * C, mode);
         layernorm_backward(dx, g.ln2w + l * C, at(g.ln2b, l * C), d.ln2,
                            a.residual2 + l * BTC, p.ln2w + l * C, a.ln2_mean + l * BT, a.ln2_rstd + l * BT, BT, C);
         /* undo x = x + attn(LN1(x)): dx is now d(residual2) */
         dbranch = branch_grad(d.attproj, dx, BTC, pdrop, drop_key(m, row0, l, DROP_ATTN_RESID));
         matmul_backward(d.atty, g.attprojw + (size_t)l * C * C, at(g.attprojb, l * C),
-                        dbranch, a.atty + l * BTC, p.attprojw + (size_t)l * C * C, scratch, BT, C, C);
+                        dbranch, a.atty + l * BTC, p.attprojw + (size_t)l * C * C, scratch, BT, C, C, mode);
         attention_backward(d.qkv, scratch, d.atty, a.qkv + l * BTC * 3, att_stats, B, T, C, NH,
                            pdrop, drop_key(m, row0, l, DROP_ATTN));
         matmul_backward(d.ln1, g.qkvw + (size_t)l * 3 * C * C, at(g.qkvb, l * 3 * C),
-                        d.qkv, a.ln1 + l * BTC, p.qkvw + (size_t)l * 3 * C * C, scratch, BT, C, 3 * C);
+                        d.qkv, a.ln1 + l * BTC, p.qkvw + (size_t)l * 3 * C * C, scratch, BT, C, 3 * C, mode);
         layernorm_backward(dx, g.ln1w + l * C, at(g.ln1b, l * C), d.ln1,
                            x, p.ln1w + l * C, a.ln1_mean + l * BT, a.ln1_rstd + l * BT, BT, C);
         /* dx is now d(block input) = d(output of block l-1) */
@@ -704,11 +721,14 @@ static void backward_pass(const GPT* m, BackwardBuffers buf, const int* inputs, 
     encoder_backward(g.wte, g.wpe, dx, inputs, c->embed_scale, B, T, C);
 }
 
-void gpt_backward(GPT* m) {
+/* The backward of the model's own last forward. */
+static void own_backward(GPT* m, GradMode mode) {
     if (!m->backward_ready) die(EXIT_BAD_INPUT, "gpt_backward: the last forward had no targets, or was gpt_loss");
     BackwardBuffers own = {m->acts, m->dacts, m->grads, m->scratch, 0};
-    backward_pass(m, own, m->inputs, m->targets, m->B, m->T, m->B * m->T);
+    backward_pass(m, own, m->inputs, m->targets, m->B, m->T, m->B * m->T, mode);
 }
+
+void gpt_backward(GPT* m) { own_backward(m, GRADS_ADD); }
 
 /* ------------------------------------------------------------------------- */
 /* batch groups: a training step as independent passes over groups of sequences */
@@ -730,8 +750,8 @@ void gpt_set_batch_groups(GPT* m, int groups) {
 /* Group g's part of the model's activation memory, activation gradients,
  * gradients and scratch. The activations hold max_batch sequences, in groups of
  * max_batch / G: each group's tensors laid out as a whole model's (point_activations),
- * one group after another. Group 0 adds into the model's gradients, the others
- * into copies. */
+ * one group after another. Group 0 writes the model's gradients, the others
+ * copies of their own. */
 static void group_buffers(const GPT* m, int g, int rows, ForwardBuffers* f, BackwardBuffers* b) {
     const GPTConfig* c = &m->config;
     int per_group = m->max_batch / m->batch_groups;
@@ -748,26 +768,22 @@ static void group_buffers(const GPT* m, int g, int rows, ForwardBuffers* f, Back
     else point_params(&b->grads, m->group_grads + (size_t)(g - 1) * m->num_params, m->tensors, c->tie_weights);
 }
 
-/* Group g's forward and backward: rows g*rows.. of the batch, on the calling thread's team. */
+/* Group g's forward and backward: rows g*rows.. of the batch, on the calling
+ * thread's team; its gradients replace what its copy held. */
 static void group_pass(GPT* m, int g, const int* inputs, const int* targets, int rows, int T, int batch_rows) {
     ForwardBuffers f;
     BackwardBuffers b;
     group_buffers(m, g, rows, &f, &b);
-    if (g > 0) {  /* a fresh copy: zero, then this group's sums */
-        float* copy = m->group_grads + (size_t)(g - 1) * m->num_params;
-        #pragma omp parallel for schedule(static)
-        for (size_t i = 0; i < m->num_params; i++) copy[i] = 0.0f;
-    }
     size_t first = (size_t)g * rows * T;
     forward_pass(m, f, inputs + first, targets + first, rows, T, 1);
-    backward_pass(m, b, inputs + first, targets + first, rows, T, batch_rows);
+    backward_pass(m, b, inputs + first, targets + first, rows, T, batch_rows, GRADS_SET);
 }
 
 float gpt_forward_backward(GPT* m, const int* inputs, const int* targets, int B, int T) {
     int G = m->batch_groups;
     if (G == 1) {
         float loss = gpt_forward(m, inputs, targets, B, T);
-        gpt_backward(m);
+        own_backward(m, GRADS_SET);
         return loss;
     }
     if (B % G != 0)

@@ -199,7 +199,7 @@ float gpt_mean_loss(GPT* model, int n_batches, NextBatch next_batch, void* ctx, 
 int gpt_eval_lanes(const GPT* model);
 void gpt_zero_grad(GPT* model);
 /* Gradients of the mean loss of the last forward (which must have had targets),
- * accumulated into model->grads. */
+ * accumulated into model->grads (after a gpt_zero_grad, or onto another batch's). */
 void gpt_backward(GPT* model);
 
 /* Batch groups, for training on several threads. A training step's weight
@@ -214,9 +214,12 @@ void gpt_backward(GPT* model);
  * (every row's forward is computed alone); the weight gradients differ from it
  * by rounding. groups must divide max_batch; 1 (the default) is one pass. */
 void gpt_set_batch_groups(GPT* model, int groups);
-/* gpt_forward then gpt_backward (the gradients added into model->grads), in
- * batch groups when there are more than one: the mean loss of the whole batch.
- * B must then be a multiple of the groups; gpt_backward refuses afterwards. */
+/* A training step's gradients: gpt_forward, then the backward with its
+ * gradients REPLACING what model->grads held (no gpt_zero_grad first: the same
+ * bits as with one, without the passes that zero the gradients and the groups'
+ * copies), in batch groups when there are more than one. Returns the mean loss
+ * of the whole batch. B must be a multiple of the groups; with more than one
+ * group gpt_backward refuses afterwards. */
 float gpt_forward_backward(GPT* model, const int* inputs, const int* targets, int B, int T);
 /* Where a NaN or an Inf first appears, in the order a training step makes them:
  * the parameters (table order), the last forward's activations (layer by layer),

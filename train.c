@@ -422,8 +422,7 @@ int main(int argc, char** argv) {
             train_batches.rng = &progress.batch_rng;
             next_batch(&train_batches, inputs, targets);
             gpt_train_mode(&model, (uint64_t)cfg.seed, step);  /* dropout masks keyed by (seed, step) */
-            gpt_zero_grad(&model);
-            loss = gpt_forward_backward(&model, inputs, targets, B, T);  /* in batch_groups groups */
+            loss = gpt_forward_backward(&model, inputs, targets, B, T);  /* grads = this batch's, in groups */
             gpt_eval_mode(&model);
             /* every rank's slice has B x T positions: the global mean loss and its
              * gradient are the means over ranks (one allreduce of the whole buffer) */

@@ -202,7 +202,6 @@ int main(int argc, char** argv) {
         double t0 = now_seconds();
         double lr = lr_schedule(step - 1, cfg.learning_rate, cfg.min_lr, cfg.warmup_iters, cfg.lr_decay_iters);
         gpt_train_mode(&model, (uint64_t)cfg.seed, step);
-        gpt_zero_grad(&model);
         loss = gpt_forward_backward(&model, inputs, targets, B, T);
         gpt_eval_mode(&model);
         float norm = grad_global_norm(model.grads_memory, model.num_params);

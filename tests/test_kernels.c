@@ -156,16 +156,24 @@ static void test_matmul_backward_matches_finite_differences(void** state) {
     float* dweight = xcalloc(OC * C, sizeof(float), "dweight");
     float* dbias = xcalloc(OC, sizeof(float), "dbias");
     float* bscratch = xmalloc(sizeof(float) * matmul_backward_scratch_floats(C, OC), "scratch");
-    matmul_backward(dinp, dweight, dbias, c.w, c.inp, c.weight, bscratch, BT, C, OC);
+    matmul_backward(dinp, dweight, dbias, c.w, c.inp, c.weight, bscratch, BT, C, OC, GRADS_ADD);
     check_gradient("matmul dinp", c.inp, dinp, BT * C, matmul_objective, &c);
     check_gradient("matmul dweight", c.weight, dweight, OC * C, matmul_objective, &c);
     check_gradient("matmul dbias", c.bias, dbias, OC, matmul_objective, &c);
-    /* backward accumulates: a second call doubles every gradient */
-    float* dw2 = copy_tensor(dweight, OC * C);
-    matmul_backward(dinp, dweight, dbias, c.w, c.inp, c.weight, bscratch, BT, C, OC);
-    for (int i = 0; i < OC * C; i++) assert_true(fabsf(dweight[i] - 2 * dw2[i]) <= 1e-5f * (1 + fabsf(dw2[i])));
+    /* GRADS_ADD accumulates: a second call doubles every gradient */
+    float* dw1 = copy_tensor(dweight, OC * C);
+    float* db1 = copy_tensor(dbias, OC);
+    matmul_backward(dinp, dweight, dbias, c.w, c.inp, c.weight, bscratch, BT, C, OC, GRADS_ADD);
+    for (int i = 0; i < OC * C; i++) assert_true(fabsf(dweight[i] - 2 * dw1[i]) <= 1e-5f * (1 + fabsf(dw1[i])));
+    for (int i = 0; i < OC; i++) assert_true(fabsf(dbias[i] - 2 * db1[i]) <= 1e-5f * (1 + fabsf(db1[i])));
+    /* GRADS_SET replaces them: the first call's bits again, whatever they held */
+    for (int i = 0; i < OC * C; i++) dweight[i] = NAN;
+    for (int i = 0; i < OC; i++) dbias[i] = NAN;
+    matmul_backward(dinp, dweight, dbias, c.w, c.inp, c.weight, bscratch, BT, C, OC, GRADS_SET);
+    assert_memory_equal(dweight, dw1, sizeof(float) * OC * C);
+    assert_memory_equal(dbias, db1, sizeof(float) * OC);
     free(c.inp); free(c.weight); free(c.bias); free(c.w); free(c.out); free(c.scratch);
-    free(dinp); free(dweight); free(dbias); free(dw2); free(bscratch);
+    free(dinp); free(dweight); free(dbias); free(dw1); free(db1); free(bscratch);
 }
 
 /* Both backward products against the triple loop. dinp goes through W packed
@@ -173,7 +181,8 @@ static void test_matmul_backward_matches_finite_differences(void** state) {
  * the shapes give several panels and a ragged last one, OC past one KC block
  * (dinp's reduction), two whole column blocks and a ragged third, ragged row
  * tiles and BT past one KC block (dweight's reduction). dinp is overwritten
- * (NaN before: never read); dweight adds to what it held. */
+ * (NaN before: never read); dweight adds to what it held (GRADS_ADD), or
+ * replaces it (GRADS_SET, NaN before). */
 static void test_matmul_backward_matches_naive(void** state) {
     Rng rng;
     rng_seed(&rng, 3, 0);
@@ -189,11 +198,16 @@ static void test_matmul_backward_matches_naive(void** state) {
         float* ref_dweight = copy_tensor(dweight, (size_t)OC * C);
         float* scratch = xmalloc(sizeof(float) * matmul_backward_scratch_floats(C, OC), "scratch");
         for (int i = 0; i < BT * C; i++) dinp[i] = NAN;
-        matmul_backward(dinp, dweight, NULL, dout, inp, w, scratch, BT, C, OC);
+        matmul_backward(dinp, dweight, NULL, dout, inp, w, scratch, BT, C, OC, GRADS_ADD);
         gemm_accumulate_naive(ref_dinp, C, dout, OC, 1, w, C, BT, C, OC);
         gemm_accumulate_naive(ref_dweight, C, dout, 1, OC, inp, C, OC, C, BT);
         for (int i = 0; i < BT * C; i++)
             assert_true(fabsf(dinp[i] - ref_dinp[i]) <= 1e-5f * (1.0f + fabsf(ref_dinp[i])) * OC);
+        for (int i = 0; i < OC * C; i++)
+            assert_true(fabsf(dweight[i] - ref_dweight[i]) <= 1e-5f * (1.0f + fabsf(ref_dweight[i])) * BT);
+        for (int i = 0; i < OC * C; i++) { dweight[i] = NAN; ref_dweight[i] = 0.0f; }
+        matmul_backward(dinp, dweight, NULL, dout, inp, w, scratch, BT, C, OC, GRADS_SET);
+        gemm_accumulate_naive(ref_dweight, C, dout, 1, OC, inp, C, OC, C, BT);
         for (int i = 0; i < OC * C; i++)
             assert_true(fabsf(dweight[i] - ref_dweight[i]) <= 1e-5f * (1.0f + fabsf(ref_dweight[i])) * BT);
         free(dout); free(inp); free(w); free(dinp); free(dweight); free(ref_dinp); free(ref_dweight); free(scratch);
@@ -654,7 +668,8 @@ static float* run_all_kernels(int threads, size_t* n_out) {
     float mean[21], rstd[21];
 
     matmul_forward(o, x, w, bias, scratch, BT, C, OC); o += BT * OC;
-    matmul_backward(o, o + BT * C, o + BT * C + OC * C, dout, x, w, bscratch, BT, C, OC); o += BT * C + OC * C + OC;
+    matmul_backward(o, o + BT * C, o + BT * C + OC * C, dout, x, w, bscratch, BT, C, OC, GRADS_SET);
+    o += BT * C + OC * C + OC;
     attention_forward(o, stats, att_scratch, qkv, B, T, C, NH, 0.1f, 3);
     attention_backward(o + BT * C, att_scratch, x, qkv, stats, B, T, C, NH, 0.1f, 3); o += BT * C + BT * 3 * C;
     layernorm_forward(o, mean, rstd, x, lnw, bias, BT, C);

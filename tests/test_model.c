@@ -465,6 +465,46 @@ static void test_batch_groups_same_bits_on_any_thread_count(void** state) {
     omp_set_num_threads(threads);
 }
 
+/* gpt_forward_backward replaces the gradients: with NaN beforehand in the
+ * model's gradients and in the groups' copies, it gives the bits of gpt_zero_grad,
+ * gpt_forward and gpt_backward (one group), and of the same step on zeroed
+ * gradients (two groups), in each variant of the model: every gradient is
+ * written, and none is read before that. */
+static void test_forward_backward_replaces_the_gradients(void** state) {
+    struct { PosEncoding pos; int tied, bias; } variants[] = {
+        {POS_LEARNED, 1, 1}, {POS_LEARNED, 0, 1}, {POS_SINUSOIDAL, 1, 1}, {POS_SINUSOIDAL, 0, 0}};
+    int inputs[GROUPED_B * T], targets[GROUPED_B * T];
+    Rng rng;
+    rng_seed(&rng, 31, 8);
+    for (size_t v = 0; v < sizeof variants / sizeof variants[0]; v++) {
+        GPTConfig c = tiny_config(variants[v].pos, variants[v].tied, variants[v].bias);
+        c.dropout = 0.1f;
+        for (int i = 0; i < GROUPED_B * T; i++) {
+            inputs[i] = (int)rng_below(&rng, c.vocab_size);
+            targets[i] = (int)rng_below(&rng, c.vocab_size);
+        }
+        for (int groups = 1; groups <= 2; groups++) {
+            GPT ref, m;
+            GPT* both[] = {&ref, &m};
+            for (int k = 0; k < 2; k++) {
+                gpt_build(both[k], &c, GROUPED_B, 21);
+                break_symmetry(both[k]);
+                gpt_set_batch_groups(both[k], groups);
+                gpt_train_mode(both[k], 5, 17);
+            }
+            gpt_zero_grad(&ref);
+            float loss;
+            if (groups == 1) { loss = gpt_forward(&ref, inputs, targets, GROUPED_B, T); gpt_backward(&ref); }
+            else loss = gpt_forward_backward(&ref, inputs, targets, GROUPED_B, T);
+            for (size_t i = 0; i < m.num_params; i++) m.grads_memory[i] = NAN;
+            for (size_t i = 0; i < (size_t)(groups - 1) * m.num_params; i++) m.group_grads[i] = NAN;
+            assert_true(gpt_forward_backward(&m, inputs, targets, GROUPED_B, T) == loss);
+            assert_memory_equal(m.grads_memory, ref.grads_memory, m.num_params * sizeof(float));
+            gpt_free(&ref); gpt_free(&m);
+        }
+    }
+}
+
 /* After a grouped step the activations lie group by group: the diagnosis walks
  * them in step order across the groups and names the group. */
 static void test_find_nonfinite_in_batch_groups(void** state) {
@@ -507,6 +547,7 @@ int main(void) {
         cmocka_unit_test(test_batch_groups_give_the_one_pass_loss_and_gradients),
         cmocka_unit_test(test_batch_groups_same_bits_on_any_thread_count),
         cmocka_unit_test(test_find_nonfinite_in_batch_groups),
+        cmocka_unit_test(test_forward_backward_replaces_the_gradients),
     };
     return cmocka_run_group_tests_name("model", tests, NULL, NULL);
 }
