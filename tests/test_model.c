@@ -401,19 +401,28 @@ static void test_find_nonfinite_names_the_first_tensor(void** state) {
  * batch); the weight gradients are the same sums cut into G parts, equal up to
  * rounding. */
 enum { GROUPED_B = 6 };
-static float grouped_step(GPT* m, const GPTConfig* c, int groups, int B_run) {
+/* A model for the batch-group tests: off its symmetric init, in `groups` groups,
+ * in training mode with fixed dropout masks; and their batch of GROUPED_B sequences. */
+static void grouped_model(GPT* m, const GPTConfig* c, int groups) {
     gpt_build(m, c, GROUPED_B, 21);
     break_symmetry(m);
     gpt_set_batch_groups(m, groups);
     gpt_train_mode(m, 5, 17);
-    int inputs[GROUPED_B * T], targets[GROUPED_B * T];
+}
+
+static void grouped_batch(int* inputs, int* targets, int V) {
     Rng rng;
     rng_seed(&rng, 31, 7);
     for (int i = 0; i < GROUPED_B * T; i++) {
-        inputs[i] = (int)rng_below(&rng, c->vocab_size);
-        targets[i] = (int)rng_below(&rng, c->vocab_size);
+        inputs[i] = (int)rng_below(&rng, V);
+        targets[i] = (int)rng_below(&rng, V);
     }
-    gpt_zero_grad(m);
+}
+
+static float grouped_step(GPT* m, const GPTConfig* c, int groups, int B_run) {
+    grouped_model(m, c, groups);
+    int inputs[GROUPED_B * T], targets[GROUPED_B * T];
+    grouped_batch(inputs, targets, c->vocab_size);
     return gpt_forward_backward(m, inputs, targets, B_run, T);
 }
 
@@ -473,25 +482,15 @@ static void test_batch_groups_same_bits_on_any_thread_count(void** state) {
 static void test_forward_backward_replaces_the_gradients(void** state) {
     struct { PosEncoding pos; int tied, bias; } variants[] = {
         {POS_LEARNED, 1, 1}, {POS_LEARNED, 0, 1}, {POS_SINUSOIDAL, 1, 1}, {POS_SINUSOIDAL, 0, 0}};
-    int inputs[GROUPED_B * T], targets[GROUPED_B * T];
-    Rng rng;
-    rng_seed(&rng, 31, 8);
     for (size_t v = 0; v < sizeof variants / sizeof variants[0]; v++) {
         GPTConfig c = tiny_config(variants[v].pos, variants[v].tied, variants[v].bias);
         c.dropout = 0.1f;
-        for (int i = 0; i < GROUPED_B * T; i++) {
-            inputs[i] = (int)rng_below(&rng, c.vocab_size);
-            targets[i] = (int)rng_below(&rng, c.vocab_size);
-        }
+        int inputs[GROUPED_B * T], targets[GROUPED_B * T];
+        grouped_batch(inputs, targets, c.vocab_size);
         for (int groups = 1; groups <= 2; groups++) {
             GPT ref, m;
-            GPT* both[] = {&ref, &m};
-            for (int k = 0; k < 2; k++) {
-                gpt_build(both[k], &c, GROUPED_B, 21);
-                break_symmetry(both[k]);
-                gpt_set_batch_groups(both[k], groups);
-                gpt_train_mode(both[k], 5, 17);
-            }
+            grouped_model(&ref, &c, groups);
+            grouped_model(&m, &c, groups);
             gpt_zero_grad(&ref);
             float loss;
             if (groups == 1) { loss = gpt_forward(&ref, inputs, targets, GROUPED_B, T); gpt_backward(&ref); }
