@@ -3,8 +3,9 @@
 # then full training steps of the C model (scripts/bench_step) against the same model in
 # PyTorch (scripts/bench_torch.py), and writes docs/bench.md with the machine and the tables.
 #
-#   baby and medium configs (configs/bench_*.conf), C and torch, on 1 thread and on all;
-#   C on all threads also in one pass (--batch_groups=1), against the configs' 2 batch groups;
+#   baby and medium configs (configs/bench_*.conf), C and torch, on 1 thread and on all (or on
+#   each thread count BENCH_THREADS lists); C on all threads also in one pass
+#   (--batch_groups=1), against the configs' 2 batch groups;
 #   torch twice: tuned (scripts/bench_torch.py's settings) and as installed (environment untouched)
 #   a block_size sweep 64..1024 on the baby shape, B = 768/T (at least 1), all threads
 #   BENCH_FULL=1: also the wall time of the default run, ./train configs/shakespeare_char.conf
@@ -12,7 +13,10 @@
 # Each config runs C then torch back to back, so both see the same machine. Raw outputs go
 # to out/bench/. Environment:
 #   PYTHON         the Python with torch (default /usr/bin/python3)
-#   BENCH_THREADS  "all threads" (default: nproc)
+#   BENCH_THREADS  "all threads" (default: nproc), or a list of thread counts ("2 16": rows for 1, 2
+#                  and 16 threads, "all threads" the largest): one run measures both targets of a
+#                  16-core machine, at 2 threads and at 16
+#   BENCH_SWEEP=0  leave out the block_size sweep; BENCH_PER_CPU=0 the 1-thread step on each CPU
 #   BENCH_OUT      the report (default docs/bench.md); BENCH_RAW the raw outputs (default out/bench)
 #   BENCH_FULL=1   add the default run's wall time (about 5 minutes more)
 #   BENCH_QUICK=1  3 steps per run: checks that everything works, measures nothing
@@ -24,12 +28,15 @@ set -euo pipefail
 cd "$(dirname "$0")/.."
 
 PYTHON=${PYTHON:-/usr/bin/python3}
-NTHREADS=${BENCH_THREADS:-$(nproc)}
+THREAD_LIST=${BENCH_THREADS:-$(nproc)}
+read -ra THREAD_LIST <<<"${THREAD_LIST//,/ }"
 OUT=${BENCH_OUT:-docs/bench.md}
 RAW=${BENCH_RAW:-out/bench}
 FULL=${BENCH_FULL:-0}
 QUICK=${BENCH_QUICK:-0}
 ROUNDS=${BENCH_ROUNDS:-1}
+SWEEP=${BENCH_SWEEP:-1}
+PER_CPU_STEPS=${BENCH_PER_CPU:-1}
 SWEEP_T="64 128 256 512 1024"
 SWEEP_TOKENS=768
 
@@ -53,11 +60,15 @@ make -s scripts/bench_step scripts/fma_peak || die "cannot build scripts/bench_s
 if [[ $FULL == 1 ]]; then
     make -s train data/tinyshakespeare.txt || die "BENCH_FULL=1 needs ./train and data/tinyshakespeare.txt"
 fi
-[[ $NTHREADS =~ ^[1-9][0-9]*$ ]] || die "BENCH_THREADS=$NTHREADS is not a positive integer"
+[[ ${#THREAD_LIST[@]} -gt 0 ]] || die "BENCH_THREADS is empty"
+for t in "${THREAD_LIST[@]}"; do
+    [[ $t =~ ^[1-9][0-9]*$ ]] || die "BENCH_THREADS=\"${BENCH_THREADS:-}\": '$t' is not a positive integer"
+done
 [[ $ROUNDS =~ ^[1-9][0-9]*$ ]] || die "BENCH_ROUNDS=$ROUNDS is not a positive integer"
 mkdir -p "$RAW" "$(dirname "$OUT")"
-THREAD_COUNTS=(1)
-if [[ $NTHREADS -gt 1 ]]; then THREAD_COUNTS+=("$NTHREADS"); fi
+# 1 and every listed count, ascending; "all threads" is the largest
+mapfile -t THREAD_COUNTS < <(printf '%s\n' 1 "${THREAD_LIST[@]}" | sort -n -u)
+NTHREADS=${THREAD_COUNTS[-1]}
 
 COMMANDS=$RAW/commands.txt  # every measuring command, for the report
 : >"$COMMANDS"
@@ -135,9 +146,14 @@ LOAD=$(cut -d' ' -f1-3 /proc/loadavg)
 
 # the probe runs at the start and again at the end; the peak is the better of the two, so
 # one disturbed probe does not inflate every "% of peak"
+# (each run probes 1 thread and OMP_NUM_THREADS threads: one run per count above 1)
 run_fma_peak() {
-    echo "OMP_NUM_THREADS=$NTHREADS scripts/fma_peak" >>"$COMMANDS"
-    OMP_NUM_THREADS=$NTHREADS scripts/fma_peak >>"$RAW/fma_peak.log" 2>&1 || die "scripts/fma_peak failed"
+    local t
+    for t in "${THREAD_COUNTS[@]}"; do
+        if [[ $t -eq 1 && $NTHREADS -gt 1 ]]; then continue; fi
+        echo "OMP_NUM_THREADS=$t scripts/fma_peak" >>"$COMMANDS"
+        OMP_NUM_THREADS=$t scripts/fma_peak >>"$RAW/fma_peak.log" 2>&1 || die "scripts/fma_peak failed"
+    done
 }
 : >"$RAW/fma_peak.log"
 run_fma_peak
@@ -157,7 +173,7 @@ run_per_cpu() {  # run_per_cpu start|end
         i=$((i + 1))
     done
 }
-if [[ $NTHREADS -gt 1 && -n $CPU_LIST ]] && command -v taskset >/dev/null; then
+if [[ $PER_CPU_STEPS != 0 && $NTHREADS -gt 1 && -n $CPU_LIST ]] && command -v taskset >/dev/null; then
     echo "a 1-thread step on each CPU" >&2
     run_per_cpu start
 fi
@@ -208,6 +224,7 @@ for model in baby medium; do
 done
 
 # ---- block_size sweep on the baby shape, all threads ----
+if [[ $SWEEP == 0 ]]; then SWEEP_T=""; fi
 for T in $SWEEP_T; do
     B=$((SWEEP_TOKENS / T))
     if [[ $B -lt 1 ]]; then B=1; fi
@@ -282,9 +299,10 @@ DISTURBED+=" (the times of such a run are not this code's); rerun on a quiet mac
     echo "## FP32 peak (scripts/fma_peak)"
     echo
     echo "Independent FMAs in registers, no memory traffic ($FMA_ISA), an FMA = 2 FLOP per lane; each probe"
-    echo "is the best of 5 runs, and it probes at the start and at the end of the benchmark. The peak is the better."
+    echo "is the best of 5 runs, and it probes at the start and at the end of the benchmark (1 thread with every"
+    echo "other count). The peak is the best probe."
     echo
-    echo "| threads | peak GFLOP/s | the two probes |"
+    echo "| threads | peak GFLOP/s | the probes |"
     echo "|---|---|---|"
     for t in "${THREAD_COUNTS[@]}"; do echo "| $t | ${PEAK[$t]} | ${PEAK_RUNS[$t]} |"; done
     echo
@@ -351,16 +369,20 @@ DISTURBED+=" (the times of such a run are not this code's); rerun on a quiet mac
     done
     if [[ $NTHREADS -gt 1 ]]; then
         echo
-        echo "Scaling from 1 to $NTHREADS threads (tokens/s on $NTHREADS threads / on 1; $NTHREADS would be perfect;"
-        echo "the FMA peak scales by $(calc "%.2f" "${PEAK[$NTHREADS]} / ${PEAK[1]}")):"
+        echo "Scaling from 1 thread (tokens/s on t threads / on 1: t would be perfect; the FMA peak's own"
+        echo "ratio beside it):"
         echo
-        echo "| model | C | torch tuned | torch as installed |"
-        echo "|---|---|---|---|"
+        echo "| model | threads t | C | torch tuned | torch as installed | FMA peak |"
+        echo "|---|---|---|---|---|---|"
         for model in baby medium; do
-            sc=$(calc "%.2f" "$(field "${RES["c $model $NTHREADS"]}" tok_s) / $(field "${RES["c $model 1"]}" tok_s)")
-            sp=$(calc "%.2f" "$(field "${RES["torch $model $NTHREADS"]}" tok_s) / $(field "${RES["torch $model 1"]}" tok_s)")
-            si=$(calc "%.2f" "$(field "${RES["torchi $model $NTHREADS"]}" tok_s) / $(field "${RES["torchi $model 1"]}" tok_s)")
-            echo "| $model | $sc | $sp | $si |"
+            for t in "${THREAD_COUNTS[@]}"; do
+                if [[ $t -eq 1 ]]; then continue; fi
+                row="| $model | $t |"
+                for impl in c torch torchi; do
+                    row+=" $(calc "%.2f" "$(field "${RES["$impl $model $t"]}" tok_s) / $(field "${RES["$impl $model 1"]}" tok_s)") |"
+                done
+                echo "$row $(calc "%.2f" "${PEAK[$t]} / ${PEAK[1]}") |"
+            done
         done
         echo
         echo "Batch groups: the C step in the configs' 2 groups against the same step in one pass"
@@ -374,24 +396,26 @@ DISTURBED+=" (the times of such a run are not this code's); rerun on a quiet mac
             echo "| $model | $(step_ms "$g") | $(step_ms "$o") | $(calc "%.2f" "$(field "$o" ms_median) / $(field "$g" ms_median)") |"
         done
     fi
-    echo
-    echo "## block_size sweep"
-    echo
-    echo "The baby model with block_size T and batch B = $SWEEP_TOKENS / T (at least 1, so T = 512 runs 512 tokens"
-    echo "a step and T = 1024 runs 1024), on $NTHREADS threads, ${SWEEP_OPTS[*]}; the C step in the config's 2 batch"
-    echo "groups where B is even, in one pass where it is odd. Attention's share of the FLOPs"
-    echo "grows with T. \"torch\" here is the tuned peer. The PyTorch model keeps T x T attention probabilities per layer and head for its backward. Both GFLOP/s use the causal count,"
-    echo "though the PyTorch model computes the whole T x T product and masks it. $DISTURBED"
-    echo
-    echo "| T | B | GFLOP/step | attention share | C ms/step | C GFLOP/s | torch ms/step | torch GFLOP/s | C / torch | C RSS MB | C estimate MB | torch RSS MB |"
-    echo "|---|---|---|---|---|---|---|---|---|---|---|---|"
-    for T in $SWEEP_T; do
-        lc=${RES["c sweep $T"]}
-        lp=${RES["torch sweep $T"]}
-        B=$(field "$lc" B)
-        share=$(calc "%.0f%%" "$(field "$lc" attn_share) * 100")
-        echo "| $T | $B | $(calc "%.2f" "$(field "$lc" gflop_per_step)") | $share | $(step_ms "$lc") | $(calc "%.1f" "$(field "$lc" gflops)") | $(step_ms "$lp") | $(calc "%.1f" "$(field "$lp" gflops)") | $(calc "%.2f" "$(field "$lp" ms_median) / $(field "$lc" ms_median)") | $(field "$lc" rss_mb) | $(field "$lc" est_mb) | $(field "$lp" rss_mb) |"
-    done
+    if [[ -n $SWEEP_T ]]; then
+        echo
+        echo "## block_size sweep"
+        echo
+        echo "The baby model with block_size T and batch B = $SWEEP_TOKENS / T (at least 1, so T = 512 runs 512 tokens"
+        echo "a step and T = 1024 runs 1024), on $NTHREADS threads, ${SWEEP_OPTS[*]}; the C step in the config's 2 batch"
+        echo "groups where B is even, in one pass where it is odd. Attention's share of the FLOPs"
+        echo "grows with T. \"torch\" here is the tuned peer. The PyTorch model keeps T x T attention probabilities per layer and head for its backward. Both GFLOP/s use the causal count,"
+        echo "though the PyTorch model computes the whole T x T product and masks it. $DISTURBED"
+        echo
+        echo "| T | B | GFLOP/step | attention share | C ms/step | C GFLOP/s | torch ms/step | torch GFLOP/s | C / torch | C RSS MB | C estimate MB | torch RSS MB |"
+        echo "|---|---|---|---|---|---|---|---|---|---|---|---|"
+        for T in $SWEEP_T; do
+            lc=${RES["c sweep $T"]}
+            lp=${RES["torch sweep $T"]}
+            B=$(field "$lc" B)
+            share=$(calc "%.0f%%" "$(field "$lc" attn_share) * 100")
+            echo "| $T | $B | $(calc "%.2f" "$(field "$lc" gflop_per_step)") | $share | $(step_ms "$lc") | $(calc "%.1f" "$(field "$lc" gflops)") | $(step_ms "$lp") | $(calc "%.1f" "$(field "$lp" gflops)") | $(calc "%.2f" "$(field "$lp" ms_median) / $(field "$lc" ms_median)") | $(field "$lc" rss_mb) | $(field "$lc" est_mb) | $(field "$lp" rss_mb) |"
+        done
+    fi
     if [[ -n $FULL_LINE ]]; then
         echo
         echo "## The default run"
