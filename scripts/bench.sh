@@ -144,9 +144,9 @@ fi
 COMMIT=$(git describe --always --dirty 2>/dev/null || echo unknown)
 LOAD=$(cut -d' ' -f1-3 /proc/loadavg)
 
-# the probe runs at the start and again at the end; the peak is the better of the two, so
-# one disturbed probe does not inflate every "% of peak"
-# (each run probes 1 thread and OMP_NUM_THREADS threads: one run per count above 1)
+# the probes run at the start and again at the end; the peak is the best of them, so one
+# disturbed probe does not inflate every "% of peak" (each run of fma_peak probes 1 thread
+# and OMP_NUM_THREADS threads: one run per count above 1)
 run_fma_peak() {
     local t
     for t in "${THREAD_COUNTS[@]}"; do
