@@ -7,6 +7,7 @@
 #   each thread count BENCH_THREADS lists); C on all threads also in one pass
 #   (--batch_groups=1), against the configs' 2 batch groups;
 #   torch twice: tuned (scripts/bench_torch.py's settings) and as installed (environment untouched)
+#   the linear layers' products alone (scripts/bench_step --products), hot and cold, at each count
 #   a block_size sweep 64..1024 on the baby shape, B = 768/T (at least 1), all threads
 #   BENCH_FULL=1: also the wall time of the default run, ./train configs/shakespeare_char.conf
 #
@@ -44,10 +45,12 @@ SWEEP_TOKENS=768
 BABY_OPTS=(--steps=30 --warmup=5 --eval_reps=10)
 MEDIUM_OPTS=(--steps=20 --warmup=2 --eval_reps=5)
 SWEEP_OPTS=(--steps=20 --warmup=3 --eval_reps=5)
+PRODUCT_REPS=10  # calls of each product, hot and cold: the fastest counts
 if [[ $QUICK == 1 ]]; then
     BABY_OPTS=(--steps=3 --warmup=1 --eval_reps=2)
     MEDIUM_OPTS=("${BABY_OPTS[@]}")
     SWEEP_OPTS=("${BABY_OPTS[@]}")
+    PRODUCT_REPS=2
 fi
 
 die() { echo "error: $*" >&2; exit 1; }
@@ -220,6 +223,16 @@ for model in baby medium; do
         done
         for impl in "${impls[@]}"; do RES["$impl $model $t"]=$(printf '%s' "${lines[$impl]}" | median_line); done
         unset lines
+    done
+done
+
+# ---- the linear products alone, as a step runs them: how near the kernel comes to the peak,
+# and how much of a step is everything else ----
+for model in baby medium; do
+    for t in "${THREAD_COUNTS[@]}"; do
+        echo "$model, the products alone, $t thread(s)" >&2
+        RES["products $model $t"]=$(bench_c "products_${model}_t$t" "$t" "configs/bench_$model.conf" \
+            --products="$PRODUCT_REPS")
     done
 done
 
@@ -396,6 +409,38 @@ DISTURBED+=" (the times of such a run are not this code's); rerun on a quiet mac
             echo "| $model | $(step_ms "$g") | $(step_ms "$o") | $(calc "%.2f" "$(field "$o" ms_median) / $(field "$g" ms_median)") |"
         done
     fi
+    echo
+    echo "## The linear products alone"
+    echo
+    echo "\`scripts/bench_step CONFIG --products=$PRODUCT_REPS\`: each linear layer's forward product, and its backward"
+    echo "(dinp, dweight and dbias), called alone as a step calls them (the batch groups side by side, each on its"
+    echo "own rows), the fastest of $PRODUCT_REPS calls: hot (the same operands again) and cold (after as many bytes as"
+    echo "the last-level cache the system reports were written elsewhere). GFLOP/s, the % of the FMA peak in brackets."
+    echo
+    echo "| model | threads | product | rows x C x OC, a group | forward hot | forward cold | backward hot | backward cold |"
+    echo "|---|---|---|---|---|---|---|---|"
+    for model in baby medium; do
+        for t in "${THREAD_COUNTS[@]}"; do
+            while read -r l; do
+                row="| $model | $t | $(field "$l" layer) | $(field "$l" rows) x $(field "$l" C) x $(field "$l" OC) |"
+                for k in fwd_hot fwd_cold bwd_hot bwd_cold; do row+=" $(field "$l" "$k") ($(calc "%.0f" "$(field "$l" "$k") / ${PEAK[$t]} * 100")%) |"; done
+                echo "$row"
+            done < <(grep '^products ' "$RAW/products_${model}_t$t.log")
+        done
+    done
+    echo
+    echo "All the products of a step (each product's time times its calls) against the whole step of the table above:"
+    echo "the rest of the step is attention, layer norms, GELU, softmax and cross-entropy, the clip and AdamW."
+    echo
+    echo "| model | threads | products, ms a step (hot / cold) | their GFLOP/s hot (% of peak) | the step, ms | the step's GFLOP/s (% of peak) | the rest, ms (hot) |"
+    echo "|---|---|---|---|---|---|---|"
+    for model in baby medium; do
+        for t in "${THREAD_COUNTS[@]}"; do
+            l=${RES["products $model $t"]}
+            st=${RES["c $model $t"]}
+            echo "| $model | $t | $(ms "$l" ms_hot) / $(ms "$l" ms_cold) | $(field "$l" hot) ($(calc "%.0f" "$(field "$l" hot) / ${PEAK[$t]} * 100")%) | $(ms "$st" ms_median) | $(calc "%.1f" "$(field "$st" gflops)") ($(pct_peak "$st" "$t")%) | $(calc "%.1f" "$(field "$st" ms_median) - $(field "$l" ms_hot)") |"
+        done
+    done
     if [[ -n $SWEEP_T ]]; then
         echo
         echo "## block_size sweep"

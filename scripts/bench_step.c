@@ -8,19 +8,27 @@
  * batch_size, block_size, dropout, seed and the AdamW settings matter here.
  *
  * Usage: scripts/bench_step CONFIG [--key=value ...] [--steps=N] [--warmup=N]
- *                                  [--eval_reps=N] [--vocab_size=V]
+ *                                  [--eval_reps=N] [--vocab_size=V] [--products[=REPS]]
  *   --steps       timed training steps (default 30); the median is reported
  *   --warmup      untimed steps first (default 5): page faults, caches, thread start
  *   --eval_reps   timed evaluation forwards (default 10)
  *   --vocab_size  V of the model (default 65, Tiny Shakespeare's characters): the
  *                 bench has no data to take it from; this is not the config key
  *                 of the same name, which only sizes a SentencePiece vocabulary
+ *   --products    instead of steps, the linear layers' products alone (matmul.c), each
+ *                 the fastest of REPS calls (default 10) hot and cold: how close the
+ *                 kernel comes to the FMA peak, and what the rest of a step costs
  * Threads: OMP_NUM_THREADS, as for ./train.
  *
  * The last line is machine-readable (scripts/bench.sh parses it):
  *   bench impl=c config=NAME threads=N B= T= params= steps= ms_median= ms_min= tok_s=
  *         gflop_per_step= attn_share= gflops= eval_ms= rss_base_mb= rss_mb= est_mb= rss_over_est=
- * (attn_share: attention's part of the FLOP count)
+ * (attn_share: attention's part of the FLOP count). With --products, a line per product
+ * and a last line for all the products of a step, their rates in GFLOP/s:
+ *   products config=NAME threads=N lanes= rows= layer= C= OC= calls= fwd_hot= fwd_cold= bwd_hot= bwd_cold=
+ *   bench impl=c-products config=NAME threads=N lanes= rows= ms_hot= ms_cold= fwd_hot= fwd_cold= bwd_hot=
+ *         bwd_cold= hot= cold=
+ * (ms_hot, ms_cold: the time all the products of one training step take)
  * Sizes in MB are 2^20 bytes, as ./train prints them.
  */
 #include <math.h>
@@ -29,13 +37,15 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/resource.h>
+#include <unistd.h>
 
 #include "config.h"
+#include "matmul.h"
 #include "model.h"
 #include "optim.h"
 #include "utils.h"
 
-enum { DEFAULT_STEPS = 30, DEFAULT_WARMUP = 5, DEFAULT_EVAL_REPS = 10, DEFAULT_VOCAB = 65 };
+enum { DEFAULT_STEPS = 30, DEFAULT_WARMUP = 5, DEFAULT_EVAL_REPS = 10, DEFAULT_VOCAB = 65, DEFAULT_PRODUCT_REPS = 10 };
 enum { STREAM_BENCH_BATCH = 7 };  /* a PCG32 stream of its own for the random batches */
 
 static void usage(FILE* f) {
@@ -45,9 +55,11 @@ static void usage(FILE* f) {
                "  --warmup      untimed steps before them (default %d)\n"
                "  --eval_reps   timed evaluation forwards (default %d)\n"
                "  --vocab_size  the model's vocabulary (default %d)\n"
+               "  --products[=REPS]  the linear products alone, hot and cold, each the fastest of REPS\n"
+               "                calls (default %d), instead of training steps\n"
                "  --key=value   any ./train config key (./train --help lists them)\n"
                "Threads: OMP_NUM_THREADS.\n",
-            DEFAULT_STEPS, DEFAULT_WARMUP, DEFAULT_EVAL_REPS, DEFAULT_VOCAB);
+            DEFAULT_STEPS, DEFAULT_WARMUP, DEFAULT_EVAL_REPS, DEFAULT_VOCAB, DEFAULT_PRODUCT_REPS);
 }
 
 /* ---- FLOPs ---------------------------------------------------------------- */
@@ -141,6 +153,109 @@ static void config_name(const char* path, char* out, size_t len) {
     snprintf(out, len, "%.*s", (int)n, base);
 }
 
+/* ---- --products: the linear layers' products alone -------------------------- */
+
+/* A linear layer's product, (rows, C) x W^T -> (rows, OC), used `calls` times a forward. */
+typedef struct { const char* layer; int C, OC, calls, bias; } Product;
+
+/* Bytes a cold call's lanes write first, all together: the last-level cache that the
+ * system reports (a VM may report the whole socket's: 508 MiB here, where 64 MiB left
+ * the products as fast as hot), at least 64 MiB and at most 1 GiB. */
+static size_t flush_bytes(void) {
+    long l3 = -1;
+#ifdef _SC_LEVEL3_CACHE_SIZE
+    l3 = sysconf(_SC_LEVEL3_CACHE_SIZE);
+#endif
+    size_t lo = (size_t)64 << 20, hi = (size_t)1 << 30;
+    return l3 < (long)lo ? lo : (size_t)l3 > hi ? hi : (size_t)l3;
+}
+static volatile unsigned char flush_sink;  /* a read of the flush: keeps its writes */
+
+static float* random_floats(Rng* rng, size_t n, const char* what) {
+    float* p = xmalloc(sizeof(float) * n, what);
+    for (size_t i = 0; i < n; i++) p[i] = rng_uniform(rng) - 0.5f;
+    return p;
+}
+
+/* The fastest forward and backward (dinp, dweight, dbias) of p over reps calls, in
+ * seconds, as a step's batch groups run them: `lanes` threads side by side, each on
+ * `rows` rows of its own with `inner` threads for its kernels; a call lasts until the
+ * slowest lane is done. cold: the lanes first write flush_total bytes elsewhere. */
+static void time_product(const Product* p, int rows, int lanes, int inner, int reps, size_t flush_total,
+                         int cold, double* fwd, double* bwd) {
+    double best[2] = {INFINITY, INFINITY}, t0 = 0.0;
+    #pragma omp parallel num_threads(lanes)
+    {
+        omp_set_num_threads(inner);
+        int lane = omp_get_thread_num();
+        Rng rng;
+        rng_seed(&rng, 1, (uint64_t)lane);
+        size_t in = (size_t)rows * p->C, out = (size_t)rows * p->OC, wn = (size_t)p->OC * p->C;
+        size_t fs = matmul_scratch_floats(p->C, p->OC), bs = matmul_backward_scratch_floats(p->C, p->OC);
+        float *inp = random_floats(&rng, in, "product input"), *w = random_floats(&rng, wn, "product weight");
+        float *bias = p->bias ? random_floats(&rng, p->OC, "product bias") : NULL;
+        float *y = random_floats(&rng, out, "product output"), *dy = random_floats(&rng, out, "product dout");
+        float *dinp = random_floats(&rng, in, "product dinp"), *dw = random_floats(&rng, wn, "product dweight");
+        float *db = p->bias ? random_floats(&rng, p->OC, "product dbias") : NULL;
+        float* scratch = random_floats(&rng, fs > bs ? fs : bs, "product scratch");
+        size_t flush_n = flush_total / (size_t)lanes;
+        unsigned char* flush = cold ? xmalloc(flush_n, "cache flush") : NULL;
+        for (int r = 0; r < reps; r++)
+            for (int phase = 0; phase < 2; phase++) {
+                if (cold) {
+                    memset(flush, r * 2 + phase, flush_n);
+                    flush_sink = flush[(size_t)r * 4099 % flush_n];
+                }
+                #pragma omp barrier
+                if (lane == 0) t0 = now_seconds();
+                if (phase == 0) matmul_forward(y, inp, w, bias, scratch, rows, p->C, p->OC);
+                else matmul_backward(dinp, dw, db, dy, inp, w, scratch, rows, p->C, p->OC, GRADS_SET);
+                #pragma omp barrier
+                double dt = now_seconds() - t0;
+                if (lane == 0 && dt < best[phase]) best[phase] = dt;
+            }
+        free(inp); free(w); free(bias); free(y); free(dy); free(dinp); free(dw); free(db); free(scratch); free(flush);
+    }
+    *fwd = best[0];
+    *bwd = best[1];
+}
+
+/* Every linear product of the model (the four of a layer, then the logits z = h E^T),
+ * hot and cold, and all of a step's products together: their FLOPs over the time
+ * their fastest calls add up to. */
+static void bench_products(const TrainConfig* cfg, int vocab_size, int reps, const char* name) {
+    int C = cfg->n_embd, L = cfg->n_layer, threads = omp_get_max_threads(), G = cfg->batch_groups;
+    int lanes = G < threads ? G : threads, inner = threads / lanes;  /* as gpt_forward_backward splits them */
+    int rows = cfg->batch_size * cfg->block_size / G;
+    Product ps[] = {{"qkv", C, 3 * C, L, cfg->bias}, {"attproj", C, C, L, cfg->bias}, {"fc", C, 4 * C, L, cfg->bias},
+                    {"fcproj", 4 * C, C, L, cfg->bias}, {"logits", C, vocab_size, 1, 0}};
+    if (inner > 1 && omp_get_max_active_levels() < 2) omp_set_max_active_levels(2);
+    size_t flush = flush_bytes();
+    printf("bench_step --products: %s on %d OpenMP threads: %d lane(s) of %d rows side by side (the batch groups), "
+           "%d thread(s) each; the fastest of %d calls, hot and after %zu MiB written (cold)\n",
+           name, threads, lanes, rows, inner, reps, flush >> 20);
+    double flops[2] = {0, 0}, secs[2][2] = {{0, 0}, {0, 0}};  /* [forward, backward], [hot, cold] */
+    for (size_t i = 0; i < sizeof ps / sizeof ps[0]; i++) {
+        const Product* p = &ps[i];
+        double f = 2.0 * lanes * rows * (double)p->C * p->OC, t[2][2];
+        for (int cold = 0; cold < 2; cold++) time_product(p, rows, lanes, inner, reps, flush, cold, &t[0][cold], &t[1][cold]);
+        for (int d = 0; d < 2; d++) {
+            flops[d] += p->calls * f * (d + 1);  /* the backward's two products: twice the forward */
+            for (int cold = 0; cold < 2; cold++) secs[d][cold] += p->calls * t[d][cold];
+        }
+        printf("products config=%s threads=%d lanes=%d rows=%d layer=%s C=%d OC=%d calls=%d fwd_hot=%.1f "
+               "fwd_cold=%.1f bwd_hot=%.1f bwd_cold=%.1f\n", name, threads, lanes, rows, p->layer, p->C, p->OC,
+               p->calls, f / t[0][0] * 1e-9, f / t[0][1] * 1e-9, 2 * f / t[1][0] * 1e-9, 2 * f / t[1][1] * 1e-9);
+    }
+    int rounds = (G + lanes - 1) / lanes;  /* a step runs its groups in this many rounds of lanes */
+    printf("bench impl=c-products config=%s threads=%d lanes=%d rows=%d ms_hot=%.3f ms_cold=%.3f fwd_hot=%.1f "
+           "fwd_cold=%.1f bwd_hot=%.1f bwd_cold=%.1f hot=%.1f cold=%.1f\n", name, threads, lanes, rows,
+           rounds * (secs[0][0] + secs[1][0]) * 1e3, rounds * (secs[0][1] + secs[1][1]) * 1e3,
+           flops[0] / secs[0][0] * 1e-9, flops[0] / secs[0][1] * 1e-9, flops[1] / secs[1][0] * 1e-9,
+           flops[1] / secs[1][1] * 1e-9, (flops[0] + flops[1]) / (secs[0][0] + secs[1][0]) * 1e-9,
+           (flops[0] + flops[1]) / (secs[0][1] + secs[1][1]) * 1e-9);
+}
+
 int main(int argc, char** argv) {
     if (argc < 2 || !strcmp(argv[1], "--help") || !strcmp(argv[1], "-h")) {
         usage(argc < 2 ? stderr : stdout);
@@ -151,13 +266,19 @@ int main(int argc, char** argv) {
 
     /* ---- command line: the bench's own options, the rest to the config parser ---- */
     int steps = DEFAULT_STEPS, warmup = DEFAULT_WARMUP, eval_reps = DEFAULT_EVAL_REPS, vocab_size = DEFAULT_VOCAB;
+    int product_reps = 0;  /* --products: the products alone, not steps */
     char** config_argv = xmalloc(sizeof(char*) * (size_t)argc, "arguments");
     int config_argc = 0;
     for (int i = 0; i < argc; i++) {
         if (i >= 2 && (int_option(argv[i], "--steps", &steps) || int_option(argv[i], "--warmup", &warmup) ||
                        int_option(argv[i], "--eval_reps", &eval_reps) ||
-                       int_option(argv[i], "--vocab_size", &vocab_size)))
+                       int_option(argv[i], "--vocab_size", &vocab_size) ||
+                       int_option(argv[i], "--products", &product_reps)))
             continue;
+        if (i >= 2 && !strcmp(argv[i], "--products")) {
+            product_reps = DEFAULT_PRODUCT_REPS;
+            continue;
+        }
         config_argv[config_argc++] = argv[i];
     }
     if (vocab_size > 65536) die(EXIT_BAD_INPUT, "--vocab_size=%d: token ids are 16-bit, at most 65536", vocab_size);
@@ -167,6 +288,10 @@ int main(int argc, char** argv) {
     free(config_argv);
     char name[256];
     config_name(argv[1], name, sizeof name);
+    if (product_reps > 0) {
+        bench_products(&cfg, vocab_size, product_reps, name);
+        return 0;
+    }
 
     /* ---- model, optimizer, batch ---- */
     int B = cfg.batch_size, T = cfg.block_size, threads = omp_get_max_threads();
