@@ -272,7 +272,9 @@ LOAD_END=$(cut -d' ' -f1-3 /proc/loadavg)
 
 # ---- the report ----
 # per-row values from a bench line
-pct_peak() { calc "%.1f" "$(field "$1" gflops) / ${PEAK[$2]} * 100"; }
+# of_peak GFLOPS THREADS [DECIMALS]: a rate as a % of the FMA peak on that many threads
+of_peak() { calc "%.${3:-1}f" "$1 / ${PEAK[$2]} * 100"; }
+pct_peak() { of_peak "$(field "$1" gflops)" "$2"; }
 # step_ms LINE: the median step time, marked (!) when it is over 1.5 x the fastest step
 step_ms() {
     ms "$1" ms_median
@@ -423,7 +425,7 @@ DISTURBED+=" (the times of such a run are not this code's); rerun on a quiet mac
         for t in "${THREAD_COUNTS[@]}"; do
             while read -r l; do
                 row="| $model | $t | $(field "$l" layer) | $(field "$l" rows) x $(field "$l" C) x $(field "$l" OC) |"
-                for k in fwd_hot fwd_cold bwd_hot bwd_cold; do row+=" $(field "$l" "$k") ($(calc "%.0f" "$(field "$l" "$k") / ${PEAK[$t]} * 100")%) |"; done
+                for k in fwd_hot fwd_cold bwd_hot bwd_cold; do row+=" $(field "$l" "$k") ($(of_peak "$(field "$l" "$k")" "$t" 0)%) |"; done
                 echo "$row"
             done < <(grep '^products ' "$RAW/products_${model}_t$t.log")
         done
@@ -438,7 +440,7 @@ DISTURBED+=" (the times of such a run are not this code's); rerun on a quiet mac
         for t in "${THREAD_COUNTS[@]}"; do
             l=${RES["products $model $t"]}
             st=${RES["c $model $t"]}
-            echo "| $model | $t | $(ms "$l" ms_hot) / $(ms "$l" ms_cold) | $(field "$l" hot) ($(calc "%.0f" "$(field "$l" hot) / ${PEAK[$t]} * 100")%) | $(ms "$st" ms_median) | $(calc "%.1f" "$(field "$st" gflops)") ($(pct_peak "$st" "$t")%) | $(calc "%.1f" "$(field "$st" ms_median) - $(field "$l" ms_hot)") |"
+            echo "| $model | $t | $(ms "$l" ms_hot) / $(ms "$l" ms_cold) | $(field "$l" hot) ($(of_peak "$(field "$l" hot)" "$t" 0)%) | $(ms "$st" ms_median) | $(calc "%.1f" "$(field "$st" gflops)") ($(pct_peak "$st" "$t")%) | $(calc "%.1f" "$(field "$st" ms_median) - $(field "$l" ms_hot)") |"
         done
     done
     if [[ -n $SWEEP_T ]]; then
