@@ -275,6 +275,22 @@ LOAD_END=$(cut -d' ' -f1-3 /proc/loadavg)
 # of_peak GFLOPS THREADS [DECIMALS]: a rate as a % of the FMA peak on that many threads
 of_peak() { calc "%.${3:-1}f" "$1 / ${PEAK[$2]} * 100"; }
 pct_peak() { of_peak "$(field "$1" gflops)" "$2"; }
+# peer_kernels LINE: which attention and AdamW a PyTorch bench line ran
+peer_kernels() {
+    local attn adamw
+    attn=$([[ $(field "$1" attention) == sdpa ]] && echo "F.scaled_dot_product_attention(is_causal=True)" \
+        || echo "the causal softmax written out")
+    adamw=$([[ $(field "$1" adamw) == fused ]] && echo "AdamW(fused=True)" || echo "torch's default AdamW")
+    echo "$attn and $adamw"
+}
+# sweep_peer_attention LINE: what the sweep's PyTorch attention keeps, by the attention it ran
+sweep_peer_attention() {
+    if [[ $(field "$1" attention) == sdpa ]]; then
+        echo "Its attention is torch's fused F.scaled_dot_product_attention(is_causal=True). Both GFLOP/s use the causal count."
+    else
+        echo "The PyTorch model keeps T x T attention probabilities per layer and head for its backward. Both GFLOP/s use the causal count, though the PyTorch model computes the whole T x T product and masks it."
+    fi
+}
 # step_ms LINE: the median step time, marked (!) when it is over 1.5 x the fastest step
 step_ms() {
     ms "$1" ms_median
@@ -310,6 +326,8 @@ DISTURBED+=" (the times of such a run are not this code's); rerun on a quiet mac
     echo "- PyTorch runs twice. \"tuned\": OMP_WAIT_POLICY=PASSIVE and OPENBLAS_NUM_THREADS = its thread count"
     echo "  (scripts/bench_torch.py says why), the stronger peer. \"as installed\": the environment untouched, only"
     echo "  torch.set_num_threads, as a user runs Debian's package (the peer whose 26 GFLOP/s issue 6 quotes)."
+    echo "  What the peers ran (scripts/bench_torch.py takes torch's fused kernels where they exist): tuned,"
+    echo "  $(peer_kernels "${RES["torch baby $NTHREADS"]}"); as installed, $(peer_kernels "${RES["torchi baby $NTHREADS"]}")."
     echo
     echo "## FP32 peak (scripts/fma_peak)"
     echo
@@ -450,8 +468,8 @@ DISTURBED+=" (the times of such a run are not this code's); rerun on a quiet mac
         echo "The baby model with block_size T and batch B = $SWEEP_TOKENS / T (at least 1, so T = 512 runs 512 tokens"
         echo "a step and T = 1024 runs 1024), on $NTHREADS threads, ${SWEEP_OPTS[*]}; the C step in the config's 2 batch"
         echo "groups where B is even, in one pass where it is odd. Attention's share of the FLOPs"
-        echo "grows with T. \"torch\" here is the tuned peer. The PyTorch model keeps T x T attention probabilities per layer and head for its backward. Both GFLOP/s use the causal count,"
-        echo "though the PyTorch model computes the whole T x T product and masks it. $DISTURBED"
+        echo "grows with T. \"torch\" here is the tuned peer. $(sweep_peer_attention "${RES["torch sweep ${SWEEP_T%% *}"]}")"
+        echo "$DISTURBED"
         echo
         echo "| T | B | GFLOP/step | attention share | C ms/step | C GFLOP/s | torch ms/step | torch GFLOP/s | C / torch | C RSS MB | C estimate MB | torch RSS MB |"
         echo "|---|---|---|---|---|---|---|---|---|---|---|---|"

@@ -12,6 +12,7 @@ pytorch_train.py's evaluate.
 
 Usage: /usr/bin/python3 scripts/bench_torch.py CONFIG [--key=value ...] [--steps=N]
            [--warmup=N] [--eval_reps=N] [--vocab_size=V] [--threads=N] [--setup=tuned|installed]
+           [--attention=auto|sdpa|manual]
 Options and defaults as bench_step's (steps 30, warmup 5, eval_reps 10, vocab_size 65);
 --threads=N (default: every CPU) sets torch.set_num_threads. With --setup=tuned (the
 default), before torch loads, it also sets OMP_NUM_THREADS and OPENBLAS_NUM_THREADS, so
@@ -19,9 +20,20 @@ the BLAS it calls uses N threads too, and OMP_WAIT_POLICY=PASSIVE unless it is s
 below). --setup=installed leaves the environment as it is: Debian's torch as a user
 runs it, calling only torch.set_num_threads (the peer the issue's numbers describe).
 
+The peer is PyTorch at its best where the torch at hand offers more than 1.13 does:
+- attention: --attention=auto (the default) takes torch's fused
+  F.scaled_dot_product_attention(is_causal=True) where it exists (torch 2.0 and later, as
+  nanoGPT does), else the masked softmax written out; sdpa or manual force one. Before
+  timing, the fused form is checked against the written-out one on one attention layer
+  (random input, PyTorch's default init), and a difference over SDPA_TOL stops the run.
+- AdamW: with --setup=tuned, fused=True where torch runs it on the CPU (2.4 and later),
+  else torch's default; --setup=installed keeps the default.
+Both choices are printed, and are fields of the last line.
+
 The last line is machine-readable, in bench_step's format:
   bench impl=torch|torch-installed config=NAME threads=N B= T= params= steps= ms_median= ms_min= tok_s=
-        gflop_per_step= attn_share= gflops= eval_ms= rss_base_mb= rss_mb=
+        gflop_per_step= attn_share= gflops= eval_ms= rss_base_mb= rss_mb= attention=sdpa|manual
+        adamw=fused|default
 rss_base_mb is the peak RSS once torch is imported, before the model: the runtime's own share.
 """
 import math
@@ -32,27 +44,29 @@ import sys
 import time
 
 DEFAULTS = {"steps": 30, "warmup": 5, "eval_reps": 10, "vocab_size": 65}
+CHOICES = {"setup": ("tuned", "installed"), "attention": ("auto", "sdpa", "manual")}
+SDPA_TOL = 1e-5  # max|fused - written out| / max|written out| on one attention layer
 MB = 1024.0 * 1024.0
 INIT_STD = 0.02
 
 
 def parse_args(argv):
-    """CONFIG, the bench's own options, the threads, and the --key=value config overrides."""
+    """CONFIG, the bench's own options, the threads, the choices, and the --key=value config overrides."""
     if len(argv) < 1 or argv[0] in ("-h", "--help"):
         print(__doc__)
         sys.exit(0 if argv else 2)
     opts = dict(DEFAULTS)
     threads = os.cpu_count() or 1
-    setup = "tuned"
+    choices = {key: values[0] for key, values in CHOICES.items()}
     overrides = {}
     for arg in argv[1:]:
         if not arg.startswith("--") or "=" not in arg:
             sys.exit(f"error: expected --key=value, got '{arg}'")
         key, value = arg[2:].split("=", 1)
-        if key == "setup":
-            if value not in ("tuned", "installed"):
-                sys.exit(f"error: --setup expects tuned or installed, got '{value}'")
-            setup = value
+        if key in CHOICES:
+            if value not in CHOICES[key]:
+                sys.exit(f"error: --{key} expects {' or '.join(CHOICES[key])}, got '{value}'")
+            choices[key] = value
         elif key in DEFAULTS or key == "threads":
             if not value.isdigit() or int(value) < 1:
                 sys.exit(f"error: --{key} expects a positive integer, got '{value}'")
@@ -62,10 +76,11 @@ def parse_args(argv):
                 opts[key] = int(value)
         else:
             overrides[key] = value
-    return argv[0], opts, threads, setup, overrides
+    return argv[0], opts, threads, choices, overrides
 
 
-CONFIG_PATH, OPTS, THREADS, SETUP, OVERRIDES = parse_args(sys.argv[1:])
+CONFIG_PATH, OPTS, THREADS, CHOSEN, OVERRIDES = parse_args(sys.argv[1:])
+SETUP = CHOSEN["setup"]
 # Before torch loads: its OpenMP runtime and OpenBLAS size their thread pools from these.
 # The two pools take turns on the same cores (torch's own kernels, then a BLAS call), and
 # with libgomp's default policy the idle OpenMP threads spin while OpenBLAS works: on the
@@ -78,9 +93,10 @@ if SETUP == "tuned":
     os.environ.setdefault("OMP_WAIT_POLICY", "PASSIVE")
 
 import torch  # noqa: E402
+import torch.nn.functional as F  # noqa: E402
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
-from pytorch_reference import GPT, get_lr, tensor_map  # noqa: E402
+from pytorch_reference import GPT, CausalSelfAttention, get_lr, tensor_map  # noqa: E402
 from pytorch_train import read_config  # noqa: E402
 
 
@@ -97,6 +113,44 @@ def count_flops(L, C, V, B, T):
     forward = matmuls + attention + logits
     return {"matmuls": matmuls, "attention": attention, "logits": logits, "forward": forward,
             "step": 3.0 * forward}
+
+
+def use_sdpa(choice):
+    """Whether the peer's attention is the fused F.scaled_dot_product_attention."""
+    has = hasattr(F, "scaled_dot_product_attention")
+    if choice == "sdpa" and not has:
+        sys.exit(f"error: --attention=sdpa: torch {torch.__version__} has no "
+                 "F.scaled_dot_product_attention (torch 2.0 and later)")
+    return has and choice != "manual"
+
+
+def check_sdpa(C, NH, B, T, bias):
+    """The fused attention against the written-out one, on one layer with PyTorch's default
+    init (scores of order one, so a wrong scale or mask shows) and N(0, 1) input. Runs after
+    the model's init, so that the peer's weights do not depend on it. Returns the difference."""
+    attn = CausalSelfAttention(C, NH, bias)
+    x = torch.randn(B, T, C)
+    with torch.no_grad():
+        attn.sdpa = False
+        y_ref = attn(x)
+        attn.sdpa = True
+        y = attn(x)
+    diff = (y - y_ref).abs().max().item() / max(y_ref.abs().max().item(), 1e-30)
+    if not diff <= SDPA_TOL:
+        sys.exit(f"error: torch {torch.__version__}'s F.scaled_dot_product_attention(is_causal=True) "
+                 f"differs from the written-out causal softmax by {diff:.3g} (relative max, over "
+                 f"{SDPA_TOL:g}): not the same model; rerun with --attention=manual")
+    return diff
+
+
+def make_adamw(groups, fused, **kw):
+    """torch.optim.AdamW, fused where asked and torch runs it on the CPU. Returns it and its name."""
+    if fused:
+        try:
+            return torch.optim.AdamW(groups, fused=True, **kw), "fused"
+        except (TypeError, RuntimeError):  # before 2.0: no such argument; 2.0-2.3: CUDA only
+            pass
+    return torch.optim.AdamW(groups, **kw), "default"
 
 
 def main():
@@ -123,7 +177,8 @@ def main():
     bias, tied = cfg["bias"] in ("true", "1", "yes"), cfg["tie_weights"] in ("true", "1", "yes")
 
     torch.manual_seed(geti("seed"))
-    model = GPT(V, T, L, NH, C, sinusoidal, tied, scale, bias)
+    sdpa = use_sdpa(CHOSEN["attention"])
+    model = GPT(V, T, L, NH, C, sinusoidal, tied, scale, bias, sdpa)
     params = [p for _, _, p in tensor_map(model)]
     with torch.no_grad():  # pytorch_train.py's GPT-2 init
         for name, _, p in tensor_map(model):
@@ -131,9 +186,11 @@ def main():
                 p.normal_(0.0, INIT_STD / math.sqrt(2 * L) if name in ("attprojw", "fcprojw") else INIT_STD)
             elif name.endswith("b"):
                 p.zero_()
-    opt = torch.optim.AdamW([{"params": [p for p in params if p.dim() >= 2], "weight_decay": getf("weight_decay")},
+    opt, adamw = make_adamw([{"params": [p for p in params if p.dim() >= 2], "weight_decay": getf("weight_decay")},
                              {"params": [p for p in params if p.dim() < 2], "weight_decay": 0.0}],
+                            SETUP == "tuned",
                             lr=getf("learning_rate"), betas=(getf("beta1"), getf("beta2")), eps=1e-8)
+    sdpa_diff = check_sdpa(C, NH, B, T, bias) if sdpa else None
     gen = torch.Generator().manual_seed(geti("seed"))
     flops = count_flops(L, C, V, B, T)
     n_params = sum(p.numel() for p in params)
@@ -142,6 +199,12 @@ def main():
     print(f"bench_torch: {CONFIG_PATH} on {torch.get_num_threads()} threads, torch {torch.__version__}, "
           f"setup {SETUP}: OMP_WAIT_POLICY={os.environ.get('OMP_WAIT_POLICY', 'unset')}, "
           f"OPENBLAS_NUM_THREADS={os.environ.get('OPENBLAS_NUM_THREADS', 'unset')}")
+    if sdpa:
+        print(f"attention: F.scaled_dot_product_attention(is_causal=True), within {sdpa_diff:.2g} "
+              f"of the written-out causal softmax (relative max, one layer)")
+    else:
+        print("attention: the causal softmax written out (T x T scores per head)")
+    print(f"AdamW: {'fused=True' if adamw == 'fused' else 'torch default (fused not asked for or not run on the CPU)'}")
     print(f"model: n_layer {L}, n_head {NH}, n_embd {C}, block_size {T}, vocab_size {V}, "
           f"{'tied' if tied else 'untied'} weights, {'biases' if bias else 'no biases'}: {n_params} parameters")
     print(f"batch: {B} x {T} = {B * T} tokens per step, random ids (torch.Generator, seed {geti('seed')})")
@@ -199,7 +262,7 @@ def main():
           f"steps={steps} ms_median={ms_median:.3f} ms_min={ms_min:.3f} tok_s={tok_s:.1f} "
           f"gflop_per_step={flops['step'] * 1e-9:.4f} attn_share={flops['attention'] / flops['forward']:.3f} "
           f"gflops={gflops:.2f} eval_ms={eval_ms:.3f} "
-          f"rss_base_mb={rss_base:.1f} rss_mb={rss:.1f}")
+          f"rss_base_mb={rss_base:.1f} rss_mb={rss:.1f} attention={'sdpa' if sdpa else 'manual'} adamw={adamw}")
 
 
 if __name__ == "__main__":

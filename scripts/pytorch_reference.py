@@ -96,9 +96,14 @@ class LayerNorm(nn.Module):
 
 
 class CausalSelfAttention(nn.Module):
-    def __init__(self, C, n_head, bias):
+    """sdpa: torch's fused F.scaled_dot_product_attention(is_causal=True) (torch 2.0 and
+    later; nanoGPT's choice there) in place of the masked softmax written out below. The
+    parity check uses the written-out form; the benchmark's peer uses the fused one where
+    torch has it (scripts/bench_torch.py)."""
+    def __init__(self, C, n_head, bias, sdpa=False):
         super().__init__()
         self.n_head = n_head
+        self.sdpa = sdpa
         self.qkv = nn.Linear(C, 3 * C, bias=bias)      # fused q, k, v (rows q then k then v)
         self.proj = nn.Linear(C, C, bias=bias)
 
@@ -108,6 +113,9 @@ class CausalSelfAttention(nn.Module):
         q, k, v = self.qkv(x).split(C, dim=2)
         # (B, T, C) -> (B, NH, T, hs)
         q, k, v = (u.view(B, T, self.n_head, hs).transpose(1, 2) for u in (q, k, v))
+        if self.sdpa:
+            y = F.scaled_dot_product_attention(q, k, v, is_causal=True)
+            return self.proj(y.transpose(1, 2).reshape(B, T, C))
         scores = (q @ k.transpose(-2, -1)) / math.sqrt(hs)
         future = torch.triu(torch.ones(T, T, dtype=torch.bool), diagonal=1)  # key s > query t
         scores = scores.masked_fill(future, float("-inf"))
@@ -117,10 +125,10 @@ class CausalSelfAttention(nn.Module):
 
 
 class Block(nn.Module):
-    def __init__(self, C, n_head, bias):
+    def __init__(self, C, n_head, bias, sdpa=False):
         super().__init__()
         self.ln1 = LayerNorm(C, bias)
-        self.attn = CausalSelfAttention(C, n_head, bias)
+        self.attn = CausalSelfAttention(C, n_head, bias, sdpa)
         self.ln2 = LayerNorm(C, bias)
         self.fc = nn.Linear(C, 4 * C, bias=bias)
         self.fcproj = nn.Linear(4 * C, C, bias=bias)
@@ -142,7 +150,7 @@ def sinusoid_table(T, C):
 
 
 class GPT(nn.Module):
-    def __init__(self, V, block_size, n_layer, n_head, C, sinusoidal, tied, embed_scale, bias):
+    def __init__(self, V, block_size, n_layer, n_head, C, sinusoidal, tied, embed_scale, bias, sdpa=False):
         super().__init__()
         self.embed_scale = embed_scale
         self.tied = tied
@@ -153,7 +161,7 @@ class GPT(nn.Module):
             self.register_buffer("wpe", sinusoid_table(block_size, C).float())
         else:
             self.wpe = nn.Parameter(torch.zeros(block_size, C))
-        self.blocks = nn.ModuleList(Block(C, n_head, bias) for _ in range(n_layer))
+        self.blocks = nn.ModuleList(Block(C, n_head, bias, sdpa) for _ in range(n_layer))
         self.lnf = LayerNorm(C, bias)
         # tied: the output layer is wte itself (one Parameter, both gradients add up)
         self.lm_head = None if tied else nn.Linear(C, V, bias=False)
