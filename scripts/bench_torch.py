@@ -1,7 +1,7 @@
 #!/usr/bin/python3
 """The PyTorch peer of scripts/bench_step: the same model, batch shape, step and FLOP count.
 
-The model is scripts/pytorch_reference.py's GPT (the one the parity test checks against
+The model is scripts/torch_gpt.py's GPT (the one the parity test checks against
 the C model: tied weights, learned or sinusoidal positions, GELU tanh, biases, no
 dropout), initialised as scripts/pytorch_train.py does. One timed step is what
 pytorch_train.py's loop does: set the learning rate, forward with the loss,
@@ -96,8 +96,7 @@ import torch  # noqa: E402
 import torch.nn.functional as F  # noqa: E402
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
-from pytorch_reference import GPT, CausalSelfAttention, get_lr, tensor_map  # noqa: E402
-from pytorch_train import read_config  # noqa: E402
+from torch_gpt import GPT, CausalSelfAttention, get_lr, read_config, tensor_map  # noqa: E402
 
 
 def peak_rss_mb():

@@ -7,7 +7,9 @@
 #                    the script exits 1 at its end where they differ
 #   bench.md         make bench on 1, 2 and all threads (BENCH_THREADS="2 N"), without the
 #                    block_size sweep and the per-CPU steps: C against PyTorch at 2 and at N
-#                    threads, and medium's scaling from 1 to N
+#                    threads, and medium's scaling from 1 to N; there the peer runs torch 2.x's
+#                    fused attention (F.scaled_dot_product_attention) and, tuned, AdamW(fused=True)
+#                    where that torch has them (scripts/bench_torch.py), and bench.md says which
 # Such a machine may lack libsentencepiece: everything here builds with SPM=0. The corpus
 # comes from data/tinyshakespeare.txt (carry it there), else scripts/get_data.sh's sources;
 # without it the determinism check is skipped and says so.

@@ -21,20 +21,9 @@ import numpy as np
 import torch
 
 sys.path.insert(0, __file__.rsplit("/", 1)[0])
-from pytorch_reference import GPT, get_lr, tensor_map  # noqa: E402
+from torch_gpt import GPT, get_lr, read_config, tensor_map  # noqa: E402
 
 INIT_STD = 0.02
-
-
-def read_config(path, overrides):
-    cfg = {}
-    for line in open(path):
-        line = line.split("#", 1)[0].strip()
-        if line:
-            k, v = (s.strip() for s in line.split("=", 1))
-            cfg[k] = v
-    cfg.update(overrides)
-    return cfg
 
 
 def read_tokens(path):

@@ -6,7 +6,8 @@
 # Debian's torch (1.13) has neither F.scaled_dot_product_attention nor a fused AdamW, and
 # a lent machine's torch 2.x has both. So that these paths run here, each case starts the
 # peer under a stand-in installed before it loads: an SDPA (right; without the causal
-# mask; without the 1/sqrt(hs) scale) or none at all, and an AdamW that takes fused=.
+# mask; without the 1/sqrt(hs) scale) or none at all, and an AdamW that takes fused=; or
+# numpy made unimportable, as on a machine whose torch came without it.
 # A right stand-in must give the written-out model's loss; a wrong one must stop the run.
 . "$(dirname "$0")/lib.sh" bench_peer
 
@@ -38,6 +39,8 @@ class AdamW(torch.optim.AdamW):
         super().__init__(*args, **kw)
 
 case = os.environ["STAND_IN"]
+if case == "no-numpy":
+    sys.modules["numpy"] = None  # an import of numpy now fails, as where torch came without it
 if hasattr(F, "scaled_dot_product_attention"):
     del F.scaled_dot_product_attention
 if case.startswith("sdpa"):
@@ -54,6 +57,12 @@ if peer none "${tiny[@]}" && [[ $(last none) == *" attention=manual adamw=defaul
     ok "without F.scaled_dot_product_attention nor a fused AdamW: the written-out attention, the default AdamW"
 else
     bad "peer without the fused kernels" "$(tail -n 3 "$tmp/none.log")"
+fi
+
+if peer no-numpy "${tiny[@]}" && [[ -n $(last no-numpy) ]]; then
+    ok "the peer runs where numpy cannot be imported (torch_gpt.py needs torch alone)"
+else
+    bad "the peer without numpy" "$(tail -n 3 "$tmp/no-numpy.log")"
 fi
 
 if peer sdpa "${tiny[@]}" && [[ $(last sdpa) == *" attention=sdpa adamw=fused" ]] &&
