@@ -78,16 +78,19 @@ static void point_params(ParameterTensors* p, float* memory, const ParamTensorIn
 
 /* The activation tensors in ActivationTensors' order, which is the order the
  * forward makes them within a block: `stacked` ones hold one slice per layer;
- * `width` is the floats per position (B*T positions). */
-enum { W_1, W_C, W_3C, W_4C, W_HEADS2, W_V };
-static const struct { const char* name; int stacked, width; } ACTIVATION_INFO[NUM_ACTIVATION_TENSORS] = {
-    {"encoded", 0, W_C},   {"ln1", 1, W_C},      {"ln1_mean", 1, W_1}, {"ln1_rstd", 1, W_1},
-    {"qkv", 1, W_3C},      {"atty", 1, W_C},     {"att_stats", 1, W_HEADS2},
-    {"attproj", 1, W_C},   {"residual2", 1, W_C}, {"ln2", 1, W_C},     {"ln2_mean", 1, W_1},
-    {"ln2_rstd", 1, W_1},  {"fch", 1, W_4C},     {"fch_gelu", 1, W_4C}, {"fcproj", 1, W_C},
-    {"residual3", 1, W_C}, {"lnf", 0, W_C},      {"lnf_mean", 0, W_1}, {"lnf_rstd", 0, W_1},
-    {"logits", 0, W_V},    {"probs", 0, W_V},    {"losses", 0, W_1}};
-enum { ACT_RESIDUAL2 = 8, ACT_RESIDUAL3 = 15 };
+ * `width` is the floats per position (B*T positions); `grad`: the backward keeps a
+ * gradient of it. The others get none: the statistics kept for the backward (means,
+ * 1/std, softmax maxima and sums) and the losses are not differentiated through, and
+ * the residual stream's gradient is one buffer, `encoded` (see gpt_backward). */
+enum { W_1, W_2, W_C, W_3C, W_4C, W_HEADS2, W_V };
+static const struct { const char* name; int stacked, width, grad; } ACTIVATION_INFO[NUM_ACTIVATION_TENSORS] = {
+    {"encoded", 0, W_C, 1},   {"ln1", 1, W_C, 1},       {"ln1_mean", 1, W_1, 0}, {"ln1_rstd", 1, W_1, 0},
+    {"qkv", 1, W_3C, 1},      {"atty", 1, W_C, 1},      {"att_stats", 1, W_HEADS2, 0},
+    {"attproj", 1, W_C, 1},   {"residual2", 1, W_C, 0}, {"ln2", 1, W_C, 1},      {"ln2_mean", 1, W_1, 0},
+    {"ln2_rstd", 1, W_1, 0},  {"fch", 1, W_4C, 1},      {"fch_gelu", 1, W_4C, 1}, {"fcproj", 1, W_C, 1},
+    {"residual3", 1, W_C, 0}, {"lnf", 0, W_C, 1},       {"lnf_mean", 0, W_1, 0}, {"lnf_rstd", 0, W_1, 0},
+    {"logits", 0, W_V, 1},    {"ce_stats", 0, W_2, 0},  {"losses", 0, W_1, 0}};
+enum { ACT_RESIDUAL3 = 15 };
 
 /* The three layouts of ActivationTensors: the activations of every block (for
  * gpt_backward); one block's, which a loss-only forward reuses block after block
@@ -101,26 +104,24 @@ static void activation_sizes(size_t sizes[NUM_ACTIVATION_TENSORS], const GPTConf
                              ActLayout layout) {
     int gradients = layout == GRADS_ONE_BLOCK;
     size_t C = c->n_embd, L = layout == ACTS_ALL_BLOCKS ? c->n_layer : 1;
-    size_t widths[] = {[W_1] = 1, [W_C] = C, [W_3C] = 3 * C, [W_4C] = 4 * C,
+    size_t widths[] = {[W_1] = 1, [W_2] = 2, [W_C] = C, [W_3C] = 3 * C, [W_4C] = 4 * C,
                        [W_HEADS2] = 2 * (size_t)c->n_head, [W_V] = c->vocab_size};
     for (int i = 0; i < NUM_ACTIVATION_TENSORS; i++) {
-        int residual = i == ACT_RESIDUAL2 || i == ACT_RESIDUAL3;
-        sizes[i] = gradients && residual ? 0
+        sizes[i] = gradients && !ACTIVATION_INFO[i].grad ? 0
                  : (ACTIVATION_INFO[i].stacked ? L : 1) * (size_t)B * T * widths[ACTIVATION_INFO[i].width];
     }
 }
 
 /* Point a's fields into memory in a layout for (B, block_size); the floats it
- * takes. The gradients are needed for one block at a time; the residual stream's
- * gradient is one buffer, `encoded`, updated in place by every block (see
- * gpt_backward), so residual2 and residual3 get no memory and stay NULL. */
+ * takes. The gradients are needed for one block at a time, and only of the tensors
+ * marked `grad` above: the others get no memory and stay NULL. */
 static size_t point_activations(ActivationTensors* a, float* memory, const GPTConfig* c, int B, ActLayout layout) {
     size_t sizes[NUM_ACTIVATION_TENSORS];
     activation_sizes(sizes, c, B, c->block_size, layout);
     float** fields[NUM_ACTIVATION_TENSORS] = {
         &a->encoded, &a->ln1, &a->ln1_mean, &a->ln1_rstd, &a->qkv, &a->atty, &a->att_stats,
         &a->attproj, &a->residual2, &a->ln2, &a->ln2_mean, &a->ln2_rstd, &a->fch, &a->fch_gelu,
-        &a->fcproj, &a->residual3, &a->lnf, &a->lnf_mean, &a->lnf_rstd, &a->logits, &a->probs,
+        &a->fcproj, &a->residual3, &a->lnf, &a->lnf_mean, &a->lnf_rstd, &a->logits, &a->ce_stats,
         &a->losses};
     size_t total = 0;
     for (int i = 0; i < NUM_ACTIVATION_TENSORS; i++) {
@@ -516,7 +517,7 @@ static float forward_pass(const GPT* m, ForwardBuffers buf, const int* inputs, c
     /* z = h E^T (tied: lm_head is E itself), no bias */
     linear_forward(m, buf.scratch, L, LIN_HEAD, a.logits, a.lnf, BT);
 
-    return targets ? crossentropy_forward(a.probs, a.losses, a.logits, targets, BT, V) : -1.0f;
+    return targets ? crossentropy_forward(a.ce_stats, a.losses, a.logits, targets, BT, V) : -1.0f;
 }
 
 /* forward_pass on the model's own buffers, recording the batch and its loss for
@@ -679,8 +680,8 @@ static void backward_pass(const GPT* m, BackwardBuffers buf, const int* inputs, 
     #pragma omp parallel for schedule(static)
     for (size_t i = 0; i < BTC; i++) dx[i] = 0.0f;
 
-    /* loss = mean_n -log softmax(z_n)[y_n]  ->  dz = (probs - onehot(y)) / batch_rows */
-    crossentropy_backward(d.logits, a.probs, targets, BT, V, batch_rows);
+    /* loss = mean_n -log softmax(z_n)[y_n]  ->  dz = (softmax(z) - onehot(y)) / batch_rows */
+    crossentropy_backward(d.logits, a.logits, a.ce_stats, targets, BT, V, batch_rows);
     /* z = h E^T:  dh += dz E  and  dE += dz^T h.  When tied, g.lm_head IS g.wte:
      * this is the DENSE part of dE, every row of E gets a gradient from every position. */
     matmul_backward(d.lnf, g.lm_head, NULL, d.logits, a.lnf, p.lm_head, scratch, BT, C, V, mode);

@@ -63,7 +63,9 @@ typedef struct {
     float init_const;
 } ParamTensorInfo;
 
-/* Everything the forward pass keeps for the backward pass. */
+/* Everything the forward pass keeps for the backward pass. Among the gradients of
+ * activations (GPT.dacts) only those the backward differentiates have memory; the
+ * statistics, the losses and residual2/residual3 are NULL there (model.c). */
 typedef struct {
     float* encoded;    /* (B,T,C)     x = s E[ids] + PE */
     float* ln1;        /* (L,B,T,C) */
@@ -73,19 +75,19 @@ typedef struct {
     float* atty;       /* (L,B,T,C)   attention output before its projection */
     float* att_stats;  /* (L,B,NH,T,2) each attention row's softmax max and 1/sum */
     float* attproj;    /* (L,B,T,C) */
-    float* residual2;  /* (L,B,T,C)   x after the attention residual (NULL among the gradients) */
+    float* residual2;  /* (L,B,T,C)   x after the attention residual */
     float* ln2;        /* (L,B,T,C) */
     float* ln2_mean;   /* (L,B,T) */
     float* ln2_rstd;   /* (L,B,T) */
     float* fch;        /* (L,B,T,4C) */
     float* fch_gelu;   /* (L,B,T,4C) */
     float* fcproj;     /* (L,B,T,C) */
-    float* residual3;  /* (L,B,T,C)   x after the MLP residual: the block's output (NULL among the gradients) */
+    float* residual3;  /* (L,B,T,C)   x after the MLP residual: the block's output */
     float* lnf;        /* (B,T,C)     h */
     float* lnf_mean;   /* (B,T) */
     float* lnf_rstd;   /* (B,T) */
     float* logits;     /* (B,T,V)     z = h E^T */
-    float* probs;      /* (B,T,V) */
+    float* ce_stats;   /* (B,T,2)     each row's max logit and 1/sum: the softmax, recomputed in the backward */
     float* losses;     /* (B,T) */
 } ActivationTensors;
 enum { NUM_ACTIVATION_TENSORS = 22 };

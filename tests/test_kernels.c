@@ -566,36 +566,75 @@ static void test_gelu_backward_matches_finite_differences(void** state) {
     free(c.inp); free(c.w); free(c.out); free(dinp);
 }
 
-typedef struct { float *probs, *losses, *logits; int* targets; int N, V; } CrossentropyCtx;
+typedef struct { float *stats, *losses, *logits; int* targets; int N, V; } CrossentropyCtx;
 static double crossentropy_objective(void* p) {
     CrossentropyCtx* c = p;
-    return crossentropy_forward(c->probs, c->losses, c->logits, c->targets, c->N, c->V);
+    return crossentropy_forward(c->stats, c->losses, c->logits, c->targets, c->N, c->V);
 }
 
+/* V = 11: a row shorter than the sum lanes; 37: two lanes' blocks and a remainder */
 static void test_crossentropy_backward_matches_finite_differences(void** state) {
-    Rng rng;
-    rng_seed(&rng, 7, 0);
-    int N = 4, V = 11;
-    int targets[4] = {0, 10, 3, 3};
-    CrossentropyCtx c = {.N = N, .V = V, .targets = targets};
-    c.logits = random_tensor(&rng, N * V, 2.0f);
-    c.probs = xmalloc(sizeof(float) * N * V, "probs");
-    c.losses = xmalloc(sizeof(float) * N, "losses");
-    crossentropy_objective(&c);
-    float* dlogits = xcalloc(N * V, sizeof(float), "dlogits");
-    crossentropy_backward(dlogits, c.probs, targets, N, V, N);
-    check_gradient("crossentropy dlogits", c.logits, dlogits, N * V, crossentropy_objective, &c);
-    free(c.logits); free(c.probs); free(c.losses); free(dlogits);
+    for (int V = 11; V <= 37; V += 26) {
+        Rng rng;
+        rng_seed(&rng, 7, 0);
+        int N = 4;
+        int targets[4] = {0, V - 1, 3, 3};
+        CrossentropyCtx c = {.N = N, .V = V, .targets = targets};
+        c.logits = random_tensor(&rng, N * V, 2.0f);
+        c.stats = xmalloc(sizeof(float) * N * 2, "stats");
+        c.losses = xmalloc(sizeof(float) * N, "losses");
+        crossentropy_objective(&c);
+        float* dlogits = xcalloc(N * V, sizeof(float), "dlogits");
+        crossentropy_backward(dlogits, c.logits, c.stats, targets, N, V, N);
+        check_gradient("crossentropy dlogits", c.logits, dlogits, N * V, crossentropy_objective, &c);
+        free(c.logits); free(c.stats); free(c.losses); free(dlogits);
+    }
+}
+
+/* The loss and the recomputed probabilities against the softmax in double, on rows
+ * of every length class (shorter than the lanes, whole blocks, a remainder) with a
+ * spread of logits wide enough that the max matters (e^40 would overflow no float
+ * sum here, but e^(z - max) must come out right for the small ones too) */
+static void test_crossentropy_matches_softmax_in_double(void** state) {
+    int lengths[] = {5, 16, 65, 1030};
+    for (int k = 0; k < 4; k++) {
+        int N = 3, V = lengths[k];
+        Rng rng;
+        rng_seed(&rng, 17, (uint64_t)k);
+        float* logits = random_tensor(&rng, N * V, 20.0f);
+        int targets[3] = {0, V / 2, V - 1};
+        float stats[6], losses[3];
+        float* dlogits = xmalloc(sizeof(float) * N * V, "dlogits");
+        float loss = crossentropy_forward(stats, losses, logits, targets, N, V);
+        crossentropy_backward(dlogits, logits, stats, targets, N, V, N);
+        double total = 0.0;
+        for (int n = 0; n < N; n++) {
+            const float* z = logits + (size_t)n * V;
+            double m = z[0], sum = 0.0;
+            for (int v = 1; v < V; v++) m = z[v] > m ? z[v] : m;
+            for (int v = 0; v < V; v++) sum += exp((double)z[v] - m);
+            double ref_loss = log(sum) - ((double)z[targets[n]] - m);
+            assert_true(fabs(losses[n] - ref_loss) <= 1e-5 * fmax(1.0, ref_loss));
+            total += ref_loss;
+            for (int v = 0; v < V; v++) {
+                double p = exp((double)z[v] - m) / sum;
+                double ref = (p - (v == targets[n])) / N;
+                assert_true(fabs(dlogits[(size_t)n * V + v] - ref) <= 1e-6 / N + 3e-6 * fabs(ref));
+            }
+        }
+        assert_true(fabs(loss - total / N) <= 1e-5 * fmax(1.0, total / N));
+        free(logits); free(dlogits);
+    }
 }
 
 static void test_crossentropy_of_uniform_logits_is_log_vocab(void** state) {
     int N = 3, V = 65, targets[3] = {0, 7, 64};
     float* logits = xcalloc(N * V, sizeof(float), "logits");
-    float* probs = xmalloc(sizeof(float) * N * V, "probs");
+    float stats[6];
     float losses[3];
-    float loss = crossentropy_forward(probs, losses, logits, targets, N, V);
+    float loss = crossentropy_forward(stats, losses, logits, targets, N, V);
     assert_true(fabsf(loss - logf((float)V)) < 1e-6f);
-    free(logits); free(probs);
+    free(logits);
 }
 
 typedef struct { float *out, *wte, *pe, *w; int* ids; float scale; int B, T, C; } EncoderCtx;
@@ -657,7 +696,7 @@ static float* run_all_kernels(int threads, size_t* n_out) {
     size_t total = BT * OC + BT * C + OC * C + OC       /* matmul */
                  + BT * C + BT * 3 * C                  /* attention */
                  + BT * C + 2 * C + BT * C              /* layernorm */
-                 + BT * V + BT * V                      /* crossentropy */
+                 + BT * 2 + BT * V                      /* crossentropy */
                  + V * C + T * C + BT * C;              /* encoder */
     float* all = xcalloc(total, sizeof(float), "outputs");
     float* o = all;
@@ -677,7 +716,7 @@ static float* run_all_kernels(int threads, size_t* n_out) {
     o += BT * C + 2 * C + BT * C;
     float losses[21];
     crossentropy_forward(o, losses, dout, targets, BT, V);
-    crossentropy_backward(o + BT * V, o, targets, BT, V, BT); o += 2 * BT * V;
+    crossentropy_backward(o + BT * 2, dout, o, targets, BT, V, BT); o += BT * 2 + BT * V;
     encoder_backward(o, o + V * C, x, ids, 1.5f, B, T, C); o += V * C + T * C;
     encoder_forward(o, ids, wte, wte, 1.5f, B, T, C);
     dropout_forward(o, BT * C, 0.3f, 4); o += BT * C;
@@ -720,6 +759,7 @@ int main(void) {
         cmocka_unit_test(test_gelu_matches_the_tanh_formula_in_double),
         cmocka_unit_test(test_gelu_backward_matches_finite_differences),
         cmocka_unit_test(test_crossentropy_backward_matches_finite_differences),
+        cmocka_unit_test(test_crossentropy_matches_softmax_in_double),
         cmocka_unit_test(test_crossentropy_of_uniform_logits_is_log_vocab),
         cmocka_unit_test(test_encoder_backward_scatters_into_rows_of_E),
         cmocka_unit_test(test_sinusoidal_table_is_sin_and_cos_of_position),
