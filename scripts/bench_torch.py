@@ -50,7 +50,6 @@ CHOICES = {"setup": ("tuned", "installed"), "attention": ("auto", "sdpa", "manua
 # fused CPU kernels may use a faster exp of about 20 bits (1e-6): 1e-3 separates them
 SDPA_TOL = 1e-3
 MB = 1024.0 * 1024.0
-INIT_STD = 0.02
 
 
 def parse_args(argv):
@@ -99,7 +98,7 @@ import torch  # noqa: E402
 import torch.nn.functional as F  # noqa: E402
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
-from torch_gpt import GPT, CausalSelfAttention, get_lr, read_config, tensor_map  # noqa: E402
+from torch_gpt import GPT, CausalSelfAttention, get_lr, gpt2_init, param_groups, read_config, tensor_map  # noqa: E402
 
 
 def peak_rss_mb():
@@ -182,15 +181,8 @@ def main():
     sdpa = use_sdpa(CHOSEN["attention"])
     model = GPT(V, T, L, NH, C, sinusoidal, tied, scale, bias, sdpa)
     params = [p for _, _, p in tensor_map(model)]
-    with torch.no_grad():  # pytorch_train.py's GPT-2 init
-        for name, _, p in tensor_map(model):
-            if p.dim() >= 2:
-                p.normal_(0.0, INIT_STD / math.sqrt(2 * L) if name in ("attprojw", "fcprojw") else INIT_STD)
-            elif name.endswith("b"):
-                p.zero_()
-    opt, adamw = make_adamw([{"params": [p for p in params if p.dim() >= 2], "weight_decay": getf("weight_decay")},
-                             {"params": [p for p in params if p.dim() < 2], "weight_decay": 0.0}],
-                            SETUP == "tuned",
+    gpt2_init(model, L)  # as pytorch_train.py
+    opt, adamw = make_adamw(param_groups(params, getf("weight_decay")), SETUP == "tuned",
                             lr=getf("learning_rate"), betas=(getf("beta1"), getf("beta2")), eps=1e-8)
     sdpa_diff = check_sdpa(C, NH, B, T, bias) if sdpa else None
     gen = torch.Generator().manual_seed(geti("seed"))

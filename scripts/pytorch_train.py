@@ -13,7 +13,6 @@ Usage: /usr/bin/python3 scripts/pytorch_train.py CONFIG TRAIN_BIN VAL_BIN
            [--seed=N] [--key=value ...] [--threads=N] [--csv=PATH]
 TRAIN_BIN / VAL_BIN: the token files ./train prepared (data/cache/*.train.bin, *.val.bin).
 """
-import math
 import sys
 import time
 
@@ -21,10 +20,7 @@ import numpy as np
 import torch
 
 sys.path.insert(0, __file__.rsplit("/", 1)[0])
-from torch_gpt import GPT, get_lr, read_config, tensor_map  # noqa: E402
-
-INIT_STD = 0.02
-
+from torch_gpt import GPT, get_lr, gpt2_init, param_groups, read_config, tensor_map  # noqa: E402
 
 def read_tokens(path):
     header = np.fromfile(path, dtype=np.int32, count=256)
@@ -50,16 +46,9 @@ def main():
     assert cfg.get("pos_encoding", "learned") == "learned", "this script trains learned positions only"
     model = GPT(V, T, L, geti("n_head"), C, False, tied, 1.0, bias)
     params = [p for _, _, p in tensor_map(model)]
-    with torch.no_grad():  # GPT-2 init: matrices N(0, 0.02), residual projections scaled, biases 0
-        for name, _, p in tensor_map(model):
-            if p.dim() >= 2:
-                std = INIT_STD / math.sqrt(2 * L) if name in ("attprojw", "fcprojw") else INIT_STD
-                p.normal_(0.0, std)
-            elif name.endswith("b"):
-                p.zero_()  # nn.Linear would start its bias uniform in +-1/sqrt(fan_in)
-    opt = torch.optim.AdamW([{"params": [p for p in params if p.dim() >= 2], "weight_decay": getf("weight_decay")},
-                             {"params": [p for p in params if p.dim() < 2], "weight_decay": 0.0}],
-                            lr=getf("learning_rate"), betas=(getf("beta1"), getf("beta2")), eps=1e-8)
+    gpt2_init(model, L)
+    opt = torch.optim.AdamW(param_groups(params, getf("weight_decay")), lr=getf("learning_rate"),
+                            betas=(getf("beta1"), getf("beta2")), eps=1e-8)
 
     def batch(data):
         ix = torch.randint(len(data) - T, (B,))

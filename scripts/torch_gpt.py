@@ -123,6 +123,27 @@ def tensor_map(model):
     return [t for t in out if t[2] is not None]  # without biases (bias = 0) they are None
 
 
+INIT_STD = 0.02  # GPT-2's init, as model.c's
+
+
+def gpt2_init(model, n_layer):
+    """GPT-2's init, as the C model's: matrices N(0, 0.02), the residual projections'
+    std divided by sqrt(2 n_layer), biases 0 (nn.Linear would start them uniform in
+    +-1/sqrt(fan_in)); layer norms keep their 1 and 0. Draws from torch's global RNG."""
+    with torch.no_grad():
+        for name, _, p in tensor_map(model):
+            if p.dim() >= 2:
+                p.normal_(0.0, INIT_STD / math.sqrt(2 * n_layer) if name in ("attprojw", "fcprojw") else INIT_STD)
+            elif name.endswith("b"):
+                p.zero_()
+
+
+def param_groups(params, weight_decay):
+    """nanoGPT's two AdamW groups: weight decay on the matrices, none on vectors."""
+    return [{"params": [p for p in params if p.dim() >= 2], "weight_decay": weight_decay},
+            {"params": [p for p in params if p.dim() < 2], "weight_decay": 0.0}]
+
+
 def get_lr(it, learning_rate, min_lr, warmup_iters, lr_decay_iters):
     """nanoGPT's schedule: linear warmup, cosine decay to min_lr, then min_lr."""
     if it < warmup_iters:
