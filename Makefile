@@ -52,10 +52,12 @@ else
 SPM_OBJ = tokenizer/sentencepiece_none.o
 endif
 
-KERNELS = matmul.o encoder.o layernorm.o attention.o gelu.o crossentropy.o dropout.o
+KERNEL_OBJS = $(patsubst %.c,%.o,$(wildcard kernels/fast/*.c))
 TOKENIZER = tokenizer/tokenizer.o tokenizer/char_tokenizer.o $(SPM_OBJ)
-CORE = model.o optim.o config.o dataloader.o checkpoint.o safetensors.o sampler.o embed_metrics.o embed_log.o utils.o dist.o $(TOKENIZER) $(KERNELS)
-HEADERS = $(wildcard *.h tokenizer/*.h)
+# Every module's object: the model, then each folder's sources (a new .c file joins by being there).
+MODULES = gpt formats data training embed util
+CORE = model.o $(patsubst %.c,%.o,$(foreach d,$(MODULES),$(wildcard $(d)/*.c))) $(TOKENIZER) $(KERNEL_OBJS)
+HEADERS = $(wildcard *.h */*.h kernels/*/*.h)
 TESTS = tests/test_kernels tests/test_model tests/test_config tests/test_training tests/test_tokenizer \
         tests/test_safetensors tests/test_checkpoint tests/test_embeddings
 
@@ -65,13 +67,8 @@ all: train prepare sample embeddings
 train: train.o $(CORE)
 	$(CC) $(CFLAGS) -o $@ $^ $(LDLIBS)
 
-sample: sample.o $(CORE)
-	$(CC) $(CFLAGS) -o $@ $^ $(LDLIBS)
-
-embeddings: embeddings.o $(CORE)
-	$(CC) $(CFLAGS) -o $@ $^ $(LDLIBS)
-
-prepare: prepare.o $(CORE)
+# the other programs: sources in programs/, binaries at the root beside ./train
+sample embeddings prepare: %: programs/%.o $(CORE)
 	$(CC) $(CFLAGS) -o $@ $^ $(LDLIBS)
 
 # Objects remember the flags they were built with: a build with other flags
@@ -96,7 +93,7 @@ tests/%: tests/%.c tests/test_util.h $(CORE)
 # without the x86 flag the copy is the same path, and the test checks nothing new.
 NO_AVX512 := $(shell $(CC) -mno-avx512f -x c -c -o /dev/null /dev/null 2>/dev/null && echo -mno-avx512f)
 PORTABLE_NAMES = $(foreach f,attention_forward attention_backward attention_decode attention_scratch_floats,-D$(f)=portable_$(f))
-tests/attention_portable.o: attention.c $(HEADERS) .build-flags
+tests/attention_portable.o: kernels/fast/attention.c $(HEADERS) .build-flags
 	$(CC) $(CFLAGS) $(NO_AVX512) $(PORTABLE_NAMES) -c -o $@ $<
 
 tests/test_kernels: tests/test_kernels.c tests/test_util.h $(CORE) tests/attention_portable.o
@@ -108,12 +105,12 @@ tests/parity_dump: tests/parity_dump.c $(CORE)
 tests/logits_dump: tests/logits_dump.c $(CORE)
 	$(CC) $(CFLAGS) -o $@ $< $(CORE) $(LDLIBS)
 
-# the benchmark (issue 6): one training step of the C model, timed
-scripts/bench_step: scripts/bench_step.c $(CORE) $(HEADERS)
+# the benchmark: one training step of the C model, timed
+bench/bench_step: bench/bench_step.c $(CORE) $(HEADERS)
 	$(CC) $(CFLAGS) -o $@ $< $(CORE) $(LDLIBS)
 
 # the FP32 FMA peak of this CPU, the yardstick of the benchmark's GFLOP/s
-scripts/fma_peak: scripts/fma_peak.c
+bench/fma_peak: bench/fma_peak.c
 	$(CC) $(CFLAGS) -o $@ $<
 
 test: train prepare sample embeddings $(TESTS) tests/parity_dump tests/logits_dump tests/memcheck/train \
@@ -123,8 +120,8 @@ ifeq ($(MPI),1)
 	PYTHON=$(PYTHON) tests/test_mpi.sh
 endif
 
-bench: train scripts/bench_step scripts/fma_peak
-	PYTHON=$(PYTHON) scripts/bench.sh
+bench: train bench/bench_step bench/fma_peak
+	PYTHON=$(PYTHON) bench/bench.sh
 
 # make sanitize: every program and test rebuilt under AddressSanitizer and
 # UndefinedBehaviorSanitizer (-O2 -g; any report ends the program with an error),
@@ -142,9 +139,11 @@ sanitize:
 MEMCHECK_CFLAGS = -O2 -g -march=x86-64-v3 -ffp-contract=fast -fno-math-errno -std=c11 -D_POSIX_C_SOURCE=200809L \
                   -fopenmp -I.
 MEMCHECK_SRCS = $(filter-out $(SPM_OBJ:.o=.c),$(CORE:.o=.c)) tokenizer/sentencepiece_none.c
-tests/memcheck/%: %.c $(MEMCHECK_SRCS) $(HEADERS)
+tests/memcheck/train: train.c
+tests/memcheck/sample: programs/sample.c
+tests/memcheck/%: $(MEMCHECK_SRCS) $(HEADERS)
 	@mkdir -p tests/memcheck
-	$(CC) $(MEMCHECK_CFLAGS) -o $@ $< $(MEMCHECK_SRCS) -lm
+	$(CC) $(MEMCHECK_CFLAGS) -o $@ $(filter train.c programs/%,$^) $(MEMCHECK_SRCS) -lm
 
 run: train data/tinyshakespeare.txt
 	./train configs/shakespeare_char.conf
@@ -157,13 +156,13 @@ deps:
 	scripts/install_deps.sh
 
 clean:
-	rm -f train prepare sample embeddings *.o tokenizer/*.o $(TESTS) tests/parity_dump tests/logits_dump \
-	      scripts/bench_step scripts/fma_peak .build-flags $(FUZZ_ALL:%=tests/fuzz/fuzz_%) tests/fuzz/sentencepiece_shim.o \
+	rm -f train prepare sample embeddings *.o */*.o kernels/*/*.o $(TESTS) tests/parity_dump tests/logits_dump \
+	      bench/bench_step bench/fma_peak .build-flags $(FUZZ_ALL:%=tests/fuzz/fuzz_%) tests/fuzz/sentencepiece_shim.o \
 	      tests/attention_portable.o \
 	      tests/memcheck/train tests/memcheck/sample
 
 # ---------------------------------------------------------------------------
-# Fuzzing (issue 8): one libFuzzer target per reader of outside input, in
+# Fuzzing: one libFuzzer target per reader of outside input, in
 # tests/fuzz/fuzz_<name>.c, with seed corpora in tests/fuzz/corpus/<name>/
 # (docs/robustness.md). clang builds each binary straight from the sources with
 # libFuzzer, AddressSanitizer (LeakSanitizer included) and UBSan, aborting at

@@ -14,9 +14,9 @@
 #include <stdlib.h>
 #include <string.h>
 
-#include "dropout.h"
-#include "kernels.h"
-#include "utils.h"
+#include "kernels/dropout.h"
+#include "kernels/kernels.h"
+#include "util/utils.h"
 
 #define INIT_STD 0.02f  /* GPT-2 / nanoGPT */
 

@@ -18,15 +18,15 @@
 #include <string.h>
 #include <unistd.h>
 
-#include "checkpoint.h"
-#include "config.h"
-#include "dataloader.h"
-#include "dist.h"
-#include "embed_log.h"
+#include "formats/checkpoint.h"
+#include "formats/config.h"
+#include "data/dataloader.h"
+#include "training/dist.h"
+#include "embed/embed_log.h"
 #include "model.h"
-#include "optim.h"
-#include "sampler.h"
-#include "utils.h"
+#include "training/optim.h"
+#include "gpt/sampler.h"
+#include "util/utils.h"
 
 /* Independent RNG streams from the one seed: changing eval settings never changes
  * the training batches, and every evaluation scores the same batches. */

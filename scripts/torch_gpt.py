@@ -1,7 +1,7 @@
 #!/usr/bin/python3
 """nanoGPT's GPT in PyTorch, written out: the model that the parity check
-(scripts/pytorch_reference.py), the PyTorch trainer (scripts/pytorch_train.py) and the
-benchmark's peer (scripts/bench_torch.py) share, with nanoGPT's learning-rate schedule and
+(tests/pytorch_reference.py), the PyTorch trainer (scripts/pytorch_train.py) and the
+benchmark's peer (bench/bench_torch.py) share, with nanoGPT's learning-rate schedule and
 the config reader. It needs torch alone (no numpy), so that the peer runs on a machine whose
 torch came without it.
 """
@@ -27,7 +27,7 @@ class CausalSelfAttention(nn.Module):
     """sdpa: torch's fused F.scaled_dot_product_attention(is_causal=True) (torch 2.0 and
     later; nanoGPT's choice there) in place of the masked softmax written out below. The
     parity check uses the written-out form; the benchmark's peer uses the fused one where
-    torch has it (scripts/bench_torch.py)."""
+    torch has it (bench/bench_torch.py)."""
     def __init__(self, C, n_head, bias, sdpa=False):
         super().__init__()
         self.n_head = n_head

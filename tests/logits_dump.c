@@ -1,12 +1,12 @@
 /* logits_dump.c: the logits of a checkpoint for given token ids, as raw float32
- * (n_ids x vocab_size, row-major), for scripts/gpt2_check.py to compare with its
+ * (n_ids x vocab_size, row-major), for tests/gpt2_check.py to compare with its
  * own GPT-2 forward over the same file.
  * Usage: tests/logits_dump CKPT_DIR ID,ID,... OUT_FILE */
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 
-#include "checkpoint.h"
+#include "formats/checkpoint.h"
 
 int main(int argc, char** argv) {
     if (argc != 4) die(EXIT_BAD_INPUT, "usage: %s CKPT_DIR ID,ID,... OUT_FILE", argv[0]);

@@ -2,7 +2,7 @@
  *
  * Builds a tiny GPT, runs one forward/backward on a fixed batch and then 10
  * training steps exactly as train.c runs them, and writes everything a
- * PyTorch re-implementation needs to check it (scripts/pytorch_reference.py):
+ * PyTorch re-implementation needs to check it (tests/pytorch_reference.py):
  * the initial weights, the batches, the logits, the loss, every parameter
  * gradient, and per step the batch, loss, gradient norm (before and after
  * clipping) and learning rate, and at the end the trained weights.
@@ -24,8 +24,8 @@
 #include <string.h>
 
 #include "model.h"
-#include "optim.h"
-#include "utils.h"
+#include "training/optim.h"
+#include "util/utils.h"
 
 /* Sizes: the matmul tiles are 4 rows x 32 columns, so B*T = 39 rows leaves a
  * 3-row edge tile, C = 48 and 3C = 144 leave 16-column edges, V = 37 a 5-column

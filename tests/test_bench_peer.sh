@@ -1,5 +1,5 @@
 #!/usr/bin/env bash
-# tests/test_bench_peer.sh: the benchmark's PyTorch peer (scripts/bench_torch.py) picks
+# tests/test_bench_peer.sh: the benchmark's PyTorch peer (bench/bench_torch.py) picks
 # torch's fused attention and AdamW where they exist, and checks the fused attention
 # against the written-out one before it times anything.
 #
@@ -46,8 +46,8 @@ if hasattr(F, "scaled_dot_product_attention"):
 if case.startswith("sdpa"):
     F.scaled_dot_product_attention = attention
     torch.optim.AdamW = AdamW
-sys.argv = ["scripts/bench_torch.py"] + sys.argv[1:]
-runpy.run_path("scripts/bench_torch.py", run_name="__main__")
+sys.argv = ["bench/bench_torch.py"] + sys.argv[1:]
+runpy.run_path("bench/bench_torch.py", run_name="__main__")
 EOF
 }
 last() { grep '^bench impl=' "$tmp/$1.log"; }

@@ -9,9 +9,9 @@
 #include <cmocka.h>
 #include <unistd.h>
 
-#include "checkpoint.h"
-#include "safetensors.h"
-#include "sampler.h"
+#include "formats/checkpoint.h"
+#include "formats/safetensors.h"
+#include "gpt/sampler.h"
 #include "test_util.h"
 
 enum { V = 11, BLOCK = 6 };

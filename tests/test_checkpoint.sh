@@ -3,7 +3,7 @@
 # step k and resumed writes the same log.csv rows as the uninterrupted run (also after
 # a crash left rows past the checkpoint); mismatched or damaged checkpoints are refused
 # with exit 2 and a message; the GPT-2-layout file computes the same logits in a
-# hand-written GPT-2 forward (scripts/gpt2_check.py); sampling is reproducible.
+# hand-written GPT-2 forward (tests/gpt2_check.py); sampling is reproducible.
 set -u
 . "$(dirname "$0")/lib.sh" checkpoint
 
@@ -124,7 +124,7 @@ sample_refusal "sample: truncated checkpoint" "$tmp/trunc/model.safetensors" "$t
 ids=1,20,30,40,50,0,13,64,7,7,2
 check_gpt2() {  # NAME DIR
     tests/logits_dump "$2" "$ids" "$tmp/logits.f32" > /dev/null &&
-        "$PYTHON" scripts/gpt2_check.py "$2" --ids "$ids" --logits "$tmp/logits.f32" > "$tmp/g2" 2>&1
+        "$PYTHON" tests/gpt2_check.py "$2" --ids "$ids" --logits "$tmp/logits.f32" > "$tmp/g2" 2>&1
     if [ $? -eq 0 ]; then ok "$1: $(grep -o 'relative [0-9.e+-]*' "$tmp/g2" | head -1) against a hand-written GPT-2 forward"
     else bad "$1" "$(cat "$tmp/g2")"; fi
 }
@@ -133,7 +133,7 @@ run --out_dir="$tmp/untied" --max_iters=10 --tie_weights=false --bias=false
 check_gpt2 "GPT-2 layout, untied head, bias = false (zeros exported)" "$tmp/untied"
 run --out_dir="$tmp/sinus" --max_iters=10 --pos_encoding=sinusoidal
 tests/logits_dump "$tmp/sinus" "$ids" "$tmp/logits.f32" > /dev/null
-"$PYTHON" scripts/gpt2_check.py "$tmp/sinus" --ids "$ids" --logits "$tmp/logits.f32" > "$tmp/g2" 2>&1
+"$PYTHON" tests/gpt2_check.py "$tmp/sinus" --ids "$ids" --logits "$tmp/logits.f32" > "$tmp/g2" 2>&1
 rc=$?
 if [ $rc -eq 2 ] && grep -q "sinusoidal" "$tmp/g2"; then ok "a sinusoidal checkpoint is refused as not GPT-2: $(head -c 160 "$tmp/g2")"
 else bad "sinusoidal is not GPT-2" "exit $rc: $(cat "$tmp/g2")"; fi

@@ -9,7 +9,7 @@
 #include <cmocka.h>
 #include <unistd.h>
 
-#include "config.h"
+#include "formats/config.h"
 #include "test_util.h"
 
 static char path[64];

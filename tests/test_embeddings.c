@@ -6,8 +6,8 @@
 #include <stdint.h>
 #include <cmocka.h>
 
-#include "embed_metrics.h"
-#include "kernels.h"
+#include "embed/embed_metrics.h"
+#include "kernels/kernels.h"
 #include "model.h"
 #include "test_util.h"
 

@@ -9,10 +9,10 @@
 #include <float.h>
 #include <omp.h>
 
-#include "dropout.h"
-#include "kernels.h"
+#include "kernels/dropout.h"
+#include "kernels/kernels.h"
 #include "test_util.h"
-#include "vmath.h"
+#include "kernels/vmath.h"
 
 #define FD_STEP 1e-2   /* central-difference step */
 #define FD_ATOL 3e-4   /* see worst_ratio: float32 forwards, O(1) tensors */

@@ -4,7 +4,7 @@
 # default model without biases (learned, tied, bias 0).
 #
 # For each variant tests/parity_dump writes the weights, batches, logits, loss,
-# gradients and 10 training steps; scripts/pytorch_reference.py recomputes them
+# gradients and 10 training steps; tests/pytorch_reference.py recomputes them
 # with an independent PyTorch model and compares (see the two files).
 # Builds nothing: run `make tests/parity_dump` first.
 # Prints `PASS parity <variant>` or `FAIL parity <variant>` (with the checks that
@@ -14,7 +14,7 @@ cd "$(dirname "$0")/.." || exit 1
 
 PY="${PYTHON:-/usr/bin/python3}"
 DUMP=tests/parity_dump
-REF=scripts/pytorch_reference.py
+REF=tests/pytorch_reference.py
 
 # A missing tool is a failure, never a skip: a parity test that silently does
 # not run cannot catch anything.

@@ -9,9 +9,9 @@
 #include <omp.h>
 #include <unistd.h>
 
-#include "dataloader.h"
+#include "data/dataloader.h"
 #include "model.h"
-#include "optim.h"
+#include "training/optim.h"
 #include "test_util.h"
 
 static void test_lr_schedule_warms_up_then_follows_a_cosine(void** state) {

@@ -8,7 +8,7 @@
 #include <stdlib.h>
 #include <string.h>
 
-#include "utils.h"
+#include "util/utils.h"
 
 static inline float* random_tensor(Rng* rng, size_t n, float scale) {
     float* x = xmalloc(n * sizeof(float), "test tensor");

@@ -13,9 +13,9 @@
 #include <stdlib.h>
 #include <string.h>
 
-#include "checkpoint.h"
+#include "formats/checkpoint.h"
 #include "fuzz_common.h"
-#include "sampler.h"
+#include "gpt/sampler.h"
 
 enum { NEW_TOKENS = 3 };
 

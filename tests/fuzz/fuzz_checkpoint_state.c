@@ -10,10 +10,10 @@
 #include <stdlib.h>
 #include <string.h>
 
-#include "checkpoint.h"
-#include "config.h"
+#include "formats/checkpoint.h"
+#include "formats/config.h"
 #include "fuzz_common.h"
-#include "optim.h"
+#include "training/optim.h"
 
 int LLVMFuzzerInitialize(int* argc, char*** argv) {
     fuzz_setup();

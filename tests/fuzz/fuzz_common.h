@@ -9,7 +9,7 @@
 #include <stddef.h>
 #include <stdint.h>
 
-#include "checkpoint.h"
+#include "formats/checkpoint.h"
 #include "model.h"
 #include "tokenizer/tokenizer.h"
 

@@ -13,7 +13,7 @@
 #include <stdlib.h>
 #include <string.h>
 
-#include "config.h"
+#include "formats/config.h"
 #include "fuzz_common.h"
 
 int LLVMFuzzerInitialize(int* argc, char*** argv) {

@@ -10,7 +10,7 @@
 #include <string.h>
 
 #include "fuzz_common.h"
-#include "safetensors.h"
+#include "formats/safetensors.h"
 
 int LLVMFuzzerInitialize(int* argc, char*** argv) {
     fuzz_setup();

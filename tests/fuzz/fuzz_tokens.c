@@ -8,7 +8,7 @@
 #include <stdlib.h>
 #include <string.h>
 
-#include "dataloader.h"
+#include "data/dataloader.h"
 #include "fuzz_common.h"
 
 enum { DEFAULT_VOCAB = 65, B = 2, T = 8 };

@@ -8,12 +8,12 @@
 #include <stdlib.h>
 #include <string.h>
 
-#include "checkpoint.h"
-#include "config.h"
-#include "dataloader.h"
+#include "formats/checkpoint.h"
+#include "formats/config.h"
+#include "data/dataloader.h"
 #include "fuzz_common.h"
-#include "optim.h"
-#include "safetensors.h"
+#include "training/optim.h"
+#include "formats/safetensors.h"
 
 static const char* corpus;
 static char err[4096];

@@ -1,0 +1,40 @@
+/* embed_log.h: watching E during training. At every evaluation: one row of
+ * out_dir/embeddings.csv (embeddings.h's measurements), a warning when the rows
+ * collapse towards one direction, and the nearest neighbours of the probe tokens.
+ * Every embed_snapshot_interval steps: E itself, in out_dir/embeddings/. */
+#ifndef EMBED_LOG_H
+#define EMBED_LOG_H
+
+#include <stdint.h>
+#include <stdio.h>
+
+#include "formats/config.h"
+#include "model.h"
+#include "tokenizer/tokenizer.h"
+
+#define EMBED_LOG_HEADER "step,norm_mean,norm_std,norm_freq_spearman,mean_cosine,effective_rank,knn_purity,seconds"
+enum { EMBED_KNN = 5, EMBED_MAX_PROBES = 32 };
+
+typedef struct {
+    const TrainConfig* cfg;
+    const Tokenizer* tok;
+    int V, C;
+    double* freq;       /* (V) count of each token in the training split */
+    int* classes;       /* (V) TokenClass, or NULL for multi-byte vocabularies */
+    int probes[EMBED_MAX_PROBES];
+    int n_probes;
+    FILE* csv;
+    char csv_path[CONFIG_STR_MAX + 64];
+    double seconds;     /* spent measuring, for the cost report */
+} EmbedLog;
+
+/* Open out_dir/embeddings.csv (append when resuming, after the caller truncated it). */
+void embed_log_open(EmbedLog* e, const TrainConfig* cfg, const Tokenizer* tok, const uint16_t* train_tokens,
+                    size_t n_train, int append);
+/* At an evaluation: measure E, write the row, print the summary and the probes' neighbours. */
+void embed_log_eval(EmbedLog* e, const GPT* model, long step);
+/* When step is a snapshot step: write out_dir/embeddings/E_<step>.safetensors. */
+void embed_log_snapshot(EmbedLog* e, const GPT* model, long step);
+void embed_log_close(EmbedLog* e);
+
+#endif

@@ -1,0 +1,52 @@
+/* encoder.c: embedding lookup + positional encoding, forward and backward. */
+#include "kernels/encoder.h"
+
+#include <math.h>
+#include <stddef.h>
+
+enum { CHANNEL_SLICE = 16 };  /* channels per unit of parallel work in the scatter */
+
+void sinusoidal_table(float* pe, int T, int C) {
+    for (int t = 0; t < T; t++)
+        for (int i = 0; i < C / 2; i++) {
+            double freq = pow(10000.0, -2.0 * i / C);
+            pe[(size_t)t * C + 2 * i] = (float)sin(t * freq);
+            pe[(size_t)t * C + 2 * i + 1] = (float)cos(t * freq);
+        }
+}
+
+void encoder_forward(float* out, const int* inp, const float* wte, const float* pe,
+                     float embed_scale, int B, int T, int C) {
+    #pragma omp parallel for schedule(static)
+    for (int bt = 0; bt < B * T; bt++) {
+        const float* e = wte + (size_t)inp[bt] * C;   /* e_t = E[i_t] */
+        const float* p = pe + (size_t)(bt % T) * C;
+        float* x = out + (size_t)bt * C;
+        for (int c = 0; c < C; c++) x[c] = embed_scale * e[c] + p[c];  /* x_t = s e_t + PE_t */
+    }
+}
+
+void encoder_backward(float* dwte, float* dwpe, const float* dout, const int* inp,
+                      float embed_scale, int B, int T, int C) {
+    /* The lookup's gradient is a sparse scatter: only the rows of tokens present in
+     * the batch receive anything. (With tied weights E also gets a dense term, from
+     * the output projection, added in gpt_backward.) Two positions can hold the same
+     * token, so threads own channel slices, not rows, and walk positions in order. */
+    int slices = (C + CHANNEL_SLICE - 1) / CHANNEL_SLICE;
+    #pragma omp parallel for schedule(static)
+    for (int s = 0; s < slices; s++) {
+        int c0 = s * CHANNEL_SLICE, c1 = c0 + CHANNEL_SLICE < C ? c0 + CHANNEL_SLICE : C;
+        for (int bt = 0; bt < B * T; bt++) {
+            float* de = dwte + (size_t)inp[bt] * C;
+            const float* d = dout + (size_t)bt * C;
+            for (int c = c0; c < c1; c++) de[c] += embed_scale * d[c];
+        }
+    }
+    if (!dwpe) return;
+    #pragma omp parallel for schedule(static)
+    for (int t = 0; t < T; t++)
+        for (int b = 0; b < B; b++) {
+            const float* d = dout + ((size_t)b * T + t) * C;
+            for (int c = 0; c < C; c++) dwpe[(size_t)t * C + c] += d[c];
+        }
+}

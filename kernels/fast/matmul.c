@@ -1,0 +1,391 @@
+/* matmul.c: register-tiled matrix products for the linear layers.
+ *
+ * Every linear product in the model is reduced to one kernel,
+ * c += A b with b row-major: the inner loop then runs along contiguous rows
+ * of b and c. Each (MR x NR) tile of c is held in registers while k runs
+ * over a block of the reduction (KC at a time, so the KC x NR panel of b it
+ * streams through stays in the L1 cache while the tiles below it reuse it).
+ * Every element of c is one chain of fused multiply-adds, k = 0, 1, ..., K-1:
+ * how the tiles are shared out, blocked or masked at the edges never changes
+ * an element's bits.
+ *
+ * Threads take contiguous runs of tiles (in the cache-friendly order of
+ * tile_run) and never split a reduction. With AVX-512 (-march=native on a CPU that has it)
+ * the tile is written with intrinsics: 8 rows x 32 columns = 16 zmm accumulators,
+ * enough to keep both FMA pipes busy; ragged edges use the same code with
+ * masked loads and stores. Elsewhere a plain C tile that the compiler vectorises.
+ * The forward's b = W^T is first copied into panels of NR columns (packing, as
+ * BLAS libraries do), so that the tile always streams contiguous rows.
+ */
+#include "kernels/matmul.h"
+
+#include <omp.h>
+#include <string.h>
+
+#include "kernels/vmath.h"
+
+#ifdef __AVX512F__
+#include <immintrin.h>
+#endif
+
+enum {
+    MR = 8,    /* rows of a register tile */
+    NR = 32,   /* columns of a register tile: two 16-float vectors */
+    KC = 384,  /* reduction block: a KC x NR panel of b is 48 KiB, the L1 cache of Zen 5 and recent
+                * Intel cores; one block for n_embd 384 (medium 3.5-9% faster a step than at 256,
+                * baby 1-2%: docs/bench_notes.md) */
+    MC = 128,  /* rows per block: MC x KC of A is 192 KiB, for the L2 cache */
+    NB = 3,    /* panels per column block of an unpacked b (tile_origin): KC x NB*NR is 144 KiB,
+                * for the L2 cache */
+    B_AHEAD = 16, /* rows of b a prefetching tile asks for ahead of its loads (tile_run) */
+};
+
+/* How a tile's accumulators start when k0 = 0: from c (c += A B), or from a row
+ * vector broadcast down the rows, zero if NULL (c = bias + A B, nothing to read). */
+typedef struct { int load_c; const float* row; } TileInit;
+
+#ifdef __AVX512F__
+/* c[0..mr) x [0..nr) (+)= A(0..mr, 0..K) b[0..K) x [0..nr); mr <= MR, nr <= NR.
+ * Called with mr = MR (a constant) the row guards fold away: always_inline, since
+ * gcc otherwise keeps one out-of-line copy with a compare and branch per row and
+ * k (the full tiles ran 2-3% slower, docs/bench_notes.md). prefetch_b (a constant
+ * at each call) asks for b's row k + B_AHEAD while row k is used. */
+static inline __attribute__((always_inline)) void tile(float* restrict c, int ldc, TileInit init, const float* restrict a, ptrdiff_t a_row,
+                        ptrdiff_t a_col, const float* restrict b, int ldb, int K, int mr, int nr, int prefetch_b) {
+    __mmask16 m0 = nr >= 16 ? 0xFFFF : (__mmask16)((1u << nr) - 1);
+    __mmask16 m1 = nr <= 16 ? 0 : nr >= 32 ? 0xFFFF : (__mmask16)((1u << (nr - 16)) - 1);
+    __m512 acc[MR][2];
+    __m512 r0 = init.row ? _mm512_maskz_loadu_ps(m0, init.row) : _mm512_setzero_ps();
+    __m512 r1 = init.row ? _mm512_maskz_loadu_ps(m1, init.row + 16) : _mm512_setzero_ps();
+    #pragma GCC unroll 8
+    for (int i = 0; i < MR; i++) {
+        acc[i][0] = init.load_c && i < mr ? _mm512_maskz_loadu_ps(m0, c + (size_t)i * ldc) : r0;
+        acc[i][1] = init.load_c && i < mr ? _mm512_maskz_loadu_ps(m1, c + (size_t)i * ldc + 16) : r1;
+    }
+    for (int k = 0; k < K; k++) {
+        const float* brow = b + (size_t)k * ldb;
+        if (prefetch_b && k + B_AHEAD < K) {
+            __builtin_prefetch(brow + (size_t)B_AHEAD * ldb);
+            __builtin_prefetch(brow + (size_t)B_AHEAD * ldb + NR / 2);
+        }
+        __m512 b0 = _mm512_maskz_loadu_ps(m0, brow), b1 = _mm512_maskz_loadu_ps(m1, brow + 16);
+        const float* ak = a + k * a_col;
+        #pragma GCC unroll 8
+        for (int i = 0; i < MR; i++) {
+            if (i < mr) {
+                __m512 ai = _mm512_set1_ps(ak[i * a_row]);
+                acc[i][0] = _mm512_fmadd_ps(ai, b0, acc[i][0]);
+                acc[i][1] = _mm512_fmadd_ps(ai, b1, acc[i][1]);
+            }
+        }
+    }
+    #pragma GCC unroll 8
+    for (int i = 0; i < MR; i++) {
+        if (i < mr) {
+            _mm512_mask_storeu_ps(c + (size_t)i * ldc, m0, acc[i][0]);
+            _mm512_mask_storeu_ps(c + (size_t)i * ldc + 16, m1, acc[i][1]);
+        }
+    }
+}
+#else
+/* The portable tile: the same chains of a*b+c (fused under -ffp-contract=fast). */
+static inline void tile(float* restrict c, int ldc, TileInit init, const float* restrict a, ptrdiff_t a_row,
+                        ptrdiff_t a_col, const float* restrict b, int ldb, int K, int mr, int nr, int prefetch_b) {
+    float acc[MR][NR];
+    for (int i = 0; i < mr; i++)
+        for (int j = 0; j < nr; j++)
+            acc[i][j] = init.load_c ? c[(size_t)i * ldc + j] : init.row ? init.row[j] : 0.0f;
+    if (mr == MR && nr == NR) {
+        for (int k = 0; k < K; k++) {
+            const float* brow = b + (size_t)k * ldb;
+            if (prefetch_b && k + B_AHEAD < K) {
+                __builtin_prefetch(brow + (size_t)B_AHEAD * ldb);
+                __builtin_prefetch(brow + (size_t)B_AHEAD * ldb + NR / 2);
+            }
+            for (int i = 0; i < MR; i++) {
+                float aik = a[i * a_row + k * a_col];
+                for (int j = 0; j < NR; j++) acc[i][j] += aik * brow[j];
+            }
+        }
+    } else {
+        for (int i = 0; i < mr; i++)
+            for (int j = 0; j < nr; j++)
+                for (int k = 0; k < K; k++) acc[i][j] += a[i * a_row + k * a_col] * b[(size_t)k * ldb + j];
+    }
+    for (int i = 0; i < mr; i++)
+        for (int j = 0; j < nr; j++) c[(size_t)i * ldc + j] = acc[i][j];
+}
+#endif
+
+/* One product for tile_run: c (+)= A B with A(m,k) = a[m*a_row + k*a_col] and B
+ * either row-major (row stride ldb) or, when `packed`, stored panel by panel:
+ * the K x NR panel p at b + p*K*NR, its rows NR floats apart (pack_transposed). */
+typedef struct {
+    float* c; int ldc;
+    int load_c; const float* init_row;  /* see TileInit; init_row is indexed by n */
+    const float* a; ptrdiff_t a_row, a_col;
+    const float* b; int ldb; int packed;
+    int M, N, K;
+    int column_blocks;  /* walk the tiles in column blocks (tile_origin) */
+} Gemm;
+
+/* Where tile t of the grid starts, (m0, n0), in the order that keeps each block
+ * in its cache: row blocks of MC rows; within one, column panel after column
+ * panel; within a panel, the row tiles top to bottom. So the KC x NR panel of b
+ * stays in L1 while every tile of the row block uses it, and the MC x KC block
+ * of A stays in L2 while every panel passes.
+ * An unpacked b (dweight's: the layer's input) has rows far apart that do not
+ * stay in L1 anyway, and the KC rows of all of b that a row block walks (0.6 to
+ * 2.4 MB at n_embd 384) do not stay in L2 either: with column_blocks the walk
+ * takes column blocks of NB panels instead, and within one each row tile across
+ * the block's panels, so that KC x NB*NR of b stays in L2 while all of A passes
+ * (medium's dweight products 7-9% faster, its step 5%; baby's the same:
+ * docs/bench_notes.md). Inlined: as a call, which spills the caller's vector
+ * registers, it cost baby's step 1-2%. */
+static inline __attribute__((always_inline)) void tile_origin(const Gemm* g, int t, int* m0, int* n0) {
+    int tiles_m = (g->M + MR - 1) / MR, tiles_n = (g->N + NR - 1) / NR;
+    if (g->column_blocks) {
+        int blk = t / (NB * tiles_m), r = t - blk * NB * tiles_m;
+        int in_block = tiles_n - blk * NB < NB ? tiles_n - blk * NB : NB;
+        *m0 = (r / in_block) * MR;
+        *n0 = (blk * NB + r % in_block) * NR;
+        return;
+    }
+    int block_tiles = MC / MR;  /* row tiles per row block */
+    int blk = t / (block_tiles * tiles_n), r = t - blk * block_tiles * tiles_n;
+    int in_block = tiles_m - blk * block_tiles < block_tiles ? tiles_m - blk * block_tiles : block_tiles;
+    *m0 = (blk * block_tiles + r % in_block) * MR;
+    *n0 = (r / in_block) * NR;
+}
+
+/* Tiles t0..t1 of the grid, in tile_origin's order, the whole run repeated per
+ * KC block of k. A tile starts by loading (or ends by storing) its MR rows of c,
+ * which for a c larger than L2 come from memory: a chain of FMAs cannot start
+ * before its accumulator arrives, so the next tile's rows are prefetched while
+ * this one computes (medium's forward ran 18% faster with it, one thread).
+ * In the column walk the first row tile of a block is the first to read the
+ * block's rows of b, which in a training step come from L3 or memory (dweight's b
+ * is the layer's input, saved in the forward); the hardware does not fetch them
+ * ahead fast enough, so that tile asks for its rows of b B_AHEAD ahead. The tiles
+ * below it find them in L2, where a prefetch per k only costs issue slots (8-13%).
+ * (Baby's dweight products with a cold input 4-15% faster: docs/bench_notes.md.) */
+static void tile_run(const Gemm* g, int t0, int t1) {
+    for (int k0 = 0; k0 < g->K; k0 += KC) {
+        int kc = g->K - k0 < KC ? g->K - k0 : KC;
+        int next_m0 = 0, next_n0 = 0;
+        if (t0 < t1) tile_origin(g, t0, &next_m0, &next_n0);
+        for (int t = t0; t < t1; t++) {
+            int m0 = next_m0, n0 = next_n0;
+            if (t + 1 < t1) {
+                tile_origin(g, t + 1, &next_m0, &next_n0);
+                const float* next_c = g->c + (size_t)next_m0 * g->ldc + next_n0;
+                for (int i = 0; i < MR && next_m0 + i < g->M; i++) {
+                    __builtin_prefetch(next_c + (size_t)i * g->ldc, 1);
+                    __builtin_prefetch(next_c + (size_t)i * g->ldc + NR / 2, 1);
+                }
+            }
+            int mr = g->M - m0 < MR ? g->M - m0 : MR, nr = g->N - n0 < NR ? g->N - n0 : NR;
+            const float* bt = g->packed ? g->b + (size_t)n0 * g->K + (size_t)k0 * NR : g->b + (size_t)k0 * g->ldb + n0;
+            int ldb = g->packed ? NR : g->ldb;
+            TileInit init = {.load_c = g->load_c || k0 > 0, .row = g->init_row ? g->init_row + n0 : NULL};
+            float* ct = g->c + (size_t)m0 * g->ldc + n0;
+            const float* at = g->a + m0 * g->a_row + k0 * g->a_col;
+            if (g->column_blocks && m0 == 0) tile(ct, g->ldc, init, at, g->a_row, g->a_col, bt, ldb, kc, mr, nr, 1);
+            else if (mr == MR) tile(ct, g->ldc, init, at, g->a_row, g->a_col, bt, ldb, kc, MR, nr, 0);
+            else tile(ct, g->ldc, init, at, g->a_row, g->a_col, bt, ldb, kc, mr, nr, 0);
+        }
+    }
+}
+
+/* The calling thread's contiguous share of n items. */
+static void my_share(int n, int* i0, int* i1) {
+    int nt = omp_get_num_threads(), id = omp_get_thread_num();
+    *i0 = (int)((long)n * id / nt);
+    *i1 = (int)((long)n * (id + 1) / nt);
+}
+
+static int gemm_tiles(const Gemm* g) { return ((g->M + MR - 1) / MR) * ((g->N + NR - 1) / NR); }
+
+/* The calling thread's contiguous run of the grid's tiles (inside a parallel
+ * region; the whole grid outside one). No barrier: the caller places it. */
+static void gemm_share(const Gemm* g) {
+    int t0, t1;
+    my_share(gemm_tiles(g), &t0, &t1);
+    tile_run(g, t0, t1);
+}
+
+/* c (+)= A b on the calling thread alone: load_c = 1 accumulates, 0 overwrites. */
+static void gemm_serial(float* c, int ldc, int load_c, const float* a, ptrdiff_t a_row, ptrdiff_t a_col,
+                        const float* b, int ldb, int M, int N, int K) {
+    Gemm g = {c, ldc, load_c, NULL, a, a_row, a_col, b, ldb, 0, M, N, K, 0};
+    tile_run(&g, 0, gemm_tiles(&g));
+}
+
+void gemm_accumulate_serial(float* c, int ldc, const float* a, ptrdiff_t a_row, ptrdiff_t a_col,
+                            const float* b, int ldb, int M, int N, int K) {
+    gemm_serial(c, ldc, 1, a, a_row, a_col, b, ldb, M, N, K);
+}
+
+void gemm_set_serial(float* c, int ldc, const float* a, ptrdiff_t a_row, ptrdiff_t a_col,
+                     const float* b, int ldb, int M, int N, int K) {
+    gemm_serial(c, ldc, 0, a, a_row, a_col, b, ldb, M, N, K);
+}
+
+void gemm_accumulate(float* c, int ldc, const float* a, ptrdiff_t a_row, ptrdiff_t a_col,
+                     const float* b, int ldb, int M, int N, int K) {
+    Gemm g = {c, ldc, 1, NULL, a, a_row, a_col, b, ldb, 0, M, N, K, 0};
+    #pragma omp parallel
+    gemm_share(&g);
+}
+
+size_t matmul_scratch_floats(int C, int OC) { return (size_t)C * ((OC + NR - 1) / NR) * NR; }
+
+size_t matmul_backward_scratch_floats(int C, int OC) { return (size_t)OC * ((C + NR - 1) / NR) * NR; }
+
+#ifdef __AVX512F__
+/* The 16 x 16 block at src (row stride lds) into dst transposed (row stride ldd),
+ * in registers: 16 row loads, 64 shuffles, 16 row stores, where a scalar loop
+ * stores each element to a different row of dst. Moves bits only. */
+static void transpose16(float* dst, int ldd, const float* src, int lds) {
+    __m512 r[16], t[16];
+    for (int i = 0; i < 16; i++) r[i] = _mm512_loadu_ps(src + (size_t)i * lds);
+    /* rows 2i, 2i+1 interleaved by 32-bit element within each 128-bit lane */
+    for (int i = 0; i < 16; i += 2) {
+        t[i] = _mm512_unpacklo_ps(r[i], r[i + 1]);
+        t[i + 1] = _mm512_unpackhi_ps(r[i], r[i + 1]);
+    }
+    /* then by 64-bit pairs: r[4g + j]'s lane L holds column 4L + j of rows 4g..4g+3 */
+    for (int g = 0; g < 16; g += 4)
+        for (int j = 0; j < 2; j++) {
+            __m512d a = _mm512_castps_pd(t[g + j]), b = _mm512_castps_pd(t[g + j + 2]);
+            r[g + 2 * j] = _mm512_castpd_ps(_mm512_unpacklo_pd(a, b));
+            r[g + 2 * j + 1] = _mm512_castpd_ps(_mm512_unpackhi_pd(a, b));
+        }
+    /* column 4L + j = lane L of r[j], r[4 + j], r[8 + j], r[12 + j], gathered by
+     * two rounds of 128-bit lane shuffles */
+    for (int j = 0; j < 4; j++) {
+        __m512 lo01 = _mm512_shuffle_f32x4(r[j], r[4 + j], 0x44), hi01 = _mm512_shuffle_f32x4(r[j], r[4 + j], 0xEE);
+        __m512 lo23 = _mm512_shuffle_f32x4(r[8 + j], r[12 + j], 0x44);
+        __m512 hi23 = _mm512_shuffle_f32x4(r[8 + j], r[12 + j], 0xEE);
+        _mm512_storeu_ps(dst + (size_t)j * ldd, _mm512_shuffle_f32x4(lo01, lo23, 0x88));
+        _mm512_storeu_ps(dst + (size_t)(4 + j) * ldd, _mm512_shuffle_f32x4(lo01, lo23, 0xDD));
+        _mm512_storeu_ps(dst + (size_t)(8 + j) * ldd, _mm512_shuffle_f32x4(hi01, hi23, 0x88));
+        _mm512_storeu_ps(dst + (size_t)(12 + j) * ldd, _mm512_shuffle_f32x4(hi01, hi23, 0xDD));
+    }
+}
+#endif
+
+/* dst (cols, rows) = src (rows, cols)^T, row strides ldd and lds: whole 16 x 16
+ * blocks in registers with AVX-512 (where the element loop stores each element
+ * to another row of dst: the transposes had been a quarter of attention
+ * forward's own time and 2.7% of a training step), the edges element by element. */
+void transpose(float* dst, int ldd, const float* src, int lds, int rows, int cols) {
+    int r_blocks = 0, c_blocks = 0;
+#ifdef __AVX512F__
+    r_blocks = rows - rows % 16;
+    c_blocks = cols - cols % 16;
+    for (int r = 0; r < r_blocks; r += 16)
+        for (int c = 0; c < c_blocks; c += 16)
+            transpose16(dst + (size_t)c * ldd + r, ldd, src + (size_t)r * lds + c, lds);
+#endif
+    for (int r = 0; r < rows; r++)
+        for (int c = r < r_blocks ? c_blocks : 0; c < cols; c++) dst[(size_t)c * ldd + r] = src[(size_t)r * lds + c];
+}
+
+/* packed (panels of W^T) from W (OC, C): panel p holds W^T's columns p*NR.. as
+ * C rows of NR floats, the layout the tile streams. W is read row by row. */
+static void pack_transposed(float* packed, const float* weight, int C, int OC, int p0, int p1) {
+    for (int p = p0; p < p1; p++) {
+        int nr = OC - p * NR < NR ? OC - p * NR : NR;
+        transpose(packed + (size_t)p * C * NR, NR, weight + (size_t)p * NR * C, C, nr, C);
+    }
+}
+
+/* packed (panels of b) from b (K, N) row-major with row stride ldb: panel p
+ * holds b's columns p*NR.. as K rows of NR floats, the layout the tile streams.
+ * Rows of an unpacked b lie ldb floats apart: at n_embd = 128 that is 512 bytes,
+ * and the KC rows of a panel then share 16 of the L1 cache's 64 sets and do not
+ * stay in it; packed, they are contiguous. */
+static void pack_panels(float* packed, const float* b, int ldb, int K, int N, int p0, int p1) {
+    for (int p = p0; p < p1; p++) {
+        float* panel = packed + (size_t)p * K * NR;
+        int nr = N - p * NR < NR ? N - p * NR : NR;
+        for (int k = 0; k < K; k++) memcpy(panel + (size_t)k * NR, b + (size_t)k * ldb + p * NR, sizeof(float) * nr);
+    }
+}
+
+void gemm_accumulate_naive(float* c, int ldc, const float* a, ptrdiff_t a_row, ptrdiff_t a_col,
+                           const float* b, int ldb, int M, int N, int K) {
+    for (int m = 0; m < M; m++)
+        for (int n = 0; n < N; n++) {
+            double acc = c[(size_t)m * ldc + n];
+            for (int k = 0; k < K; k++) acc += (double)a[m * a_row + k * a_col] * b[(size_t)k * ldb + n];
+            c[(size_t)m * ldc + n] = (float)acc;
+        }
+}
+
+void matmul_forward(float* out, const float* inp, const float* weight, const float* bias, float* scratch,
+                    int BT, int C, int OC) {
+    /* out = bias + inp W^T, with W^T packed into scratch: each thread packs its
+     * share of panels, then all wait until every panel is ready. The product's
+     * accumulators start from the bias: no separate pass over out. */
+    Gemm g = {out, OC, 0, bias, inp, C, 1, scratch, NR, 1, BT, OC, C, 0};
+    #pragma omp parallel
+    {
+        int p0, p1;
+        my_share((OC + NR - 1) / NR, &p0, &p1);
+        pack_transposed(scratch, weight, C, OC, p0, p1);
+        #pragma omp barrier
+        gemm_share(&g);
+    }
+}
+
+void matmul_backward(float* dinp, float* dweight, float* dbias,
+                     const float* dout, const float* inp, const float* weight, float* scratch,
+                     int BT, int C, int OC, GradMode mode) {
+    /* Three independent products in one parallel region, without a barrier
+     * between them: a thread goes on to its share of the next as soon as it is
+     * done with the last (each output element still has one writer and one order).
+     * dinp (BT, C) = dout (BT, OC) W (OC, C): the accumulators start at 0, not from dinp;
+     * W is first packed into panels in scratch (each thread its share, then a barrier).
+     * dweight (OC, C) (+)= dout^T (OC, BT) inp (BT, C): A(o, r) = dout[r*OC + o]. */
+    int add = mode == GRADS_ADD;
+    Gemm gi = {dinp, C, 0, NULL, dout, OC, 1, scratch, NR, 1, BT, C, OC, 0};
+    Gemm gw = {dweight, C, add, NULL, dout, 1, OC, inp, C, 0, OC, C, BT, 1};
+    enum { SLICE = 64 };  /* dbias outputs per work item: four vectors of sums */
+    int slices = dbias ? (OC + SLICE - 1) / SLICE : 0;
+    #pragma omp parallel
+    {
+        if (dinp) {
+            int p0, p1;
+            my_share((C + NR - 1) / NR, &p0, &p1);
+            pack_panels(scratch, weight, C, OC, C, p0, p1);
+            #pragma omp barrier
+            gemm_share(&gi);
+        }
+        gemm_share(&gw);
+        /* dbias: each thread owns slices of outputs and sums the rows in order */
+        #pragma omp for schedule(static) nowait
+        for (int s = 0; s < slices; s++) {
+            int o0 = s * SLICE, w = OC - o0 < SLICE ? OC - o0 : SLICE;
+            float acc[SLICE];  /* in registers: the same adds, in row order */
+            for (int j = 0; j < w; j++) acc[j] = add ? dbias[o0 + j] : 0.0f;
+            for (int r = 0; r < BT; r++) {
+                const float* row = dout + (size_t)r * OC + o0;
+                if (w == SLICE)  /* a constant trip count: the sums stay in registers */
+                    for (int j = 0; j < SLICE; j++) acc[j] += row[j];
+                else
+                    for (int j = 0; j < w; j++) acc[j] += row[j];
+            }
+            for (int j = 0; j < w; j++) dbias[o0 + j] = acc[j];
+        }
+    }
+}
+
+void matvec_forward(float* out, const float* inp, const float* weight, const float* bias, int C, int OC) {
+    /* out_o = b_o + W_o . x, each dot in vector lanes (vmath.h): a fixed order per
+     * output, any threads */
+    #pragma omp parallel for schedule(static) if (OC * C > 65536)
+    for (int o = 0; o < OC; o++)
+        out[o] = (bias ? bias[o] : 0.0f) + lanes_dot(weight + (size_t)o * C, inp, C);
+}
