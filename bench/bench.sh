@@ -1,5 +1,5 @@
 #!/usr/bin/env bash
-# bench/bench.sh: the benchmark of issue 6, in one run (`make bench`): the CPU's FMA peak,
+# bench/bench.sh: the speed benchmark, in one run (`make bench`): the CPU's FMA peak,
 # then full training steps of the C model (bench/bench_step) against the same model in
 # PyTorch (bench/bench_torch.py), and writes docs/bench.md with the machine and the tables.
 #
@@ -15,16 +15,15 @@
 # to out/bench/. Environment:
 #   PYTHON         the Python with torch (default /usr/bin/python3)
 #   BENCH_THREADS  "all threads" (default: nproc), or a list of thread counts ("2 16": rows for 1, 2
-#                  and 16 threads, "all threads" the largest): one run measures both targets of a
-#                  16-core machine, at 2 threads and at 16
+#                  and 16 threads, "all threads" the largest)
 #   BENCH_SWEEP=0  leave out the block_size sweep; BENCH_PER_CPU=0 the 1-thread step on each CPU
 #   BENCH_OUT      the report (default docs/bench.md); BENCH_RAW the raw outputs (default out/bench)
-#   BENCH_FULL=1   add the default run's wall time (about 5 minutes more)
+#   BENCH_FULL=1   add the default run's wall time (about a minute more on 2 cores)
 #   BENCH_QUICK=1  3 steps per run: checks that everything works, measures nothing
 #   BENCH_ROUNDS=N each baby and medium measurement N times (default 1), the implementations
 #                  in a rotated order each round; the tables take each one's median run, and
-#                  list every round's median step. The host's speed drifts by 10-35% within
-#                  minutes: one C run and one torch run back to back can meet different moments.
+#                  list every round's median step. A shared machine's speed can drift by 10-35% within
+#                  minutes, so one C run and one torch run back to back can meet different moments.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
@@ -124,7 +123,7 @@ fi
 VEC="no AVX2"
 if [[ " $FLAGS " == *" avx2 "* ]]; then VEC=AVX2; fi
 if [[ " $FLAGS " == *" avx512f "* ]]; then VEC=AVX-512; fi
-CFLAGS_USED=$(make -s -n -B bench/fma_peak | head -n 1 | sed 's/^[^ ]* //; s/ -o scripts.*//')
+CFLAGS_USED=$(make -s -n -B bench/fma_peak | head -n 1 | sed 's/^[^ ]* //; s/ -o bench.*//')
 GCC=$(${CC:-gcc} --version | head -n 1)
 TORCH=$("$PYTHON" - <<'EOF'
 import re
@@ -286,9 +285,9 @@ peer_kernels() {
 # sweep_peer_attention LINE: what the sweep's PyTorch attention keeps, by the attention it ran
 sweep_peer_attention() {
     if [[ $(field "$1" attention) == sdpa ]]; then
-        echo "Its attention is torch's fused F.scaled_dot_product_attention(is_causal=True). Both GFLOP/s use the causal count."
+        echo "Its attention is torch's fused F.scaled_dot_product_attention(is_causal=True)."
     else
-        echo "The PyTorch model keeps T x T attention probabilities per layer and head for its backward. Both GFLOP/s use the causal count, though the PyTorch model computes the whole T x T product and masks it."
+        echo "The PyTorch model keeps T x T attention probabilities per layer and head for its backward, and computes the whole T x T product and masks it."
     fi
 }
 # step_ms LINE: the median step time, marked (!) when it is over 1.5 x the fastest step
@@ -299,11 +298,11 @@ step_ms() {
 DISTURBED="(!) marks a run whose median step took over 1.5 x its fastest: something else used the cores"
 DISTURBED+=" (the times of such a run are not this code's); rerun on a quiet machine."
 {
-    echo "# Benchmark: training steps of the C model against PyTorch"
+    echo "# Speed: training steps of the C model against PyTorch"
     echo
-    echo "Written by \`make bench\` (bench/bench.sh) on $(date -u '+%Y-%m-%d %H:%M UTC'), commit \`$COMMIT\`,"
-    echo "in ${ELAPSED} s. Load average at the start: $LOAD; at the end: $LOAD_END (other work on the machine"
-    echo "disturbs every number here)."
+    echo "Written by \`make bench\` (bench/bench.sh) at commit \`$COMMIT\` in ${ELAPSED} s; load average"
+    echo "$LOAD at the start, $LOAD_END at the end (other work on the machine disturbs every number)."
+    echo "What was tried to get here, and why it was kept or dropped: [optimizations.md](optimizations.md)."
     if [[ $QUICK == 1 ]]; then
         echo
         echo "**BENCH_QUICK=1: 3 steps per run, a smoke test. These numbers measure nothing.**"
@@ -311,174 +310,137 @@ DISTURBED+=" (the times of such a run are not this code's); rerun on a quiet mac
     echo
     echo "## Machine"
     echo
-    echo "- CPU: $CPU (family ${FAMILY:-?}, model ${MODEL:-?}), $CORES cores, $TPC hardware thread(s) per core, $VEC; \"all threads\" = $NTHREADS"
-    echo "- Caches: ${CACHES:-?}"
+    echo "- CPU: $CPU (family ${FAMILY:-?}, model ${MODEL:-?}), $CORES cores, $TPC hardware thread(s) per core, $VEC;"
+    echo "  caches: ${CACHES:-?}"
+    peaks=""
+    for t in "${THREAD_COUNTS[@]}"; do peaks+="${peaks:+, }$t thread(s) ${PEAK[$t]}"; done
+    echo "- FP32 peak (bench/fma_peak: independent FMAs in registers, $FMA_ISA; the best probe of the start"
+    echo "  and the end), GFLOP/s: $peaks"
     if [[ ${#PER_CPU[@]} -gt 0 ]]; then
         cells="" i=0
         for cpu in $CPU_LIST; do cells+="${cells:+; }CPU $cpu: ${PER_CPU[i]} ms"; i=$((i + 1)); done
-        echo "- One core at a time (a 1-thread baby step pinned to each CPU, median of 10 steps, at the start"
-        echo "  / at the end): $cells."
-        echo "  The batch groups of a step on all threads run one per core: where these differ, the"
-        echo "  all-threads rows wait for the slowest core."
+        echo "- A 1-thread baby step pinned to each CPU (start / end): $cells. A step on all threads"
+        echo "  runs one batch group per core and waits for the slowest."
     fi
     echo "- C compiler: $GCC, \`$CFLAGS_USED\`"
     echo "- PyTorch: $TORCH"
-    echo "- PyTorch runs twice. \"tuned\": OMP_WAIT_POLICY=PASSIVE and OPENBLAS_NUM_THREADS = its thread count"
-    echo "  (bench/bench_torch.py says why), the stronger peer. \"as installed\": the environment untouched, only"
-    echo "  torch.set_num_threads, as a user runs Debian's package (the peer whose 26 GFLOP/s issue 6 quotes)."
-    echo "  What the peers ran (bench/bench_torch.py takes torch's fused kernels where they exist): tuned,"
+    echo "- PyTorch runs twice: \"tuned\" (OMP_WAIT_POLICY=PASSIVE, OPENBLAS_NUM_THREADS = its thread count;"
+    echo "  bench/bench_torch.py says why) and \"as installed\" (only torch.set_num_threads). Tuned ran"
     echo "  $(peer_kernels "${RES["torch baby $NTHREADS"]}"); as installed, $(peer_kernels "${RES["torchi baby $NTHREADS"]}")."
     echo
-    echo "## FP32 peak (bench/fma_peak)"
-    echo
-    echo "Independent FMAs in registers, no memory traffic ($FMA_ISA), an FMA = 2 FLOP per lane; each probe"
-    echo "is the best of 5 runs, and it probes at the start and at the end of the benchmark (1 thread with every"
-    echo "other count). The peak is the best probe."
-    echo
-    echo "| threads | peak GFLOP/s | the probes |"
-    echo "|---|---|---|"
-    for t in "${THREAD_COUNTS[@]}"; do echo "| $t | ${PEAK[$t]} | ${PEAK_RUNS[$t]} |"; done
-    echo
-    echo "## The two configs"
+    echo "## Training steps"
     echo
     echo "\`configs/bench_baby.conf\` is the default run's model (4 layers, 4 heads, n_embd 128, block_size 64,"
-    echo "batch 12); \`configs/bench_medium.conf\` has the shape of nanoGPT's GPU config (6 layers, 6 heads, n_embd 384,"
-    echo "block_size 256) with batch 8. vocab_size 65, random token ids, dropout 0. A step is what ./train's loop does:"
-    echo "forward with the loss and backward, the gradients replacing the last step's (C: gpt_forward_backward,"
-    echo "in the configs' 2 batch groups), global-norm clip to 1.0, AdamW (torch: forward, zero_grad(set_to_none),"
-    echo "backward, then the same with torch.optim.AdamW and clip_grad_norm_). Times are the median over the timed steps after warmup"
-    echo "(baby: ${BABY_OPTS[*]}; medium: ${MEDIUM_OPTS[*]}). GFLOP/s counts the useful FLOPs of the matrix"
-    echo "products (causal attention: only keys <= query), forward x 3 for a step; the derivation is in"
-    echo "bench/bench_step.c (count_flops). \"eval fwd\" is one evaluation forward with the loss (torch: no_grad)."
+    echo "batch 12); \`configs/bench_medium.conf\` has the shape of nanoGPT's GPU config (6 layers, 6 heads,"
+    echo "n_embd 384, block_size 256) with batch 8. vocab_size 65, random token ids, dropout 0. A step is"
+    echo "./train's: forward and backward (C: in the configs' 2 batch groups; \"c, one pass\": \`--batch_groups=1\`),"
+    echo "clip to norm 1.0, AdamW. ms/step is the median over the timed steps (baby: ${BABY_OPTS[*]};"
+    echo "medium: ${MEDIUM_OPTS[*]}). GFLOP/s counts the useful FLOPs of the matrix products (causal attention:"
+    echo "keys <= query; bench/bench_step.c, count_flops). \"eval\" is one evaluation forward with the loss."
+    echo "\"estimate\" is gpt_memory_estimate's, which ./train prints at start."
+    if [[ $ROUNDS -gt 1 ]]; then
+        echo "BENCH_ROUNDS=$ROUNDS: each row is the median of $ROUNDS runs, one per round (the order of the"
+        echo "implementations rotated each round); \"rounds\" lists every round's median step."
+    fi
     echo
-    echo "| model | impl | threads | ms/step | min ms | tokens/s | GFLOP/s | % of peak | eval fwd ms | peak RSS MB | before the model MB | estimate MB | RSS / estimate |"
-    echo "|---|---|---|---|---|---|---|---|---|---|---|---|---|"
+    head="| model | impl | threads | ms/step | tokens/s | GFLOP/s (% of peak) | eval ms | peak RSS MB | estimate MB |"
+    rule="|---|---|---|---|---|---|---|---|---|"
+    if [[ $ROUNDS -gt 1 ]]; then head+=" rounds, ms |"; rule+="---|"; fi
+    echo "$head"
+    echo "$rule"
     for model in baby medium; do
         for t in "${THREAD_COUNTS[@]}"; do
             for impl in c c1 torch torchi; do
                 l=${RES["$impl $model $t"]:-}
                 if [[ -z $l ]]; then continue; fi
-                est="- | -"
-                if [[ $impl == c* ]]; then est="$(field "$l" est_mb) | $(calc "%.2f" "$(field "$l" rss_over_est)")"; fi
+                est="-"
+                if [[ $impl == c* ]]; then est=$(field "$l" est_mb); fi
                 label=$impl
                 if [[ $impl == c1 ]]; then label="c, one pass"; fi
                 if [[ $impl == torch ]]; then label="torch tuned"; fi
                 if [[ $impl == torchi ]]; then label="torch as installed"; fi
-                echo "| $model | $label | $t | $(step_ms "$l") | $(ms "$l" ms_min) | $(calc "%.0f" "$(field "$l" tok_s)") | $(calc "%.1f" "$(field "$l" gflops)") | $(pct_peak "$l" "$t") | $(ms "$l" eval_ms) | $(field "$l" rss_mb) | $(field "$l" rss_base_mb) | $est |"
+                row="| $model | $label | $t | $(step_ms "$l") | $(calc "%.0f" "$(field "$l" tok_s)") | $(calc "%.1f" "$(field "$l" gflops)") ($(pct_peak "$l" "$t")%) | $(ms "$l" eval_ms) | $(field "$l" rss_mb) | $est |"
+                if [[ $ROUNDS -gt 1 ]]; then row+=" ${ROUND_MS["$impl $model $t"]} |"; fi
+                echo "$row"
             done
         done
     done
     echo
-    echo "The estimate is the C model's gpt_memory_estimate (model.h): parameters, gradients, AdamW m and v,"
-    echo "activations, their gradients and scratch. Peak RSS adds the program and its libraries: \"before the model\""
-    echo "is the peak RSS at the start (for torch, once \`import torch\` has loaded its runtime). $DISTURBED"
-    if [[ $ROUNDS -gt 1 ]]; then
-        echo
-        echo "BENCH_ROUNDS=$ROUNDS: each row above is the median of $ROUNDS runs (by the median step), one per round;"
-        echo "each round ran the implementations of a model and thread count back to back, the order rotated by"
-        echo "one every round. Every round's median step, ms (rows in the order the rounds ran):"
-        echo
-        echo "| model | impl | threads | each round |"
-        echo "|---|---|---|---|"
-        for model in baby medium; do
-            for t in "${THREAD_COUNTS[@]}"; do
-                for impl in c c1 torch torchi; do
-                    if [[ -z ${ROUND_MS["$impl $model $t"]:-} ]]; then continue; fi
-                    echo "| $model | $impl | $t | ${ROUND_MS["$impl $model $t"]} |"
-                done
-            done
-        done
-    fi
+    echo "$DISTURBED"
     echo
-    echo "| model | threads | C tokens/s | torch tuned tokens/s | C / torch tuned | torch as installed tokens/s | C / torch as installed |"
-    echo "|---|---|---|---|---|---|---|"
+    echo "Ratios (tokens/s against tokens/s); scaling is tokens/s on t threads over 1 thread, with the FMA"
+    echo "peak's own ratio beside it:"
+    echo
+    echo "| model | threads t | C / torch tuned | C / torch as installed | scaling: C | torch tuned | torch as installed | FMA peak |"
+    echo "|---|---|---|---|---|---|---|---|"
     for model in baby medium; do
         for t in "${THREAD_COUNTS[@]}"; do
             c=$(field "${RES["c $model $t"]}" tok_s)
-            p=$(field "${RES["torch $model $t"]}" tok_s)
-            pi=$(field "${RES["torchi $model $t"]}" tok_s)
-            echo "| $model | $t | $(calc "%.0f" "$c") | $(calc "%.0f" "$p") | $(calc "%.2f" "$c / $p") | $(calc "%.0f" "$pi") | $(calc "%.2f" "$c / $pi") |"
-        done
-    done
-    if [[ $NTHREADS -gt 1 ]]; then
-        echo
-        echo "Scaling from 1 thread (tokens/s on t threads / on 1: t would be perfect; the FMA peak's own"
-        echo "ratio beside it):"
-        echo
-        echo "| model | threads t | C | torch tuned | torch as installed | FMA peak |"
-        echo "|---|---|---|---|---|---|"
-        for model in baby medium; do
-            for t in "${THREAD_COUNTS[@]}"; do
-                if [[ $t -eq 1 ]]; then continue; fi
-                row="| $model | $t |"
+            row="| $model | $t | $(calc "%.2f" "$c / $(field "${RES["torch $model $t"]}" tok_s)") | $(calc "%.2f" "$c / $(field "${RES["torchi $model $t"]}" tok_s)") |"
+            if [[ $t -eq 1 ]]; then
+                row+=" - | - | - | - |"
+            else
                 for impl in c torch torchi; do
                     row+=" $(calc "%.2f" "$(field "${RES["$impl $model $t"]}" tok_s) / $(field "${RES["$impl $model 1"]}" tok_s)") |"
                 done
-                echo "$row $(calc "%.2f" "${PEAK[$t]} / ${PEAK[1]}") |"
-            done
+                row+=" $(calc "%.2f" "${PEAK[$t]} / ${PEAK[1]}") |"
+            fi
+            echo "$row"
         done
-        echo
-        echo "Batch groups: the C step in the configs' 2 groups against the same step in one pass"
-        echo "(\`--batch_groups=1\`, the \"c, one pass\" rows), $NTHREADS threads, the same run:"
-        echo
-        echo "| model | 2 groups ms/step | one pass ms/step | one pass / 2 groups |"
-        echo "|---|---|---|---|"
+    done
+    if [[ $NTHREADS -gt 1 ]]; then
+        cells=""
         for model in baby medium; do
-            g=${RES["c $model $NTHREADS"]}
-            o=${RES["c1 $model $NTHREADS"]}
-            echo "| $model | $(step_ms "$g") | $(step_ms "$o") | $(calc "%.2f" "$(field "$o" ms_median) / $(field "$g" ms_median)") |"
+            cells+="${cells:+; }$model $(calc "%.2f" "$(field "${RES["c1 $model $NTHREADS"]}" ms_median) / $(field "${RES["c $model $NTHREADS"]}" ms_median)")x"
         done
+        echo
+        echo "Batch groups: on $NTHREADS threads the one-pass step takes this many times the 2-group step: $cells."
     fi
     echo
     echo "## The linear products alone"
     echo
-    echo "\`bench/bench_step CONFIG --products=$PRODUCT_REPS\`: each linear layer's forward product, and its backward"
-    echo "(dinp, dweight and dbias), called alone as a step calls them (the batch groups side by side, each on its"
-    echo "own rows), the fastest of $PRODUCT_REPS calls: hot (the same operands again) and cold (after as many bytes as"
-    echo "the last-level cache the system reports were written elsewhere). GFLOP/s, the % of the FMA peak in brackets."
+    echo "\`bench/bench_step CONFIG --products=$PRODUCT_REPS\`: each linear layer's forward product and its backward"
+    echo "(dinp, dweight, dbias), called as a step calls them, the fastest of $PRODUCT_REPS calls: hot (the same"
+    echo "operands again) and cold (after the last-level cache's size was written elsewhere). GFLOP/s (% of peak),"
+    echo "on $NTHREADS thread(s):"
     echo
-    echo "| model | threads | product | rows x C x OC, a group | forward hot | forward cold | backward hot | backward cold |"
-    echo "|---|---|---|---|---|---|---|---|"
+    echo "| model | product | rows x C x OC, a group | forward hot | forward cold | backward hot | backward cold |"
+    echo "|---|---|---|---|---|---|---|"
     for model in baby medium; do
-        for t in "${THREAD_COUNTS[@]}"; do
-            while read -r l; do
-                row="| $model | $t | $(field "$l" layer) | $(field "$l" rows) x $(field "$l" C) x $(field "$l" OC) |"
-                for k in fwd_hot fwd_cold bwd_hot bwd_cold; do row+=" $(field "$l" "$k") ($(of_peak "$(field "$l" "$k")" "$t" 0)%) |"; done
-                echo "$row"
-            done < <(grep '^products ' "$RAW/products_${model}_t$t.log")
-        done
+        while read -r l; do
+            row="| $model | $(field "$l" layer) | $(field "$l" rows) x $(field "$l" C) x $(field "$l" OC) |"
+            for k in fwd_hot fwd_cold bwd_hot bwd_cold; do row+=" $(calc "%.0f" "$(field "$l" "$k")") ($(of_peak "$(field "$l" "$k")" "$NTHREADS" 0)%) |"; done
+            echo "$row"
+        done < <(grep '^products ' "$RAW/products_${model}_t$NTHREADS.log")
     done
     echo
-    echo "All the products of a step (each product's time times its calls) against the whole step of the table above:"
-    echo "the rest of the step is attention, layer norms, GELU, softmax and cross-entropy, the clip and AdamW."
+    echo "All the products of a step against the whole step; the rest is attention, layer norms, GELU,"
+    echo "cross-entropy, the clip and AdamW:"
     echo
-    echo "| model | threads | products, ms a step (hot / cold) | their GFLOP/s hot (% of peak) | the step, ms | the step's GFLOP/s (% of peak) | the rest, ms (hot) |"
-    echo "|---|---|---|---|---|---|---|"
+    echo "| model | threads | products, ms a step (hot / cold) | their GFLOP/s hot (% of peak) | the step, ms | the rest, ms |"
+    echo "|---|---|---|---|---|---|"
     for model in baby medium; do
         for t in "${THREAD_COUNTS[@]}"; do
             l=${RES["products $model $t"]}
             st=${RES["c $model $t"]}
-            echo "| $model | $t | $(ms "$l" ms_hot) / $(ms "$l" ms_cold) | $(field "$l" hot) ($(of_peak "$(field "$l" hot)" "$t" 0)%) | $(ms "$st" ms_median) | $(calc "%.1f" "$(field "$st" gflops)") ($(pct_peak "$st" "$t")%) | $(calc "%.1f" "$(field "$st" ms_median) - $(field "$l" ms_hot)") |"
+            echo "| $model | $t | $(ms "$l" ms_hot) / $(ms "$l" ms_cold) | $(calc "%.1f" "$(field "$l" hot)") ($(of_peak "$(field "$l" hot)" "$t" 0)%) | $(ms "$st" ms_median) | $(calc "%.1f" "$(field "$st" ms_median) - $(field "$l" ms_hot)") |"
         done
     done
     if [[ -n $SWEEP_T ]]; then
         echo
         echo "## block_size sweep"
         echo
-        echo "The baby model with block_size T and batch B = $SWEEP_TOKENS / T (at least 1, so T = 512 runs 512 tokens"
-        echo "a step and T = 1024 runs 1024), on $NTHREADS threads, ${SWEEP_OPTS[*]}; the C step in the config's 2 batch"
-        echo "groups where B is even, in one pass where it is odd. Attention's share of the FLOPs"
-        echo "grows with T. \"torch\" here is the tuned peer. $(sweep_peer_attention "${RES["torch sweep ${SWEEP_T%% *}"]}")"
-        echo "$DISTURBED"
+        echo "The baby model with block_size T and batch B = $SWEEP_TOKENS / T (at least 1), $NTHREADS threads,"
+        echo "${SWEEP_OPTS[*]}; C in 2 batch groups where B is even. \"torch\" is the tuned peer."
+        echo "$(sweep_peer_attention "${RES["torch sweep ${SWEEP_T%% *}"]}")"
         echo
-        echo "| T | B | GFLOP/step | attention share | C ms/step | C GFLOP/s | torch ms/step | torch GFLOP/s | C / torch | C RSS MB | C estimate MB | torch RSS MB |"
-        echo "|---|---|---|---|---|---|---|---|---|---|---|---|"
+        echo "| T | B | GFLOP/step | attention share | C ms/step | torch ms/step | C / torch | C RSS MB | C estimate MB | torch RSS MB |"
+        echo "|---|---|---|---|---|---|---|---|---|---|"
         for T in $SWEEP_T; do
             lc=${RES["c sweep $T"]}
             lp=${RES["torch sweep $T"]}
-            B=$(field "$lc" B)
             share=$(calc "%.0f%%" "$(field "$lc" attn_share) * 100")
-            echo "| $T | $B | $(calc "%.2f" "$(field "$lc" gflop_per_step)") | $share | $(step_ms "$lc") | $(calc "%.1f" "$(field "$lc" gflops)") | $(step_ms "$lp") | $(calc "%.1f" "$(field "$lp" gflops)") | $(calc "%.2f" "$(field "$lp" ms_median) / $(field "$lc" ms_median)") | $(field "$lc" rss_mb) | $(field "$lc" est_mb) | $(field "$lp" rss_mb) |"
+            echo "| $T | $(field "$lc" B) | $(calc "%.2f" "$(field "$lc" gflop_per_step)") | $share | $(step_ms "$lc") | $(step_ms "$lp") | $(calc "%.2f" "$(field "$lp" ms_median) / $(field "$lc" ms_median)") | $(field "$lc" rss_mb) | $(field "$lc" est_mb) | $(field "$lp" rss_mb) |"
         done
     fi
     if [[ -n $FULL_LINE ]]; then
@@ -489,17 +451,27 @@ DISTURBED+=" (the times of such a run are not this code's); rerun on a quiet mac
         echo
         echo "    $FULL_LINE"
     fi
-    if [[ -f docs/bench_notes.md ]]; then  # the hand-written part: profile, what was tried
-        echo
-        cat docs/bench_notes.md
+    echo
+    echo "## Reproduce"
+    echo
+    echo "\`make bench\` (about 7 minutes; options at the top of bench/bench.sh: \`BENCH_ROUNDS=3\` for medians of"
+    echo "three rounds, \`BENCH_FULL=1\` for the default run, \`BENCH_THREADS=\"2 16\"\` for more thread counts)."
+    echo "What it runs, for each model M (baby, medium) and thread count T (${THREAD_COUNTS[*]}),"
+    echo "every command as run in $RAW/commands.txt and its output in $RAW/*.log:"
+    echo
+    echo '```'
+    echo "OMP_NUM_THREADS=T bench/fma_peak                   # at the start and at the end"
+    echo "taskset -c CPU env OMP_NUM_THREADS=1 bench/bench_step configs/bench_baby.conf --steps=10 --warmup=2 --eval_reps=1"
+    echo "OMP_NUM_THREADS=T bench/bench_step configs/bench_M.conf OPTS [--batch_groups=1]"
+    echo "$PYTHON bench/bench_torch.py configs/bench_M.conf OPTS [--setup=installed] --threads=T"
+    echo "OMP_NUM_THREADS=T bench/bench_step configs/bench_M.conf --products=$PRODUCT_REPS"
+    if [[ -n $SWEEP_T ]]; then
+        echo "OMP_NUM_THREADS=$NTHREADS bench/bench_step configs/bench_baby.conf --block_size=S --batch_size=$SWEEP_TOKENS/S --batch_groups=1|2 ${SWEEP_OPTS[*]}"
+        echo "$PYTHON bench/bench_torch.py configs/bench_baby.conf --block_size=S --batch_size=$SWEEP_TOKENS/S ${SWEEP_OPTS[*]} --threads=$NTHREADS"
     fi
-    echo
-    echo "## Commands"
-    echo
-    echo "Raw outputs: $RAW/*.log."
-    echo
+    if [[ -n $FULL_LINE ]]; then echo "OMP_NUM_THREADS=$NTHREADS ./train configs/shakespeare_char.conf --out_dir=out/bench_full"; fi
     echo '```'
-    cat "$COMMANDS"
-    echo '```'
+    echo
+    echo "OPTS: baby ${BABY_OPTS[*]}; medium ${MEDIUM_OPTS[*]}."
 } >"$OUT"
 echo "wrote $OUT (${ELAPSED} s)" >&2
