@@ -18,7 +18,7 @@ Options and defaults as bench_step's (steps 30, warmup 5, eval_reps 10, vocab_si
 default), before torch loads, it also sets OMP_NUM_THREADS and OPENBLAS_NUM_THREADS, so
 the BLAS it calls uses N threads too, and OMP_WAIT_POLICY=PASSIVE unless it is set (see
 below). --setup=installed leaves the environment as it is: Debian's torch as a user
-runs it, calling only torch.set_num_threads (the peer the issue's numbers describe).
+runs it, calling only torch.set_num_threads.
 
 The peer is PyTorch at its best where the torch at hand offers more than 1.13 does:
 - attention: --attention=auto (the default) takes torch's fused

@@ -1,6 +1,6 @@
 #!/usr/bin/env bash
-# bench/device_check.sh OUT_DIR: what issue 6 asks of a machine with many cores and PyTorch 2.x
-# (a lent 16-core Xeon with MKL), in one run of about 7 minutes, its results under OUT_DIR:
+# bench/device_check.sh OUT_DIR: the checks for a machine with many cores and PyTorch 2.x
+# (e.g. a 16-core Xeon with MKL), in one run of about 7 minutes, its results under OUT_DIR:
 #   machine.txt      the CPU, the compiler, torch's build
 #   determinism.txt  the default config's first 200 steps on 1, 2 and all threads: log.csv's
 #                    md5 (the columns that do not hold times) must be the same on every count;
