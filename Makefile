@@ -1,5 +1,5 @@
 # emergent: build, test, bench.
-#   make            build ./train
+#   make            build ./train, ./prepare, ./sample, ./embeddings
 #   make test       every test: C unit tests (cmocka), PyTorch parity, end-to-end runs
 #   make data       put Tiny Shakespeare at data/tinyshakespeare.txt
 #   make run        build, fetch the data, train configs/shakespeare_char.conf
@@ -10,7 +10,7 @@
 #   make SPM=0      build without libsentencepiece (tokenizer = sentencepiece then
 #                   reports that); by default SPM=1 when pkg-config finds it
 #   make MPI=1      build with mpicc for data-parallel training over Open MPI
-#                   (mpirun -np N ./train CONFIG; docs/mpi.md); `make test-mpi` tests it
+#                   (mpirun -np N ./train CONFIG; docs/mpi.md); `make MPI=1 test` tests it
 
 CC ?= gcc
 # -O3 -march=native: vectorise the kernels for this CPU (AVX-512 where present).
@@ -23,7 +23,7 @@ CC ?= gcc
 OPTFLAGS ?= -O3 -march=native -ffp-contract=fast -fno-math-errno
 CFLAGS ?= $(OPTFLAGS)
 CFLAGS += -std=c11 -D_POSIX_C_SOURCE=200809L -fopenmp -Wall -Wextra -Wshadow -Wno-unused-parameter -I.
-# MPI=1: the same program compiled by Open MPI's wrapper, with dist.c's MPI calls in
+# MPI=1: the same program compiled by Open MPI's wrapper, with training/dist.c's MPI calls in
 MPI ?= 0
 ifeq ($(MPI),1)
 CC = mpicc
@@ -88,7 +88,7 @@ tokenizer/sentencepiece_shim.o: tokenizer/sentencepiece_shim.cc $(HEADERS) .buil
 tests/%: tests/%.c tests/test_util.h $(CORE)
 	$(CC) $(CFLAGS) -o $@ $< $(CORE) $(LDLIBS) -lcmocka
 
-# attention.c once more without AVX-512 (its plain C path), its functions renamed
+# kernels/fast/attention.c once more without AVX-512 (its plain C path), its functions renamed
 # portable_*: test_kernels checks that both paths give the same bits. On a compiler
 # without the x86 flag the copy is the same path, and the test checks nothing new.
 NO_AVX512 := $(shell $(CC) -mno-avx512f -x c -c -o /dev/null /dev/null 2>/dev/null && echo -mno-avx512f)

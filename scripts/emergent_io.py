@@ -1,5 +1,5 @@
 """emergent_io.py: reading the files ./train writes, for the scripts beside it
-(plot_curves.py, plot_embeddings.py, gpt2_check.py). Problems raise InputError with a
+(plot_curves.py, plot_embeddings.py, tests/gpt2_check.py). Problems raise InputError with a
 message that names the file; the scripts turn it into exit status 2.
 """
 import json

@@ -216,7 +216,7 @@ class Vocab:
         self.labels, self.classes, self.kind, self.classed = labels, np.asarray(classes), kind, classed
 
     def knn_chance(self):
-        """Chance k-NN class purity over the classified tokens (as embed_metrics.c computes it)."""
+        """Chance k-NN class purity over the classified tokens (as embed/embed_metrics.c computes it)."""
         if not self.classed:
             return math.nan
         cls = self.classes[self.classes != OTHER]
