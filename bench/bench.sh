@@ -300,7 +300,11 @@ DISTURBED+=" (the times of such a run are not this code's); rerun on a quiet mac
 {
     echo "# Speed: training steps of the C model against PyTorch"
     echo
-    echo "Written by \`make bench\` (bench/bench.sh) at commit \`$COMMIT\` in ${ELAPSED} s; load average"
+    RUN_OPTS=""  # the options of this run, as a user would type them
+    for v in BENCH_QUICK BENCH_ROUNDS BENCH_FULL BENCH_THREADS BENCH_SWEEP BENCH_PER_CPU; do
+        if [[ ${!v:-} == *" "* ]]; then RUN_OPTS+="$v=\"${!v}\" "; elif [[ -n ${!v:-} ]]; then RUN_OPTS+="$v=${!v} "; fi
+    done
+    echo "Written by \`${RUN_OPTS}make bench\` (bench/bench.sh) at commit \`$COMMIT\` in ${ELAPSED} s; load average"
     echo "$LOAD at the start, $LOAD_END at the end (other work on the machine disturbs every number)."
     echo "What was tried to get here, and why it was kept or dropped: [optimizations.md](optimizations.md)."
     if [[ $QUICK == 1 ]]; then
