@@ -476,6 +476,8 @@ DISTURBED+=" (the times of such a run are not this code's); rerun on a quiet mac
     if [[ -n $FULL_LINE ]]; then echo "OMP_NUM_THREADS=$NTHREADS ./train configs/shakespeare_char.conf --out_dir=out/bench_full"; fi
     echo '```'
     echo
-    echo "OPTS: baby ${BABY_OPTS[*]}; medium ${MEDIUM_OPTS[*]}."
+    echo "OPTS: baby ${BABY_OPTS[*]}; medium ${MEDIUM_OPTS[*]}. On a machine with many cores,"
+    echo "\`bench/device_check.sh OUT_DIR\` checks that 200 default steps give the same log.csv bits on 1, 2"
+    echo "and all threads, then runs this bench with \`BENCH_THREADS=\"2 N\"\`."
 } >"$OUT"
 echo "wrote $OUT (${ELAPSED} s)" >&2
