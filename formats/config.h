@@ -11,7 +11,6 @@
 #include <stdio.h>
 
 #include "model.h"
-#include "tokenizer/tokenizer.h"
 
 #define CONFIG_STR_MAX 1024
 #define CONFIG_ERR_MAX 1024
