@@ -14,9 +14,11 @@
 
 #include "data/dataloader.h"
 #include "embed/embed_log.h"
+#include "formats/checkpoint.h"
 #include "formats/config.h"
 #include "gpt/sampler.h"
 #include "model.h"
+#include "tokenizer/tokenizer.h"
 #include "training/dist.h"
 #include "training/log.h"
 #include "training/optim.h"
@@ -83,6 +85,21 @@ static void print_plan(const TrainConfig* cfg, const Dist* dist, const GPT* mode
     int lanes = gpt_eval_lanes(model);
     printf("evaluation: %d batches per split every %d steps, %s\n", cfg->eval_iters, cfg->eval_interval,
            lanes > 1 ? "each thread scoring whole batches (gpt_eval_lanes)" : "each batch on all threads");
+}
+
+/* Rank 0's files: out_dir with config.conf, log.csv and the record of E (the two
+ * CSV files cut back to the checkpoint's step on --resume). */
+static void open_outputs(Run* run, long step, TrainLog* log, EmbedLog* elog, const Tokenizer* tok,
+                         const DataLoader* train_data) {
+    run_prepare_out_dir(run, step);
+    train_log_open(log, run->log_path, run->cfg->resume);
+    embed_log_open(elog, run->cfg, tok, train_data->tokens, train_data->n, run->cfg->resume);
+}
+
+static void close_outputs(TrainLog* log, EmbedLog* elog) {
+    train_log_close(log);
+    printf("watching E (embeddings.csv, probes, snapshots) took %.2f s\n", elog->seconds);
+    embed_log_close(elog);
 }
 
 static void format_duration(double seconds, char* out, size_t len) {
@@ -207,11 +224,7 @@ int main(int argc, char** argv) {
     print_plan(&cfg, &dist, &model, progress.step + 1);
     TrainLog log;
     EmbedLog elog;  /* embeddings.csv, probes and snapshots of E */
-    if (root) {
-        run_prepare_out_dir(&run, progress.step);
-        train_log_open(&log, run.log_path, cfg.resume);
-        embed_log_open(&elog, &cfg, tok, train_data.tokens, train_data.n, cfg.resume);
-    }
+    if (root) open_outputs(&run, progress.step, &log, &elog, tok, &train_data);
 
     /* ---- the loop ---- */
     double t_session = now_seconds(), train_seconds = 0.0;
@@ -258,11 +271,7 @@ int main(int argc, char** argv) {
         /* at evaluations and when stopped early; step 0 is the untrained model */
         if (step > 0 && (row.evaluated || stopped_by)) run_checkpoint(&run, &model, &opt, &progress, row.evaluated);
     }
-    if (root) {
-        train_log_close(&log);
-        printf("watching E (embeddings.csv, probes, snapshots) took %.2f s\n", elog.seconds);
-        embed_log_close(&elog);
-    }
+    if (root) close_outputs(&log, &elog);
     if (!stopped_by)  /* step 0 makes no update */
         print_done(progress.step - first + 1 - (first == 0), now_seconds() - t_session, train_seconds,
                    progress.val_loss, &data);
