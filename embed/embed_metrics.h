@@ -15,7 +15,6 @@
 #ifndef EMBED_METRICS_H
 #define EMBED_METRICS_H
 
-#include <stddef.h>
 
 typedef enum {
     CLASS_NONE = -1, CLASS_UPPER = 0, CLASS_VOWEL, CLASS_CONSONANT, CLASS_DIGIT, CLASS_PUNCT, CLASS_SPACE,

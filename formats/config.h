@@ -11,7 +11,6 @@
 #include <stdio.h>
 
 #include "model.h"
-#include "tokenizer/tokenizer.h"
 
 #define CONFIG_STR_MAX 1024
 #define CONFIG_ERR_MAX 1024
@@ -30,7 +29,7 @@ typedef struct {
     double embed_scale;             /* 0 in the table means auto; resolved by config_validate */
     int tie_weights;
     int bias;                       /* biases in Linears and LayerNorms */
-    int tokenizer;                  /* TokenizerKind */
+    int tokenizer;                  /* TokenizerKind (tokenizer/tokenizer.h) */
     int vocab_size;                 /* sentencepiece only */
     int spm_model_type;             /* SpmModelType */
     int allow_lossy;                /* accept text the tokenizer cannot round-trip */

@@ -1,9 +1,31 @@
-/* dist.c: the MPI calls of data-parallel training (see dist.h). */
+/* dist.c: the MPI calls of data-parallel training, and each rank's slice of the global batch (see dist.h). */
 #include "training/dist.h"
 
 #include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
 
 #include "util/utils.h"
+
+void rank_batches_init(RankBatches* b, const Dist* dist, const DataLoader* dl, int B, int T) {
+    size_t global = (size_t)dist->size * B * T;
+    *b = (RankBatches){.dl = dl, .rng = NULL, .dist = dist, .B = B, .T = T,
+                       .all_inputs = xmalloc(global * sizeof(int), "global batch inputs"),
+                       .all_targets = xmalloc(global * sizeof(int), "global batch targets")};
+}
+
+void rank_batches_free(RankBatches* b) {
+    free(b->all_inputs);
+    free(b->all_targets);
+}
+
+void rank_batch_next(void* ctx, int* inputs, int* targets) {
+    RankBatches* b = ctx;
+    size_t n = (size_t)b->B * b->T, first = (size_t)b->dist->rank * n;
+    dataloader_next_batch(b->dl, b->rng, b->all_inputs, b->all_targets, b->dist->size * b->B, b->T);
+    memcpy(inputs, b->all_inputs + first, n * sizeof(int));
+    memcpy(targets, b->all_targets + first, n * sizeof(int));
+}
 
 #ifdef USE_MPI
 #include <mpi.h>

@@ -13,6 +13,9 @@
 #include <stddef.h>
 #include <stdint.h>
 
+#include "data/dataloader.h"
+#include "util/utils.h"
+
 typedef struct {
     int rank;   /* this process: 0 .. size-1; rank 0 prints and writes every file */
     int size;   /* number of processes (mpirun -np N); 1 without MPI */
@@ -32,5 +35,22 @@ double dist_sum_double(double x);
 int dist_all_equal_u64(uint64_t x);
 /* wait until every rank gets here */
 void dist_barrier(void);
+
+/* The batches of one split on this rank: each is the global batch (ranks x B
+ * windows) drawn from rng, which advances the same way on every rank, then this
+ * rank's slice of it. One process: the slice is the whole batch. */
+typedef struct {
+    const DataLoader* dl;
+    Rng* rng;                       /* the stream the windows come from; the caller points it */
+    const Dist* dist;
+    int B, T;                       /* per rank */
+    int *all_inputs, *all_targets;  /* (ranks * B, T) */
+} RankBatches;
+
+void rank_batches_init(RankBatches* b, const Dist* dist, const DataLoader* dl, int B, int T);
+void rank_batches_free(RankBatches* b);
+/* Draw the next global batch from ctx (a RankBatches) and copy this rank's slice
+ * to inputs and targets (B, T): model.h's NextBatch, for gpt_mean_loss. */
+void rank_batch_next(void* ctx, int* inputs, int* targets);
 
 #endif

@@ -1,0 +1,46 @@
+/* log.h: out_dir/log.csv, one row per step, and cutting a run's CSV files back
+ * to a checkpoint's step when it resumes.
+ *
+ * Each row is written whole and flushed, so a crash leaves only complete rows. */
+#ifndef TRAIN_LOG_H
+#define TRAIN_LOG_H
+
+#include <stdio.h>
+
+/* The first seven columns are those of the first log.csv (scripts keep working);
+ * later columns are appended. train_loss is the loss of the step's batch before
+ * its update; val_loss, val_bpb (val loss in bits per byte of text, comparable
+ * across tokenizers) and train_loss_eval (the same estimate on the train split)
+ * are measured after it, at evaluation steps. ms_per_step, tokens_per_s and
+ * elapsed_s are timing; every other column repeats bit for bit. */
+#define LOG_HEADER "step,lr,train_loss,val_loss,grad_norm,ms_per_step,tokens_per_s,val_bpb,train_loss_eval,elapsed_s"
+
+typedef struct {
+    FILE* f;
+    const char* path;  /* for messages */
+} TrainLog;
+
+/* One step's row. Step 0 makes no update: its row holds only the evaluation. */
+typedef struct {
+    long step;
+    double lr;
+    float loss, norm;             /* of the step's batch, before the update */
+    double seconds, tokens;       /* the update's wall time; tokens of the global batch */
+    int evaluated;                /* 0: the evaluation columns stay empty */
+    float val_loss, train_loss_eval;
+    double val_bpb;
+    double elapsed_s;             /* of the whole run, across resumes */
+} LogRow;
+
+/* Keep the header and the rows of steps <= step of a CSV file whose first line
+ * must be header: the rows after a checkpoint are about to be run again. A missing
+ * file starts again with its header (and a warning); another header ends the run. */
+void csv_truncate(const char* path, const char* header, long step);
+
+/* Open path for rows: appended when resuming (after csv_truncate), else a new
+ * file starting with LOG_HEADER. path must outlive the log. */
+void train_log_open(TrainLog* log, const char* path, int append);
+void train_log_row(TrainLog* log, const LogRow* row);
+void train_log_close(TrainLog* log);
+
+#endif

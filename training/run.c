@@ -1,0 +1,183 @@
+/* run.c: a run's files in out_dir: config.conf, checkpoints, and --resume (see run.h).
+ * log.csv's rows are training/log.c's. */
+#include "training/run.h"
+
+#include <errno.h>
+#include <math.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "embed/embed_log.h"
+#include "training/log.h"
+#include "util/utils.h"
+
+/* "# global batch: R ranks x batch_size B" in the saved config: the rank count
+ * of the run a --resume continues (1 when the line is absent: a one-process run). */
+#define GLOBAL_BATCH_NOTE "# global batch: %d rank(s) x batch_size %d = %d windows of %d tokens\n"
+
+static int saved_ranks(const char* saved_config) {
+    const char* line = strstr(saved_config, "# global batch: ");
+    int ranks = 1;
+    if (line) sscanf(line, "# global batch: %d", &ranks);
+    return ranks;
+}
+
+/* The resolved config as text, then the global batch as a comment. */
+static char* config_text(const TrainConfig* cfg, int ranks) {
+    char* buf = NULL;
+    size_t len = 0;
+    FILE* mem = open_memstream(&buf, &len);
+    if (!mem) die(EXIT_IO_FAILURE, "cannot allocate the config text");
+    config_write(cfg, mem);
+    if (fclose(mem) != 0) die(EXIT_IO_FAILURE, "cannot allocate the config text");
+    char note[256];
+    snprintf(note, sizeof note, GLOBAL_BATCH_NOTE, ranks, cfg->batch_size, ranks * cfg->batch_size, cfg->block_size);
+    buf = realloc(buf, len + strlen(note) + 1);
+    if (!buf) die(EXIT_IO_FAILURE, "out of memory for the config text");
+    memcpy(buf + len, note, strlen(note) + 1);
+    return buf;
+}
+
+void run_init(Run* run, const TrainConfig* cfg, const Dist* dist) {
+    memset(run, 0, sizeof *run);
+    run->cfg = cfg;
+    run->dist = dist;
+    run->saved_step = -1;
+    xsnprintf(run->state_path, sizeof run->state_path, "%s/%s", cfg->out_dir, CHECKPOINT_STATE_FILE);
+    xsnprintf(run->last_dir, sizeof run->last_dir, "%s/last", cfg->out_dir);
+    xsnprintf(run->log_path, sizeof run->log_path, "%s/log.csv", cfg->out_dir);
+    if (cfg->resume && !file_exists(run->state_path))
+        die(EXIT_BAD_INPUT, "--resume: %s does not exist (no checkpoint has been written to out_dir = %s yet)",
+            run->state_path, cfg->out_dir);
+    run->cfg_text = config_text(cfg, dist->size);
+}
+
+void run_free(Run* run) {
+    free(run->cfg_text);
+    free(run->tok_file);
+}
+
+Tokenizer* run_load_tokenizer(Run* run, const char* path) {
+    char err[CONFIG_ERR_MAX + 512];
+    run->tok_file = read_file(path, &run->tok_len);
+    Tokenizer* tok = tokenizer_deserialize(run->tok_file, run->tok_len, path, err, sizeof err);
+    if (!tok) die(EXIT_BAD_INPUT, "%s", err);
+    run->tok_id = tokenizer_id(tok, run->tok_file, run->tok_len);
+    return tok;
+}
+
+/* ---- resume ---- */
+
+/* Keys that change no loss of the steps both runs make. */
+static const char* SAFE_TO_CHANGE[] = {"max_iters", "log_interval", "sample_tokens", "out_dir", "data_dir",
+                                       "eval_interval"};
+
+/* Print each key whose value differs between the saved config and this one
+ * (but resume itself): a resumed run with other settings is a different curve. */
+static void report_changed_keys(const char* saved, const char* now) {
+    const char* line = now;
+    while (*line) {
+        size_t n = strcspn(line, "\n");
+        size_t key_len = strcspn(line, "=");
+        if (line[0] != '#' && key_len < n && strncmp(line, "resume ", 7) != 0) {
+            /* the same key's line in the saved text */
+            const char* s = saved;
+            int found = 0;
+            while (*s && !found) {
+                size_t m = strcspn(s, "\n");
+                if (m >= key_len && strncmp(s, line, key_len) == 0) {
+                    found = 1;
+                    if (m != n || strncmp(s, line, n) != 0) {
+                        int harmless = 0;
+                        for (int k = 0; k < (int)(sizeof SAFE_TO_CHANGE / sizeof *SAFE_TO_CHANGE); k++)
+                            harmless |= strncmp(line, SAFE_TO_CHANGE[k], strlen(SAFE_TO_CHANGE[k])) == 0 &&
+                                        line[strlen(SAFE_TO_CHANGE[k])] == ' ';
+                        const char* was = s + key_len + 1;
+                        while (*was == ' ') was++;
+                        printf("%s: resume: %.*s (was %.*s)%s\n", harmless ? "note" : "warning", (int)n, line,
+                               (int)(s + m - was), was,
+                               harmless ? "" : ": the curve will differ from an uninterrupted run");
+                    }
+                }
+                s += m + (s[m] == '\n');
+            }
+        }
+        line += n + (line[n] == '\n');
+    }
+}
+
+void run_resume(Run* run, GPT* model, AdamW* opt, TrainProgress* progress) {
+    char err[CONFIG_ERR_MAX + 512];
+    char* saved_cfg = NULL;
+    if (checkpoint_load_state(run->state_path, model, opt, progress, &run->tok_id, &saved_cfg, err, sizeof err) != 0)
+        die(EXIT_BAD_INPUT, "%s", err);
+    report_changed_keys(saved_cfg, run->cfg_text);
+    int was = saved_ranks(saved_cfg), ranks = run->dist->size, B = run->cfg->batch_size;
+    if (was != ranks)
+        printf("warning: resume: %d rank(s) (was %d): the global batch is now %d windows (was %d x batch_size "
+               "%d): the curve will differ from an uninterrupted run\n", ranks, was, ranks * B, was, B);
+    free(saved_cfg);
+    run->saved_step = progress->step;
+    printf("resuming from %s: step %ld, val loss %.4f (best %.4f)\n", run->state_path, progress->step,
+           progress->val_loss, progress->best_val_loss);
+}
+
+void run_prepare_out_dir(Run* run, long step) {
+    const TrainConfig* cfg = run->cfg;
+    char path[CONFIG_STR_MAX + 64];
+    make_dirs(cfg->out_dir);
+    if (!cfg->resume && file_exists(run->state_path)) {
+        printf("warning: %s holds an earlier run; this new run replaces its files (--resume would have "
+               "continued it)\n", cfg->out_dir);
+        if (remove(run->state_path) != 0)
+            die(EXIT_IO_FAILURE, "cannot remove %s: %s", run->state_path, strerror(errno));
+    }
+    xsnprintf(path, sizeof path, "%s/config.conf", cfg->out_dir);
+    write_file_atomic(path, run->cfg_text, strlen(run->cfg_text));
+    if (cfg->resume) {
+        csv_truncate(run->log_path, LOG_HEADER, step);
+        xsnprintf(path, sizeof path, "%s/embeddings.csv", cfg->out_dir);
+        csv_truncate(path, EMBED_LOG_HEADER, step);
+    }
+}
+
+/* ---- checkpoints ---- */
+
+void run_checkpoint(Run* run, const GPT* model, const AdamW* opt, TrainProgress* progress, int evaluated) {
+    char err[CONFIG_ERR_MAX + 512];
+    const char* out_dir = run->cfg->out_dir;
+    int best = evaluated && progress->val_loss < progress->best_val_loss;
+    if (best) progress->best_val_loss = progress->val_loss;
+    float val_loss = evaluated ? progress->val_loss : NAN;  /* NAN: a step that was not evaluated */
+    double t0 = now_seconds();
+    if (checkpoint_save_state(run->state_path, model, opt, progress, run->cfg_text, &run->tok_id, err,
+                              sizeof err) != 0)
+        die(EXIT_IO_FAILURE, "%s; %s", err, run->saved_step >= 0 ? "the last checkpoint is intact"
+                                                                  : "no checkpoint had been written before");
+    run->saved_step = progress->step;
+    if (checkpoint_save_model(run->last_dir, model, run->tok_file, run->tok_len, progress->step, val_loss, err,
+                              sizeof err) != 0 ||
+        (best && checkpoint_save_model(out_dir, model, run->tok_file, run->tok_len, progress->step, val_loss, err,
+                                       sizeof err) != 0))
+        die(EXIT_IO_FAILURE, "%s; the training state of step %ld is written (--resume continues from it)", err,
+            progress->step);
+    printf("checkpoint: step %ld in %s (best val %.4f in %s), %.2f s\n", progress->step, run->last_dir,
+           progress->best_val_loss, out_dir, now_seconds() - t0);
+}
+
+_Noreturn void run_stop_non_finite(const Run* run, const GPT* model, long step, float loss, float norm) {
+    char where[256], saved[CONFIG_STR_MAX + 128];
+    if (!gpt_find_nonfinite(model, where, sizeof where))
+        snprintf(where, sizeof where, "none: every value is finite, the sum of squares of the gradient overflows");
+    if (run->saved_step >= 0)
+        snprintf(saved, sizeof saved, "the checkpoint of step %ld in %s is intact (--resume continues from it)",
+                 run->saved_step, run->cfg->out_dir);
+    else
+        snprintf(saved, sizeof saved, "no checkpoint had been written yet");
+    char loss_text[32], norm_text[32];  /* "nan", never glibc's "-nan" */
+    snprintf(loss_text, sizeof loss_text, isnan(loss) ? "nan" : "%g", loss);
+    snprintf(norm_text, sizeof norm_text, isnan(norm) ? "nan" : "%g", norm);
+    die(EXIT_NON_FINITE, "step %ld: loss %s, gradient norm %s: first non-finite value: %s; stopped before the "
+        "update, %s; lower learning_rate or raise warmup_iters", step, loss_text, norm_text, where, saved);
+}

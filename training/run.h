@@ -1,0 +1,66 @@
+/* run.h: one training run's files in out_dir, and continuing a run from them.
+ *
+ * out_dir after a run:
+ *   config.conf                the resolved config (./train it to repeat the run)
+ *   log.csv                    one row per step (training/log.h)
+ *   model.safetensors, config.json, tokenizer.bin   the best model so far (lowest val loss)
+ *   last/                      the same three files for the newest model
+ *   train_state.safetensors    everything --resume needs, written with last/
+ * Rank 0 writes every file; the other ranks only read the state on --resume.
+ * Errors exit with a message (util/utils.h's codes). */
+#ifndef RUN_H
+#define RUN_H
+
+#include <stddef.h>
+
+#include "formats/checkpoint.h"
+#include "formats/config.h"
+#include "model.h"
+#include "tokenizer/tokenizer.h"
+#include "training/dist.h"
+#include "training/optim.h"
+
+typedef struct {
+    const TrainConfig* cfg;
+    const Dist* dist;
+    char state_path[CONFIG_STR_MAX + 64];  /* out_dir/train_state.safetensors */
+    char last_dir[CONFIG_STR_MAX + 64];    /* out_dir/last */
+    char log_path[CONFIG_STR_MAX + 64];    /* out_dir/log.csv */
+    char* cfg_text;                /* the resolved config and the global batch: config.conf, kept in the state */
+    unsigned char* tok_file;       /* the tokenizer's file, copied beside every model */
+    size_t tok_len;
+    TokenizerId tok_id;
+    long saved_step;               /* of the newest complete checkpoint; -1: none */
+} Run;
+
+/* The paths and the config text. Refuses --resume when out_dir holds no state,
+ * before anything is prepared or written. cfg and dist must outlive the run. */
+void run_init(Run* run, const TrainConfig* cfg, const Dist* dist);
+void run_free(Run* run);
+
+/* Read the tokenizer file (kept for the checkpoints) and the tokenizer in it. */
+Tokenizer* run_load_tokenizer(Run* run, const char* path);
+
+/* --resume: load the state into a model and optimizer built for the current
+ * config, and say which settings differ from the saved run's (another value, or
+ * another number of ranks, makes another curve). */
+void run_resume(Run* run, GPT* model, AdamW* opt, TrainProgress* progress);
+
+/* Rank 0, before the loop: make out_dir and write config.conf. A new run removes
+ * an earlier run's state (a later --resume must not find it); a resumed run cuts
+ * log.csv and embeddings.csv back to the rows of steps <= step. */
+void run_prepare_out_dir(Run* run, long step);
+
+/* Rank 0, at an evaluation (evaluated = 1) or when stopped early: the training
+ * state and out_dir/last/, and out_dir itself when the val loss is the lowest so
+ * far (progress->best_val_loss follows). The state goes first: when the disk
+ * fills up, it is the largest file, and its failure then leaves every file of the
+ * last checkpoint as it was. */
+void run_checkpoint(Run* run, const GPT* model, const AdamW* opt, TrainProgress* progress, int evaluated);
+
+/* A NaN or an Inf in the loss or the gradient norm: no update is made from it.
+ * Exits with EXIT_NON_FINITE, saying where the first non-finite value is and
+ * which checkpoint survives. */
+_Noreturn void run_stop_non_finite(const Run* run, const GPT* model, long step, float loss, float norm);
+
+#endif
