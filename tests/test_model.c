@@ -10,6 +10,10 @@
 #include <cmocka.h>
 
 #include "model.h"
+#include "gpt/diagnose.h"
+#include "gpt/evaluate.h"
+#include "gpt/generate.h"
+#include "gpt/groups.h"
 #include "test_util.h"
 
 #define FD_STEP 3e-3  /* balances truncation (h^2, see attprojb) against float32 noise (1/h) */
