@@ -30,51 +30,34 @@
 #define HF_BLOCK "transformer.h.%d."
 
 const ParamSpec PARAM_TABLE[NUM_PARAM_TENSORS] = {
-    /* name, field      Hugging Face GPT-2 name     Conv1D stage         rows    cols   present   decay init */
-    {FIELD(wte), "transformer.wte.weight", 0, STAGE_EMBEDDING, DIM_V, DIM_C, PRESENT_ALWAYS, 1, INIT_NORMAL},
-    {FIELD(wpe), "transformer.wpe.weight", 0, STAGE_EMBEDDING, DIM_BLOCK_SIZE, DIM_C, PRESENT_IF_LEARNED_POS, 1,
-     INIT_NORMAL},
-    {FIELD(ln1w), HF_BLOCK "ln_1.weight", 0, STAGE_BLOCK, DIM_C, DIM_NONE, PRESENT_ALWAYS, 0, INIT_ONES},
-    {FIELD(ln1b), HF_BLOCK "ln_1.bias", 0, STAGE_BLOCK, DIM_C, DIM_NONE, PRESENT_IF_BIAS, 0, INIT_ZEROS},
-    {FIELD(qkvw), HF_BLOCK "attn.c_attn.weight", 1, STAGE_BLOCK, DIM_3C, DIM_C, PRESENT_ALWAYS, 1, INIT_NORMAL},
-    {FIELD(qkvb), HF_BLOCK "attn.c_attn.bias", 0, STAGE_BLOCK, DIM_3C, DIM_NONE, PRESENT_IF_BIAS, 0, INIT_ZEROS},
-    {FIELD(attprojw), HF_BLOCK "attn.c_proj.weight", 1, STAGE_BLOCK, DIM_C, DIM_C, PRESENT_ALWAYS, 1,
-     INIT_NORMAL_RESIDUAL},
-    {FIELD(attprojb), HF_BLOCK "attn.c_proj.bias", 0, STAGE_BLOCK, DIM_C, DIM_NONE, PRESENT_IF_BIAS, 0, INIT_ZEROS},
-    {FIELD(ln2w), HF_BLOCK "ln_2.weight", 0, STAGE_BLOCK, DIM_C, DIM_NONE, PRESENT_ALWAYS, 0, INIT_ONES},
-    {FIELD(ln2b), HF_BLOCK "ln_2.bias", 0, STAGE_BLOCK, DIM_C, DIM_NONE, PRESENT_IF_BIAS, 0, INIT_ZEROS},
-    {FIELD(fcw), HF_BLOCK "mlp.c_fc.weight", 1, STAGE_BLOCK, DIM_4C, DIM_C, PRESENT_ALWAYS, 1, INIT_NORMAL},
-    {FIELD(fcb), HF_BLOCK "mlp.c_fc.bias", 0, STAGE_BLOCK, DIM_4C, DIM_NONE, PRESENT_IF_BIAS, 0, INIT_ZEROS},
-    {FIELD(fcprojw), HF_BLOCK "mlp.c_proj.weight", 1, STAGE_BLOCK, DIM_C, DIM_4C, PRESENT_ALWAYS, 1,
-     INIT_NORMAL_RESIDUAL},
-    {FIELD(fcprojb), HF_BLOCK "mlp.c_proj.bias", 0, STAGE_BLOCK, DIM_C, DIM_NONE, PRESENT_IF_BIAS, 0, INIT_ZEROS},
-    {FIELD(lnfw), "transformer.ln_f.weight", 0, STAGE_OUTPUT, DIM_C, DIM_NONE, PRESENT_ALWAYS, 0, INIT_ONES},
-    {FIELD(lnfb), "transformer.ln_f.bias", 0, STAGE_OUTPUT, DIM_C, DIM_NONE, PRESENT_IF_BIAS, 0, INIT_ZEROS},
-    {FIELD(lm_head), "lm_head.weight", 0, STAGE_OUTPUT, DIM_V, DIM_C, PRESENT_IF_UNTIED, 1, INIT_NORMAL},
+    /* field          Hugging Face GPT-2 name        Conv1D stage     rows       cols      present     decay init */
+    {FIELD(wte),      "transformer.wte.weight",      0, STAGE_EMBED,  DIM_V,     DIM_C,    ALWAYS,     1, INIT_NORMAL},
+    {FIELD(wpe),      "transformer.wpe.weight",      0, STAGE_EMBED,  DIM_BLOCK, DIM_C,    IF_LEARNED, 1, INIT_NORMAL},
+    {FIELD(ln1w),     HF_BLOCK "ln_1.weight",        0, STAGE_BLOCK,  DIM_C,     DIM_NONE, ALWAYS,     0, INIT_ONES},
+    {FIELD(ln1b),     HF_BLOCK "ln_1.bias",          0, STAGE_BLOCK,  DIM_C,     DIM_NONE, IF_BIAS,    0, INIT_ZEROS},
+    {FIELD(qkvw),     HF_BLOCK "attn.c_attn.weight", 1, STAGE_BLOCK,  DIM_3C,    DIM_C,    ALWAYS,     1, INIT_NORMAL},
+    {FIELD(qkvb),     HF_BLOCK "attn.c_attn.bias",   0, STAGE_BLOCK,  DIM_3C,    DIM_NONE, IF_BIAS,    0, INIT_ZEROS},
+    {FIELD(attprojw), HF_BLOCK "attn.c_proj.weight", 1, STAGE_BLOCK,  DIM_C,     DIM_C,    ALWAYS,     1, INIT_RESID},
+    {FIELD(attprojb), HF_BLOCK "attn.c_proj.bias",   0, STAGE_BLOCK,  DIM_C,     DIM_NONE, IF_BIAS,    0, INIT_ZEROS},
+    {FIELD(ln2w),     HF_BLOCK "ln_2.weight",        0, STAGE_BLOCK,  DIM_C,     DIM_NONE, ALWAYS,     0, INIT_ONES},
+    {FIELD(ln2b),     HF_BLOCK "ln_2.bias",          0, STAGE_BLOCK,  DIM_C,     DIM_NONE, IF_BIAS,    0, INIT_ZEROS},
+    {FIELD(fcw),      HF_BLOCK "mlp.c_fc.weight",    1, STAGE_BLOCK,  DIM_4C,    DIM_C,    ALWAYS,     1, INIT_NORMAL},
+    {FIELD(fcb),      HF_BLOCK "mlp.c_fc.bias",      0, STAGE_BLOCK,  DIM_4C,    DIM_NONE, IF_BIAS,    0, INIT_ZEROS},
+    {FIELD(fcprojw),  HF_BLOCK "mlp.c_proj.weight",  1, STAGE_BLOCK,  DIM_C,     DIM_4C,   ALWAYS,     1, INIT_RESID},
+    {FIELD(fcprojb),  HF_BLOCK "mlp.c_proj.bias",    0, STAGE_BLOCK,  DIM_C,     DIM_NONE, IF_BIAS,    0, INIT_ZEROS},
+    {FIELD(lnfw),     "transformer.ln_f.weight",     0, STAGE_OUTPUT, DIM_C,     DIM_NONE, ALWAYS,     0, INIT_ONES},
+    {FIELD(lnfb),     "transformer.ln_f.bias",       0, STAGE_OUTPUT, DIM_C,     DIM_NONE, IF_BIAS,    0, INIT_ZEROS},
+    {FIELD(lm_head),  "lm_head.weight",              0, STAGE_OUTPUT, DIM_V,     DIM_C,    IF_UNTIED,  1, INIT_NORMAL},
 };
 
-static int param_dim(const GPTConfig* c, ParamDim d) {
-    switch (d) {
-    case DIM_C: return c->n_embd;
-    case DIM_3C: return 3 * c->n_embd;
-    case DIM_4C: return 4 * c->n_embd;
-    case DIM_V: return c->vocab_size;
-    case DIM_BLOCK_SIZE: return c->block_size;
-    default: return 0;
-    }
-}
-
-static int param_present(const GPTConfig* c, ParamPresence p) {
-    switch (p) {
-    case PRESENT_IF_BIAS: return c->bias;
-    case PRESENT_IF_LEARNED_POS: return c->pos_encoding == POS_LEARNED;
-    case PRESENT_IF_UNTIED: return !c->tie_weights;
-    default: return 1;
-    }
-}
-
+/* The table's rows worked out for config c, one after another in memory. */
 size_t param_layout(ParamTensorInfo t[NUM_PARAM_TENSORS], const GPTConfig* c) {
     float resid_std = INIT_STD / sqrtf(2.0f * c->n_layer);
+    int C = c->n_embd;
+    int dims[] = {[DIM_NONE] = 0, [DIM_C] = C, [DIM_3C] = 3 * C, [DIM_4C] = 4 * C, [DIM_V] = c->vocab_size,
+                  [DIM_BLOCK] = c->block_size};
+    int present[] = {[ALWAYS] = 1, [IF_BIAS] = c->bias,
+                     [IF_LEARNED] = c->pos_encoding == POS_LEARNED, [IF_UNTIED] = !c->tie_weights};
     size_t offset = 0;
     for (int i = 0; i < NUM_PARAM_TENSORS; i++) {
         const ParamSpec* s = &PARAM_TABLE[i];
@@ -83,18 +66,18 @@ size_t param_layout(ParamTensorInfo t[NUM_PARAM_TENSORS], const GPTConfig* c) {
         info->name = s->name;
         info->spec = s;
         info->layers = s->stage == STAGE_BLOCK ? c->n_layer : 1;
-        info->slice[0] = param_dim(c, s->rows);
-        info->slice[1] = param_dim(c, s->cols);
+        info->slice[0] = dims[s->rows];
+        info->slice[1] = dims[s->cols];
         info->ndim = info->slice[1] ? 2 : 1;
         int d = 0;
         if (s->stage == STAGE_BLOCK) info->shape[d++] = c->n_layer;
         info->shape[d++] = info->slice[0];
         if (info->slice[1]) info->shape[d] = info->slice[1];
-        int present = param_present(c, s->present);
-        if (!present) info->shape[0] = 0;
-        info->size = present ? (size_t)info->layers * info->slice[0] * (info->slice[1] ? info->slice[1] : 1) : 0;
+        if (!present[s->present]) info->shape[0] = 0;
+        size_t floats = (size_t)info->layers * info->slice[0] * (info->slice[1] ? info->slice[1] : 1);
+        info->size = present[s->present] ? floats : 0;
         info->decay = s->decay;
-        info->init_std = s->init == INIT_NORMAL ? INIT_STD : s->init == INIT_NORMAL_RESIDUAL ? resid_std : 0.0f;
+        info->init_std = s->init == INIT_NORMAL ? INIT_STD : s->init == INIT_RESID ? resid_std : 0.0f;
         info->init_const = s->init == INIT_ONES ? 1.0f : 0.0f;
         info->offset = offset;
         offset += info->size;

@@ -55,21 +55,21 @@ enum { NUM_PARAM_TENSORS = 17 };
 /* the parameter table: one row per tensor, everything else derives from it  */
 
 /* Where a tensor sits in the network, in the order a forward reaches it. */
-typedef enum { STAGE_EMBEDDING, STAGE_BLOCK, STAGE_OUTPUT } Stage;
+typedef enum { STAGE_EMBED, STAGE_BLOCK, STAGE_OUTPUT } Stage;
 /* One of a tensor's dimensions, in the config's terms. */
-typedef enum { DIM_NONE, DIM_C, DIM_3C, DIM_4C, DIM_V, DIM_BLOCK_SIZE } ParamDim;
+typedef enum { DIM_NONE, DIM_C, DIM_3C, DIM_4C, DIM_V, DIM_BLOCK } ParamDim;  /* DIM_BLOCK: block_size */
 /* When a tensor exists: always, or only for some configs. */
 typedef enum {
-    PRESENT_ALWAYS,
-    PRESENT_IF_BIAS,         /* a bias: absent when config.bias = 0 */
-    PRESENT_IF_LEARNED_POS,  /* absent with sinusoidal positions (a fixed table) */
-    PRESENT_IF_UNTIED,       /* absent when tied: the output weight is then E itself */
+    ALWAYS,
+    IF_BIAS,                 /* a bias: absent when config.bias = 0 */
+    IF_LEARNED,              /* absent with sinusoidal positions (a fixed table) */
+    IF_UNTIED,               /* absent when tied: the output weight is then E itself */
 } ParamPresence;
 /* GPT-2's init. The two projections that write into the residual stream are
  * scaled down so that the stream's variance does not grow with depth. */
 typedef enum {
     INIT_NORMAL,             /* N(0, 0.02) */
-    INIT_NORMAL_RESIDUAL,    /* N(0, 0.02 / sqrt(2 n_layer)) */
+    INIT_RESID,              /* N(0, 0.02 / sqrt(2 n_layer)) */
     INIT_ONES,               /* LayerNorm weights */
     INIT_ZEROS,              /* biases */
 } ParamInit;
@@ -105,7 +105,7 @@ typedef struct {
 
 /* Everything the forward pass keeps for the backward pass. Among the gradients of
  * activations (GPT.dacts) only those the backward differentiates have memory; the
- * statistics, the losses and residual2/residual3 are NULL there (model.c). */
+ * statistics, the losses and residual2/residual3 are NULL there (gpt/layout.c). */
 typedef struct {
     float* encoded;    /* (B,T,C)     x = s E[ids] + PE */
     float* ln1;        /* (L,B,T,C) */

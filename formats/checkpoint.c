@@ -22,7 +22,7 @@
 /* names and layouts: each row of PARAM_TABLE (model.h) carries GPT-2's       */
 
 /* A bias: exported as zeros when the model has none, as GPT-2 loaders expect one. */
-static int is_bias(const ParamTensorInfo* t) { return t->spec->present == PRESENT_IF_BIAS; }
+static int is_bias(const ParamTensorInfo* t) { return t->spec->present == IF_BIAS; }
 
 /* The shape of one layer's slice of t as this project stores it, absent or not. */
 static int slice_shape(const ParamTensorInfo* t, int64_t shape[2]) {
@@ -269,7 +269,7 @@ int checkpoint_load_model(const char* dir, GPT* m, int max_batch, Tokenizer** to
         const ParamTensorInfo* t = &m->tensors[i];
         if (t->size == 0 && !is_bias(t)) {
             /* a tied copy of E under the head's name: GPT-2 files may hold one */
-            if (t->spec->present == PRESENT_IF_UNTIED && st_find(&f, t->spec->hf_name)) used++;
+            if (t->spec->present == IF_UNTIED && st_find(&f, t->spec->hf_name)) used++;
             continue;
         }
         int64_t shape[2], file_shape[2];

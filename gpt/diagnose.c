@@ -16,7 +16,7 @@ static long first_nonfinite(const float* x, size_t n) {
 }
 
 /* The stage of "layer" l when walking the network: -1 the embedding, 0..L-1 the blocks, L the output. */
-static Stage layer_stage(int l, int L) { return l < 0 ? STAGE_EMBEDDING : l < L ? STAGE_BLOCK : STAGE_OUTPUT; }
+static Stage layer_stage(int l, int L) { return l < 0 ? STAGE_EMBED : l < L ? STAGE_BLOCK : STAGE_OUTPUT; }
 
 /* Tensor slice: report it in out if it holds a non-finite value (layer -1: not per layer). */
 static int report_slice(const float* x, size_t n, const char* what, const char* name, int layer, char* out,

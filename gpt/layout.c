@@ -13,7 +13,7 @@
  * and the losses are not differentiated through, and the residual stream's
  * gradient is one buffer, `encoded` (see backward_pass): grad 0. */
 const ActivationSpec ACTIVATION_TABLE[NUM_ACTIVATION_TENSORS] = {
-    {"encoded", STAGE_EMBEDDING, W_C, 1},
+    {"encoded", STAGE_EMBED, W_C, 1},
     {"ln1", STAGE_BLOCK, W_C, 1},
     {"ln1_mean", STAGE_BLOCK, W_1, 0},
     {"ln1_rstd", STAGE_BLOCK, W_1, 0},
