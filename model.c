@@ -1,12 +1,9 @@
-/* model.c: the GPT. Its parameter table, build and init, the forward pass and
- * the backward pass, built from the kernels.
- *
- * The parameters live in one allocation (params_memory) that ParameterTensors
- * points into, laid out by PARAM_TABLE; gradients mirror it, so the optimizer and
- * gradient clipping are single loops over one array.
- * Not here: the layer math (kernels/), the activations' layout and buffer sizes
- * (gpt/layout.c), evaluation lanes and batch groups (gpt/evaluate.c,
- * gpt/groups.c), generation (gpt/generate.c), the optimizer, file I/O.
+/* model.c: the GPT: its parameter table, build and init, the forward and the
+ * backward pass, built from the kernels. The parameters live in one allocation
+ * laid out by PARAM_TABLE; gradients mirror it, so the optimizer and gradient
+ * clipping are single loops over one array.
+ * Not here: the layer math (kernels/), the activations' layout (gpt/layout.c),
+ * evaluation lanes, batch groups, generation (gpt/), the optimizer, file I/O.
  */
 #include "model.h"
 
@@ -288,7 +285,7 @@ static void block_forward(const GPT* m, const ForwardBuffers* buf, int l, BlockA
     attention_forward(o.atty, o.att_stats, buf->scratch, o.qkv, B, T, C, NH, pdrop, drop_key(m, row0, l, DROP_ATTN));
     linear_forward(m, buf, l, LIN_ATTPROJ, o.attproj, o.atty, BT);
     dropout_forward(o.attproj, BTC, pdrop, drop_key(m, row0, l, DROP_ATTN_RESID));
-    /* the sum in one pass with the layer norm that reads it */
+    /* residual2 = x + attproj and ln2 = LN2(residual2), in one pass */
     residual_layernorm_forward(o.residual2, o.ln2, o.ln2_mean, o.ln2_rstd, x, o.attproj, p->ln2w + l * C,
                                at(p->ln2b, l * C), BT, C);
     /* x = x + mlp(LN2(x)) */
@@ -356,11 +353,10 @@ void gpt_zero_grad(GPT* m) {
     for (size_t i = 0; i < m->num_params; i++) m->grads_memory[i] = 0.0f;
 }
 
-/* The parameter gradients that a backward only ever adds into: layer norms'
- * and positions' sums over the rows, E's lookup scatter when E is not the output
- * weight. Zeroed before a GRADS_SET backward; every other gradient (the linear
- * layers', and E through the tied head, its first writer) is written whole by
- * its product. Absent tensors are NULL. */
+/* The parameter gradients a backward only adds into: layer norms' and positions'
+ * sums over the rows, E's lookup scatter when E is not the output weight. Zeroed
+ * before a GRADS_SET backward; every other gradient (the linear layers', and E
+ * through the tied head, its first writer) is written whole by its product. */
 static void zero_summed_grads(const GPTConfig* c, const ParameterTensors* g) {
     size_t C = c->n_embd, LC = (size_t)c->n_layer * C;
     struct { float* grad; size_t n; } summed[] = {
@@ -383,19 +379,25 @@ static void block_backward(const GPT* m, const BackwardBuffers* buf, int l, Bloc
     float pdrop = m->forward_dropout;  /* the masks of the forward: same keys */
     long row0 = buf->first_row;
 
-    /* undo residual3 = residual2 + fcproj: dx reaches fcproj, through its dropout */
+    /* undo residual3 = residual2 + dropout(fcproj): dx reaches fcproj through the mask */
     const float* dbranch = branch_grad(d.fcproj, dx, BTC, pdrop, drop_key(m, row0, l, DROP_MLP_RESID));
+    /* undo fcproj = fch_gelu Wfcproj^T + b */
     linear_backward(m, buf, l, LIN_FCPROJ, d.fch_gelu, dbranch, o.fch_gelu, BT, mode);
+    /* undo fch_gelu = gelu(fch) */
     gelu_backward(d.fch, o.fch, d.fch_gelu, BTC * 4);
+    /* undo fch = ln2 Wfc^T + b */
     linear_backward(m, buf, l, LIN_FC, d.ln2, d.fch, o.ln2, BT, mode);
-    /* undo ln2 = LN2(residual2): dx becomes d(residual2) */
+    /* undo ln2 = LN2(residual2), residual2 = x + attproj: dx becomes d(residual2) and reaches attproj */
     layernorm_backward(dx, g->ln2w + l * C, at(g->ln2b, l * C), d.ln2, o.residual2, p->ln2w + l * C, o.ln2_mean,
                        o.ln2_rstd, BT, C);
-    /* undo residual2 = x + attproj: dx reaches attproj, through its dropout */
+    /* undo the dropout on attproj */
     dbranch = branch_grad(d.attproj, dx, BTC, pdrop, drop_key(m, row0, l, DROP_ATTN_RESID));
+    /* undo attproj = atty Wattproj^T + b */
     linear_backward(m, buf, l, LIN_ATTPROJ, d.atty, dbranch, o.atty, BT, mode);
+    /* undo atty = attention(qkv) */
     attention_backward(d.qkv, buf->scratch, d.atty, o.qkv, o.att_stats, B, T, C, NH, pdrop,
                        drop_key(m, row0, l, DROP_ATTN));
+    /* undo qkv = ln1 Wqkv^T + b */
     linear_backward(m, buf, l, LIN_QKV, d.ln1, d.qkv, o.ln1, BT, mode);
     /* undo ln1 = LN1(x): dx becomes d(x), the gradient of block l-1's output */
     layernorm_backward(dx, g->ln1w + l * C, at(g->ln1b, l * C), d.ln1, x, p->ln1w + l * C, o.ln1_mean, o.ln1_rstd,
@@ -409,9 +411,8 @@ void backward_pass(const GPT* m, BackwardBuffers buf, const int* inputs, const i
     size_t BT = (size_t)B * T, BTC = BT * C;
     const ParameterTensors *p = &m->params, *g = &buf.grads;
     ActivationTensors a = buf.acts, d = buf.dacts;
-    /* The residual stream's gradient lives in one buffer, dx, updated in place
-     * from the top of the network to the bottom. Every other gradient is first
-     * written whole (kernels.h), so only dx needs zeroing. */
+    /* The residual stream's gradient is one buffer, dx, updated in place from the top
+     * down. Every other gradient is first written whole (kernels.h): only dx is zeroed. */
     float* dx = d.encoded;
     if (mode == GRADS_SET) zero_summed_grads(c, g);
     #pragma omp parallel for schedule(static)

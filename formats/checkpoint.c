@@ -262,7 +262,7 @@ int checkpoint_load_model(const char* dir, GPT* m, int max_batch, Tokenizer** to
         const ParamTensorInfo* t = &m->tensors[i];
         int64_t shape[2];
         size_t n = count(slice_shape(t, shape), shape);
-        if ((t->spec->hf_transpose || t->size == 0) && n > widest) widest = n;
+        if ((t->spec->hf_transpose || (t->size == 0 && is_bias(t))) && n > widest) widest = n;
     }
     float* buf = xmalloc(widest * sizeof(float), "checkpoint buffer");
     for (int i = 0; i < NUM_PARAM_TENSORS && rc == 0; i++) {
