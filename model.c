@@ -90,11 +90,6 @@ void point_params(ParameterTensors* p, float* memory, const ParamTensorInfo t[NU
     if (tie_weights) p->lm_head = p->wte;  /* the same memory: both paths write into dE */
 }
 
-/* The output projection's weight: E itself when tied, so that z = h E^T. */
-static float* output_weight(const GPTConfig* c, const ParameterTensors* p) {
-    return c->tie_weights ? p->wte : p->lm_head;
-}
-
 /* ------------------------------------------------------------------------- */
 /* build / free, modes                                                       */
 
@@ -317,8 +312,9 @@ float forward_pass(const GPT* m, ForwardBuffers buf, const int* inputs, const in
     }
     /* h = LNf(x) */
     layernorm_forward(a.lnf, a.lnf_mean, a.lnf_rstd, x, p->lnfw, p->lnfb, BT, C);
-    /* z = h E^T (tied: the output weight is E itself), no bias */
-    matmul_forward(a.logits, a.lnf, output_weight(c, p), NULL, buf.scratch, BT, C, V);
+    /* z = h E^T: tied, the output weight IS the embedding E (wte); untied, lm_head. No bias. */
+    const float* head = c->tie_weights ? p->wte : p->lm_head;
+    matmul_forward(a.logits, a.lnf, head, NULL, buf.scratch, BT, C, V);
 
     return targets ? crossentropy_forward(a.ce_stats, a.losses, a.logits, targets, BT, V) : -1.0f;
 }
@@ -420,10 +416,11 @@ void backward_pass(const GPT* m, BackwardBuffers buf, const int* inputs, const i
 
     /* loss = mean_n -log softmax(z_n)[y_n]  ->  dz = (softmax(z) - onehot(y)) / batch_rows */
     crossentropy_backward(d.logits, a.logits, a.ce_stats, targets, BT, V, batch_rows);
-    /* undo z = h E^T: dh = dz E and dE += dz^T h. Tied, this is the DENSE part of
-     * dE: every row of E gets a gradient from every position. */
-    matmul_backward(d.lnf, output_weight(c, g), NULL, d.logits, a.lnf, output_weight(c, p), buf.scratch, BT, C, V,
-                    mode);
+    /* undo z = h E^T: dh = dz E and dE = dz^T h (+= with GRADS_ADD). Tied, dE is wte's
+     * gradient and this its DENSE part: every row of E gets one from every position. */
+    const float* head = c->tie_weights ? p->wte : p->lm_head;
+    float* dhead = c->tie_weights ? g->wte : g->lm_head;
+    matmul_backward(d.lnf, dhead, NULL, d.logits, a.lnf, head, buf.scratch, BT, C, V, mode);
     /* undo h = LNf(x) */
     const float* x_last = a.residual3 + (L - 1) * BTC;
     layernorm_backward(dx, g->lnfw, g->lnfb, d.lnf, x_last, p->lnfw, a.lnf_mean, a.lnf_rstd, BT, C);

@@ -66,7 +66,7 @@ const float* gpt_forward_cached(GPT* m, KVCache* kv, int token) {
         matvec_forward(kv->proj, kv->fch_gelu, p.fcprojw + (size_t)l * 4 * C * C, at(p.fcprojb, l * C), 4 * C, C);
         for (int i = 0; i < C; i++) kv->x[i] += kv->proj[i];
     }
-    /* h = LNf(x); z = h E^T (tied: the output weight is E itself) */
+    /* h = LNf(x); z = h E^T (tied: the output weight IS wte) */
     layernorm_forward(kv->ln, &mean, &rstd, kv->x, p.lnfw, p.lnfb, 1, C);
     matvec_forward(kv->logits, kv->ln, c->tie_weights ? p.wte : p.lm_head, NULL, C, V);
     kv->n_ctx = t + 1;

@@ -11,7 +11,6 @@
 #define GPT_INTERNAL_H
 
 #include <stddef.h>
-#include <stdint.h>
 
 #include "kernels/matmul.h"
 #include "model.h"
