@@ -187,6 +187,8 @@ void check_batch(const GPT* m, const int* inputs, const int* targets, int B, int
 /* ------------------------------------------------------------------------- */
 /* the layers of a block                                                     */
 
+float* at(float* base, size_t offset) { return base ? base + offset : NULL; }
+
 void linear_shape(const GPTConfig* c, Linear which, int* in, int* out) {
     int C = c->n_embd;
     int shapes[NUM_BLOCK_LINEAR][2] = {[LIN_QKV] = {C, 3 * C}, [LIN_ATTPROJ] = {C, C}, [LIN_FC] = {C, 4 * C},

@@ -76,7 +76,7 @@ void linear_shape(const GPTConfig* c, Linear which, int* in, int* out);
 
 /* base + offset into a stacked tensor, or NULL for an absent one (the biases
  * when bias = 0; the kernels then skip them). */
-static inline float* at(float* base, size_t offset) { return base ? base + offset : NULL; }
+float* at(float* base, size_t offset);
 
 /* ------------------------------------------------------------------------- */
 /* the activation table and buffer sizes (gpt/layout.c)                      */
