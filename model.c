@@ -23,8 +23,8 @@
 /* ------------------------------------------------------------------------- */
 /* the parameter table                                                       */
 
-#define FIELD(f) #f, offsetof(ParameterTensors, f)
-#define HF_BLOCK "transformer.h.%d."
+#define FIELD(f) #f, offsetof(ParameterTensors, f)  /* the row's name, and the pointer it fills */
+#define HF_BLOCK "transformer.h.%d."                  /* GPT-2's block tensors, %d the layer */
 
 const ParamSpec PARAM_TABLE[NUM_PARAM_TENSORS] = {
     /* field          Hugging Face GPT-2 name        Conv1D stage     rows       cols      present     decay init */
