@@ -28,7 +28,8 @@ typedef struct {
     float dropout;         /* probability, in training mode only (see gpt_train_mode) */
 } GPTConfig;
 
-/* Every parameter tensor, in memory order. Per-layer tensors are stacked over L. */
+/* Every parameter tensor, in memory order: the order of PARAM_TABLE's rows.
+ * Per-layer tensors are stacked over L. */
 typedef struct {
     float* wte;       /* (V, C)        E, the token embedding */
     float* wpe;       /* (block_size, C) learned positions; NULL when sinusoidal */
@@ -50,22 +51,61 @@ typedef struct {
 } ParameterTensors;
 enum { NUM_PARAM_TENSORS = 17 };
 
-/* Describes one parameter tensor: where it lives in params_memory and how it is
- * trained. size 0 means absent in this config (wpe when sinusoidal, lm_head when
- * tied, the biases when bias = 0). */
+/* ------------------------------------------------------------------------- */
+/* the parameter table: one row per tensor, everything else derives from it  */
+
+/* Where a tensor sits in the network, in the order a forward reaches it. */
+typedef enum { STAGE_EMBED, STAGE_BLOCK, STAGE_OUTPUT } Stage;
+/* One of a tensor's dimensions, in the config's terms. */
+typedef enum { DIM_NONE, DIM_C, DIM_3C, DIM_4C, DIM_V, DIM_BLOCK } ParamDim;  /* DIM_BLOCK: block_size */
+/* When a tensor exists: always, or only for some configs. */
+typedef enum {
+    ALWAYS,
+    IF_BIAS,                 /* a bias: absent when config.bias = 0 */
+    IF_LEARNED,              /* absent with sinusoidal positions (a fixed table) */
+    IF_UNTIED,               /* absent when tied: the output weight is then E itself */
+} ParamPresence;
+/* GPT-2's init. The two projections that write into the residual stream are
+ * scaled down so that the stream's variance does not grow with depth. */
+typedef enum {
+    INIT_NORMAL,             /* N(0, 0.02) */
+    INIT_RESID,              /* N(0, 0.02 / sqrt(2 n_layer)) */
+    INIT_ONES,               /* LayerNorm weights */
+    INIT_ZEROS,              /* biases */
+} ParamInit;
+
 typedef struct {
-    const char* name;
-    size_t offset, size;   /* in floats, within params_memory / grads_memory */
-    int ndim;              /* dims of one layer's tensor: 2 for matrices, 1 for vectors */
-    int shape[3];          /* full shape, stacked layers first; unused dims are 0 */
-    int decay;             /* AdamW weight decay applies (ndim >= 2, as nanoGPT) */
-    float init_std;        /* N(0, init_std); 0 means a constant (LN weight 1, biases 0) */
+    const char* name;        /* this project's: the ParameterTensors field, e.g. "qkvw" */
+    size_t field;            /* offsetof(ParameterTensors, <name>) */
+    const char* hf_name;     /* Hugging Face GPT-2's, %d the layer: "transformer.h.%d.attn.c_attn.weight" */
+    int hf_transpose;        /* 1: GPT-2 keeps it as Conv1D [in, out]; this project as nn.Linear [out, in] */
+    Stage stage;             /* STAGE_BLOCK: one slice per layer, stacked */
+    ParamDim rows, cols;     /* one layer's shape; cols DIM_NONE for a vector */
+    ParamPresence present;
+    int decay;               /* AdamW weight decay applies (the matrices, as nanoGPT) */
+    ParamInit init;
+} ParamSpec;
+/* The rows in memory order (model.c). */
+extern const ParamSpec PARAM_TABLE[NUM_PARAM_TENSORS];
+
+/* One tensor as a config lays it out: its row, worked out. */
+typedef struct {
+    const char* name;        /* the row's name */
+    const ParamSpec* spec;   /* the row */
+    size_t offset, size;     /* in floats, within params_memory / grads_memory; size 0: absent */
+    int ndim;                /* dims of one layer's tensor: 2 for matrices, 1 for vectors */
+    int shape[3];            /* full shape, stacked layers first; unused dims are 0, and so is
+                              * the first of an absent tensor */
+    int slice[2];            /* one layer's shape (rows, cols or 0), absent or not */
+    int layers;              /* n_layer slices when spec->stage is STAGE_BLOCK, else 1 */
+    int decay;               /* the row's */
+    float init_std;          /* N(0, init_std); 0 means a constant (LN weight 1, biases 0) */
     float init_const;
 } ParamTensorInfo;
 
 /* Everything the forward pass keeps for the backward pass. Among the gradients of
  * activations (GPT.dacts) only those the backward differentiates have memory; the
- * statistics, the losses and residual2/residual3 are NULL there (model.c). */
+ * statistics, the losses and residual2/residual3 are NULL there (gpt/layout.c). */
 typedef struct {
     float* encoded;    /* (B,T,C)     x = s E[ids] + PE */
     float* ln1;        /* (L,B,T,C) */
@@ -127,44 +167,10 @@ typedef struct {
     int acts_groups;                       /* the groups the last forward's activations are laid out in */
 } GPT;
 
-/* Generation state: the keys and values of every position so far, per layer, so
- * each new token costs one position's forward, not the whole window's. */
-typedef struct {
-    int n_ctx;                 /* positions held, <= block_size */
-    float* k;                  /* (L, block_size, C) */
-    float* v;                  /* (L, block_size, C) */
-    float* x;                  /* (C) the residual stream of the current position */
-    float* ln;                 /* (C) */
-    float* qkv;                /* (3C) */
-    float* atty;               /* (C) */
-    float* proj;               /* (C) */
-    float* fch;                /* (4C) */
-    float* fch_gelu;           /* (4C) */
-    float* scores;             /* (block_size) */
-    float* logits;             /* (V) */
-} KVCache;
-
-/* What gpt_build plus AdamW will allocate, in bytes, worked out from the config
- * alone (nothing is allocated): ./train prints it before building, and the
- * benchmark compares it with the measured peak RSS. */
-typedef struct {
-    size_t params, grads, adamw;   /* num_params floats each; adamw holds m and v */
-    size_t groups;                 /* batch groups beyond the first: their gradients and scratch */
-    size_t acts, dacts;            /* activations and their gradients */
-    size_t scratch;                /* packed W^T, or attention's per-thread blocks (or one such slice */
-                                   /* per evaluation lane, if larger); gpt_mean_loss's token buffers */
-    size_t total;
-} MemoryEstimate;
-MemoryEstimate gpt_memory_estimate(const GPTConfig* config, int max_batch, int batch_groups);
-#define BYTES_PER_MB (1024.0 * 1024.0)
-/* Print "memory estimate: TOTAL MB = parameters .. + gradients .. + ..." with one more
- * named part (extra_mb MB, e.g. the token data) unless extra_name is NULL. */
-void gpt_memory_estimate_print(const MemoryEstimate* e, const char* extra_name, double extra_mb);
-
 /* Allocate and initialise as GPT-2/nanoGPT: weights N(0,0.02), the two residual
  * output projections N(0, 0.02/sqrt(2 n_layer)), biases 0, LN weight 1.
  * The config must already be valid (config.c checks user input). max_batch 0
- * allocates no batch activations: the model can then only generate (KVCache). */
+ * allocates no batch activations: the model can then only generate (gpt/generate.h). */
 void gpt_build(GPT* model, const GPTConfig* config, int max_batch, uint64_t seed);
 void gpt_free(GPT* model);
 
@@ -185,57 +191,9 @@ float gpt_forward(GPT* model, const int* inputs, const int* targets, int B, int 
 /* The same loss, bit for bit, for evaluation: every block reuses the first block's
  * activation memory, so gpt_backward cannot follow (it refuses). */
 float gpt_loss(GPT* model, const int* inputs, const int* targets, int B, int T);
-/* The mean of gpt_loss over n_batches batches that next_batch(ctx, inputs, targets)
- * writes one after another (B*T ids each): an evaluation. With gpt_eval_lanes(model)
- * > 1 each thread scores whole batches on its own; the result has the same bits
- * as (float)(sum of the gpt_loss values in double / n_batches) either way.
- * next_batch is called in batch order, never two at once, but from any thread
- * and into a buffer of that thread's (the caller's inputs/targets when one
- * thread scores them all). Afterwards gpt_backward refuses until a gpt_forward. */
-typedef void (*NextBatch)(void* ctx, int* inputs, int* targets);
-float gpt_mean_loss(GPT* model, int n_batches, NextBatch next_batch, void* ctx, int* inputs, int* targets,
-                    int B, int T);
-/* The threads gpt_mean_loss runs as lanes, one batch each at a time: all of
- * omp_get_max_threads() when each one's block of activations fits in the
- * model's activation memory, else 1 (one batch at a time on all threads). */
-int gpt_eval_lanes(const GPT* model);
 void gpt_zero_grad(GPT* model);
 /* Gradients of the mean loss of the last forward (which must have had targets),
  * accumulated into model->grads (after a gpt_zero_grad, or onto another batch's). */
 void gpt_backward(GPT* model);
-
-/* Batch groups, for training on several threads. A training step's weight
- * gradients are sums over every position of the batch; on threads that share
- * each product, the cores exchange every row they made and meet at a barrier
- * after each kernel. Split into groups of sequences instead, the batch runs as
- * `groups` independent forwards and backwards, the threads spread over the groups,
- * each group adding into a gradient copy of its own; the copies are then summed
- * in group order. The bits depend on the number of groups, never on the number
- * of threads: the sums over the batch are cut into groups at the same places on
- * any thread count. The losses and activation gradients are those of one pass
- * (every row's forward is computed alone); the weight gradients differ from it
- * by rounding. groups must divide max_batch; 1 (the default) is one pass. */
-void gpt_set_batch_groups(GPT* model, int groups);
-/* A training step's gradients: gpt_forward, then the backward with its
- * gradients REPLACING what model->grads held (no gpt_zero_grad first: the same
- * bits as with one, without the passes that zero the gradients and the groups'
- * copies), in batch groups when there are more than one. Returns the mean loss
- * of the whole batch. B must be a multiple of the groups; with more than one
- * group gpt_backward refuses afterwards. */
-float gpt_forward_backward(GPT* model, const int* inputs, const int* targets, int B, int T);
-/* Where a NaN or an Inf first appears, in the order a training step makes them:
- * the parameters (table order), the last forward's activations (layer by layer),
- * then the gradients (table order reversed: the output head first, as backward).
- * Writes e.g. "activation qkv of layer 1 (value 0 of 49152 is inf)" into out
- * and returns 1; returns 0 when every value is finite. A diagnosis for a run
- * whose loss or gradient norm stopped being finite; it reads every value once. */
-int gpt_find_nonfinite(const GPT* model, char* out, size_t len);
-
-void kvcache_init(KVCache* cache, const GPTConfig* config);
-void kvcache_free(KVCache* cache);
-/* Append `token` at position cache->n_ctx (which must be < block_size) and return
- * the logits (V) predicting the next token: the same numbers as row n_ctx of a
- * full forward over the tokens so far. Eval mode always. */
-const float* gpt_forward_cached(GPT* model, KVCache* cache, int token);
 
 #endif

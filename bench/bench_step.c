@@ -40,6 +40,9 @@
 #include <unistd.h>
 
 #include "formats/config.h"
+#include "gpt/evaluate.h"
+#include "gpt/groups.h"
+#include "gpt/memory.h"
 #include "kernels/matmul.h"
 #include "model.h"
 #include "training/optim.h"

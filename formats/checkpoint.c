@@ -5,10 +5,12 @@
 
 #include <errno.h>
 #include <math.h>
+#include <stddef.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 
+#include "gpt/memory.h"
 #include "kernels/layernorm.h"
 #include "formats/safetensors.h"
 
@@ -17,49 +19,23 @@
 #define STATE_VERSION "1"
 
 /* ------------------------------------------------------------------------- */
-/* names: this project's tensors (model.h, in memory order) -> GPT-2's        */
+/* names and layouts: each row of PARAM_TABLE (model.h) carries GPT-2's       */
 
-/* %d is the layer. transpose: GPT-2 keeps its Linear layers as Conv1D, weight
- * [in, out]; this project keeps nn.Linear's [out, in] (matmul.h). */
-static const struct { const char* name; int transpose; } HF_NAMES[NUM_PARAM_TENSORS] = {
-    {"transformer.wte.weight", 0},              /* wte     (V, C) */
-    {"transformer.wpe.weight", 0},              /* wpe     (block_size, C) */
-    {"transformer.h.%d.ln_1.weight", 0},        /* ln1w */
-    {"transformer.h.%d.ln_1.bias", 0},          /* ln1b */
-    {"transformer.h.%d.attn.c_attn.weight", 1}, /* qkvw    (3C, C) -> [C, 3C] */
-    {"transformer.h.%d.attn.c_attn.bias", 0},   /* qkvb */
-    {"transformer.h.%d.attn.c_proj.weight", 1}, /* attprojw (C, C) -> [C, C] */
-    {"transformer.h.%d.attn.c_proj.bias", 0},   /* attprojb */
-    {"transformer.h.%d.ln_2.weight", 0},        /* ln2w */
-    {"transformer.h.%d.ln_2.bias", 0},          /* ln2b */
-    {"transformer.h.%d.mlp.c_fc.weight", 1},    /* fcw     (4C, C) -> [C, 4C] */
-    {"transformer.h.%d.mlp.c_fc.bias", 0},      /* fcb */
-    {"transformer.h.%d.mlp.c_proj.weight", 1},  /* fcprojw (C, 4C) -> [4C, C] */
-    {"transformer.h.%d.mlp.c_proj.bias", 0},    /* fcprojb */
-    {"transformer.ln_f.weight", 0},             /* lnfw */
-    {"transformer.ln_f.bias", 0},               /* lnfb */
-    {"lm_head.weight", 0},                      /* lm_head (V, C), untied only */
-};
-enum { WPE = 1, LNFB = 15, LM_HEAD = 16 };
+/* A bias: exported as zeros when the model has none, as GPT-2 loaders expect one. */
+static int is_bias(const ParamTensorInfo* t) { return t->spec->present == IF_BIAS; }
 
-static int per_layer(int i) { return strstr(HF_NAMES[i].name, "%d") != NULL; }
-/* Biases sit right after their weight in the table, and are the odd entries 3..15. */
-static int is_bias(int i) { return i >= 3 && i <= LNFB && i % 2 == 1; }
+/* The shape of one layer's slice of t as this project stores it, absent or not. */
+static int slice_shape(const ParamTensorInfo* t, int64_t shape[2]) {
+    shape[0] = t->slice[0];
+    shape[1] = t->slice[1];
+    return t->ndim;
+}
 
-/* The shape of one layer's slice of tensor i as this project stores it
- * (a bias absent because bias = 0 takes its weight's output size). */
-static int slice_shape(const GPT* m, int i, int64_t shape[2]) {
-    const ParamTensorInfo* t = &m->tensors[i];
-    if (is_bias(i)) {
-        const ParamTensorInfo* w = &m->tensors[i - 1];
-        shape[0] = per_layer(i) ? w->shape[1] : w->shape[0];
-        shape[1] = 0;
-        return 1;
-    }
-    int off = per_layer(i);  /* skip the stacked layer dimension */
-    shape[0] = t->shape[off];
-    shape[1] = t->shape[off + 1];
-    return shape[1] ? 2 : 1;
+/* The row of E, the token embedding: its shape comes first when loading. */
+static const ParamSpec* embedding_row(void) {
+    for (int i = 0; i < NUM_PARAM_TENSORS; i++)
+        if (PARAM_TABLE[i].field == offsetof(ParameterTensors, wte)) return &PARAM_TABLE[i];
+    return NULL;
 }
 
 static size_t count(int ndim, const int64_t shape[2]) { return (size_t)shape[0] * (ndim > 1 ? (size_t)shape[1] : 1); }
@@ -190,7 +166,11 @@ int checkpoint_save_model(const char* dir, const GPT* m, const unsigned char* to
     if (make_dirs_checked(dir, err, errlen) != 0) return -1;
     StWriter* w = st_writer_new();
     /* the exported copies: transposed matrices, and zeros for absent biases */
-    size_t zeros = c->bias ? 0 : (size_t)c->n_layer * 11 * c->n_embd + c->n_embd;
+    size_t zeros = 0;
+    for (int i = 0; i < NUM_PARAM_TENSORS; i++) {
+        const ParamTensorInfo* t = &m->tensors[i];
+        if (is_bias(t) && t->size == 0) zeros += (size_t)t->layers * t->slice[0];
+    }
     float* arena = calloc(m->num_params + zeros + 1, sizeof(float));
     if (!w || !arena) { st_writer_free(w); free(arena); return errorf(err, errlen, "%s: out of memory", dir); }
     float* next = arena;
@@ -203,17 +183,16 @@ int checkpoint_save_model(const char* dir, const GPT* m, const unsigned char* to
     for (int i = 0; i < NUM_PARAM_TENSORS && rc == 0; i++) {
         const ParamTensorInfo* t = &m->tensors[i];
         /* absent and not exported: fixed positions, a tied head (GPT-2 ties it on load) */
-        if (t->size == 0 && !is_bias(i)) continue;
+        if (t->size == 0 && !is_bias(t)) continue;
         int64_t shape[2], out_shape[2];
-        int ndim = slice_shape(m, i, shape);
+        int ndim = slice_shape(t, shape);
         size_t n = count(ndim, shape);
-        int layers = per_layer(i) ? c->n_layer : 1;
-        for (int l = 0; l < layers && rc == 0; l++) {
+        for (int l = 0; l < t->layers && rc == 0; l++) {
             const float* src = t->size ? m->params_memory + t->offset + (size_t)l * n : NULL;
             const float* data = src;
             out_shape[0] = shape[0]; out_shape[1] = ndim > 1 ? shape[1] : 0;
             if (!src) { data = next; next += n; }  /* bias = 0: GPT-2 loaders expect zeros */
-            else if (HF_NAMES[i].transpose) {
+            else if (t->spec->hf_transpose) {
                 float* tr = next;
                 next += n;
                 for (int64_t r = 0; r < shape[0]; r++)
@@ -221,7 +200,7 @@ int checkpoint_save_model(const char* dir, const GPT* m, const unsigned char* to
                 out_shape[0] = shape[1]; out_shape[1] = shape[0];
                 data = tr;
             }
-            snprintf(name, sizeof name, HF_NAMES[i].name, l);
+            snprintf(name, sizeof name, t->spec->hf_name, l);
             rc |= st_add_f32(w, name, ndim, out_shape, data);
         }
     }
@@ -258,10 +237,11 @@ int checkpoint_load_model(const char* dir, GPT* m, int max_batch, Tokenizer** to
         return errorf(err, errlen, "%s: metadata emergent.step is missing or not a step number", path);
     }
     /* the embedding's shape must be in the file before anything is allocated for it */
-    const StTensor* wte = st_find(&f, HF_NAMES[0].name);
+    const char* wte_name = embedding_row()->hf_name;
+    const StTensor* wte = st_find(&f, wte_name);
     if (!wte || wte->ndim != 2 || wte->shape[0] != c.vocab_size || wte->shape[1] != c.n_embd) {
         st_free(&f);
-        return errorf(err, errlen, "%s: %s is missing or not [%d, %d] as the metadata says", path, HF_NAMES[0].name,
+        return errorf(err, errlen, "%s: %s is missing or not [%d, %d] as the metadata says", path, wte_name,
                     c.vocab_size, c.n_embd);
     }
     /* and the file must hold every parameter the metadata describes before the model
@@ -276,21 +256,28 @@ int checkpoint_load_model(const char* dir, GPT* m, int max_batch, Tokenizer** to
     }
     gpt_build(m, &c, max_batch, 0);
     int used = 0, rc = 0;
-    /* room for the widest transposed matrix (4C x C) or a bias to check */
-    float* buf = xmalloc((size_t)4 * c.n_embd * c.n_embd * sizeof(float), "checkpoint buffer");
+    /* room for the widest slice read through it: a transposed matrix, or an absent bias to check */
+    size_t widest = 1;
+    for (int i = 0; i < NUM_PARAM_TENSORS; i++) {
+        const ParamTensorInfo* t = &m->tensors[i];
+        int64_t shape[2];
+        size_t n = count(slice_shape(t, shape), shape);
+        if ((t->spec->hf_transpose || (t->size == 0 && is_bias(t))) && n > widest) widest = n;
+    }
+    float* buf = xmalloc(widest * sizeof(float), "checkpoint buffer");
     for (int i = 0; i < NUM_PARAM_TENSORS && rc == 0; i++) {
         const ParamTensorInfo* t = &m->tensors[i];
-        if (t->size == 0 && !is_bias(i)) {
-            if (i == LM_HEAD && st_find(&f, HF_NAMES[i].name)) used++;  /* a tied copy: E is the head */
+        if (t->size == 0 && !is_bias(t)) {
+            /* a tied copy of E under the head's name: GPT-2 files may hold one */
+            if (t->spec->present == IF_UNTIED && st_find(&f, t->spec->hf_name)) used++;
             continue;
         }
         int64_t shape[2], file_shape[2];
-        int ndim = slice_shape(m, i, shape);
+        int ndim = slice_shape(t, shape);
         size_t n = count(ndim, shape);
-        int layers = per_layer(i) ? c.n_layer : 1;
-        for (int l = 0; l < layers && rc == 0; l++) {
-            snprintf(name, sizeof name, HF_NAMES[i].name, l);
-            int tr = HF_NAMES[i].transpose;
+        for (int l = 0; l < t->layers && rc == 0; l++) {
+            snprintf(name, sizeof name, t->spec->hf_name, l);
+            int tr = t->spec->hf_transpose;
             file_shape[0] = tr ? shape[1] : shape[0];
             file_shape[1] = tr ? shape[0] : (ndim > 1 ? shape[1] : 0);
             if (t->size == 0) {  /* bias = false: GPT-2's zeros may be there; they must be zeros */
@@ -314,8 +301,8 @@ int checkpoint_load_model(const char* dir, GPT* m, int max_batch, Tokenizer** to
         for (int k = 0; k < f.n_tensors && rc == 0; k++) {
             int known = 0;
             for (int i = 0; i < NUM_PARAM_TENSORS && !known; i++)
-                for (int l = 0; l < (per_layer(i) ? c.n_layer : 1) && !known; l++) {
-                    snprintf(name, sizeof name, HF_NAMES[i].name, l);
+                for (int l = 0; l < m->tensors[i].layers && !known; l++) {
+                    snprintf(name, sizeof name, PARAM_TABLE[i].hf_name, l);
                     known = strcmp(name, f.tensors[k].name) == 0;
                 }
             if (!known) rc = errorf(err, errlen, "%s: unexpected tensor %s for this model config", path, f.tensors[k].name);

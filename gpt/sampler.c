@@ -5,6 +5,8 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "gpt/generate.h"
+
 static int descending(const void* a, const void* b) {
     float x = *(const float*)a, y = *(const float*)b;
     return (x < y) - (x > y);

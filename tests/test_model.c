@@ -10,6 +10,10 @@
 #include <cmocka.h>
 
 #include "model.h"
+#include "gpt/diagnose.h"
+#include "gpt/evaluate.h"
+#include "gpt/generate.h"
+#include "gpt/groups.h"
 #include "test_util.h"
 
 #define FD_STEP 3e-3  /* balances truncation (h^2, see attprojb) against float32 noise (1/h) */
@@ -280,7 +284,7 @@ static void test_no_bias_removes_exactly_the_biases(void** state) {
     }
     /* per layer: 2 LN biases (C), qkv (3C), attention proj (C), fc (4C), fc proj (C); plus LNf (C) */
     size_t C = cb.n_embd;
-    assert_int_equal(removed, cb.n_layer * 11 * C + C);
+    assert_int_equal(removed, cb.n_layer * (2 * C + 3 * C + C + 4 * C + C) + C);
     assert_int_equal(mb.num_params - mn.num_params, removed);
     assert_null(mn.params.qkvb);
     assert_null(mn.grads.lnfb);
@@ -313,6 +317,51 @@ static void test_sinusoidal_positions_have_no_parameters(void** state) {
     assert_int_equal(ml.num_params - ms.num_params, (size_t)cl.block_size * cl.n_embd);
     gpt_free(&ml);
     gpt_free(&ms);
+}
+
+/* PARAM_TABLE names every tensor as Hugging Face's GPT2LMHeadModel does, in its
+ * layout: Conv1D [in, out] for the four block matrices, the rest as stored. The
+ * table, worked out for a 2-layer untied model with biases, gives exactly this
+ * state_dict (written out by hand from transformers' GPT-2); and each row's field
+ * is the ParameterTensors pointer at its memory. */
+static void test_parameter_table_gives_gpt2_names_and_layouts(void** state) {
+    GPTConfig c = tiny_config(POS_LEARNED, 0, 1);
+    GPT m;
+    gpt_build(&m, &c, B, 1);
+    int V = c.vocab_size, P = c.block_size, C = c.n_embd;
+    struct { const char* name; int64_t shape[2]; } want[] = {
+        {"transformer.wte.weight", {V, C}}, {"transformer.wpe.weight", {P, C}},
+        {"transformer.ln_f.weight", {C, 0}}, {"transformer.ln_f.bias", {C, 0}}, {"lm_head.weight", {V, C}},
+#define GPT2_BLOCK(i) \
+        {"transformer.h." #i ".ln_1.weight", {C, 0}}, {"transformer.h." #i ".ln_1.bias", {C, 0}}, \
+        {"transformer.h." #i ".attn.c_attn.weight", {C, 3 * C}}, {"transformer.h." #i ".attn.c_attn.bias", {3 * C, 0}}, \
+        {"transformer.h." #i ".attn.c_proj.weight", {C, C}}, {"transformer.h." #i ".attn.c_proj.bias", {C, 0}}, \
+        {"transformer.h." #i ".ln_2.weight", {C, 0}}, {"transformer.h." #i ".ln_2.bias", {C, 0}}, \
+        {"transformer.h." #i ".mlp.c_fc.weight", {C, 4 * C}}, {"transformer.h." #i ".mlp.c_fc.bias", {4 * C, 0}}, \
+        {"transformer.h." #i ".mlp.c_proj.weight", {4 * C, C}}, {"transformer.h." #i ".mlp.c_proj.bias", {C, 0}}
+        GPT2_BLOCK(0), GPT2_BLOCK(1),
+#undef GPT2_BLOCK
+    };
+    size_t n_want = sizeof want / sizeof want[0], found = 0;
+    for (int i = 0; i < NUM_PARAM_TENSORS; i++) {
+        const ParamTensorInfo* t = &m.tensors[i];
+        float** field = (float**)((char*)&m.params + t->spec->field);
+        assert_ptr_equal(*field, m.params_memory + t->offset);
+        for (int l = 0; l < t->layers; l++) {
+            char name[128];
+            snprintf(name, sizeof name, t->spec->hf_name, l);
+            int tr = t->spec->hf_transpose;
+            int64_t rows = tr ? t->slice[1] : t->slice[0], cols = tr ? t->slice[0] : t->slice[1];
+            size_t k = 0;
+            while (k < n_want && strcmp(want[k].name, name) != 0) k++;
+            if (k == n_want) fail_msg("%s (row %s) is not a GPT-2 name", name, t->name);
+            assert_int_equal(rows, want[k].shape[0]);
+            assert_int_equal(cols, want[k].shape[1]);
+            found++;
+        }
+    }
+    assert_int_equal(found, n_want);  /* names are distinct: every GPT-2 tensor, once */
+    gpt_free(&m);
 }
 
 static void test_init_follows_gpt2(void** state) {
@@ -540,6 +589,7 @@ int main(void) {
         cmocka_unit_test(test_no_bias_removes_exactly_the_biases),
         cmocka_unit_test(test_tied_output_layer_is_E_itself),
         cmocka_unit_test(test_sinusoidal_positions_have_no_parameters),
+        cmocka_unit_test(test_parameter_table_gives_gpt2_names_and_layouts),
         cmocka_unit_test(test_init_follows_gpt2),
         cmocka_unit_test(test_forward_accepts_shorter_sequences),
         cmocka_unit_test(test_find_nonfinite_names_the_first_tensor),

@@ -19,7 +19,7 @@ void adamw_init(AdamW* opt, size_t num_params);
 void adamw_free(AdamW* opt);
 
 /* One AdamW update of params from grads, as torch.optim.AdamW computes it:
- * p -= lr * wd * p (decoupled decay, only on tensors whose info says decay),
+ * p -= lr * wd * p (decoupled decay, only on the tensors whose PARAM_TABLE row says decay),
  * m = b1 m + (1-b1) g;  v = b2 v + (1-b2) g^2;
  * p -= lr / (1-b1^t) * m / (sqrt(v) / sqrt(1-b2^t) + eps). */
 void adamw_update(AdamW* opt, float* params, const float* grads, const ParamTensorInfo* tensors, int num_tensors,

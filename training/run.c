@@ -9,6 +9,7 @@
 #include <string.h>
 
 #include "embed/embed_log.h"
+#include "gpt/diagnose.h"
 #include "training/log.h"
 #include "util/utils.h"
 
