@@ -88,7 +88,8 @@ sample embeddings prepare: %: programs/%.o $(CORE)
 	$(CC) $(CFLAGS) -o $@ $^ $(LDLIBS)
 
 # Objects remember the flags they were built with: a build with other flags
-# (MPI=1, SPM=0, OPTFLAGS=...) rebuilds everything instead of mixing objects.
+# (MPI=1, SPM=0, KERNELS=reference, OPTFLAGS=...) rebuilds everything instead of
+# mixing objects (and relinks every program on the other kernels).
 BUILD_FLAGS = $(CC) $(CFLAGS) | $(CXX) $(CXXFLAGS) | SPM=$(SPM) | KERNELS=$(KERNELS)
 .build-flags: FORCE
 	@echo '$(BUILD_FLAGS)' | cmp -s - $@ || echo '$(BUILD_FLAGS)' > $@

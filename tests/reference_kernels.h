@@ -1,9 +1,9 @@
 /* reference_kernels.h: the reference layer (kernels/reference/) under ref_*
  * names, for tests that compare it with the build's kernels. The Makefile
- * compiles each kernels/reference/ file once more, into tests/ref_NAME.o, with every API
- * function renamed ref_* (KERNEL_API) and this header included first: there
- * kernels.h's declarations, renamed, meet these, and the compiler rejects any
- * that differ. */
+ * compiles each kernels/reference/ file once more, into tests/ref_NAME.o, with
+ * every API function renamed ref_* (KERNEL_API) and this header included
+ * first: there kernels.h's declarations, renamed, meet these, and the compiler
+ * rejects any that differ. */
 #ifndef REFERENCE_KERNELS_H
 #define REFERENCE_KERNELS_H
 

@@ -265,6 +265,9 @@ static void test_matmul_forward_matches_the_sum_in_double(void** state) {
  * output. Backward: GRADS_ADD onto random gradients, GRADS_SET onto NaN, and
  * NULL dinp and dbias. */
 static void test_fast_matmul_matches_reference(void** state) {
+#ifndef TEST_FAST_KERNELS
+    skip();  /* a KERNELS=reference build: its kernels are the reference */
+#endif
     Rng rng;
     rng_seed(&rng, 21, 0);
     int shapes[][3] = {{1, 1, 1}, {1, 7, 3}, {5, 33, 7}, {39, 48, 144}, {13, 70, 400}, {133, 400, 70},
@@ -408,6 +411,9 @@ static void test_layernorm_rows_are_the_same_in_a_block_or_alone(void** state) {
  * rows shorter than the fast layer's 16 lanes, whole lanes with and without
  * blocks of 16 rows, a remainder past whole lanes. */
 static void test_fast_layernorm_matches_reference(void** state) {
+#ifndef TEST_FAST_KERNELS
+    skip();  /* a KERNELS=reference build: its kernels are the reference */
+#endif
     Rng rng;
     rng_seed(&rng, 22, 0);
     int shapes[][2] = {{1, 1}, {1, 7}, {5, 19}, {37, 48}, {20, 128}, {17, 130}};  /* N, C */
@@ -550,6 +556,9 @@ static void test_attention_never_looks_at_future_positions(void** state) {
  * peaked softmaxes (q and k scaled by 3). Then the build's decode against the
  * reference forward's last row. */
 static void test_fast_attention_matches_reference(void** state) {
+#ifndef TEST_FAST_KERNELS
+    skip();  /* a KERNELS=reference build: its kernels are the reference */
+#endif
     struct { int B, T, C, NH; float dropout, spread; } cases[] = {
         {1, 1, 8, 2, 0.0f, 1.0f},   {1, 1, 6, 3, 0.5f, 1.0f},    {2, 5, 8, 2, 0.3f, 1.0f},
         {3, 45, 48, 3, 0.0f, 1.0f}, {1, 130, 96, 3, 0.1f, 3.0f}, {2, 64, 128, 4, 0.2f, 1.0f},
@@ -760,6 +769,9 @@ static void test_fast_gelu_is_accurate_relative_to_its_value(void** state) {
 /* The build's GELU against the reference, forward and backward, on lengths
  * below, at and past the fast layer's 4096-element blocks and vectors. */
 static void test_fast_gelu_matches_reference(void** state) {
+#ifndef TEST_FAST_KERNELS
+    skip();  /* a KERNELS=reference build: its kernels are the reference */
+#endif
     long lengths[] = {1, 7, 4096 + 13};
     for (int li = 0; li < 3; li++) {
         long N = lengths[li];
@@ -913,6 +925,9 @@ static void test_crossentropy_of_uniform_logits_is_log_vocab(void** state) {
  * lanes, and long with a remainder; batch_rows = N and larger (one group of a
  * batch). */
 static void test_fast_crossentropy_matches_reference(void** state) {
+#ifndef TEST_FAST_KERNELS
+    skip();  /* a KERNELS=reference build: its kernels are the reference */
+#endif
     int shapes[][2] = {{1, 1}, {3, 5}, {4, 16}, {4, 65}, {2, 1030}};  /* N, V */
     for (size_t s = 0; s < sizeof shapes / sizeof shapes[0]; s++) {
         int N = shapes[s][0], V = shapes[s][1], batch_rows = s % 2 ? 2 * N + 1 : N;

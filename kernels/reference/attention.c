@@ -68,8 +68,8 @@ void attention_forward(float* out, float* stats, float* scratch, const float* qk
                 p[s] *= inv_sum;
                 if (dropout > 0.0f) p[s] = dropped(p[s], key, row + s, threshold, keep_scale);
             }
-            stats[2 * (((size_t)bh) * T + t)] = m;
-            stats[2 * (((size_t)bh) * T + t) + 1] = inv_sum;
+            stats[2 * ((size_t)bh * T + t)] = m;
+            stats[2 * ((size_t)bh * T + t) + 1] = inv_sum;
             /* pass 4: the weighted sum of the values */
             float* o = out + ((size_t)b * T + t) * C + h * hs;
             for (int i = 0; i < hs; i++) o[i] = 0.0f;
