@@ -11,6 +11,8 @@
 #                   reports that); by default SPM=1 when pkg-config finds it
 #   make MPI=1      build with mpicc for data-parallel training over Open MPI
 #                   (mpirun -np N ./train CONFIG; docs/mpi.md); `make MPI=1 test` tests it
+#   make KERNELS=reference   build every program on the plain-loop reference
+#                   kernels alone (kernels/reference/) instead of the fast ones
 
 CC ?= gcc
 # -O3 -march=native: vectorise the kernels for this CPU (AVX-512 where present).
@@ -52,7 +54,21 @@ else
 SPM_OBJ = tokenizer/sentencepiece_none.o
 endif
 
-KERNEL_OBJS = $(patsubst %.c,%.o,$(wildcard kernels/fast/*.c))
+# The kernels: one API (kernels/*.h), two layers. kernels/reference/ holds every
+# kernel as plain loops, kernels/fast/ the tuned twins of some. KERNELS=fast (the
+# default) links each fast kernel and the reference file of every kernel that has
+# no fast twin; KERNELS=reference links the reference layer alone.
+KERNELS ?= fast
+REF_KERNEL_SRCS = $(wildcard kernels/reference/*.c)
+FAST_KERNEL_SRCS = $(wildcard kernels/fast/*.c)
+ifeq ($(KERNELS),fast)
+KERNEL_SRCS = $(FAST_KERNEL_SRCS) $(filter-out $(FAST_KERNEL_SRCS:kernels/fast/%=kernels/reference/%),$(REF_KERNEL_SRCS))
+else ifeq ($(KERNELS),reference)
+KERNEL_SRCS = $(REF_KERNEL_SRCS)
+else
+$(error KERNELS=$(KERNELS): use KERNELS=fast (the default) or KERNELS=reference)
+endif
+KERNEL_OBJS = $(KERNEL_SRCS:.c=.o)
 TOKENIZER = tokenizer/tokenizer.o tokenizer/char_tokenizer.o $(SPM_OBJ)
 # Every module's object: the model, then each folder's sources (a new .c file joins by being there).
 MODULES = gpt formats data training embed util
@@ -72,8 +88,9 @@ sample embeddings prepare: %: programs/%.o $(CORE)
 	$(CC) $(CFLAGS) -o $@ $^ $(LDLIBS)
 
 # Objects remember the flags they were built with: a build with other flags
-# (MPI=1, SPM=0, OPTFLAGS=...) rebuilds everything instead of mixing objects.
-BUILD_FLAGS = $(CC) $(CFLAGS) | $(CXX) $(CXXFLAGS) | SPM=$(SPM)
+# (MPI=1, SPM=0, KERNELS=reference, OPTFLAGS=...) rebuilds everything instead of
+# mixing objects (and relinks every program on the other kernels).
+BUILD_FLAGS = $(CC) $(CFLAGS) | $(CXX) $(CXXFLAGS) | SPM=$(SPM) | KERNELS=$(KERNELS)
 .build-flags: FORCE
 	@echo '$(BUILD_FLAGS)' | cmp -s - $@ || echo '$(BUILD_FLAGS)' > $@
 .PHONY: FORCE
@@ -96,8 +113,43 @@ PORTABLE_NAMES = $(foreach f,attention_forward attention_backward attention_deco
 tests/attention_portable.o: kernels/fast/attention.c $(HEADERS) .build-flags
 	$(CC) $(CFLAGS) $(NO_AVX512) $(PORTABLE_NAMES) -c -o $@ $<
 
-tests/test_kernels: tests/test_kernels.c tests/test_util.h $(CORE) tests/attention_portable.o
-	$(CC) $(CFLAGS) -o $@ $< $(CORE) tests/attention_portable.o $(LDLIBS) -lcmocka
+# The reference layer once more with its functions renamed ref_* (tests/ref_*.o), for
+# test_kernels to compare the build's kernels with. tests/reference_kernels.h declares
+# the ref_* functions; included here after the renames, it fails to compile if one of
+# its declarations differs from the API's. A name missing from KERNEL_API fails the
+# link (two definitions of it).
+KERNEL_API = matmul_forward matmul_scratch_floats matvec_forward matmul_backward matmul_backward_scratch_floats \
+             attention_scratch_floats attention_forward attention_backward attention_decode \
+             layernorm_forward residual_layernorm_forward layernorm_backward \
+             sinusoidal_table encoder_forward encoder_backward gelu_forward gelu_backward \
+             crossentropy_forward crossentropy_backward dropout_key dropout_forward dropout_backward
+REF_NAMES = $(foreach f,$(KERNEL_API),-D$(f)=ref_$(f))
+REF_RENAMED_OBJS = $(patsubst kernels/reference/%.c,tests/ref_%.o,$(REF_KERNEL_SRCS))
+tests/ref_%.o: kernels/reference/%.c $(HEADERS) .build-flags
+	$(CC) $(CFLAGS) $(REF_NAMES) -include tests/reference_kernels.h -c -o $@ $<
+
+# test_kernels: the build's kernels against the renamed reference; with the fast
+# layer (TEST_FAST_KERNELS) also its private helpers and attention's plain C path.
+ifeq ($(KERNELS),fast)
+KERNEL_TEST_OBJS = $(REF_RENAMED_OBJS) tests/attention_portable.o
+KERNEL_TEST_FLAGS = -DTEST_FAST_KERNELS
+else
+KERNEL_TEST_OBJS = $(REF_RENAMED_OBJS)
+KERNEL_TEST_FLAGS =
+endif
+tests/test_kernels: tests/test_kernels.c tests/test_util.h $(CORE) $(KERNEL_TEST_OBJS)
+	$(CC) $(CFLAGS) $(KERNEL_TEST_FLAGS) -o $@ $< $(CORE) $(KERNEL_TEST_OBJS) $(LDLIBS) -lcmocka
+
+# ./train and tests/parity_dump linked with the reference layer alone, whatever
+# KERNELS says: tests/test_reference.sh compares them with the build's.
+REF_CORE = $(filter-out $(KERNEL_OBJS),$(CORE)) $(REF_KERNEL_SRCS:.c=.o)
+tests/reference/train: train.o $(REF_CORE)
+	@mkdir -p tests/reference
+	$(CC) $(CFLAGS) -o $@ $^ $(LDLIBS)
+
+tests/reference/parity_dump: tests/parity_dump.c $(REF_CORE)
+	@mkdir -p tests/reference
+	$(CC) $(CFLAGS) -o $@ $^ $(LDLIBS)
 
 tests/parity_dump: tests/parity_dump.c $(CORE)
 	$(CC) $(CFLAGS) -o $@ $< $(CORE) $(LDLIBS)
@@ -114,7 +166,7 @@ bench/fma_peak: bench/fma_peak.c
 	$(CC) $(CFLAGS) -o $@ $<
 
 test: train prepare sample embeddings $(TESTS) tests/parity_dump tests/logits_dump tests/memcheck/train \
-      tests/memcheck/sample
+      tests/memcheck/sample tests/reference/train tests/reference/parity_dump
 	PYTHON=$(PYTHON) MPI=$(MPI) tests/run_all.sh
 ifeq ($(MPI),1)
 	PYTHON=$(PYTHON) tests/test_mpi.sh
@@ -158,7 +210,7 @@ deps:
 clean:
 	rm -f train prepare sample embeddings *.o */*.o kernels/*/*.o $(TESTS) tests/parity_dump tests/logits_dump \
 	      bench/bench_step bench/fma_peak .build-flags $(FUZZ_ALL:%=tests/fuzz/fuzz_%) tests/fuzz/sentencepiece_shim.o \
-	      tests/attention_portable.o \
+	      tests/attention_portable.o tests/reference/train tests/reference/parity_dump \
 	      tests/memcheck/train tests/memcheck/sample
 
 # ---------------------------------------------------------------------------

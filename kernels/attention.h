@@ -15,7 +15,9 @@ size_t attention_scratch_floats(int T, int C, int NH);
 /* out (B,T,C) = concat over heads of dropout(softmax(q k^T / sqrt(hs), causal)) v.
  * stats (B,NH,T,2): each query row's softmax max and 1/sum, kept for backward in
  * place of the (B,NH,T,T) probabilities. dropout: probability (0 = none); key: its
- * mask (dropout.h). */
+ * mask (dropout.h): probability (b, h, t, s) is kept when
+ * dropout_keep(key, ((b*NH + h)*T + t)*T + s, dropout_threshold(dropout)), its
+ * index in the (B,NH,T,T) matrix, which no layer stores. */
 void attention_forward(float* out, float* stats, float* scratch, const float* qkv, int B, int T, int C, int NH,
                        float dropout, uint64_t key);
 

@@ -1,9 +1,19 @@
-/* kernels.h: shape legend shared by every layer kernel.
+/* kernels.h: the kernel API the model calls, and the shape legend shared by
+ * every layer kernel.
  *
  *   B   batch size            T   sequence length (<= block_size)
  *   C   n_embd                OC  output channels of a linear layer
  *   NH  n_head                hs  head size = C / NH
- *   V   vocab_size
+ *   V   vocab_size            N   rows of a row-wise kernel (B*T)
+ *
+ * Two layers implement this one API, with the same names and contracts:
+ *   kernels/reference/  every kernel as plain loops beside its formula, forward
+ *                       and backward side by side: the one to read and check.
+ *   kernels/fast/       tuned twins of the kernels that dominate a step (matmul,
+ *                       attention, layernorm, gelu, cross-entropy), each tested
+ *                       against its reference (tests/test_kernels.c).
+ * The default build links each fast kernel and the reference of the others
+ * (encoder, dropout); `make KERNELS=reference` links the reference layer alone.
  *
  * Conventions (as llm.c): outputs first, inputs next, sizes last. Forward
  * functions overwrite their outputs. Backward functions ACCUMULATE (+=) into
@@ -15,7 +25,7 @@
  * only the small rest (model.c, zero_summed_grads). The other
  * activation gradients have a single writer, which overwrites them (matmul
  * dinp, attention dqkv, gelu dinp, cross-entropy dlogits): no step has to zero
- * them first, which on the small models was a serial pass as long as a matmul.
+ * them first.
  *
  * Determinism: every kernel splits its OpenMP work over output elements (or
  * fixed tiles of them) and each output's reduction runs in one fixed order,
@@ -30,5 +40,6 @@
 #include "kernels/attention.h"
 #include "kernels/gelu.h"
 #include "kernels/crossentropy.h"
+#include "kernels/dropout.h"
 
 #endif

@@ -5,7 +5,8 @@
 # (with the GPT-2 layout checked by a hand-written forward); kills, signals, NaNs, a full disk
 # and too little memory (test_crash.sh); the bad-input table (test_bad_input.sh); valgrind
 # memcheck; watching E and ./embeddings;
-# parity with PyTorch; the benchmark's PyTorch peer (its fused attention checked).
+# parity with PyTorch; the benchmark's PyTorch peer (its fused attention checked); the model on the
+# reference kernels against the build's (test_reference.sh).
 set -u
 cd "$(dirname "$0")/.."
 passed=0; failed=0; broken=()
@@ -22,7 +23,7 @@ for suite in tests/test_kernels tests/test_model tests/test_config tests/test_tr
 done
 
 for suite in tests/test_cli.sh tests/test_checkpoint.sh tests/test_crash.sh tests/test_bad_input.sh tests/test_valgrind.sh \
-             tests/test_embeddings.sh tests/test_parity.sh tests/test_bench_peer.sh; do
+             tests/test_embeddings.sh tests/test_parity.sh tests/test_bench_peer.sh tests/test_reference.sh; do
     echo "== $suite"
     out=$("$suite" 2>&1); rc=$?
     echo "$out"

@@ -14,20 +14,25 @@
 enum { V = 11, C = 8, B = 2, T = 5 };
 
 /* The lookup e_t = E[i_t] is the product of a one-hot row with E: an embedding
- * layer is a linear layer whose input happens to be one-hot. */
+ * layer is a linear layer (V inputs, C outputs, weight E^T) whose input happens
+ * to be one-hot. */
 static void test_one_hot_times_E_equals_the_row_lookup(void** state) {
     Rng rng;
     rng_seed(&rng, 1, 0);
     float* E = random_tensor(&rng, V * C, 1.0f);
+    float* Et = xmalloc(sizeof(float) * V * C, "E^T");
+    for (int v = 0; v < V; v++)
+        for (int c = 0; c < C; c++) Et[c * V + v] = E[v * C + c];
+    float* scratch = xmalloc(sizeof(float) * (matmul_scratch_floats(V, C) + 1), "scratch");
     float zeros_pe[C] = {0};
     for (int i = 0; i < V; i++) {
-        float one_hot[V] = {0}, product[C] = {0}, looked_up[C];
+        float one_hot[V] = {0}, product[C], looked_up[C];
         one_hot[i] = 1.0f;
-        gemm_accumulate(product, C, one_hot, V, 1, E, C, 1, C, V);  /* (1 x V) (V x C) */
+        matmul_forward(product, one_hot, Et, NULL, scratch, 1, V, C);  /* (1 x V) (V x C) */
         encoder_forward(looked_up, &i, E, zeros_pe, 1.0f, 1, 1, C);
         assert_memory_equal(product, looked_up, sizeof product);
     }
-    free(E);
+    free(E); free(Et); free(scratch);
 }
 
 /* One forward and backward of a tiny GPT on a batch that uses only some tokens. */

@@ -1,4 +1,7 @@
-/* attention.c: causal self-attention, forward and backward, in memory linear in T.
+/* fast/attention.c: causal self-attention, forward and backward, in memory
+ * linear in T. Must match kernels/reference/attention.c, the same passes one
+ * query row at a time (tests/test_kernels.c compares them); the dropout masks
+ * are the same elements' (attention.h).
  *
  * The T x T probability matrix of a head is never stored. Forward keeps two
  * floats per query row, the softmax's max and 1/sum; backward recomputes the
@@ -10,8 +13,8 @@
  * QB queries. A softmax over keys then runs down the rows, VEC queries side by
  * side in the lanes of one vector: the max, the sum and backward's dot product
  * are one chain per query in key order s = 0, 1, ..., t, with no sum across a
- * vector's lanes and no row-by-row remainders (with rows of keys, those were
- * half of attention forward's own time; forward is now 43% faster, backward 17%).
+ * vector's lanes and no row-by-row remainders (with rows of keys, those
+ * horizontal sums and remainders took half of the forward's time).
  *
  * Each (b, h) is one task that one thread runs from start to end: dk_s and dv_s
  * gather terms from every query t >= s in a fixed order, so the bits do not
@@ -27,8 +30,8 @@
 #include <string.h>
 
 #include "kernels/dropout.h"
-#include "kernels/matmul.h"
-#include "kernels/vmath.h"
+#include "kernels/fast/gemm.h"
+#include "kernels/fast/vmath.h"
 
 enum {
     VEC = 16,       /* queries side by side in a softmax pass: the floats of an AVX-512 vector */

@@ -1,4 +1,7 @@
-/* crossentropy.c: fused softmax + cross-entropy, forward and backward.
+/* fast/crossentropy.c: fused softmax + cross-entropy, forward and backward,
+ * through a vectorised exp and lane sums. Must match
+ * kernels/reference/crossentropy.c, the same formulas with libm's expf and
+ * sums in vocabulary order (tests/test_kernels.c compares them).
  *
  * p_v = e^(z_v - m) / S, with m = max_v z_v and S = sum_v e^(z_v - m): subtracting
  * the max keeps e^x from overflowing. The forward keeps (m, 1/S) per row and no
@@ -10,7 +13,7 @@
 #include <math.h>
 #include <stddef.h>
 
-#include "kernels/vmath.h"
+#include "kernels/fast/vmath.h"
 
 /* max_v z_v in SUM_LANES lanes: a max is exact, so any order gives the same value;
  * written as a > b ? a : b, the instruction x86's maxps is, so gcc vectorises it */

@@ -1,4 +1,6 @@
-/* gelu.c: GELU (tanh approximation), forward and backward.
+/* fast/gelu.c: GELU (tanh approximation), forward and backward, through one
+ * vectorised exp. Must match kernels/reference/gelu.c, the tanh formula as
+ * written (tests/test_kernels.c compares them).
  *
  * 0.5 x (1 + tanh(u)) is computed as x sigma(2u) = x / (1 + e^{-2u}): the same
  * function (1 + tanh(u) = 2 / (1 + e^{-2u})), but with one exp_approx that the
@@ -7,7 +9,7 @@
  * scalar remainder) an element goes through depends on its index alone. */
 #include "kernels/gelu.h"
 
-#include "kernels/vmath.h"
+#include "kernels/fast/vmath.h"
 
 #define GELU_SQRT_2_OVER_PI 0.7978845608028654f
 #define GELU_CUBIC 0.044715f

@@ -1,11 +1,14 @@
-/* layernorm.c: layer normalisation, forward and backward. */
+/* fast/layernorm.c: layer normalisation, forward and backward, with the sums
+ * of a row in vector lanes and, with AVX-512, 16 rows normalised side by side.
+ * Must match kernels/reference/layernorm.c, the same formulas with sums in
+ * channel order (tests/test_kernels.c compares them). */
 #include "kernels/layernorm.h"
 
 #include <math.h>
 #include <stddef.h>
 
-#include "kernels/matmul.h"
-#include "kernels/vmath.h"
+#include "kernels/fast/gemm.h"  /* transpose, for lane_totals */
+#include "kernels/fast/vmath.h"
 
 #ifdef __AVX512F__
 #include <immintrin.h>
@@ -157,7 +160,7 @@ void residual_layernorm_forward(float* res, float* out, float* mean, float* rstd
  * acc_g[j] = sum of g, acc_gx[j] = sum of round(g (x - m) s), each product
  * rounded before it is added. The portable loop leaves the fusing to the
  * compiler, and gcc had vectorised it across blocks of channels with every
- * lane added in order, one scalar add at a time (4x slower); its results are
+ * lane added in order, one scalar add at a time; its results are
  * these wherever it did so (n_embd a multiple of 128, every config here). The
  * *_round intrinsics are never fused into an FMA, as a plain multiply and add
  * may be under -ffp-contract=fast. Returns the channels done. */
@@ -180,7 +183,7 @@ static int row_sums_avx512(float acc_g[SUM_LANES], float acc_gx[SUM_LANES], cons
 
 /* dparams_channels below for one whole slice of SUM_LANES channels, the sums in
  * registers through all N rows instead of a load and a store of dweight and
- * dbias per row (2x faster at n_embd 128); the same operations, fused as gcc
+ * dbias per row; the same operations, fused as gcc
  * fuses the portable loop: dweight += (dout (x - m)) s as one FMA. */
 static void slice_sums_avx512(float* dweight, float* dbias, const float* dout, const float* inp, const float* mean,
                               const float* rstd, int N, int C, int c0) {

@@ -1,4 +1,7 @@
-/* matmul.c: register-tiled matrix products for the linear layers.
+/* fast/matmul.c: the linear layer through register-tiled matrix products.
+ * Must match kernels/reference/matmul.c, the same sums as plain loops
+ * (tests/test_kernels.c compares them): each output element here is the same
+ * chain of multiply-adds in the same order, only scheduled differently.
  *
  * Every linear product in the model is reduced to one kernel,
  * c += A b with b row-major: the inner loop then runs along contiguous rows
@@ -22,7 +25,8 @@
 #include <omp.h>
 #include <string.h>
 
-#include "kernels/vmath.h"
+#include "kernels/fast/gemm.h"
+#include "kernels/fast/vmath.h"
 
 #ifdef __AVX512F__
 #include <immintrin.h>
@@ -32,8 +36,7 @@ enum {
     MR = 8,    /* rows of a register tile */
     NR = 32,   /* columns of a register tile: two 16-float vectors */
     KC = 384,  /* reduction block: a KC x NR panel of b is 48 KiB, the L1 cache of Zen 5 and recent
-                * Intel cores; one block for n_embd 384 (medium 3.5-9% faster a step than at 256,
-                * baby 1-2%: docs/bench_notes.md) */
+                * Intel cores; one block for n_embd 384, so the panel is loaded once */
     MC = 128,  /* rows per block: MC x KC of A is 192 KiB, for the L2 cache */
     NB = 3,    /* panels per column block of an unpacked b (tile_origin): KC x NB*NR is 144 KiB,
                 * for the L2 cache */
@@ -48,7 +51,7 @@ typedef struct { int load_c; const float* row; } TileInit;
 /* c[0..mr) x [0..nr) (+)= A(0..mr, 0..K) b[0..K) x [0..nr); mr <= MR, nr <= NR.
  * Called with mr = MR (a constant) the row guards fold away: always_inline, since
  * gcc otherwise keeps one out-of-line copy with a compare and branch per row and
- * k (the full tiles ran 2-3% slower, docs/bench_notes.md). prefetch_b (a constant
+ * k. prefetch_b (a constant
  * at each call) asks for b's row k + B_AHEAD while row k is used. */
 static inline __attribute__((always_inline)) void tile(float* restrict c, int ldc, TileInit init, const float* restrict a, ptrdiff_t a_row,
                         ptrdiff_t a_col, const float* restrict b, int ldb, int K, int mr, int nr, int prefetch_b) {
@@ -138,10 +141,8 @@ typedef struct {
  * stay in L1 anyway, and the KC rows of all of b that a row block walks (0.6 to
  * 2.4 MB at n_embd 384) do not stay in L2 either: with column_blocks the walk
  * takes column blocks of NB panels instead, and within one each row tile across
- * the block's panels, so that KC x NB*NR of b stays in L2 while all of A passes
- * (medium's dweight products 7-9% faster, its step 5%; baby's the same:
- * docs/bench_notes.md). Inlined: as a call, which spills the caller's vector
- * registers, it cost baby's step 1-2%. */
+ * the block's panels, so that KC x NB*NR of b stays in L2 while all of A passes.
+ * Inlined: a call would spill the caller's vector registers. */
 static inline __attribute__((always_inline)) void tile_origin(const Gemm* g, int t, int* m0, int* n0) {
     int tiles_m = (g->M + MR - 1) / MR, tiles_n = (g->N + NR - 1) / NR;
     if (g->column_blocks) {
@@ -162,13 +163,12 @@ static inline __attribute__((always_inline)) void tile_origin(const Gemm* g, int
  * KC block of k. A tile starts by loading (or ends by storing) its MR rows of c,
  * which for a c larger than L2 come from memory: a chain of FMAs cannot start
  * before its accumulator arrives, so the next tile's rows are prefetched while
- * this one computes (medium's forward ran 18% faster with it, one thread).
+ * this one computes.
  * In the column walk the first row tile of a block is the first to read the
  * block's rows of b, which in a training step come from L3 or memory (dweight's b
  * is the layer's input, saved in the forward); the hardware does not fetch them
  * ahead fast enough, so that tile asks for its rows of b B_AHEAD ahead. The tiles
- * below it find them in L2, where a prefetch per k only costs issue slots (8-13%).
- * (Baby's dweight products with a cold input 4-15% faster: docs/bench_notes.md.) */
+ * below it find them in L2, where a prefetch per k would only cost issue slots. */
 static void tile_run(const Gemm* g, int t0, int t1) {
     for (int k0 = 0; k0 < g->K; k0 += KC) {
         int kc = g->K - k0 < KC ? g->K - k0 : KC;
@@ -277,8 +277,7 @@ static void transpose16(float* dst, int ldd, const float* src, int lds) {
 
 /* dst (cols, rows) = src (rows, cols)^T, row strides ldd and lds: whole 16 x 16
  * blocks in registers with AVX-512 (where the element loop stores each element
- * to another row of dst: the transposes had been a quarter of attention
- * forward's own time and 2.7% of a training step), the edges element by element. */
+ * to another row of dst, one cache line per element), the edges element by element. */
 void transpose(float* dst, int ldd, const float* src, int lds, int rows, int cols) {
     int r_blocks = 0, c_blocks = 0;
 #ifdef __AVX512F__
@@ -312,16 +311,6 @@ static void pack_panels(float* packed, const float* b, int ldb, int K, int N, in
         int nr = N - p * NR < NR ? N - p * NR : NR;
         for (int k = 0; k < K; k++) memcpy(panel + (size_t)k * NR, b + (size_t)k * ldb + p * NR, sizeof(float) * nr);
     }
-}
-
-void gemm_accumulate_naive(float* c, int ldc, const float* a, ptrdiff_t a_row, ptrdiff_t a_col,
-                           const float* b, int ldb, int M, int N, int K) {
-    for (int m = 0; m < M; m++)
-        for (int n = 0; n < N; n++) {
-            double acc = c[(size_t)m * ldc + n];
-            for (int k = 0; k < K; k++) acc += (double)a[m * a_row + k * a_col] * b[(size_t)k * ldb + n];
-            c[(size_t)m * ldc + n] = (float)acc;
-        }
 }
 
 void matmul_forward(float* out, const float* inp, const float* weight, const float* bias, float* scratch,

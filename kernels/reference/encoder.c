@@ -1,4 +1,12 @@
-/* encoder.c: embedding lookup + positional encoding, forward and backward. */
+/* reference/encoder.c: embedding lookup plus positions, forward and backward.
+ *
+ *   forward    x_t = s E[i_t] + PE_t            (s: embed_scale)
+ *   backward   dE[i_t] += s dx_t  for every position (a token seen twice gets both)
+ *              dPE_t   += sum over the batch of dx_t
+ *
+ * Both layers use this file: a lookup is a copy and its backward a sum per
+ * channel, with nothing for a tuned twin to gain.
+ */
 #include "kernels/encoder.h"
 
 #include <math.h>
@@ -6,6 +14,7 @@
 
 enum { CHANNEL_SLICE = 16 };  /* channels per unit of parallel work in the scatter */
 
+/* pe (T, C): PE[t][2i] = sin(t / 10000^(2i/C)), PE[t][2i+1] = cos(t / 10000^(2i/C)) */
 void sinusoidal_table(float* pe, int T, int C) {
     for (int t = 0; t < T; t++)
         for (int i = 0; i < C / 2; i++) {
@@ -15,6 +24,7 @@ void sinusoidal_table(float* pe, int T, int C) {
         }
 }
 
+/* out (B,T,C) overwritten; inp (B,T) token ids; wte (V,C); pe (T_max,C). */
 void encoder_forward(float* out, const int* inp, const float* wte, const float* pe,
                      float embed_scale, int B, int T, int C) {
     #pragma omp parallel for schedule(static)
@@ -26,6 +36,7 @@ void encoder_forward(float* out, const int* inp, const float* wte, const float* 
     }
 }
 
+/* dwte (V,C) +=; dwpe (T_max,C) += or NULL; dout (B,T,C); inp (B,T). */
 void encoder_backward(float* dwte, float* dwpe, const float* dout, const int* inp,
                       float embed_scale, int B, int T, int C) {
     /* The lookup's gradient is a sparse scatter: only the rows of tokens present in

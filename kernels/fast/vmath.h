@@ -1,4 +1,5 @@
-/* vmath.h: e^x and row sums in forms the compiler can vectorise.
+/* vmath.h: e^x and row sums in forms the compiler can vectorise. Private to
+ * the fast layer (kernels/fast/); the reference layer uses libm's expf.
  *
  * glibc's expf and tanhf are scalar calls, and GCC only swaps in vector versions
  * under -ffast-math (which this project does not use: it would reorder sums).
@@ -10,8 +11,8 @@
  * only on x: bit-identical however a loop is split over threads or vector lanes.
  * exp16 is the same function on an AVX-512 vector, for kernels written with
  * intrinsics (attention's softmax). */
-#ifndef VMATH_H
-#define VMATH_H
+#ifndef FAST_VMATH_H
+#define FAST_VMATH_H
 
 #include <math.h>
 #include <stdint.h>
@@ -33,8 +34,8 @@ static inline float exp_approx(float x) {
     /* x clamped to [EXP_MIN_ARG, EXP_MAX_ARG] (NaN stays NaN) by selecting bits
      * through masks: written as x < lo ? lo : x, gcc keeps a branch (no min/max
      * instruction without -ffinite-math-only), threads the rest of the function
-     * along each side, and the vector loops then carry every path under masks
-     * (exp 15%, GELU forward 12% slower; the same results for all 2^32 inputs) */
+     * along each side, and the vector loops then carry every path under masks,
+     * which is slower; the masks give the same results for all 2^32 inputs */
     union { float f; uint32_t u; } in = {.f = x}, lo = {.f = EXP_MIN_ARG}, hi = {.f = EXP_MAX_ARG};
     uint32_t below = -(uint32_t)(x < EXP_MIN_ARG), above = -(uint32_t)(x > EXP_MAX_ARG);
     in.u = (in.u & ~(below | above)) | (lo.u & below) | (hi.u & above);

@@ -1,4 +1,12 @@
-/* dropout.c: inverted dropout, forward and backward (see dropout.h). */
+/* reference/dropout.c: inverted dropout, forward and backward (dropout.h).
+ *
+ *   forward    y_i = mask_i x_i / (1 - p)      mask_i = dropout_keep(key, i, threshold)
+ *   backward   dx_i = mask_i dy_i / (1 - p)
+ *
+ * Both layers use this file: one multiply per element. Attention applies the
+ * same masks to its probabilities itself (attention.h), from the same
+ * dropout_keep.
+ */
 #include "kernels/dropout.h"
 
 uint64_t dropout_key(uint64_t seed, long step, int layer, DropoutSite site) {
@@ -6,7 +14,7 @@ uint64_t dropout_key(uint64_t seed, long step, int layer, DropoutSite site) {
     return mix64(mix64(mix64(seed ^ 0xD50F0D50F0D50F0DULL) + (uint64_t)step) + (uint64_t)layer * 8u + site);
 }
 
-/* Forward and backward are the same map: multiply by mask / (1-p). */
+/* x (N) in place: forward and backward are the same map, a multiply by mask / (1-p). */
 static void apply_mask(float* x, size_t N, float p, uint64_t key) {
     if (p <= 0.0f) return;
     uint32_t threshold = dropout_threshold(p);
