@@ -14,45 +14,25 @@ The final weights are not compared: AdamW divides a gradient by its own size,
 so a gradient of nearly 0 in both dumps can step either way.
 Prints one line per tensor, and a last line FAIL ... or OK; exits 1 on a failure.
 
-Usage: /usr/bin/python3 tests/compare_dumps.py DUMP_A DUMP_B
+Usage: /usr/bin/python3 tests/compare_dumps.py DUMP_A DUMP_B    (numpy)
 """
-import struct
+import os
 import sys
+
+import numpy as np
+
+sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
+from dump_io import read_dump  # noqa: E402
 
 TOL = 1e-5
 STEP_TOL = 1e-5
-DTYPES = {0: ("f", 4), 1: ("i", 4), 2: ("d", 8)}
-
-
-def read_dump(path):
-    """{name: tuple of values} for every record before "end"."""
-    with open(path, "rb") as f:
-        buf = f.read()
-    if buf[:8] != b"GPTPAR01" or struct.unpack_from("<i", buf, 8)[0] != 1:
-        raise SystemExit(f"FAIL {path}: not a parity dump in this byte order")
-    pos, records = 12, {}
-    while True:
-        (name_len,) = struct.unpack_from("<I", buf, pos)
-        name = buf[pos + 4:pos + 4 + name_len].decode()
-        pos += 4 + name_len
-        dtype, ndim = struct.unpack_from("<ii", buf, pos)
-        dims = struct.unpack_from(f"<{ndim}i", buf, pos + 8)
-        pos += 8 + 4 * ndim
-        count = 1
-        for d in dims:
-            count *= d
-        code, size = DTYPES[dtype]
-        values = struct.unpack_from(f"<{count}{code}", buf, pos)
-        pos += count * size
-        if name == "end":
-            return records
-        records[name] = values
 
 
 def relative_max_diff(a, b):
     """max|a - b| / max|b| over a tensor (0 when both are all zeros, or empty: an absent tensor)"""
-    diff = max((abs(x - y) for x, y in zip(a, b)), default=0.0)
-    scale = max((abs(y) for y in b), default=0.0)
+    a, b = np.asarray(a, np.float64).ravel(), np.asarray(b, np.float64).ravel()
+    diff = float(np.max(np.abs(a - b))) if a.size else 0.0
+    scale = float(np.max(np.abs(b))) if b.size else 0.0
     return diff / scale if scale > 0 else (0.0 if diff == 0 else float("inf"))
 
 
@@ -70,16 +50,16 @@ def main():
             continue
         if kind in ("fixed", "grad") and not name.endswith(("inputs", "targets")):
             r = relative_max_diff(a[name], b[name])
-            print(f"  {name:<28} {len(a[name]):7d} values, max|diff| / max|ref| {r:.2e}")
+            print(f"  {name:<28} {a[name].size:7d} values, max|diff| / max|ref| {r:.2e}")
             if not r <= TOL:
                 failures.append(f"{name}: {r:.2e} > {TOL}")
         elif kind == "step" and name.endswith(("/loss", "/grad_norm", "/grad_norm_clipped")):
             r = relative_max_diff(a[name], b[name])
             if name.endswith("/loss"):
-                print(f"  {name:<28} {a[name][0]:.7f} {b[name][0]:.7f}, relative diff {r:.2e}")
+                print(f"  {name:<28} {float(a[name].ravel()[0]):.7f} {float(b[name].ravel()[0]):.7f}, relative diff {r:.2e}")
             if not r <= STEP_TOL:
                 failures.append(f"{name}: {r:.2e} > {STEP_TOL}")
-        elif a[name] != b[name]:  # no kernel in between: the same bits
+        elif a[name].shape != b[name].shape or a[name].tobytes() != b[name].tobytes():  # no kernel in between: the same bits
             failures.append(f"{name}: differs, but no kernel computes it")
     for f in failures:
         print(f"  {f}")

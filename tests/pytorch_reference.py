@@ -23,7 +23,6 @@ Usage: /usr/bin/python3 tests/pytorch_reference.py DUMP [--no-float64]
 import argparse
 import math
 import os
-import struct
 import sys
 
 import numpy as np
@@ -31,14 +30,14 @@ import torch
 
 sys.path.insert(0, os.path.join(os.path.dirname(os.path.abspath(__file__)), "..", "scripts"))
 from torch_gpt import GPT, get_lr, tensor_map  # noqa: E402  (the model itself)
+sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
+from dump_io import read_dump  # noqa: E402
 
 TOL = 1e-5           # per-tensor relative max difference on the fixed batch (the issue's bar)
 STEP_LOSS_TOL = 1e-5  # relative difference of each training step's loss, see check_training
 STEP_NORM_TOL = 1e-5  # relative difference of each step's gradient norm (before and after clipping)
 TINY = 1e-30          # keeps the metric finite for an all-zero reference tensor
 
-MAGIC = b"GPTPAR01"
-DTYPES = {0: np.float32, 1: np.int32, 2: np.float64}
 # C tensor names in memory order; per-layer tensors are stacked over n_layer in the dump
 LAYER_TENSORS = ["ln1w", "ln1b", "qkvw", "qkvb", "attprojw", "attprojb",
                  "ln2w", "ln2b", "fcw", "fcb", "fcprojw", "fcprojb"]
@@ -46,42 +45,7 @@ ALL_TENSORS = ["wte", "wpe"] + LAYER_TENSORS + ["lnfw", "lnfb", "lm_head"]
 
 
 # ---------------------------------------------------------------------------
-# the dump
-
-def read_dump(path):
-    """All records of a dump as {name: numpy array}; scalars come back 0-d.
-    A short, corrupt or foreign file stops the run with a FAIL line."""
-    with open(path, "rb") as f:
-        buf = f.read()
-    if buf[:8] != MAGIC:
-        raise SystemExit(f"FAIL {path}: not a parity dump (magic {buf[:8]!r})")
-    if struct.unpack_from("<i", buf, 8)[0] != 1:
-        raise SystemExit(f"FAIL {path}: written with another byte order")
-    pos, records = 12, {}
-    try:
-        while True:
-            (name_len,) = struct.unpack_from("<I", buf, pos)
-            name = buf[pos + 4:pos + 4 + name_len].decode()
-            pos += 4 + name_len
-            dtype, ndim = struct.unpack_from("<ii", buf, pos)
-            dims = struct.unpack_from(f"<{ndim}i", buf, pos + 8)
-            pos += 8 + 4 * ndim
-            dt = np.dtype(DTYPES[dtype])
-            count = int(np.prod(dims)) if ndim else 1
-            if pos + count * dt.itemsize > len(buf):
-                raise ValueError(f"record {name!r} runs past the end")
-            arr = np.frombuffer(buf, dtype=dt, count=count, offset=pos).reshape(dims).copy()
-            pos += count * dt.itemsize
-            if name == "end":
-                break
-            records[name] = arr
-    except (struct.error, ValueError, KeyError, UnicodeDecodeError) as e:
-        raise SystemExit(f"FAIL {path}: truncated or corrupt after {len(records)} records ({e})")
-    if int(arr) != len(records) or pos != len(buf):
-        raise SystemExit(f"FAIL {path}: {len(records)} records, the end record says {int(arr)}; "
-                         f"{len(buf) - pos} bytes after it")
-    return records
-
+# the model of the dump
 
 def build_model(rec, dtype):
     cfg = lambda k: rec["config/" + k].item()

@@ -331,32 +331,3 @@ void attention_backward(float* dqkv, float* scratch, const float* dout, const fl
         }
     }
 }
-
-void attention_decode(float* out, float* scores, const float* q, const float* k_cache, const float* v_cache,
-                      int n_ctx, int C, int NH) {
-    /* the same three passes as attention_forward, for its last query row: the
-     * cache spares recomputing the keys and values of earlier positions */
-    int hs = C / NH;
-    float scale = 1.0f / sqrtf((float)hs);
-    for (int h = 0; h < NH; h++) {
-        const float* qh = q + h * hs;
-        float amax = -INFINITY;
-        for (int s = 0; s < n_ctx; s++) {
-            const float* k = k_cache + (size_t)s * C + h * hs;
-            float dot = 0.0f;
-            for (int i = 0; i < hs; i++) dot += qh[i] * k[i];
-            scores[s] = dot * scale;
-            if (scores[s] > amax) amax = scores[s];
-        }
-        float sum = 0.0f;
-        for (int s = 0; s < n_ctx; s++) { scores[s] = expf(scores[s] - amax); sum += scores[s]; }
-        float inv = 1.0f / sum;
-        float* o = out + h * hs;
-        memset(o, 0, sizeof(float) * hs);
-        for (int s = 0; s < n_ctx; s++) {
-            const float* v = v_cache + (size_t)s * C + h * hs;
-            float w = scores[s] * inv;
-            for (int i = 0; i < hs; i++) o[i] += w * v[i];
-        }
-    }
-}
