@@ -13,6 +13,8 @@
 #                   (mpirun -np N ./train CONFIG; docs/mpi.md); `make MPI=1 test` tests it
 #   make KERNELS=reference   build every program on the plain-loop reference
 #                   kernels alone (kernels/reference/) instead of the fast ones
+#   make cross-test build for aarch64 (NEON) and run the kernel, model and training
+#                   tests and a short training run under qemu-aarch64 (docs/testing.md)
 
 CC ?= gcc
 # -O3 -march=native: vectorise the kernels for this CPU (AVX-512 where present).
@@ -264,11 +266,12 @@ fuzz-run: $(FUZZ_BINS)
 # ---------------------------------------------------------------------------
 # make cross-test: the programs and the kernel, model and training tests built for
 # aarch64 (NEON) by the cross compiler and run under qemu-aarch64 (user-mode
-# emulation), one thread; a 20-step training run that must learn; and objdump's
-# word that the matmul tile is NEON fmla on v*.4s (tests/cross_test.sh,
-# docs/testing.md). scripts/install_cross_deps.sh installs the toolchain.
-# Objects go to build/aarch64/ (beside nothing of the host build's), each source
-# compiled once; the kernels are always the fast layer. No SentencePiece (SPM=0).
+# emulation; one thread, 2 to 4 in the thread checks); a 20-step training run that
+# must learn; objdump's word that the matmul tile is NEON fmla on v*.4s
+# (tests/cross_test.sh, docs/testing.md). scripts/install_cross_deps.sh installs the
+# toolchain. Objects go to build/aarch64/, away from the host build's, each source
+# compiled once and remembering its flags; the fast kernel layer (and a
+# reference/train on the reference layer alone); no SentencePiece (as SPM=0).
 #   make cross-test                               install what is missing, build, run
 #   make cross-build                              build only
 #   make cross-test CROSS_OPTFLAGS="-O3 -mcpu=neoverse-n1 ..."   another target CPU
