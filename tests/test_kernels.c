@@ -793,14 +793,32 @@ static void test_fast_gelu_matches_reference(void** state) {
     }
 }
 
+/* A float's place in the order of floats as an integer: the next float up has the
+ * next integer (-0 and +0 are both 0, and the one after -0 is the least positive
+ * float, as nextafterf goes). float_at is its inverse. */
+static int32_t float_rank(float x) {
+    uint32_t u;
+    memcpy(&u, &x, sizeof u);
+    return u >> 31 ? -(int32_t)(u & 0x7FFFFFFFu) : (int32_t)u;
+}
+static float float_at(int32_t rank) {
+    uint32_t u = rank < 0 ? 0x80000000u | (uint32_t)-rank : (uint32_t)rank;
+    float x;
+    memcpy(&x, &u, sizeof x);
+    return x;
+}
+
 /* exp_approx (the fast layer's e^x, kernels/fast/vmath.h) against exp in double
  * over float's whole useful range (every 61st float from -87 to 88): within
- * 2 ulp, and clamped rather than inf or NaN outside. */
+ * 2 ulp, and clamped rather than inf or NaN outside. The floats are counted by
+ * rank, not walked one by one with nextafterf: the same 37 million inputs, without
+ * 2.2 billion calls in between (two minutes of them under qemu, make cross-test). */
 static void test_exp_approx_is_within_2_ulp(void** state) {
     double worst = 0.0;
-    long n = 0;
-    for (float x = -87.0f; x <= 88.0f; x = nextafterf(x, INFINITY)) {
-        if (n++ % 61) continue;
+    assert_true(float_at(float_rank(-87.0f)) == -87.0f && float_rank(nextafterf(-0.0f, INFINITY)) == 1 &&
+                float_rank(nextafterf(88.0f, 0.0f)) == float_rank(88.0f) - 1);
+    for (int32_t r = float_rank(-87.0f); r <= float_rank(88.0f); r += 61) {
+        float x = float_at(r);
         double ref = exp((double)x), rel = fabs(exp_approx(x) - ref) / ref;
         if (rel > worst) worst = rel;
     }
