@@ -26,6 +26,7 @@
 #include <string.h>
 
 #include "kernels/fast/gemm.h"
+#include "kernels/fast/simd.h"
 #include "kernels/fast/vmath.h"
 
 #ifdef __AVX512F__
@@ -33,92 +34,56 @@
 #endif
 
 enum {
-    MR = 8,    /* rows of a register tile */
-    NR = 32,   /* columns of a register tile: two 16-float vectors */
-    KC = 384,  /* reduction block: a KC x NR panel of b is 48 KiB, the L1 cache of Zen 5 and recent
-                * Intel cores; one block for n_embd 384, so the panel is loaded once */
+    MR = TILE_MR,         /* rows of a register tile (simd.h: from the register count) */
+    NR = TILE_NV * VLEN,  /* columns of a register tile: TILE_NV vectors */
+    KC = 384,  /* reduction block: a KC x NR panel of b is 48 KiB at NR = 32 (AVX-512), the L1 cache
+                * of Zen 5 and recent Intel cores, 24 KiB at NR = 16 (AVX2); one block for n_embd 384 */
     MC = 128,  /* rows per block: MC x KC of A is 192 KiB, for the L2 cache */
-    NB = 3,    /* panels per column block of an unpacked b (tile_origin): KC x NB*NR is 144 KiB,
-                * for the L2 cache */
-    B_AHEAD = 16, /* rows of b a prefetching tile asks for ahead of its loads (tile_run) */
+    NB = (96 + NR - 1) / NR,  /* panels per column block of an unpacked b (tile_origin): KC x 96
+                               * columns is 144 KiB, for the L2 cache */
+    B_AHEAD = 16,     /* rows of b a prefetching tile asks for ahead of its loads (tile_run) */
+    LINE_FLOATS = 16, /* floats per 64-byte cache line: one prefetch each */
 };
 
 /* How a tile's accumulators start when k0 = 0: from c (c += A B), or from a row
  * vector broadcast down the rows, zero if NULL (c = bias + A B, nothing to read). */
 typedef struct { int load_c; const float* row; } TileInit;
 
-#ifdef __AVX512F__
-/* c[0..mr) x [0..nr) (+)= A(0..mr, 0..K) b[0..K) x [0..nr); mr <= MR, nr <= NR.
- * Called with mr = MR (a constant) the row guards fold away: always_inline, since
- * gcc otherwise keeps one out-of-line copy with a compare and branch per row and
- * k. prefetch_b (a constant
- * at each call) asks for b's row k + B_AHEAD while row k is used. */
-static inline __attribute__((always_inline)) void tile(float* restrict c, int ldc, TileInit init, const float* restrict a, ptrdiff_t a_row,
-                        ptrdiff_t a_col, const float* restrict b, int ldb, int K, int mr, int nr, int prefetch_b) {
-    __mmask16 m0 = nr >= 16 ? 0xFFFF : (__mmask16)((1u << nr) - 1);
-    __mmask16 m1 = nr <= 16 ? 0 : nr >= 32 ? 0xFFFF : (__mmask16)((1u << (nr - 16)) - 1);
-    __m512 acc[MR][2];
-    __m512 r0 = init.row ? _mm512_maskz_loadu_ps(m0, init.row) : _mm512_setzero_ps();
-    __m512 r1 = init.row ? _mm512_maskz_loadu_ps(m1, init.row + 16) : _mm512_setzero_ps();
-    #pragma GCC unroll 8
-    for (int i = 0; i < MR; i++) {
-        acc[i][0] = init.load_c && i < mr ? _mm512_maskz_loadu_ps(m0, c + (size_t)i * ldc) : r0;
-        acc[i][1] = init.load_c && i < mr ? _mm512_maskz_loadu_ps(m1, c + (size_t)i * ldc + 16) : r1;
-    }
+/* c[0..mr) x [0..NR) (+)= A(0..mr, 0..K) b[0..K) x [0..NR); mr <= MR. Every row
+ * of b and c has NR floats to read and write: the ragged right edge of a
+ * product comes here through padded copies (edge_tile). Called with mr = MR (a
+ * constant) the row guards fold away: always_inline, since gcc otherwise keeps
+ * one out-of-line copy with a compare and branch per row and k. prefetch_b (a
+ * constant at each call) asks for b's row k + B_AHEAD while row k is used. */
+static inline __attribute__((always_inline)) void tile(float* restrict c, int ldc, TileInit init,
+                                                       const float* restrict a, ptrdiff_t a_row, ptrdiff_t a_col,
+                                                       const float* restrict b, int ldb, int K, int mr, int prefetch_b) {
+    vf acc[MR][TILE_NV], r[TILE_NV];
+    for (int v = 0; v < TILE_NV; v++) r[v] = init.row ? vload(init.row + v * VLEN) : vzero();
+    #pragma GCC unroll 16
+    for (int i = 0; i < MR; i++)
+        for (int v = 0; v < TILE_NV; v++)
+            acc[i][v] = init.load_c && i < mr ? vload(c + (size_t)i * ldc + v * VLEN) : r[v];
     for (int k = 0; k < K; k++) {
         const float* brow = b + (size_t)k * ldb;
-        if (prefetch_b && k + B_AHEAD < K) {
-            __builtin_prefetch(brow + (size_t)B_AHEAD * ldb);
-            __builtin_prefetch(brow + (size_t)B_AHEAD * ldb + NR / 2);
-        }
-        __m512 b0 = _mm512_maskz_loadu_ps(m0, brow), b1 = _mm512_maskz_loadu_ps(m1, brow + 16);
+        if (prefetch_b && k + B_AHEAD < K)
+            for (int j = 0; j < NR; j += LINE_FLOATS) __builtin_prefetch(brow + (size_t)B_AHEAD * ldb + j);
+        vf bk[TILE_NV];
+        for (int v = 0; v < TILE_NV; v++) bk[v] = vload(brow + v * VLEN);
         const float* ak = a + k * a_col;
-        #pragma GCC unroll 8
+        #pragma GCC unroll 16
         for (int i = 0; i < MR; i++) {
             if (i < mr) {
-                __m512 ai = _mm512_set1_ps(ak[i * a_row]);
-                acc[i][0] = _mm512_fmadd_ps(ai, b0, acc[i][0]);
-                acc[i][1] = _mm512_fmadd_ps(ai, b1, acc[i][1]);
+                vf ai = vsplat(ak[i * a_row]);
+                for (int v = 0; v < TILE_NV; v++) acc[i][v] = vfma(ai, bk[v], acc[i][v]);
             }
         }
     }
-    #pragma GCC unroll 8
-    for (int i = 0; i < MR; i++) {
-        if (i < mr) {
-            _mm512_mask_storeu_ps(c + (size_t)i * ldc, m0, acc[i][0]);
-            _mm512_mask_storeu_ps(c + (size_t)i * ldc + 16, m1, acc[i][1]);
-        }
-    }
+    #pragma GCC unroll 16
+    for (int i = 0; i < MR; i++)
+        if (i < mr)
+            for (int v = 0; v < TILE_NV; v++) vstore(c + (size_t)i * ldc + v * VLEN, acc[i][v]);
 }
-#else
-/* The portable tile: the same chains of a*b+c (fused under -ffp-contract=fast). */
-static inline void tile(float* restrict c, int ldc, TileInit init, const float* restrict a, ptrdiff_t a_row,
-                        ptrdiff_t a_col, const float* restrict b, int ldb, int K, int mr, int nr, int prefetch_b) {
-    float acc[MR][NR];
-    for (int i = 0; i < mr; i++)
-        for (int j = 0; j < nr; j++)
-            acc[i][j] = init.load_c ? c[(size_t)i * ldc + j] : init.row ? init.row[j] : 0.0f;
-    if (mr == MR && nr == NR) {
-        for (int k = 0; k < K; k++) {
-            const float* brow = b + (size_t)k * ldb;
-            if (prefetch_b && k + B_AHEAD < K) {
-                __builtin_prefetch(brow + (size_t)B_AHEAD * ldb);
-                __builtin_prefetch(brow + (size_t)B_AHEAD * ldb + NR / 2);
-            }
-            for (int i = 0; i < MR; i++) {
-                float aik = a[i * a_row + k * a_col];
-                for (int j = 0; j < NR; j++) acc[i][j] += aik * brow[j];
-            }
-        }
-    } else {
-        for (int i = 0; i < mr; i++)
-            for (int j = 0; j < nr; j++)
-                for (int k = 0; k < K; k++) acc[i][j] += a[i * a_row + k * a_col] * b[(size_t)k * ldb + j];
-    }
-    for (int i = 0; i < mr; i++)
-        for (int j = 0; j < nr; j++) c[(size_t)i * ldc + j] = acc[i][j];
-}
-#endif
 
 /* One product for tile_run: c (+)= A B with A(m,k) = a[m*a_row + k*a_col] and B
  * either row-major (row stride ldb) or, when `packed`, stored panel by panel:
@@ -170,6 +135,10 @@ static inline __attribute__((always_inline)) void tile_origin(const Gemm* g, int
  * ahead fast enough, so that tile asks for its rows of b B_AHEAD ahead. The tiles
  * below it find them in L2, where a prefetch per k would only cost issue slots. */
 static void tile_run(const Gemm* g, int t0, int t1) {
+    /* the right edge's padded copies (see below): b's kc x nr block for (edge_n0, edge_k0) */
+    float edge_c[MR * NR], edge_row[NR];
+    float edge_b[KC * NR];
+    int edge_n0 = -1, edge_k0 = -1;
     for (int k0 = 0; k0 < g->K; k0 += KC) {
         int kc = g->K - k0 < KC ? g->K - k0 : KC;
         int next_m0 = 0, next_n0 = 0;
@@ -179,20 +148,47 @@ static void tile_run(const Gemm* g, int t0, int t1) {
             if (t + 1 < t1) {
                 tile_origin(g, t + 1, &next_m0, &next_n0);
                 const float* next_c = g->c + (size_t)next_m0 * g->ldc + next_n0;
-                for (int i = 0; i < MR && next_m0 + i < g->M; i++) {
-                    __builtin_prefetch(next_c + (size_t)i * g->ldc, 1);
-                    __builtin_prefetch(next_c + (size_t)i * g->ldc + NR / 2, 1);
-                }
+                for (int i = 0; i < MR && next_m0 + i < g->M; i++)
+                    for (int j = 0; j < NR; j += LINE_FLOATS) __builtin_prefetch(next_c + (size_t)i * g->ldc + j, 1);
             }
             int mr = g->M - m0 < MR ? g->M - m0 : MR, nr = g->N - n0 < NR ? g->N - n0 : NR;
             const float* bt = g->packed ? g->b + (size_t)n0 * g->K + (size_t)k0 * NR : g->b + (size_t)k0 * g->ldb + n0;
-            int ldb = g->packed ? NR : g->ldb;
+            int ldb = g->packed ? NR : g->ldb, ldc = g->ldc;
             TileInit init = {.load_c = g->load_c || k0 > 0, .row = g->init_row ? g->init_row + n0 : NULL};
             float* ct = g->c + (size_t)m0 * g->ldc + n0;
             const float* at = g->a + m0 * g->a_row + k0 * g->a_col;
-            if (g->column_blocks && m0 == 0) tile(ct, g->ldc, init, at, g->a_row, g->a_col, bt, ldb, kc, mr, nr, 1);
-            else if (mr == MR) tile(ct, g->ldc, init, at, g->a_row, g->a_col, bt, ldb, kc, MR, nr, 0);
-            else tile(ct, g->ldc, init, at, g->a_row, g->a_col, bt, ldb, kc, mr, nr, 0);
+            /* The ragged right edge, nr < NR: the tile runs on copies padded with
+             * zeros to NR columns, of c's rows, of the initial row and, unless b
+             * is packed (its panels are padded already), of b's block, which the
+             * tiles below in the same panel reuse. The same chains of FMAs as
+             * everywhere else; the padding columns are computed and dropped. */
+            if (nr < NR) {
+                memset(edge_c, 0, sizeof edge_c);
+                if (init.load_c)
+                    for (int i = 0; i < mr; i++) memcpy(edge_c + i * NR, ct + (size_t)i * ldc, sizeof(float) * nr);
+                if (init.row) {
+                    memset(edge_row, 0, sizeof edge_row);
+                    memcpy(edge_row, init.row, sizeof(float) * nr);
+                    init.row = edge_row;
+                }
+                if (!g->packed) {
+                    if (edge_n0 != n0 || edge_k0 != k0) {
+                        for (int k = 0; k < kc; k++) {
+                            memcpy(edge_b + k * NR, bt + (size_t)k * ldb, sizeof(float) * nr);
+                            memset(edge_b + k * NR + nr, 0, sizeof(float) * (NR - nr));
+                        }
+                        edge_n0 = n0, edge_k0 = k0;
+                    }
+                    bt = edge_b, ldb = NR;
+                }
+                ct = edge_c, ldc = NR;
+            }
+            if (g->column_blocks && m0 == 0) tile(ct, ldc, init, at, g->a_row, g->a_col, bt, ldb, kc, mr, 1);
+            else if (mr == MR) tile(ct, ldc, init, at, g->a_row, g->a_col, bt, ldb, kc, MR, 0);
+            else tile(ct, ldc, init, at, g->a_row, g->a_col, bt, ldb, kc, mr, 0);
+            if (nr < NR)
+                for (int i = 0; i < mr; i++)
+                    memcpy(g->c + (size_t)(m0 + i) * g->ldc + n0, edge_c + i * NR, sizeof(float) * nr);
         }
     }
 }
@@ -296,7 +292,10 @@ void transpose(float* dst, int ldd, const float* src, int lds, int rows, int col
 static void pack_transposed(float* packed, const float* weight, int C, int OC, int p0, int p1) {
     for (int p = p0; p < p1; p++) {
         int nr = OC - p * NR < NR ? OC - p * NR : NR;
-        transpose(packed + (size_t)p * C * NR, NR, weight + (size_t)p * NR * C, C, nr, C);
+        float* panel = packed + (size_t)p * C * NR;
+        transpose(panel, NR, weight + (size_t)p * NR * C, C, nr, C);
+        if (nr < NR)  /* the last panel padded with zeros: the tile reads NR columns */
+            for (int k = 0; k < C; k++) memset(panel + (size_t)k * NR + nr, 0, sizeof(float) * (NR - nr));
     }
 }
 
@@ -309,7 +308,10 @@ static void pack_panels(float* packed, const float* b, int ldb, int K, int N, in
     for (int p = p0; p < p1; p++) {
         float* panel = packed + (size_t)p * K * NR;
         int nr = N - p * NR < NR ? N - p * NR : NR;
-        for (int k = 0; k < K; k++) memcpy(panel + (size_t)k * NR, b + (size_t)k * ldb + p * NR, sizeof(float) * nr);
+        for (int k = 0; k < K; k++) {
+            memcpy(panel + (size_t)k * NR, b + (size_t)k * ldb + p * NR, sizeof(float) * nr);
+            memset(panel + (size_t)k * NR + nr, 0, sizeof(float) * (NR - nr));  /* padding, as above */
+        }
     }
 }
 
