@@ -13,12 +13,14 @@
  * an element's bits.
  *
  * Threads take contiguous runs of tiles (in the cache-friendly order of
- * tile_run) and never split a reduction. With AVX-512 (-march=native on a CPU that has it)
- * the tile is written with intrinsics: 8 rows x 32 columns = 16 zmm accumulators,
- * enough to keep both FMA pipes busy; ragged edges use the same code with
- * masked loads and stores. Elsewhere a plain C tile that the compiler vectorises.
- * The forward's b = W^T is first copied into panels of NR columns (packing, as
- * BLAS libraries do), so that the tile always streams contiguous rows.
+ * tile_run) and never split a reduction. The tile is written once, over the
+ * vectors of kernels/fast/simd.h, which also sizes it from the target's
+ * register file (AVX-512: 8 rows x 2 zmm = 16 accumulators; AVX2: 6 x 2 ymm =
+ * 12; NEON: 8 x 3 q registers), so the accumulators never spill. Ragged right
+ * edges run the same tile one vector wide, the last partial vector on
+ * zero-padded copies (edge_tile). The forward's b = W^T is first copied into
+ * panels of NR columns (packing, as BLAS libraries do), so that the tile always
+ * streams contiguous rows.
  */
 #include "kernels/matmul.h"
 
@@ -49,40 +51,40 @@ enum {
  * vector broadcast down the rows, zero if NULL (c = bias + A B, nothing to read). */
 typedef struct { int load_c; const float* row; } TileInit;
 
-/* c[0..mr) x [0..NR) (+)= A(0..mr, 0..K) b[0..K) x [0..NR); mr <= MR. Every row
- * of b and c has NR floats to read and write: the ragged right edge of a
- * product comes here through padded copies (edge_tile). Called with mr = MR (a
- * constant) the row guards fold away: always_inline, since gcc otherwise keeps
- * one out-of-line copy with a compare and branch per row and k. prefetch_b (a
- * constant at each call) asks for b's row k + B_AHEAD while row k is used. */
+/* c[0..mr) x [0..nv*VLEN) (+)= A(0..mr, 0..K) b[0..K) x [0..nv*VLEN); mr <= MR,
+ * nv <= TILE_NV vectors: a whole tile is nv = TILE_NV, the ragged right edge
+ * narrower (edge_tile). Called with constant mr = MR and nv the guards fold
+ * away: always_inline, since gcc otherwise keeps one out-of-line copy with a
+ * compare and branch per row and k. prefetch_b (a constant at each call) asks
+ * for b's row k + B_AHEAD while row k is used. */
 static inline __attribute__((always_inline)) void tile(float* restrict c, int ldc, TileInit init,
                                                        const float* restrict a, ptrdiff_t a_row, ptrdiff_t a_col,
-                                                       const float* restrict b, int ldb, int K, int mr, int prefetch_b) {
+                                                       const float* restrict b, int ldb, int K, int mr, int nv,
+                                                       int prefetch_b) {
     vf acc[MR][TILE_NV], r[TILE_NV];
-    for (int v = 0; v < TILE_NV; v++) r[v] = init.row ? vload(init.row + v * VLEN) : vzero();
+    for (int v = 0; v < nv; v++) r[v] = init.row ? vload(init.row + v * VLEN) : vzero();
     #pragma GCC unroll 16
     for (int i = 0; i < MR; i++)
-        for (int v = 0; v < TILE_NV; v++)
-            acc[i][v] = init.load_c && i < mr ? vload(c + (size_t)i * ldc + v * VLEN) : r[v];
+        for (int v = 0; v < nv; v++) acc[i][v] = init.load_c && i < mr ? vload(c + (size_t)i * ldc + v * VLEN) : r[v];
     for (int k = 0; k < K; k++) {
         const float* brow = b + (size_t)k * ldb;
         if (prefetch_b && k + B_AHEAD < K)
-            for (int j = 0; j < NR; j += LINE_FLOATS) __builtin_prefetch(brow + (size_t)B_AHEAD * ldb + j);
+            for (int j = 0; j < nv * VLEN; j += LINE_FLOATS) __builtin_prefetch(brow + (size_t)B_AHEAD * ldb + j);
         vf bk[TILE_NV];
-        for (int v = 0; v < TILE_NV; v++) bk[v] = vload(brow + v * VLEN);
+        for (int v = 0; v < nv; v++) bk[v] = vload(brow + v * VLEN);
         const float* ak = a + k * a_col;
         #pragma GCC unroll 16
         for (int i = 0; i < MR; i++) {
             if (i < mr) {
                 vf ai = vsplat(ak[i * a_row]);
-                for (int v = 0; v < TILE_NV; v++) acc[i][v] = vfma(ai, bk[v], acc[i][v]);
+                for (int v = 0; v < nv; v++) acc[i][v] = vfma(ai, bk[v], acc[i][v]);
             }
         }
     }
     #pragma GCC unroll 16
     for (int i = 0; i < MR; i++)
         if (i < mr)
-            for (int v = 0; v < TILE_NV; v++) vstore(c + (size_t)i * ldc + v * VLEN, acc[i][v]);
+            for (int v = 0; v < nv; v++) vstore(c + (size_t)i * ldc + v * VLEN, acc[i][v]);
 }
 
 /* One product for tile_run: c (+)= A B with A(m,k) = a[m*a_row + k*a_col] and B
@@ -134,11 +136,58 @@ static inline __attribute__((always_inline)) void tile_origin(const Gemm* g, int
  * is the layer's input, saved in the forward); the hardware does not fetch them
  * ahead fast enough, so that tile asks for its rows of b B_AHEAD ahead. The tiles
  * below it find them in L2, where a prefetch per k would only cost issue slots. */
+/* The last, partial vector of an unpacked b's ragged right edge, zero-padded
+ * to VLEN columns (edge_tile), kept for the tiles below it: b's rows k0.. at
+ * column n0. */
+typedef struct { int n0, k0; float b[KC * VLEN]; } EdgePanel;
+
+/* The tile at the ragged right edge, nr < NR columns from (m0, n0): strips of
+ * one vector, the whole ones on c and b directly, the last partial one (nr not
+ * a multiple of VLEN) on copies padded with zeros to VLEN columns, of c's rows,
+ * of the initial row and, unless b is packed (its panels are padded already),
+ * of b's rows. The same chains of FMAs as in a whole tile; the padding columns
+ * are computed and dropped. Out of line: tile_run's tiles keep their registers. */
+static __attribute__((noinline)) void edge_tile(const Gemm* g, EdgePanel* pad, int m0, int n0, int k0, int kc,
+                                               int mr, int nr) {
+    TileInit init = {.load_c = g->load_c || k0 > 0, .row = NULL};
+    const float* a = g->a + m0 * g->a_row + k0 * g->a_col;
+    int ldb = g->packed ? NR : g->ldb;
+    for (int j = 0; j < nr; j += VLEN) {
+        int n = n0 + j, w = nr - j < VLEN ? nr - j : VLEN;
+        float* ct = g->c + (size_t)m0 * g->ldc + n;
+        /* packed: panel n0 / NR from row k0, at column j */
+        const float* b = g->packed ? g->b + (size_t)n0 * g->K + (size_t)k0 * NR + j : g->b + (size_t)k0 * g->ldb + n;
+        init.row = g->init_row ? g->init_row + n : NULL;
+        float c[MR * VLEN] = {0}, row[VLEN] = {0};
+        float* cs = ct;
+        int ldc = g->ldc, ldbs = ldb;
+        if (w < VLEN) {
+            if (init.load_c)
+                for (int i = 0; i < mr; i++) memcpy(c + i * VLEN, ct + (size_t)i * g->ldc, sizeof(float) * w);
+            if (init.row) {
+                memcpy(row, init.row, sizeof(float) * w);
+                init.row = row;
+            }
+            if (!g->packed) {
+                if (pad->n0 != n || pad->k0 != k0) {
+                    for (int k = 0; k < kc; k++) {
+                        memcpy(pad->b + k * VLEN, b + (size_t)k * ldb, sizeof(float) * w);
+                        memset(pad->b + k * VLEN + w, 0, sizeof(float) * (VLEN - w));
+                    }
+                    pad->n0 = n, pad->k0 = k0;
+                }
+                b = pad->b, ldbs = VLEN;
+            }
+            cs = c, ldc = VLEN;
+        }
+        tile(cs, ldc, init, a, g->a_row, g->a_col, b, ldbs, kc, mr, 1, 0);
+        if (w < VLEN)
+            for (int i = 0; i < mr; i++) memcpy(ct + (size_t)i * g->ldc, c + i * VLEN, sizeof(float) * w);
+    }
+}
+
 static void tile_run(const Gemm* g, int t0, int t1) {
-    /* the right edge's padded copies (see below): b's kc x nr block for (edge_n0, edge_k0) */
-    float edge_c[MR * NR], edge_row[NR];
-    float edge_b[KC * NR];
-    int edge_n0 = -1, edge_k0 = -1;
+    EdgePanel pad = {.n0 = -1, .k0 = -1};
     for (int k0 = 0; k0 < g->K; k0 += KC) {
         int kc = g->K - k0 < KC ? g->K - k0 : KC;
         int next_m0 = 0, next_n0 = 0;
@@ -152,43 +201,18 @@ static void tile_run(const Gemm* g, int t0, int t1) {
                     for (int j = 0; j < NR; j += LINE_FLOATS) __builtin_prefetch(next_c + (size_t)i * g->ldc + j, 1);
             }
             int mr = g->M - m0 < MR ? g->M - m0 : MR, nr = g->N - n0 < NR ? g->N - n0 : NR;
+            if (nr < NR) {
+                edge_tile(g, &pad, m0, n0, k0, kc, mr, nr);
+                continue;
+            }
             const float* bt = g->packed ? g->b + (size_t)n0 * g->K + (size_t)k0 * NR : g->b + (size_t)k0 * g->ldb + n0;
-            int ldb = g->packed ? NR : g->ldb, ldc = g->ldc;
+            int ldb = g->packed ? NR : g->ldb;
             TileInit init = {.load_c = g->load_c || k0 > 0, .row = g->init_row ? g->init_row + n0 : NULL};
             float* ct = g->c + (size_t)m0 * g->ldc + n0;
             const float* at = g->a + m0 * g->a_row + k0 * g->a_col;
-            /* The ragged right edge, nr < NR: the tile runs on copies padded with
-             * zeros to NR columns, of c's rows, of the initial row and, unless b
-             * is packed (its panels are padded already), of b's block, which the
-             * tiles below in the same panel reuse. The same chains of FMAs as
-             * everywhere else; the padding columns are computed and dropped. */
-            if (nr < NR) {
-                memset(edge_c, 0, sizeof edge_c);
-                if (init.load_c)
-                    for (int i = 0; i < mr; i++) memcpy(edge_c + i * NR, ct + (size_t)i * ldc, sizeof(float) * nr);
-                if (init.row) {
-                    memset(edge_row, 0, sizeof edge_row);
-                    memcpy(edge_row, init.row, sizeof(float) * nr);
-                    init.row = edge_row;
-                }
-                if (!g->packed) {
-                    if (edge_n0 != n0 || edge_k0 != k0) {
-                        for (int k = 0; k < kc; k++) {
-                            memcpy(edge_b + k * NR, bt + (size_t)k * ldb, sizeof(float) * nr);
-                            memset(edge_b + k * NR + nr, 0, sizeof(float) * (NR - nr));
-                        }
-                        edge_n0 = n0, edge_k0 = k0;
-                    }
-                    bt = edge_b, ldb = NR;
-                }
-                ct = edge_c, ldc = NR;
-            }
-            if (g->column_blocks && m0 == 0) tile(ct, ldc, init, at, g->a_row, g->a_col, bt, ldb, kc, mr, 1);
-            else if (mr == MR) tile(ct, ldc, init, at, g->a_row, g->a_col, bt, ldb, kc, MR, 0);
-            else tile(ct, ldc, init, at, g->a_row, g->a_col, bt, ldb, kc, mr, 0);
-            if (nr < NR)
-                for (int i = 0; i < mr; i++)
-                    memcpy(g->c + (size_t)(m0 + i) * g->ldc + n0, edge_c + i * NR, sizeof(float) * nr);
+            if (g->column_blocks && m0 == 0) tile(ct, g->ldc, init, at, g->a_row, g->a_col, bt, ldb, kc, mr, TILE_NV, 1);
+            else if (mr == MR) tile(ct, g->ldc, init, at, g->a_row, g->a_col, bt, ldb, kc, MR, TILE_NV, 0);
+            else tile(ct, g->ldc, init, at, g->a_row, g->a_col, bt, ldb, kc, mr, TILE_NV, 0);
         }
     }
 }
@@ -310,7 +334,7 @@ static void pack_panels(float* packed, const float* b, int ldb, int K, int N, in
         int nr = N - p * NR < NR ? N - p * NR : NR;
         for (int k = 0; k < K; k++) {
             memcpy(panel + (size_t)k * NR, b + (size_t)k * ldb + p * NR, sizeof(float) * nr);
-            memset(panel + (size_t)k * NR + nr, 0, sizeof(float) * (NR - nr));  /* padding, as above */
+            if (nr < NR) memset(panel + (size_t)k * NR + nr, 0, sizeof(float) * (NR - nr));  /* padding, as above */
         }
     }
 }
