@@ -31,9 +31,6 @@
 #include "kernels/fast/simd.h"
 #include "kernels/fast/vmath.h"
 
-#ifdef __AVX512F__
-#include <immintrin.h>
-#endif
 
 enum {
     MR = TILE_MR,         /* rows of a register tile (simd.h: from the register count) */
@@ -262,51 +259,36 @@ size_t matmul_scratch_floats(int C, int OC) { return (size_t)C * ((OC + NR - 1) 
 
 size_t matmul_backward_scratch_floats(int C, int OC) { return (size_t)OC * ((C + NR - 1) / NR) * NR; }
 
-#ifdef __AVX512F__
-/* The 16 x 16 block at src (row stride lds) into dst transposed (row stride ldd),
- * in registers: 16 row loads, 64 shuffles, 16 row stores, where a scalar loop
- * stores each element to a different row of dst. Moves bits only. */
-static void transpose16(float* dst, int ldd, const float* src, int lds) {
-    __m512 r[16], t[16];
-    for (int i = 0; i < 16; i++) r[i] = _mm512_loadu_ps(src + (size_t)i * lds);
-    /* rows 2i, 2i+1 interleaved by 32-bit element within each 128-bit lane */
-    for (int i = 0; i < 16; i += 2) {
-        t[i] = _mm512_unpacklo_ps(r[i], r[i + 1]);
-        t[i + 1] = _mm512_unpackhi_ps(r[i], r[i + 1]);
-    }
-    /* then by 64-bit pairs: r[4g + j]'s lane L holds column 4L + j of rows 4g..4g+3 */
-    for (int g = 0; g < 16; g += 4)
-        for (int j = 0; j < 2; j++) {
-            __m512d a = _mm512_castps_pd(t[g + j]), b = _mm512_castps_pd(t[g + j + 2]);
-            r[g + 2 * j] = _mm512_castpd_ps(_mm512_unpacklo_pd(a, b));
-            r[g + 2 * j + 1] = _mm512_castpd_ps(_mm512_unpackhi_pd(a, b));
+/* The VLEN x VLEN block at src (row stride lds) into dst transposed (row stride
+ * ldd), in registers: VLEN row loads, VLEN log2(VLEN) shuffles, VLEN row
+ * stores, where a scalar loop stores each element to a different row of dst.
+ * Each round interleaves row i with row i + VLEN/2; numbering an element by its
+ * row's bits then its lane's, a round rotates that number left by one bit, so
+ * log2(VLEN) rounds swap row and lane. Moves bits only. */
+static void transpose_block(float* dst, int ldd, const float* src, int lds) {
+    vf r[VLEN];
+    for (int i = 0; i < VLEN; i++) r[i] = vload(src + (size_t)i * lds);
+#if VLEN > 1
+    for (int round = 1; round < VLEN; round *= 2) {
+        vf t[VLEN];
+        for (int i = 0; i < VLEN / 2; i++) {
+            t[2 * i] = vzip_lo(r[i], r[i + VLEN / 2]);
+            t[2 * i + 1] = vzip_hi(r[i], r[i + VLEN / 2]);
         }
-    /* column 4L + j = lane L of r[j], r[4 + j], r[8 + j], r[12 + j], gathered by
-     * two rounds of 128-bit lane shuffles */
-    for (int j = 0; j < 4; j++) {
-        __m512 lo01 = _mm512_shuffle_f32x4(r[j], r[4 + j], 0x44), hi01 = _mm512_shuffle_f32x4(r[j], r[4 + j], 0xEE);
-        __m512 lo23 = _mm512_shuffle_f32x4(r[8 + j], r[12 + j], 0x44);
-        __m512 hi23 = _mm512_shuffle_f32x4(r[8 + j], r[12 + j], 0xEE);
-        _mm512_storeu_ps(dst + (size_t)j * ldd, _mm512_shuffle_f32x4(lo01, lo23, 0x88));
-        _mm512_storeu_ps(dst + (size_t)(4 + j) * ldd, _mm512_shuffle_f32x4(lo01, lo23, 0xDD));
-        _mm512_storeu_ps(dst + (size_t)(8 + j) * ldd, _mm512_shuffle_f32x4(hi01, hi23, 0x88));
-        _mm512_storeu_ps(dst + (size_t)(12 + j) * ldd, _mm512_shuffle_f32x4(hi01, hi23, 0xDD));
+        memcpy(r, t, sizeof r);
     }
+#endif
+    for (int i = 0; i < VLEN; i++) vstore(dst + (size_t)i * ldd, r[i]);
 }
-#endif
 
-/* dst (cols, rows) = src (rows, cols)^T, row strides ldd and lds: whole 16 x 16
- * blocks in registers with AVX-512 (where the element loop stores each element
- * to another row of dst, one cache line per element), the edges element by element. */
+/* dst (cols, rows) = src (rows, cols)^T, row strides ldd and lds: whole VLEN x
+ * VLEN blocks in registers (where the element loop stores each element to
+ * another row of dst, one cache line per element), the edges element by element. */
 void transpose(float* dst, int ldd, const float* src, int lds, int rows, int cols) {
-    int r_blocks = 0, c_blocks = 0;
-#ifdef __AVX512F__
-    r_blocks = rows - rows % 16;
-    c_blocks = cols - cols % 16;
-    for (int r = 0; r < r_blocks; r += 16)
-        for (int c = 0; c < c_blocks; c += 16)
-            transpose16(dst + (size_t)c * ldd + r, ldd, src + (size_t)r * lds + c, lds);
-#endif
+    int r_blocks = rows - rows % VLEN, c_blocks = cols - cols % VLEN;
+    for (int r = 0; r < r_blocks; r += VLEN)
+        for (int c = 0; c < c_blocks; c += VLEN)
+            transpose_block(dst + (size_t)c * ldd + r, ldd, src + (size_t)r * lds + c, lds);
     for (int r = 0; r < rows; r++)
         for (int c = r < r_blocks ? c_blocks : 0; c < cols; c++) dst[(size_t)c * ldd + r] = src[(size_t)r * lds + c];
 }

@@ -51,6 +51,19 @@
 #define TILE_NV 4
 #endif
 
+/* The lane orders of vzip_lo and vzip_hi below, per width (the shuffle
+ * builtins take their lane indices as constants) */
+#if VLEN == 16
+#define ZIP_LO 0, 16, 1, 17, 2, 18, 3, 19, 4, 20, 5, 21, 6, 22, 7, 23
+#define ZIP_HI 8, 24, 9, 25, 10, 26, 11, 27, 12, 28, 13, 29, 14, 30, 15, 31
+#elif VLEN == 8
+#define ZIP_LO 0, 8, 1, 9, 2, 10, 3, 11
+#define ZIP_HI 4, 12, 5, 13, 6, 14, 7, 15
+#elif VLEN == 4
+#define ZIP_LO 0, 4, 1, 5
+#define ZIP_HI 2, 6, 3, 7
+#endif
+
 _Static_assert(TILE_MR * TILE_NV + TILE_NV + 1 <= VREGS, "the register tile must fit the register file");
 
 /* VLEN floats in one register. Aligned like a float, so that vload/vstore can
@@ -71,6 +84,13 @@ static inline vf vzero(void) { return (vf){0}; }
  * x - 0 is x for every x, -0 and NaN included, so this is one broadcast (a
  * loop storing lane by lane compiles to one masked move per lane) */
 static inline vf vsplat(float x) { return x - vzero(); }
+
+/* The lower halves of a and b interleaved (a0 b0 a1 b1 ...), and the upper
+ * halves; with one lane there is nothing to interleave. */
+#if VLEN > 1
+static inline vf vzip_lo(vf a, vf b) { return __builtin_shufflevector(a, b, ZIP_LO); }
+static inline vf vzip_hi(vf a, vf b) { return __builtin_shufflevector(a, b, ZIP_HI); }
+#endif
 
 /* a * b + c lane by lane, fused into one rounding: the build's -ffp-contract=fast
  * (clang's default, fp-contract=on, also fuses within one expression) makes it
