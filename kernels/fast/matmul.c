@@ -74,7 +74,7 @@ static inline __attribute__((always_inline)) void tile(float* restrict c, int ld
         for (int i = 0; i < MR; i++) {
             if (i < mr) {
                 vf ai = vsplat(ak[i * a_row]);
-                for (int v = 0; v < nv; v++) acc[i][v] = vfma(ai, bk[v], acc[i][v]);
+                for (int v = 0; v < nv; v++) acc[i][v] = vmuladd(ai, bk[v], acc[i][v]);
             }
         }
     }

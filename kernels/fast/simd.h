@@ -13,12 +13,12 @@
 #ifndef FAST_SIMD_H
 #define FAST_SIMD_H
 
+#include <math.h>
 #include <string.h>
 
 #if defined(__AVX512F__)
 /* 32 zmm registers of 16 floats: 8 x 2 = 16 accumulators + 2 loads + 1 broadcast.
- * 16 independent FMA chains cover the 2 FMA pipes x 4 cycles of latency twice;
- * taller tiles measured no faster. */
+ * 16 independent FMA chains cover the 2 FMA pipes x 4 cycles of latency twice. */
 #define VLEN 16
 #define VREGS 32
 #define TILE_MR 8
@@ -69,6 +69,9 @@ _Static_assert(TILE_MR * TILE_NV + TILE_NV + 1 <= VREGS, "the register tile must
 /* VLEN floats in one register. Aligned like a float, so that vload/vstore can
  * take any float pointer (memcpy compiles to one unaligned vector move). */
 typedef float vf __attribute__((vector_size(VLEN * sizeof(float))));
+/* the same lanes as unsigned integers: (vu)x and (vf)u reinterpret the bits, and
+ * a comparison of two vf gives all ones or zero per lane, as a vu after a cast */
+typedef unsigned vu __attribute__((vector_size(VLEN * sizeof(unsigned))));
 
 static inline vf vload(const float* p) {
     vf v;
@@ -92,9 +95,17 @@ static inline vf vzip_lo(vf a, vf b) { return __builtin_shufflevector(a, b, ZIP_
 static inline vf vzip_hi(vf a, vf b) { return __builtin_shufflevector(a, b, ZIP_HI); }
 #endif
 
-/* a * b + c lane by lane, fused into one rounding: the build's -ffp-contract=fast
- * (clang's default, fp-contract=on, also fuses within one expression) makes it
- * vfmadd / fmla, the same bits as fmaf in each lane. */
-static inline vf vfma(vf a, vf b, vf c) { return a * b + c; }
+/* a * b + c lane by lane, written as the reference kernels' plain loops write
+ * it, so it rounds as theirs do: once (vfmadd, fmla) where the build fuses
+ * a*b+c (-ffp-contract=fast on a CPU with FMA), twice where it cannot. */
+static inline vf vmuladd(vf a, vf b, vf c) { return a * b + c; }
+
+/* fmaf lane by lane: one rounding on every target and with any flags, as
+ * exp_approx's fmaf (vexp must give its bits); on a CPU with FMA the compiler
+ * makes the loop one vfmadd / fmla. */
+static inline vf vfma(vf a, vf b, vf c) {
+    for (int j = 0; j < VLEN; j++) a[j] = fmaf(a[j], b[j], c[j]);
+    return a;
+}
 
 #endif
