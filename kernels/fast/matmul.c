@@ -63,13 +63,13 @@ static inline __attribute__((always_inline)) void tile(float* restrict c, int ld
     #pragma GCC unroll 16
     for (int i = 0; i < MR; i++)
         for (int v = 0; v < nv; v++) acc[i][v] = init.load_c && i < mr ? vload(c + (size_t)i * ldc + v * VLEN) : r[v];
-    for (int k = 0; k < K; k++) {
-        const float* brow = b + (size_t)k * ldb;
-        if (prefetch_b && k + B_AHEAD < K)
+    /* k runs as a walk of two pointers to an end: no counter to hold in a register */
+    const float* brow = b;
+    for (const float *ak = a, *a_end = a + K * a_col; ak != a_end; ak += a_col, brow += ldb) {
+        if (prefetch_b && brow + (size_t)B_AHEAD * ldb < b + (size_t)K * ldb)
             for (int j = 0; j < nv * VLEN; j += LINE_FLOATS) __builtin_prefetch(brow + (size_t)B_AHEAD * ldb + j);
         vf bk[TILE_NV];
         for (int v = 0; v < nv; v++) bk[v] = vload(brow + v * VLEN);
-        const float* ak = a + k * a_col;
         #pragma GCC unroll 16
         for (int i = 0; i < MR; i++) {
             if (i < mr) {
@@ -138,14 +138,19 @@ static inline __attribute__((always_inline)) void tile_origin(const Gemm* g, int
  * column n0. */
 typedef struct { int n0, k0; float b[KC * VLEN]; } EdgePanel;
 
+/* One per thread, emptied at the start of each tile_run: off tile_run's stack,
+ * whose registers the tiles need (an array there costs it a frame pointer). */
+static _Thread_local EdgePanel edge_pad;
+
 /* The tile at the ragged right edge, nr < NR columns from (m0, n0): strips of
  * one vector, the whole ones on c and b directly, the last partial one (nr not
  * a multiple of VLEN) on copies padded with zeros to VLEN columns, of c's rows,
  * of the initial row and, unless b is packed (its panels are padded already),
  * of b's rows. The same chains of FMAs as in a whole tile; the padding columns
  * are computed and dropped. Out of line: tile_run's tiles keep their registers. */
-static __attribute__((noinline)) void edge_tile(const Gemm* g, EdgePanel* pad, int m0, int n0, int k0, int kc,
+static __attribute__((noinline)) void edge_tile(const Gemm* g, int m0, int n0, int k0, int kc,
                                                int mr, int nr) {
+    EdgePanel* pad = &edge_pad;
     TileInit init = {.load_c = g->load_c || k0 > 0, .row = NULL};
     const float* a = g->a + m0 * g->a_row + k0 * g->a_col;
     int ldb = g->packed ? NR : g->ldb;
@@ -184,7 +189,7 @@ static __attribute__((noinline)) void edge_tile(const Gemm* g, EdgePanel* pad, i
 }
 
 static void tile_run(const Gemm* g, int t0, int t1) {
-    EdgePanel pad = {.n0 = -1, .k0 = -1};
+    edge_pad.n0 = -1;
     for (int k0 = 0; k0 < g->K; k0 += KC) {
         int kc = g->K - k0 < KC ? g->K - k0 : KC;
         int next_m0 = 0, next_n0 = 0;
@@ -199,7 +204,7 @@ static void tile_run(const Gemm* g, int t0, int t1) {
             }
             int mr = g->M - m0 < MR ? g->M - m0 : MR, nr = g->N - n0 < NR ? g->N - n0 : NR;
             if (nr < NR) {
-                edge_tile(g, &pad, m0, n0, k0, kc, mr, nr);
+                edge_tile(g, m0, n0, k0, kc, mr, nr);
                 continue;
             }
             const float* bt = g->packed ? g->b + (size_t)n0 * g->K + (size_t)k0 * NR : g->b + (size_t)k0 * g->ldb + n0;
