@@ -39,7 +39,7 @@ static inline float exp_approx(float x) {
     x = in.f;
     /* t = x log2(e) + 1.5*2^23: its low mantissa bits now hold n = round(x log2 e).
      * The FMAs are written out (fmaf): the same bits at any optimisation level,
-     * and the same operations as exp16 below. (The last product, p * 2^n, can
+     * and the same operations as vexp below. (The last product, p * 2^n, can
      * still fuse with an add in the caller: gcc makes GELU's 1 + e^{-2u} one FMA.) */
     union { float f; uint32_t u; } t = {.f = fmaf(x, EXP_LOG2E, EXP_ROUND)}, scale;
     float n = t.f - EXP_ROUND;
