@@ -33,6 +33,10 @@
 #include "kernels/fast/gemm.h"
 #include "kernels/fast/vmath.h"
 
+#ifdef __AVX512F__
+#include <immintrin.h>
+#endif
+
 enum {
     VEC = 16,       /* queries side by side in a softmax pass: the floats of an AVX-512 vector */
     QB = 2 * VEC,   /* queries per block: as wide as the matmul tile (NR) */
@@ -158,7 +162,7 @@ static void softmax_group(const Heads* a, const Group* g, float* x, float* stats
     __m512 m = _mm512_mul_ps(mx, scale), neg_m = negate(m), sum = _mm512_setzero_ps();
     for (int s = 0; s < end; s++) {
         float* xs = x + (size_t)s * QB;
-        __m512 e = exp16(_mm512_fmadd_ps(_mm512_loadu_ps(xs), scale, neg_m));
+        __m512 e = vexp(_mm512_fmadd_ps(_mm512_loadu_ps(xs), scale, neg_m));
         _mm512_storeu_ps(xs, e);
         sum = _mm512_mask_add_ps(sum, seen(s, t0), sum, e);
     }
@@ -183,7 +187,7 @@ static void softmax_group_backward(const Heads* a, const Group* g, float* p, flo
     __m512 pdot = _mm512_setzero_ps();
     for (int s = 0; s < end; s++) {
         float* ps = p + (size_t)s * QB;
-        __m512 pv = _mm512_mul_ps(exp16(_mm512_fmadd_ps(_mm512_loadu_ps(ps), scale, neg_m)), inv);
+        __m512 pv = _mm512_mul_ps(vexp(_mm512_fmadd_ps(_mm512_loadu_ps(ps), scale, neg_m)), inv);
         _mm512_storeu_ps(ps, pv);
         pdot = _mm512_mask3_fmadd_ps(pv, _mm512_loadu_ps(dp + (size_t)s * QB), pdot, seen(s, t0));
     }

@@ -13,12 +13,14 @@
  * an element's bits.
  *
  * Threads take contiguous runs of tiles (in the cache-friendly order of
- * tile_run) and never split a reduction. With AVX-512 (-march=native on a CPU that has it)
- * the tile is written with intrinsics: 8 rows x 32 columns = 16 zmm accumulators,
- * enough to keep both FMA pipes busy; ragged edges use the same code with
- * masked loads and stores. Elsewhere a plain C tile that the compiler vectorises.
- * The forward's b = W^T is first copied into panels of NR columns (packing, as
- * BLAS libraries do), so that the tile always streams contiguous rows.
+ * tile_run) and never split a reduction. The tile is written once, over the
+ * vectors of kernels/fast/simd.h, which also sizes it from the target's
+ * register file (AVX-512: 8 rows x 2 zmm = 16 accumulators; AVX2: 6 x 2 ymm =
+ * 12; NEON: 8 x 3 q registers), so the accumulators never spill. Ragged right
+ * edges run the same tile one vector wide, the last partial vector on
+ * zero-padded copies (edge_tile). The forward's b = W^T is first copied into
+ * panels of NR columns (packing, as BLAS libraries do), so that the tile always
+ * streams contiguous rows.
  */
 #include "kernels/matmul.h"
 
@@ -26,99 +28,61 @@
 #include <string.h>
 
 #include "kernels/fast/gemm.h"
+#include "kernels/fast/simd.h"
 #include "kernels/fast/vmath.h"
 
-#ifdef __AVX512F__
-#include <immintrin.h>
-#endif
 
 enum {
-    MR = 8,    /* rows of a register tile */
-    NR = 32,   /* columns of a register tile: two 16-float vectors */
-    KC = 384,  /* reduction block: a KC x NR panel of b is 48 KiB, the L1 cache of Zen 5 and recent
-                * Intel cores; one block for n_embd 384, so the panel is loaded once */
+    MR = TILE_MR,         /* rows of a register tile (simd.h: from the register count) */
+    NR = TILE_NV * VLEN,  /* columns of a register tile: TILE_NV vectors */
+    KC = 384,  /* reduction block: a KC x NR panel of b is 48 KiB at NR = 32 (AVX-512), the L1 cache
+                * of Zen 5 and recent Intel cores, 24 KiB at NR = 16 (AVX2); one block for n_embd 384 */
     MC = 128,  /* rows per block: MC x KC of A is 192 KiB, for the L2 cache */
-    NB = 3,    /* panels per column block of an unpacked b (tile_origin): KC x NB*NR is 144 KiB,
-                * for the L2 cache */
-    B_AHEAD = 16, /* rows of b a prefetching tile asks for ahead of its loads (tile_run) */
+    NB = (96 + NR - 1) / NR,  /* panels per column block of an unpacked b (tile_origin): KC x 96
+                               * columns is 144 KiB, for the L2 cache */
+    B_AHEAD = 16,     /* rows of b a prefetching tile asks for ahead of its loads (tile_run) */
+    LINE_FLOATS = 16, /* floats per 64-byte cache line: one prefetch each */
 };
 
 /* How a tile's accumulators start when k0 = 0: from c (c += A B), or from a row
  * vector broadcast down the rows, zero if NULL (c = bias + A B, nothing to read). */
 typedef struct { int load_c; const float* row; } TileInit;
 
-#ifdef __AVX512F__
-/* c[0..mr) x [0..nr) (+)= A(0..mr, 0..K) b[0..K) x [0..nr); mr <= MR, nr <= NR.
- * Called with mr = MR (a constant) the row guards fold away: always_inline, since
- * gcc otherwise keeps one out-of-line copy with a compare and branch per row and
- * k. prefetch_b (a constant
- * at each call) asks for b's row k + B_AHEAD while row k is used. */
-static inline __attribute__((always_inline)) void tile(float* restrict c, int ldc, TileInit init, const float* restrict a, ptrdiff_t a_row,
-                        ptrdiff_t a_col, const float* restrict b, int ldb, int K, int mr, int nr, int prefetch_b) {
-    __mmask16 m0 = nr >= 16 ? 0xFFFF : (__mmask16)((1u << nr) - 1);
-    __mmask16 m1 = nr <= 16 ? 0 : nr >= 32 ? 0xFFFF : (__mmask16)((1u << (nr - 16)) - 1);
-    __m512 acc[MR][2];
-    __m512 r0 = init.row ? _mm512_maskz_loadu_ps(m0, init.row) : _mm512_setzero_ps();
-    __m512 r1 = init.row ? _mm512_maskz_loadu_ps(m1, init.row + 16) : _mm512_setzero_ps();
-    #pragma GCC unroll 8
-    for (int i = 0; i < MR; i++) {
-        acc[i][0] = init.load_c && i < mr ? _mm512_maskz_loadu_ps(m0, c + (size_t)i * ldc) : r0;
-        acc[i][1] = init.load_c && i < mr ? _mm512_maskz_loadu_ps(m1, c + (size_t)i * ldc + 16) : r1;
-    }
-    for (int k = 0; k < K; k++) {
-        const float* brow = b + (size_t)k * ldb;
-        if (prefetch_b && k + B_AHEAD < K) {
-            __builtin_prefetch(brow + (size_t)B_AHEAD * ldb);
-            __builtin_prefetch(brow + (size_t)B_AHEAD * ldb + NR / 2);
-        }
-        __m512 b0 = _mm512_maskz_loadu_ps(m0, brow), b1 = _mm512_maskz_loadu_ps(m1, brow + 16);
-        const float* ak = a + k * a_col;
-        #pragma GCC unroll 8
+/* c[0..mr) x [0..nv*VLEN) (+)= A(0..mr, 0..K) b[0..K) x [0..nv*VLEN); mr <= MR,
+ * nv <= TILE_NV vectors: a whole tile is nv = TILE_NV, the ragged right edge
+ * narrower (edge_tile). Called with constant mr = MR and nv the guards fold
+ * away: always_inline, since gcc otherwise keeps one out-of-line copy with a
+ * compare and branch per row and k. prefetch_b (a constant at each call) asks
+ * for b's row k + B_AHEAD while row k is used. */
+static inline __attribute__((always_inline)) void tile(float* restrict c, int ldc, TileInit init,
+                                                       const float* restrict a, ptrdiff_t a_row, ptrdiff_t a_col,
+                                                       const float* restrict b, int ldb, int K, int mr, int nv,
+                                                       int prefetch_b) {
+    vf acc[MR][TILE_NV], r[TILE_NV];
+    for (int v = 0; v < nv; v++) r[v] = init.row ? vload(init.row + v * VLEN) : vzero();
+    #pragma GCC unroll 16
+    for (int i = 0; i < MR; i++)
+        for (int v = 0; v < nv; v++) acc[i][v] = init.load_c && i < mr ? vload(c + (size_t)i * ldc + v * VLEN) : r[v];
+    /* k runs as a walk of two pointers to an end: no counter to hold in a register */
+    const float* brow = b;
+    for (const float *ak = a, *a_end = a + K * a_col; ak != a_end; ak += a_col, brow += ldb) {
+        if (prefetch_b && brow + (size_t)B_AHEAD * ldb < b + (size_t)K * ldb)
+            for (int j = 0; j < nv * VLEN; j += LINE_FLOATS) __builtin_prefetch(brow + (size_t)B_AHEAD * ldb + j);
+        vf bk[TILE_NV];
+        for (int v = 0; v < nv; v++) bk[v] = vload(brow + v * VLEN);
+        #pragma GCC unroll 16
         for (int i = 0; i < MR; i++) {
             if (i < mr) {
-                __m512 ai = _mm512_set1_ps(ak[i * a_row]);
-                acc[i][0] = _mm512_fmadd_ps(ai, b0, acc[i][0]);
-                acc[i][1] = _mm512_fmadd_ps(ai, b1, acc[i][1]);
+                vf ai = vsplat(ak[i * a_row]);
+                for (int v = 0; v < nv; v++) acc[i][v] = vmuladd(ai, bk[v], acc[i][v]);
             }
         }
     }
-    #pragma GCC unroll 8
-    for (int i = 0; i < MR; i++) {
-        if (i < mr) {
-            _mm512_mask_storeu_ps(c + (size_t)i * ldc, m0, acc[i][0]);
-            _mm512_mask_storeu_ps(c + (size_t)i * ldc + 16, m1, acc[i][1]);
-        }
-    }
+    #pragma GCC unroll 16
+    for (int i = 0; i < MR; i++)
+        if (i < mr)
+            for (int v = 0; v < nv; v++) vstore(c + (size_t)i * ldc + v * VLEN, acc[i][v]);
 }
-#else
-/* The portable tile: the same chains of a*b+c (fused under -ffp-contract=fast). */
-static inline void tile(float* restrict c, int ldc, TileInit init, const float* restrict a, ptrdiff_t a_row,
-                        ptrdiff_t a_col, const float* restrict b, int ldb, int K, int mr, int nr, int prefetch_b) {
-    float acc[MR][NR];
-    for (int i = 0; i < mr; i++)
-        for (int j = 0; j < nr; j++)
-            acc[i][j] = init.load_c ? c[(size_t)i * ldc + j] : init.row ? init.row[j] : 0.0f;
-    if (mr == MR && nr == NR) {
-        for (int k = 0; k < K; k++) {
-            const float* brow = b + (size_t)k * ldb;
-            if (prefetch_b && k + B_AHEAD < K) {
-                __builtin_prefetch(brow + (size_t)B_AHEAD * ldb);
-                __builtin_prefetch(brow + (size_t)B_AHEAD * ldb + NR / 2);
-            }
-            for (int i = 0; i < MR; i++) {
-                float aik = a[i * a_row + k * a_col];
-                for (int j = 0; j < NR; j++) acc[i][j] += aik * brow[j];
-            }
-        }
-    } else {
-        for (int i = 0; i < mr; i++)
-            for (int j = 0; j < nr; j++)
-                for (int k = 0; k < K; k++) acc[i][j] += a[i * a_row + k * a_col] * b[(size_t)k * ldb + j];
-    }
-    for (int i = 0; i < mr; i++)
-        for (int j = 0; j < nr; j++) c[(size_t)i * ldc + j] = acc[i][j];
-}
-#endif
 
 /* One product for tile_run: c (+)= A B with A(m,k) = a[m*a_row + k*a_col] and B
  * either row-major (row stride ldb) or, when `packed`, stored panel by panel:
@@ -169,7 +133,63 @@ static inline __attribute__((always_inline)) void tile_origin(const Gemm* g, int
  * is the layer's input, saved in the forward); the hardware does not fetch them
  * ahead fast enough, so that tile asks for its rows of b B_AHEAD ahead. The tiles
  * below it find them in L2, where a prefetch per k would only cost issue slots. */
+/* The last, partial vector of an unpacked b's ragged right edge, zero-padded
+ * to VLEN columns (edge_tile), kept for the tiles below it: b's rows k0.. at
+ * column n0. */
+typedef struct { int n0, k0; float b[KC * VLEN]; } EdgePanel;
+
+/* One per thread, emptied at the start of each tile_run: off tile_run's stack,
+ * whose registers the tiles need (an array there costs it a frame pointer). */
+static _Thread_local EdgePanel edge_pad;
+
+/* The tile at the ragged right edge, nr < NR columns from (m0, n0): strips of
+ * one vector, the whole ones on c and b directly, the last partial one (nr not
+ * a multiple of VLEN) on copies padded with zeros to VLEN columns, of c's rows,
+ * of the initial row and, unless b is packed (its panels are padded already),
+ * of b's rows. The same chains of FMAs as in a whole tile; the padding columns
+ * are computed and dropped. Out of line: tile_run's tiles keep their registers. */
+static __attribute__((noinline)) void edge_tile(const Gemm* g, int m0, int n0, int k0, int kc,
+                                               int mr, int nr) {
+    EdgePanel* pad = &edge_pad;
+    TileInit init = {.load_c = g->load_c || k0 > 0, .row = NULL};
+    const float* a = g->a + m0 * g->a_row + k0 * g->a_col;
+    int ldb = g->packed ? NR : g->ldb;
+    for (int j = 0; j < nr; j += VLEN) {
+        int n = n0 + j, w = nr - j < VLEN ? nr - j : VLEN;
+        float* ct = g->c + (size_t)m0 * g->ldc + n;
+        /* packed: panel n0 / NR from row k0, at column j */
+        const float* b = g->packed ? g->b + (size_t)n0 * g->K + (size_t)k0 * NR + j : g->b + (size_t)k0 * g->ldb + n;
+        init.row = g->init_row ? g->init_row + n : NULL;
+        float c[MR * VLEN] = {0}, row[VLEN] = {0};
+        float* cs = ct;
+        int ldc = g->ldc, ldbs = ldb;
+        if (w < VLEN) {
+            if (init.load_c)
+                for (int i = 0; i < mr; i++) memcpy(c + i * VLEN, ct + (size_t)i * g->ldc, sizeof(float) * w);
+            if (init.row) {
+                memcpy(row, init.row, sizeof(float) * w);
+                init.row = row;
+            }
+            if (!g->packed) {
+                if (pad->n0 != n || pad->k0 != k0) {
+                    for (int k = 0; k < kc; k++) {
+                        memcpy(pad->b + k * VLEN, b + (size_t)k * ldb, sizeof(float) * w);
+                        memset(pad->b + k * VLEN + w, 0, sizeof(float) * (VLEN - w));
+                    }
+                    pad->n0 = n, pad->k0 = k0;
+                }
+                b = pad->b, ldbs = VLEN;
+            }
+            cs = c, ldc = VLEN;
+        }
+        tile(cs, ldc, init, a, g->a_row, g->a_col, b, ldbs, kc, mr, 1, 0);
+        if (w < VLEN)
+            for (int i = 0; i < mr; i++) memcpy(ct + (size_t)i * g->ldc, c + i * VLEN, sizeof(float) * w);
+    }
+}
+
 static void tile_run(const Gemm* g, int t0, int t1) {
+    edge_pad.n0 = -1;
     for (int k0 = 0; k0 < g->K; k0 += KC) {
         int kc = g->K - k0 < KC ? g->K - k0 : KC;
         int next_m0 = 0, next_n0 = 0;
@@ -179,20 +199,22 @@ static void tile_run(const Gemm* g, int t0, int t1) {
             if (t + 1 < t1) {
                 tile_origin(g, t + 1, &next_m0, &next_n0);
                 const float* next_c = g->c + (size_t)next_m0 * g->ldc + next_n0;
-                for (int i = 0; i < MR && next_m0 + i < g->M; i++) {
-                    __builtin_prefetch(next_c + (size_t)i * g->ldc, 1);
-                    __builtin_prefetch(next_c + (size_t)i * g->ldc + NR / 2, 1);
-                }
+                for (int i = 0; i < MR && next_m0 + i < g->M; i++)
+                    for (int j = 0; j < NR; j += LINE_FLOATS) __builtin_prefetch(next_c + (size_t)i * g->ldc + j, 1);
             }
             int mr = g->M - m0 < MR ? g->M - m0 : MR, nr = g->N - n0 < NR ? g->N - n0 : NR;
+            if (nr < NR) {
+                edge_tile(g, m0, n0, k0, kc, mr, nr);
+                continue;
+            }
             const float* bt = g->packed ? g->b + (size_t)n0 * g->K + (size_t)k0 * NR : g->b + (size_t)k0 * g->ldb + n0;
             int ldb = g->packed ? NR : g->ldb;
             TileInit init = {.load_c = g->load_c || k0 > 0, .row = g->init_row ? g->init_row + n0 : NULL};
             float* ct = g->c + (size_t)m0 * g->ldc + n0;
             const float* at = g->a + m0 * g->a_row + k0 * g->a_col;
-            if (g->column_blocks && m0 == 0) tile(ct, g->ldc, init, at, g->a_row, g->a_col, bt, ldb, kc, mr, nr, 1);
-            else if (mr == MR) tile(ct, g->ldc, init, at, g->a_row, g->a_col, bt, ldb, kc, MR, nr, 0);
-            else tile(ct, g->ldc, init, at, g->a_row, g->a_col, bt, ldb, kc, mr, nr, 0);
+            if (g->column_blocks && m0 == 0) tile(ct, g->ldc, init, at, g->a_row, g->a_col, bt, ldb, kc, mr, TILE_NV, 1);
+            else if (mr == MR) tile(ct, g->ldc, init, at, g->a_row, g->a_col, bt, ldb, kc, MR, TILE_NV, 0);
+            else tile(ct, g->ldc, init, at, g->a_row, g->a_col, bt, ldb, kc, mr, TILE_NV, 0);
         }
     }
 }
@@ -242,51 +264,36 @@ size_t matmul_scratch_floats(int C, int OC) { return (size_t)C * ((OC + NR - 1) 
 
 size_t matmul_backward_scratch_floats(int C, int OC) { return (size_t)OC * ((C + NR - 1) / NR) * NR; }
 
-#ifdef __AVX512F__
-/* The 16 x 16 block at src (row stride lds) into dst transposed (row stride ldd),
- * in registers: 16 row loads, 64 shuffles, 16 row stores, where a scalar loop
- * stores each element to a different row of dst. Moves bits only. */
-static void transpose16(float* dst, int ldd, const float* src, int lds) {
-    __m512 r[16], t[16];
-    for (int i = 0; i < 16; i++) r[i] = _mm512_loadu_ps(src + (size_t)i * lds);
-    /* rows 2i, 2i+1 interleaved by 32-bit element within each 128-bit lane */
-    for (int i = 0; i < 16; i += 2) {
-        t[i] = _mm512_unpacklo_ps(r[i], r[i + 1]);
-        t[i + 1] = _mm512_unpackhi_ps(r[i], r[i + 1]);
-    }
-    /* then by 64-bit pairs: r[4g + j]'s lane L holds column 4L + j of rows 4g..4g+3 */
-    for (int g = 0; g < 16; g += 4)
-        for (int j = 0; j < 2; j++) {
-            __m512d a = _mm512_castps_pd(t[g + j]), b = _mm512_castps_pd(t[g + j + 2]);
-            r[g + 2 * j] = _mm512_castpd_ps(_mm512_unpacklo_pd(a, b));
-            r[g + 2 * j + 1] = _mm512_castpd_ps(_mm512_unpackhi_pd(a, b));
+/* The VLEN x VLEN block at src (row stride lds) into dst transposed (row stride
+ * ldd), in registers: VLEN row loads, VLEN log2(VLEN) shuffles, VLEN row
+ * stores, where a scalar loop stores each element to a different row of dst.
+ * Each round interleaves row i with row i + VLEN/2; numbering an element by its
+ * row's bits then its lane's, a round rotates that number left by one bit, so
+ * log2(VLEN) rounds swap row and lane. Moves bits only. */
+static void transpose_block(float* dst, int ldd, const float* src, int lds) {
+    vf r[VLEN];
+    for (int i = 0; i < VLEN; i++) r[i] = vload(src + (size_t)i * lds);
+#if VLEN > 1
+    for (int round = 1; round < VLEN; round *= 2) {
+        vf t[VLEN];
+        for (int i = 0; i < VLEN / 2; i++) {
+            t[2 * i] = vzip_lo(r[i], r[i + VLEN / 2]);
+            t[2 * i + 1] = vzip_hi(r[i], r[i + VLEN / 2]);
         }
-    /* column 4L + j = lane L of r[j], r[4 + j], r[8 + j], r[12 + j], gathered by
-     * two rounds of 128-bit lane shuffles */
-    for (int j = 0; j < 4; j++) {
-        __m512 lo01 = _mm512_shuffle_f32x4(r[j], r[4 + j], 0x44), hi01 = _mm512_shuffle_f32x4(r[j], r[4 + j], 0xEE);
-        __m512 lo23 = _mm512_shuffle_f32x4(r[8 + j], r[12 + j], 0x44);
-        __m512 hi23 = _mm512_shuffle_f32x4(r[8 + j], r[12 + j], 0xEE);
-        _mm512_storeu_ps(dst + (size_t)j * ldd, _mm512_shuffle_f32x4(lo01, lo23, 0x88));
-        _mm512_storeu_ps(dst + (size_t)(4 + j) * ldd, _mm512_shuffle_f32x4(lo01, lo23, 0xDD));
-        _mm512_storeu_ps(dst + (size_t)(8 + j) * ldd, _mm512_shuffle_f32x4(hi01, hi23, 0x88));
-        _mm512_storeu_ps(dst + (size_t)(12 + j) * ldd, _mm512_shuffle_f32x4(hi01, hi23, 0xDD));
+        memcpy(r, t, sizeof r);
     }
+#endif
+    for (int i = 0; i < VLEN; i++) vstore(dst + (size_t)i * ldd, r[i]);
 }
-#endif
 
-/* dst (cols, rows) = src (rows, cols)^T, row strides ldd and lds: whole 16 x 16
- * blocks in registers with AVX-512 (where the element loop stores each element
- * to another row of dst, one cache line per element), the edges element by element. */
+/* dst (cols, rows) = src (rows, cols)^T, row strides ldd and lds: whole VLEN x
+ * VLEN blocks in registers (where the element loop stores each element to
+ * another row of dst, one cache line per element), the edges element by element. */
 void transpose(float* dst, int ldd, const float* src, int lds, int rows, int cols) {
-    int r_blocks = 0, c_blocks = 0;
-#ifdef __AVX512F__
-    r_blocks = rows - rows % 16;
-    c_blocks = cols - cols % 16;
-    for (int r = 0; r < r_blocks; r += 16)
-        for (int c = 0; c < c_blocks; c += 16)
-            transpose16(dst + (size_t)c * ldd + r, ldd, src + (size_t)r * lds + c, lds);
-#endif
+    int r_blocks = rows - rows % VLEN, c_blocks = cols - cols % VLEN;
+    for (int r = 0; r < r_blocks; r += VLEN)
+        for (int c = 0; c < c_blocks; c += VLEN)
+            transpose_block(dst + (size_t)c * ldd + r, ldd, src + (size_t)r * lds + c, lds);
     for (int r = 0; r < rows; r++)
         for (int c = r < r_blocks ? c_blocks : 0; c < cols; c++) dst[(size_t)c * ldd + r] = src[(size_t)r * lds + c];
 }
@@ -296,7 +303,10 @@ void transpose(float* dst, int ldd, const float* src, int lds, int rows, int col
 static void pack_transposed(float* packed, const float* weight, int C, int OC, int p0, int p1) {
     for (int p = p0; p < p1; p++) {
         int nr = OC - p * NR < NR ? OC - p * NR : NR;
-        transpose(packed + (size_t)p * C * NR, NR, weight + (size_t)p * NR * C, C, nr, C);
+        float* panel = packed + (size_t)p * C * NR;
+        transpose(panel, NR, weight + (size_t)p * NR * C, C, nr, C);
+        if (nr < NR)  /* the last panel padded with zeros: the tile reads NR columns */
+            for (int k = 0; k < C; k++) memset(panel + (size_t)k * NR + nr, 0, sizeof(float) * (NR - nr));
     }
 }
 
@@ -309,7 +319,10 @@ static void pack_panels(float* packed, const float* b, int ldb, int K, int N, in
     for (int p = p0; p < p1; p++) {
         float* panel = packed + (size_t)p * K * NR;
         int nr = N - p * NR < NR ? N - p * NR : NR;
-        for (int k = 0; k < K; k++) memcpy(panel + (size_t)k * NR, b + (size_t)k * ldb + p * NR, sizeof(float) * nr);
+        for (int k = 0; k < K; k++) {
+            memcpy(panel + (size_t)k * NR, b + (size_t)k * ldb + p * NR, sizeof(float) * nr);
+            if (nr < NR) memset(panel + (size_t)k * NR + nr, 0, sizeof(float) * (NR - nr));  /* padding, as above */
+        }
     }
 }
 

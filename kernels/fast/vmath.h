@@ -9,17 +9,14 @@
  *   2^n built directly in the exponent bits.
  * Every call does the same operations in the same order, so its result depends
  * only on x: bit-identical however a loop is split over threads or vector lanes.
- * exp16 is the same function on an AVX-512 vector, for kernels written with
- * intrinsics (attention's softmax). */
+ * vexp is the same function on a vector of simd.h. */
 #ifndef FAST_VMATH_H
 #define FAST_VMATH_H
 
 #include <math.h>
 #include <stdint.h>
 
-#ifdef __AVX512F__
-#include <immintrin.h>
-#endif
+#include "kernels/fast/simd.h"
 
 #define EXP_MAX_ARG 88.0f     /* e^88 = 1.65e38 < FLT_MAX; beyond it the result would be inf */
 #define EXP_MIN_ARG -87.0f    /* e^-87 = 1.6e-38 > FLT_MIN: 2^n stays a normal number */
@@ -42,7 +39,7 @@ static inline float exp_approx(float x) {
     x = in.f;
     /* t = x log2(e) + 1.5*2^23: its low mantissa bits now hold n = round(x log2 e).
      * The FMAs are written out (fmaf): the same bits at any optimisation level,
-     * and the same operations as exp16 below. (The last product, p * 2^n, can
+     * and the same operations as vexp below. (The last product, p * 2^n, can
      * still fuse with an add in the caller: gcc makes GELU's 1 + e^{-2u} one FMA.) */
     union { float f; uint32_t u; } t = {.f = fmaf(x, EXP_LOG2E, EXP_ROUND)}, scale;
     float n = t.f - EXP_ROUND;
@@ -60,28 +57,27 @@ static inline float exp_approx(float x) {
     return p * scale.f;
 }
 
-#ifdef __AVX512F__
-/* exp_approx on 16 lanes at once, with AVX-512 intrinsics: the same arithmetic
- * in the same order (its clamp by max and min, which select the same values as
- * exp_approx's masks), so the same bits lane by lane (a test compares them) */
-static inline __m512 exp16(__m512 x) {
-    /* the clamp: vmaxps and vminps return their second operand, x, when x is NaN */
-    x = _mm512_min_ps(_mm512_set1_ps(EXP_MAX_ARG), _mm512_max_ps(_mm512_set1_ps(EXP_MIN_ARG), x));
-    __m512 t = _mm512_fmadd_ps(x, _mm512_set1_ps(EXP_LOG2E), _mm512_set1_ps(EXP_ROUND));
-    __m512 n = _mm512_sub_ps(t, _mm512_set1_ps(EXP_ROUND));
-    __m512 r = _mm512_fnmadd_ps(n, _mm512_set1_ps(EXP_LN2_HI), x);
-    r = _mm512_fnmadd_ps(n, _mm512_set1_ps(EXP_LN2_LO), r);
-    __m512 p = _mm512_fmadd_ps(_mm512_set1_ps(1.0f / 5040.0f), r, _mm512_set1_ps(1.0f / 720.0f));
-    p = _mm512_fmadd_ps(p, r, _mm512_set1_ps(1.0f / 120.0f));
-    p = _mm512_fmadd_ps(p, r, _mm512_set1_ps(1.0f / 24.0f));
-    p = _mm512_fmadd_ps(p, r, _mm512_set1_ps(1.0f / 6.0f));
-    p = _mm512_fmadd_ps(p, r, _mm512_set1_ps(0.5f));
-    p = _mm512_fmadd_ps(p, r, _mm512_set1_ps(1.0f));
-    p = _mm512_fmadd_ps(p, r, _mm512_set1_ps(1.0f));
-    __m512i bits = _mm512_slli_epi32(_mm512_add_epi32(_mm512_castps_si512(t), _mm512_set1_epi32(127 - 0x4B400000)), 23);
-    return _mm512_mul_ps(p, _mm512_castsi512_ps(bits));
+/* exp_approx on the VLEN lanes of a vector (simd.h), for kernels written over
+ * vectors (attention's softmax): the same arithmetic in the same order, its
+ * clamp by the same masks, so the same bits lane by lane (a test compares them
+ * on every build). */
+static inline vf vexp(vf x) {
+    vu below = (vu)(x < vsplat(EXP_MIN_ARG)), above = (vu)(x > vsplat(EXP_MAX_ARG));
+    x = (vf)(((vu)x & ~(below | above)) | ((vu)vsplat(EXP_MIN_ARG) & below) | ((vu)vsplat(EXP_MAX_ARG) & above));
+    vf t = vfma(x, vsplat(EXP_LOG2E), vsplat(EXP_ROUND));
+    vf n = t - vsplat(EXP_ROUND);
+    vf r = vfma(-n, vsplat(EXP_LN2_HI), x);
+    r = vfma(-n, vsplat(EXP_LN2_LO), r);
+    vf p = vfma(vsplat(1.0f / 5040.0f), r, vsplat(1.0f / 720.0f));
+    p = vfma(p, r, vsplat(1.0f / 120.0f));
+    p = vfma(p, r, vsplat(1.0f / 24.0f));
+    p = vfma(p, r, vsplat(1.0f / 6.0f));
+    p = vfma(p, r, vsplat(0.5f));
+    p = vfma(p, r, vsplat(1.0f));
+    p = vfma(p, r, vsplat(1.0f));
+    vf scale = (vf)((((vu)t - 0x4B400000u + 127u)) << 23);
+    return p * scale;
 }
-#endif
 
 /* Sums over a row in SUM_LANES interleaved partial sums (lane j takes elements
  * j, j + SUM_LANES, ...), added up in lane order at the end, then the remainder:
