@@ -120,7 +120,7 @@ tests/attention_portable.o: kernels/fast/attention.c $(HEADERS) .build-flags
 # the ref_* functions; included here after the renames, it fails to compile if one of
 # its declarations differs from the API's. A name missing from KERNEL_API fails the
 # link (two definitions of it).
-KERNEL_API = matmul_forward matmul_scratch_floats matvec_forward matmul_backward matmul_backward_scratch_floats \
+KERNEL_API = matmul_path matmul_forward matmul_scratch_floats matvec_forward matmul_backward matmul_backward_scratch_floats \
              attention_scratch_floats attention_forward attention_backward attention_decode \
              layernorm_forward residual_layernorm_forward layernorm_backward \
              sinusoidal_table encoder_forward encoder_backward gelu_forward gelu_backward \

@@ -261,6 +261,8 @@ fi
 run_fma_peak
 if [[ ${#PER_CPU[@]} -gt 0 ]]; then run_per_cpu end; fi
 FMA_ISA=$(grep '^fma_peak isa=' "$RAW/fma_peak.log" | head -n 1 | sed 's/^fma_peak //; s/ iters=.*//')
+# the C kernels' path, as bench_step names it (matmul_path: layer, ISA, vector width, tile)
+C_KERNELS=$(grep -ho '^bench impl=c .* kernels=[^ ]*' "$RAW"/*.log | head -n 1 | sed 's/.* kernels=//')
 declare -A PEAK PEAK_RUNS
 for t in "${THREAD_COUNTS[@]}"; do
     PEAK_RUNS[$t]=$(grep "^fma_peak threads=$t " "$RAW/fma_peak.log" | sed 's/.*gflops=//' | paste -sd' ')
@@ -326,7 +328,7 @@ DISTURBED+=" (the times of such a run are not this code's); rerun on a quiet mac
         echo "- A 1-thread baby step pinned to each CPU (start / end): $cells. A step on all threads"
         echo "  runs one batch group per core and waits for the slowest."
     fi
-    echo "- C compiler: $GCC, \`$CFLAGS_USED\`"
+    echo "- C compiler: $GCC, \`$CFLAGS_USED\`; kernels: \`${C_KERNELS:-?}\` (layer-ISA-vector width-register tile)"
     echo "- PyTorch: $TORCH"
     echo "- PyTorch runs twice: \"tuned\" (OMP_WAIT_POLICY=PASSIVE, OPENBLAS_NUM_THREADS = its thread count;"
     echo "  bench/bench_torch.py says why) and \"as installed\" (only torch.set_num_threads). Tuned ran"

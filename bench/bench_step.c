@@ -21,12 +21,13 @@
  * Threads: OMP_NUM_THREADS, as for ./train.
  *
  * The last line is machine-readable (bench/bench.sh parses it):
- *   bench impl=c config=NAME threads=N B= T= params= steps= ms_median= ms_min= tok_s=
+ *   bench impl=c config=NAME threads=N kernels= B= T= params= steps= ms_median= ms_min= tok_s=
  *         gflop_per_step= attn_share= gflops= eval_ms= rss_base_mb= rss_mb= est_mb= rss_over_est=
- * (attn_share: attention's part of the FLOP count). With --products, a line per product
+ * (kernels: matmul_path(), the kernel layer and vector path; attn_share: attention's
+ * part of the FLOP count). With --products, a line per product
  * and a last line for all the products of a step, their rates in GFLOP/s:
  *   products config=NAME threads=N lanes= rows= layer= C= OC= calls= fwd_hot= fwd_cold= bwd_hot= bwd_cold=
- *   bench impl=c-products config=NAME threads=N lanes= rows= ms_hot= ms_cold= fwd_hot= fwd_cold= bwd_hot=
+ *   bench impl=c-products config=NAME threads=N kernels= lanes= rows= ms_hot= ms_cold= fwd_hot= fwd_cold= bwd_hot=
  *         bwd_cold= hot= cold=
  * (ms_hot, ms_cold: the time all the products of one training step take)
  * Sizes in MB are 2^20 bytes, as ./train prints them.
@@ -251,8 +252,9 @@ static void bench_products(const TrainConfig* cfg, int vocab_size, int reps, con
                p->calls, f / t[0][0] * 1e-9, f / t[0][1] * 1e-9, 2 * f / t[1][0] * 1e-9, 2 * f / t[1][1] * 1e-9);
     }
     int rounds = (G + lanes - 1) / lanes;  /* a step runs its groups in this many rounds of lanes */
-    printf("bench impl=c-products config=%s threads=%d lanes=%d rows=%d ms_hot=%.3f ms_cold=%.3f fwd_hot=%.1f "
-           "fwd_cold=%.1f bwd_hot=%.1f bwd_cold=%.1f hot=%.1f cold=%.1f\n", name, threads, lanes, rows,
+    printf("bench impl=c-products config=%s threads=%d kernels=%s lanes=%d rows=%d ms_hot=%.3f ms_cold=%.3f "
+           "fwd_hot=%.1f fwd_cold=%.1f bwd_hot=%.1f bwd_cold=%.1f hot=%.1f cold=%.1f\n", name, threads, matmul_path(),
+           lanes, rows,
            rounds * (secs[0][0] + secs[1][0]) * 1e3, rounds * (secs[0][1] + secs[1][1]) * 1e3,
            flops[0] / secs[0][0] * 1e-9, flops[0] / secs[0][1] * 1e-9, flops[1] / secs[1][0] * 1e-9,
            flops[1] / secs[1][1] * 1e-9, (flops[0] + flops[1]) / (secs[0][0] + secs[1][0]) * 1e-9,
@@ -368,9 +370,9 @@ int main(int argc, char** argv) {
            flops.forward / (eval_ms * 1e-3) * 1e-9);
     printf("peak RSS: %.1f MB (%.1f MB before the model), estimate %.1f MB: RSS / estimate %.2f\n", rss, rss_base, est,
            rss / est);
-    printf("bench impl=c config=%s threads=%d B=%d T=%d params=%zu steps=%d ms_median=%.3f ms_min=%.3f tok_s=%.1f "
-           "gflop_per_step=%.4f attn_share=%.3f gflops=%.2f eval_ms=%.3f rss_base_mb=%.1f rss_mb=%.1f est_mb=%.1f "
-           "rss_over_est=%.3f\n", name, threads, B, T, model.num_params, steps, ms_median, ms_min,
+    printf("bench impl=c config=%s threads=%d kernels=%s B=%d T=%d params=%zu steps=%d ms_median=%.3f ms_min=%.3f "
+           "tok_s=%.1f gflop_per_step=%.4f attn_share=%.3f gflops=%.2f eval_ms=%.3f rss_base_mb=%.1f rss_mb=%.1f "
+           "est_mb=%.1f rss_over_est=%.3f\n", name, threads, matmul_path(), B, T, model.num_params, steps, ms_median, ms_min,
            B * T / (ms_median * 1e-3), flops.step * 1e-9, flops.attention / flops.forward,
            flops.step / (ms_median * 1e-3) * 1e-9, eval_ms, rss_base, rss, est, rss / est);
 

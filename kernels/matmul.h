@@ -33,4 +33,9 @@ void matmul_backward(float* dinp, float* dweight, float* dbias,
                      int BT, int C, int OC, GradMode mode);
 size_t matmul_backward_scratch_floats(int C, int OC);
 
+/* The products this build runs, as one word for the benchmark's report:
+ * "reference", or "fast-ISA-vlenN-tileRxVv": the vector path kernels/fast/simd.h
+ * picked for the target, N floats a vector, a register tile of R rows x V vectors. */
+const char* matmul_path(void);
+
 #endif

@@ -12,6 +12,7 @@
 
 #include "kernels/kernels.h"
 
+const char* ref_matmul_path(void);
 size_t ref_matmul_scratch_floats(int C, int OC);
 size_t ref_matmul_backward_scratch_floats(int C, int OC);
 void ref_matmul_forward(float* out, const float* inp, const float* weight, const float* bias, float* scratch,

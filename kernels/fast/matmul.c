@@ -260,6 +260,12 @@ void gemm_accumulate(float* c, int ldc, const float* a, ptrdiff_t a_row, ptrdiff
     gemm_share(&g);
 }
 
+#define STR(x) #x
+#define XSTR(x) STR(x)
+const char* matmul_path(void) {
+    return "fast-" SIMD_ISA "-vlen" XSTR(VLEN) "-tile" XSTR(TILE_MR) "x" XSTR(TILE_NV) "v";
+}
+
 size_t matmul_scratch_floats(int C, int OC) { return (size_t)C * ((OC + NR - 1) / NR) * NR; }
 
 size_t matmul_backward_scratch_floats(int C, int OC) { return (size_t)OC * ((C + NR - 1) / NR) * NR; }

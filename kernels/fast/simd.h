@@ -19,6 +19,7 @@
 #if defined(__AVX512F__)
 /* 32 zmm registers of 16 floats: 8 x 2 = 16 accumulators + 2 loads + 1 broadcast.
  * 16 independent FMA chains cover the 2 FMA pipes x 4 cycles of latency twice. */
+#define SIMD_ISA "avx512"
 #define VLEN 16
 #define VREGS 32
 #define TILE_MR 8
@@ -26,18 +27,21 @@
 #elif defined(__AVX__)
 /* 16 ymm registers of 8 floats: 6 x 2 = 12 accumulators + 2 loads + 1 broadcast
  * = 15 of 16 (an 8 x 2 tile would need 19 and spill). */
+#define SIMD_ISA "avx2"
 #define VLEN 8
 #define VREGS 16
 #define TILE_MR 6
 #define TILE_NV 2
 #elif defined(__ARM_NEON) || defined(__aarch64__)
 /* 32 q registers of 4 floats: 8 x 3 = 24 accumulators + 3 loads + 1 broadcast. */
+#define SIMD_ISA "neon"
 #define VLEN 4
 #define VREGS 32
 #define TILE_MR 8
 #define TILE_NV 3
 #elif defined(__SSE2__)
 /* 16 xmm registers of 4 floats: as AVX, 6 x 2 + 2 + 1 = 15. */
+#define SIMD_ISA "sse2"
 #define VLEN 4
 #define VREGS 16
 #define TILE_MR 6
@@ -45,6 +49,7 @@
 #else
 /* No known vector unit: one float per "vector", so the same source is scalar
  * code; 4 x 4 = 16 accumulators + 4 + 1 fit the 32 registers of most RISC cores. */
+#define SIMD_ISA "scalar"
 #define VLEN 1
 #define VREGS 32
 #define TILE_MR 4
