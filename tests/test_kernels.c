@@ -849,10 +849,14 @@ static void test_vexp_equals_exp_approx_lane_by_lane(void** state) {
         vf y = vexp(x);
         memcpy(vec, &y, sizeof vec);
         for (int c = 0; c < VLEN; c++, n++) {
-            float xf, ys;
+            float xf, ys, yv;
             memcpy(&xf, &in[c], sizeof xf);
+            memcpy(&yv, &vec[c], sizeof yv);
             ys = exp_approx(xf);
-            differ += memcmp(&ys, &vec[c], sizeof ys) != 0;
+            /* a NaN's payload and sign are not part of the contract: where fmaf is a
+             * library call (the -O2 sanitizer build) they differ from the FMA
+             * instruction's, on exactly the NaN inputs (1 in 256 of all floats) */
+            differ += isnan(ys) ? !isnan(yv) : memcmp(&ys, &yv, sizeof ys) != 0;
         }
     }
     printf("  vexp (%d lanes): %ld of %ld inputs differ from exp_approx\n", VLEN, differ, n);
