@@ -5,6 +5,7 @@
 #   make run        build, fetch the data, train configs/shakespeare_char.conf
 #   make deps       install the Debian packages (as root)
 #   make bench      time training steps, C against PyTorch, and write docs/bench.md
+#                   (with MARCH=x86-64-v3: docs/bench-x86-64-v3.md)
 #   make sanitize   the whole suite again with ASan + UBSan builds
 #   make fuzz       libFuzzer targets for every reader of outside input (clang)
 #   make SPM=0      build without libsentencepiece (tokenizer = sentencepiece then
@@ -13,18 +14,23 @@
 #                   (mpirun -np N ./train CONFIG; docs/mpi.md); `make MPI=1 test` tests it
 #   make KERNELS=reference   build every program on the plain-loop reference
 #                   kernels alone (kernels/reference/) instead of the fast ones
+#   make MARCH=x86-64-v3   build for AVX2 + FMA (default: native, this CPU)
 #   make cross-test build for aarch64 (NEON) and run the kernel, model and training
 #                   tests and a short training run under qemu-aarch64 (docs/testing.md)
 
 CC ?= gcc
-# -O3 -march=native: vectorise the kernels for this CPU (AVX-512 where present).
+# MARCH: the CPU to build for. native (this CPU: AVX-512 where present) by default;
+#   x86-64-v3 is AVX2 + FMA, which any x86 of the last decade runs: `make bench
+#   MARCH=x86-64-v3` measures the AVX2 path on an AVX-512 machine.
+MARCH ?= native
+# -O3 -march=$(MARCH): vectorise the kernels for that CPU (kernels/fast/simd.h).
 # -ffp-contract=fast: let the compiler fuse a*b+c into FMA; -std=c11 alone turns this
 #   off. Determinism does not suffer: each output element always runs the same code.
 # -fno-math-errno: sqrtf becomes one instruction (no errno to set), so loops using it
 #   vectorise; the values are the same.
 # No -ffast-math: it would let the compiler reorder sums (and break NaN checks).
 # -fopenmp: thread the kernels; every parallel loop splits over outputs.
-OPTFLAGS ?= -O3 -march=native -ffp-contract=fast -fno-math-errno
+OPTFLAGS ?= -O3 -march=$(MARCH) -ffp-contract=fast -fno-math-errno
 CFLAGS ?= $(OPTFLAGS)
 CFLAGS += -std=c11 -D_POSIX_C_SOURCE=200809L -fopenmp -Wall -Wextra -Wshadow -Wno-unused-parameter -I.
 # MPI=1: the same program compiled by Open MPI's wrapper, with training/dist.c's MPI calls in
@@ -107,14 +113,6 @@ tokenizer/sentencepiece_shim.o: tokenizer/sentencepiece_shim.cc $(HEADERS) .buil
 tests/%: tests/%.c tests/test_util.h $(CORE)
 	$(CC) $(CFLAGS) -o $@ $< $(CORE) $(LDLIBS) -lcmocka
 
-# kernels/fast/attention.c once more without AVX-512 (its plain C path), its functions renamed
-# portable_*: test_kernels checks that both paths give the same bits. On a compiler
-# without the x86 flag the copy is the same path, and the test checks nothing new.
-NO_AVX512 := $(shell $(CC) -mno-avx512f -x c -c -o /dev/null /dev/null 2>/dev/null && echo -mno-avx512f)
-PORTABLE_NAMES = $(foreach f,attention_forward attention_backward attention_decode attention_scratch_floats,-D$(f)=portable_$(f))
-tests/attention_portable.o: kernels/fast/attention.c $(HEADERS) .build-flags
-	$(CC) $(CFLAGS) $(NO_AVX512) $(PORTABLE_NAMES) -c -o $@ $<
-
 # The reference layer once more with its functions renamed ref_* (tests/ref_*.o), for
 # test_kernels to compare the build's kernels with. tests/reference_kernels.h declares
 # the ref_* functions; included here after the renames, it fails to compile if one of
@@ -131,12 +129,11 @@ tests/ref_%.o: kernels/reference/%.c $(HEADERS) .build-flags
 	$(CC) $(CFLAGS) $(REF_NAMES) -include tests/reference_kernels.h -c -o $@ $<
 
 # test_kernels: the build's kernels against the renamed reference; with the fast
-# layer (TEST_FAST_KERNELS) also its private helpers and attention's plain C path.
+# layer (TEST_FAST_KERNELS) also its private helpers.
+KERNEL_TEST_OBJS = $(REF_RENAMED_OBJS)
 ifeq ($(KERNELS),fast)
-KERNEL_TEST_OBJS = $(REF_RENAMED_OBJS) tests/attention_portable.o
 KERNEL_TEST_FLAGS = -DTEST_FAST_KERNELS
 else
-KERNEL_TEST_OBJS = $(REF_RENAMED_OBJS)
 KERNEL_TEST_FLAGS =
 endif
 tests/test_kernels: tests/test_kernels.c tests/test_util.h $(CORE) $(KERNEL_TEST_OBJS)
@@ -160,11 +157,12 @@ tests/logits_dump: tests/logits_dump.c $(CORE)
 	$(CC) $(CFLAGS) -o $@ $< $(CORE) $(LDLIBS)
 
 # the benchmark: one training step of the C model, timed
-bench/bench_step: bench/bench_step.c $(CORE) $(HEADERS)
+bench/bench_step: bench/bench_step.c $(CORE) $(HEADERS) .build-flags
 	$(CC) $(CFLAGS) -o $@ $< $(CORE) $(LDLIBS)
 
-# the FP32 FMA peak of this CPU, the yardstick of the benchmark's GFLOP/s
-bench/fma_peak: bench/fma_peak.c
+# the FP32 FMA peak of this CPU, the yardstick of the benchmark's GFLOP/s, for the
+# build's instruction set (MARCH=x86-64-v3: the AVX2 peak)
+bench/fma_peak: bench/fma_peak.c .build-flags
 	$(CC) $(CFLAGS) -o $@ $<
 
 test: train prepare sample embeddings $(TESTS) tests/parity_dump tests/logits_dump tests/memcheck/train \
@@ -174,15 +172,17 @@ ifeq ($(MPI),1)
 	PYTHON=$(PYTHON) tests/test_mpi.sh
 endif
 
+# the report: docs/bench.md for this CPU's build, docs/bench-$(MARCH).md for another
+BENCH_OUT ?= $(if $(filter native,$(MARCH)),docs/bench.md,docs/bench-$(MARCH).md)
 bench: train bench/bench_step bench/fma_peak
-	PYTHON=$(PYTHON) bench/bench.sh
+	PYTHON=$(PYTHON) BENCH_OUT=$(BENCH_OUT) MARCH=$(MARCH) bench/bench.sh
 
 # make sanitize: every program and test rebuilt under AddressSanitizer and
 # UndefinedBehaviorSanitizer (-O2 -g; any report ends the program with an error),
 # then the whole suite. The objects it leaves are sanitized: the next plain `make`
 # rebuilds them (.build-flags). SANITIZE=1 tells the suite to skip what cannot run
 # under ASan: valgrind, and ulimit -v (ASan reserves terabytes of address space).
-SANITIZE_OPTFLAGS = -O2 -g -march=native -ffp-contract=fast -fno-math-errno -fno-omit-frame-pointer \
+SANITIZE_OPTFLAGS = -O2 -g -march=$(MARCH) -ffp-contract=fast -fno-math-errno -fno-omit-frame-pointer \
                     -fsanitize=address,undefined -fno-sanitize-recover=all
 sanitize:
 	SANITIZE=1 ASAN_OPTIONS=detect_leaks=1:strict_string_checks=1 UBSAN_OPTIONS=print_stacktrace=1 \
@@ -212,7 +212,7 @@ deps:
 clean:
 	rm -f train prepare sample embeddings *.o */*.o kernels/*/*.o $(TESTS) tests/parity_dump tests/logits_dump \
 	      bench/bench_step bench/fma_peak .build-flags $(FUZZ_ALL:%=tests/fuzz/fuzz_%) tests/fuzz/sentencepiece_shim.o \
-	      tests/attention_portable.o tests/reference/train tests/reference/parity_dump \
+	      tests/reference/train tests/reference/parity_dump \
 	      tests/memcheck/train tests/memcheck/sample
 	rm -rf $(CROSS_DIR)
 
@@ -234,8 +234,7 @@ FUZZ_TARGETS ?= $(FUZZ_ALL)
 # -O1 -g: fast enough to fuzz, and readable stack traces. -fopenmp: the kernels'
 # pragmas (the targets run one thread). -fsanitize-link-c++-runtime: UBSan's C++
 # checks in the SentencePiece shim, linked by the C driver. -Wno-pass-failed: at
-# -O1 clang does not vectorise, and would warn at each `#pragma omp simd` loop of
-# attention's plain C path (the path these targets build: no -march=native).
+# -O1 clang does not vectorise, and would warn at each `#pragma omp simd` loop.
 FUZZ_SANITIZE = -fsanitize=fuzzer,address,undefined -fno-sanitize-recover=undefined
 FUZZ_CFLAGS = -g -O1 $(FUZZ_SANITIZE) -fopenmp -std=c11 -D_POSIX_C_SOURCE=200809L -Wall -Wextra \
               -Wno-unused-parameter -Wno-pass-failed -I. -Itests/fuzz
@@ -311,17 +310,12 @@ $(CROSS_DIR)/reference/train: $(CROSS_DIR)/train.o $(CROSS_REF_CORE)
 	@mkdir -p $(@D)
 	$(CROSS)gcc $(CROSS_CFLAGS) -o $@ $^ -lm
 
-# test_kernels as the host's: the reference layer once more under ref_* names, and
-# the fast attention.c once more as portable_* (on aarch64 its only path: no AVX-512)
+# test_kernels as the host's: the reference layer once more under ref_* names
 CROSS_REF_RENAMED = $(patsubst kernels/reference/%.c,$(CROSS_DIR)/tests/ref_%.o,$(REF_KERNEL_SRCS))
 $(CROSS_DIR)/tests/ref_%.o: kernels/reference/%.c $(HEADERS) $(CROSS_DIR)/.flags
 	@mkdir -p $(@D)
 	$(CROSS)gcc $(CROSS_CFLAGS) $(REF_NAMES) -include tests/reference_kernels.h -c -o $@ $<
-$(CROSS_DIR)/tests/attention_portable.o: kernels/fast/attention.c $(HEADERS) $(CROSS_DIR)/.flags
-	@mkdir -p $(@D)
-	$(CROSS)gcc $(CROSS_CFLAGS) $(PORTABLE_NAMES) -c -o $@ $<
-$(CROSS_DIR)/tests/test_kernels: tests/test_kernels.c tests/test_util.h $(CROSS_CORE) $(CROSS_REF_RENAMED) \
-                                 $(CROSS_DIR)/tests/attention_portable.o
+$(CROSS_DIR)/tests/test_kernels: tests/test_kernels.c tests/test_util.h $(CROSS_CORE) $(CROSS_REF_RENAMED)
 	$(CROSS)gcc $(CROSS_CFLAGS) -DTEST_FAST_KERNELS -o $@ $< $(filter %.o,$^) -lm -lcmocka
 $(CROSS_DIR)/tests/test_model $(CROSS_DIR)/tests/test_training: $(CROSS_DIR)/tests/%: tests/%.c tests/test_util.h $(CROSS_CORE)
 	@mkdir -p $(@D)

@@ -123,7 +123,7 @@ fi
 VEC="no AVX2"
 if [[ " $FLAGS " == *" avx2 "* ]]; then VEC=AVX2; fi
 if [[ " $FLAGS " == *" avx512f "* ]]; then VEC=AVX-512; fi
-CFLAGS_USED=$(make -s -n -B bench/fma_peak | head -n 1 | sed 's/^[^ ]* //; s/ -o bench.*//')
+CFLAGS_USED=$(make -s -n -B bench/fma_peak | grep -- ' -o bench/fma_peak ' | head -n 1 | sed 's/^[^ ]* //; s/ -o bench.*//')
 GCC=$(${CC:-gcc} --version | head -n 1)
 TORCH=$("$PYTHON" - <<'EOF'
 import re
@@ -306,7 +306,9 @@ DISTURBED+=" (the times of such a run are not this code's); rerun on a quiet mac
     for v in BENCH_QUICK BENCH_ROUNDS BENCH_FULL BENCH_THREADS BENCH_SWEEP BENCH_PER_CPU; do
         if [[ ${!v:-} == *" "* ]]; then RUN_OPTS+="$v=\"${!v}\" "; elif [[ -n ${!v:-} ]]; then RUN_OPTS+="$v=${!v} "; fi
     done
-    echo "Written by \`${RUN_OPTS}make bench\` (bench/bench.sh) at commit \`$COMMIT\` in ${ELAPSED} s; load average"
+    MAKE_OPTS=""  # make's, where the build is not this CPU's own (MARCH=x86-64-v3: the AVX2 path)
+    [[ ${MARCH:-native} != native ]] && MAKE_OPTS=" MARCH=$MARCH"
+    echo "Written by \`${RUN_OPTS}make bench${MAKE_OPTS}\` (bench/bench.sh) at commit \`$COMMIT\` in ${ELAPSED} s; load average"
     echo "$LOAD at the start, $LOAD_END at the end (other work on the machine disturbs every number)."
     echo "What was tried to get here, and why it was kept or dropped: [optimizations.md](optimizations.md)."
     if [[ $QUICK == 1 ]]; then

@@ -8,7 +8,7 @@
  *     not multiples of the fast layer's vectors and tiles, T = 1, B = 1);
  *   - each layer bit-identical on any number of threads;
  *   - the fast layer's private pieces (TEST_FAST_KERNELS: the tiled gemm,
- *     transpose, vexp, attention's plain C path), and its GELU's accuracy.
+ *     transpose, vexp), and its GELU's accuracy.
  * A test run on both layers is named with the layer in brackets. */
 #include <setjmp.h>
 #include <stdarg.h>
@@ -373,7 +373,7 @@ static void test_layernorm_backward_matches_finite_differences(void** state) {
     free(c.rstd); free(start); free(dinp); free(dweight); free(dbias);
 }
 
-/* The fast forward normalises whole blocks of 16 rows together (AVX-512) and
+/* The fast forward normalises whole blocks of 16 rows together and
  * the rest one by one: a row must come out the same, bit for bit, either way,
  * with and without the residual sum and the bias. 37 rows: two blocks and 5
  * more. (The reference has one path, and passes as well.) */
@@ -1097,58 +1097,6 @@ static void test_transpose_moves_every_element(void** state) {
 #endif
 }
 
-#ifdef TEST_FAST_KERNELS
-/* the fast attention.c built without AVX-512 (tests/attention_portable.o,
- * Makefile): its plain C softmax loops in place of the intrinsics */
-size_t portable_attention_scratch_floats(int T, int C, int NH);
-void portable_attention_forward(float* out, float* stats, float* scratch, const float* qkv, int B, int T, int C,
-                                int NH, float dropout, uint64_t key);
-void portable_attention_backward(float* dqkv, float* scratch, const float* dout, const float* qkv,
-                                 const float* stats, int B, int T, int C, int NH, float dropout, uint64_t key);
-#endif
-
-/* The two paths of the fast attention give the same bits: out, stats and dqkv,
- * with and without dropout, T a whole number of query blocks or not, head sizes
- * 32, 16 and 4. */
-static void test_attention_paths_give_the_same_bits(void** state) {
-#ifdef TEST_FAST_KERNELS
-    struct { int B, T, C, NH; float dropout; } cases[] = {
-        {2, 64, 128, 4, 0.0f}, {2, 64, 128, 4, 0.2f}, {3, 45, 48, 3, 0.0f}, {1, 130, 96, 3, 0.1f}, {2, 5, 8, 2, 0.0f},
-    };
-    for (size_t i = 0; i < sizeof cases / sizeof cases[0]; i++) {
-        int B = cases[i].B, T = cases[i].T, C = cases[i].C, NH = cases[i].NH;
-        float p = cases[i].dropout;
-        size_t n_qkv = (size_t)B * T * 3 * C, n_out = (size_t)B * T * C, n_stats = (size_t)B * NH * T * 2;
-        Rng rng;
-        rng_seed(&rng, 11, i);
-        float *qkv = random_tensor(&rng, n_qkv, 3.0f), *dy = random_tensor(&rng, n_out, 1.0f);
-        float* got[2][3];
-        for (int path = 0; path < 2; path++) {
-            size_t per_thread = path ? portable_attention_scratch_floats(T, C, NH) : attention_scratch_floats(T, C, NH);
-            float* scratch = xmalloc(sizeof(float) * omp_get_max_threads() * per_thread, "scratch");
-            float *out = xmalloc(sizeof(float) * n_out, "out"), *stats = xmalloc(sizeof(float) * n_stats, "stats");
-            float* dqkv = xmalloc(sizeof(float) * n_qkv, "dqkv");
-            if (path) {
-                portable_attention_forward(out, stats, scratch, qkv, B, T, C, NH, p, 5);
-                portable_attention_backward(dqkv, scratch, dy, qkv, stats, B, T, C, NH, p, 5);
-            } else {
-                attention_forward(out, stats, scratch, qkv, B, T, C, NH, p, 5);
-                attention_backward(dqkv, scratch, dy, qkv, stats, B, T, C, NH, p, 5);
-            }
-            got[path][0] = out; got[path][1] = stats; got[path][2] = dqkv;
-            free(scratch);
-        }
-        assert_memory_equal(got[0][0], got[1][0], sizeof(float) * n_out);
-        assert_memory_equal(got[0][1], got[1][1], sizeof(float) * n_stats);
-        assert_memory_equal(got[0][2], got[1][2], sizeof(float) * n_qkv);
-        for (int path = 0; path < 2; path++) for (int k = 0; k < 3; k++) free(got[path][k]);
-        free(qkv); free(dy);
-    }
-#else
-    skip();
-#endif
-}
-
 /* ---- determinism ---------------------------------------------------------------- */
 
 /* Run every kernel of layer L forward and backward on awkward sizes with the
@@ -1266,7 +1214,6 @@ int main(void) {
         cmocka_unit_test(test_tiled_gemm_matches_naive_on_every_shape),
         cmocka_unit_test(test_gemm_set_equals_zeroing_then_accumulating),
         cmocka_unit_test(test_transpose_moves_every_element),
-        cmocka_unit_test(test_attention_paths_give_the_same_bits),
         cmocka_unit_test(test_exp_approx_is_within_2_ulp),
         cmocka_unit_test(test_vexp_equals_exp_approx_lane_by_lane),
         /* determinism */

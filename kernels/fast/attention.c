@@ -33,14 +33,12 @@
 #include "kernels/fast/gemm.h"
 #include "kernels/fast/vmath.h"
 
-#ifdef __AVX512F__
-#include <immintrin.h>
-#endif
-
 enum {
-    VEC = 16,       /* queries side by side in a softmax pass: the floats of an AVX-512 vector */
-    QB = 2 * VEC,   /* queries per block: as wide as the matmul tile (NR) */
+    VEC = 16,           /* queries side by side in a softmax pass (a group) */
+    QB = 2 * VEC,       /* queries per block */
+    NVEC = VEC / VLEN,  /* vectors (simd.h) across a group's row */
 };
+_Static_assert(VEC % VLEN == 0, "a group's row is whole vectors");
 
 size_t attention_scratch_floats(int T, int C, int NH) {
     size_t hs = (size_t)C / NH;
@@ -116,11 +114,10 @@ static void block_scores(float* sT, const float* k, int ldk, const float* qt, in
  *   bit (the same operations on the same scores and stats), dp (dw_s = dy_t . v_s)
  *   the score gradients dscore_s = p_s (dp_s - sum_{r <= t} p_r dp_r) scale,
  *   both 0 for s > t; the dot runs in key order, one FMA per key.
- * With AVX-512 each row is one vector and the lanes that do not see a key are
- * masked; elsewhere a loop over the lanes that the compiler vectorises, where
- * a lane that does not see the key adds +0 (p >= 0, so p * 0 is +0). A sum that
- * starts at +0 is never -0 in round-to-nearest, and x + 0 = x for every other x,
- * so adding 0 changes no bit: the same bits either way. */
+ * A row of a group is NVEC vectors, and each runs the passes alone. A lane that
+ * does not see a key adds +0 to the sums (vkeep clears it): a sum that starts
+ * at +0 is never -0 in round-to-nearest, and x + 0 = x for every other x, so
+ * the masked keys change no bit. */
 
 /* The group's softmax stats, m and 1/sum, to and from their (T, 2) rows; lanes
  * past the group's last query read 0. */
@@ -139,124 +136,65 @@ static void get_stats(const float* stats, const Group* g, float m[VEC], float in
     }
 }
 
-#ifdef __AVX512F__
-/* the lanes that see key s: c >= s - t0 */
-static inline __mmask16 seen(int s, int t0) {
-    int d = s - t0;
-    return d <= 0 ? (__mmask16)0xFFFF : d >= VEC ? 0 : (__mmask16)(0xFFFFu << d);
-}
-
-/* -x, the sign bit flipped as C's unary minus does */
-static inline __m512 negate(__m512 x) {
-    return _mm512_castsi512_ps(_mm512_xor_si512(_mm512_castps_si512(x), _mm512_set1_epi32((int)0x80000000u)));
-}
+/* the lanes of vector i of a group's row that see key s: t0 + i VLEN + j >= s */
+static inline vi seen(int s, int t0, int i) { return vlane_index() >= vsplati(s - t0 - i * VLEN); }
 
 static void softmax_group(const Heads* a, const Group* g, float* x, float* stats) {
     const int t0 = g->t0, end = g->end;
-    const __m512 scale = _mm512_set1_ps(a->scale);
-    __m512 mx = _mm512_loadu_ps(x);  /* key 0: every query sees it */
-    for (int s = 1; s < end; s++) {
-        __m512 xs = _mm512_loadu_ps(x + (size_t)s * QB);
-        mx = _mm512_mask_mov_ps(mx, _mm512_mask_cmp_ps_mask(seen(s, t0), xs, mx, _CMP_GT_OQ), xs);
-    }
-    __m512 m = _mm512_mul_ps(mx, scale), neg_m = negate(m), sum = _mm512_setzero_ps();
-    for (int s = 0; s < end; s++) {
-        float* xs = x + (size_t)s * QB;
-        __m512 e = vexp(_mm512_fmadd_ps(_mm512_loadu_ps(xs), scale, neg_m));
-        _mm512_storeu_ps(xs, e);
-        sum = _mm512_mask_add_ps(sum, seen(s, t0), sum, e);
-    }
-    __m512 inv = _mm512_div_ps(_mm512_set1_ps(1.0f), sum);
-    float mf[VEC], invf[VEC];
-    _mm512_storeu_ps(mf, m);
-    _mm512_storeu_ps(invf, inv);
-    put_stats(stats, g, mf, invf);
-    for (int s = 0; s < g->r1; s++) {
-        float* xs = x + (size_t)s * QB;
-        __mmask16 k = s < end ? seen(s, t0) : 0;
-        _mm512_storeu_ps(xs, _mm512_maskz_mul_ps(k, _mm512_loadu_ps(xs), inv));
-    }
-}
-
-static void softmax_group_backward(const Heads* a, const Group* g, float* p, float* dp, const float* stats) {
-    const int t0 = g->t0, end = g->end;
-    const __m512 scale = _mm512_set1_ps(a->scale);
-    float mf[VEC], invf[VEC];
-    get_stats(stats, g, mf, invf);
-    __m512 neg_m = negate(_mm512_loadu_ps(mf)), inv = _mm512_loadu_ps(invf);
-    __m512 pdot = _mm512_setzero_ps();
-    for (int s = 0; s < end; s++) {
-        float* ps = p + (size_t)s * QB;
-        __m512 pv = _mm512_mul_ps(vexp(_mm512_fmadd_ps(_mm512_loadu_ps(ps), scale, neg_m)), inv);
-        _mm512_storeu_ps(ps, pv);
-        pdot = _mm512_mask3_fmadd_ps(pv, _mm512_loadu_ps(dp + (size_t)s * QB), pdot, seen(s, t0));
-    }
-    for (int s = 0; s < g->r1; s++) {
-        float* ps = p + (size_t)s * QB;
-        float* dps = dp + (size_t)s * QB;
-        __mmask16 k = s < end ? seen(s, t0) : 0;
-        __m512 pv = _mm512_loadu_ps(ps);
-        __m512 ds = _mm512_mul_ps(pv, _mm512_sub_ps(_mm512_loadu_ps(dps), pdot));
-        _mm512_storeu_ps(dps, _mm512_maskz_mul_ps(k, ds, scale));
-        _mm512_storeu_ps(ps, _mm512_maskz_mov_ps(k, pv));
-    }
-}
-#else
-static void softmax_group(const Heads* a, const Group* g, float* x, float* stats) {
-    const float scale = a->scale;
-    const int t0 = g->t0, end = g->end;
-    float mx[VEC], m[VEC], sum[VEC], inv[VEC];
-    for (int c = 0; c < VEC; c++) mx[c] = x[c];  /* key 0: every query sees it */
-    for (int s = 1; s < end; s++) {
-        const float* xs = x + (size_t)s * QB;
-        #pragma omp simd
-        for (int c = 0; c < VEC; c++) mx[c] = s <= t0 + c && xs[c] > mx[c] ? xs[c] : mx[c];
-    }
-    for (int c = 0; c < VEC; c++) { m[c] = mx[c] * scale; sum[c] = 0.0f; }
-    for (int s = 0; s < end; s++) {
-        float* xs = x + (size_t)s * QB;
-        #pragma omp simd
-        for (int c = 0; c < VEC; c++) {
-            float e = exp_approx(fmaf(xs[c], scale, -m[c]));
-            xs[c] = e;
-            sum[c] += s <= t0 + c ? e : 0.0f;
+    const vf scale = vsplat(a->scale);
+    float m[VEC], inv[VEC];
+    for (int i = 0; i < NVEC; i++) {
+        float* xi = x + i * VLEN;
+        vf mx = vload(xi);  /* key 0: every query sees it */
+        for (int s = 1; s < end; s++) {
+            vf xs = vload(xi + (size_t)s * QB);
+            mx = vselect(seen(s, t0, i) & (xs > mx), xs, mx);
+        }
+        vf mi = mx * scale, sum = vzero();
+        for (int s = 0; s < end; s++) {
+            float* xs = xi + (size_t)s * QB;
+            vf e = vexp(vfma(vload(xs), scale, -mi));
+            vstore(xs, e);
+            sum += vkeep(seen(s, t0, i), e);
+        }
+        vf invi = vsplat(1.0f) / sum;
+        vstore(m + i * VLEN, mi);
+        vstore(inv + i * VLEN, invi);
+        for (int s = 0; s < g->r1; s++) {
+            float* xs = xi + (size_t)s * QB;
+            vi k = s < end ? seen(s, t0, i) : vsplati(0);
+            vstore(xs, vkeep(k, vload(xs) * invi));
         }
     }
-    for (int c = 0; c < VEC; c++) inv[c] = 1.0f / sum[c];
     put_stats(stats, g, m, inv);
-    for (int s = 0; s < g->r1; s++) {
-        float* xs = x + (size_t)s * QB;
-        #pragma omp simd
-        for (int c = 0; c < VEC; c++) xs[c] = s <= t0 + c && s < end ? xs[c] * inv[c] : 0.0f;
-    }
 }
 
 static void softmax_group_backward(const Heads* a, const Group* g, float* p, float* dp, const float* stats) {
-    const float scale = a->scale;
     const int t0 = g->t0, end = g->end;
-    float m[VEC], inv[VEC], pdot[VEC] = {0};
+    const vf scale = vsplat(a->scale);
+    float m[VEC], inv[VEC];
     get_stats(stats, g, m, inv);
-    for (int s = 0; s < end; s++) {
-        float* ps = p + (size_t)s * QB;
-        const float* dps = dp + (size_t)s * QB;
-        #pragma omp simd
-        for (int c = 0; c < VEC; c++) {
-            ps[c] = exp_approx(fmaf(ps[c], scale, -m[c])) * inv[c];
-            pdot[c] = fmaf(ps[c], s <= t0 + c ? dps[c] : 0.0f, pdot[c]);
+    for (int i = 0; i < NVEC; i++) {
+        float* pi = p + i * VLEN;
+        float* dpi = dp + i * VLEN;
+        vf neg_m = -vload(m + i * VLEN), invi = vload(inv + i * VLEN), pdot = vzero();
+        for (int s = 0; s < end; s++) {
+            float* ps = pi + (size_t)s * QB;
+            vf pv = vexp(vfma(vload(ps), scale, neg_m)) * invi;
+            vstore(ps, pv);
+            pdot = vfma(pv, vkeep(seen(s, t0, i), vload(dpi + (size_t)s * QB)), pdot);
         }
-    }
-    for (int s = 0; s < g->r1; s++) {
-        float* ps = p + (size_t)s * QB;
-        float* dps = dp + (size_t)s * QB;
-        #pragma omp simd
-        for (int c = 0; c < VEC; c++) {
-            int sees = s <= t0 + c && s < end;
-            dps[c] = sees ? ps[c] * (dps[c] - pdot[c]) * scale : 0.0f;
-            ps[c] = sees ? ps[c] : 0.0f;
+        for (int s = 0; s < g->r1; s++) {
+            float* ps = pi + (size_t)s * QB;
+            float* dps = dpi + (size_t)s * QB;
+            vi k = s < end ? seen(s, t0, i) : vsplati(0);
+            vf pv = vload(ps);
+            vf ds = pv * (vload(dps) - pdot);
+            vstore(dps, vkeep(k, ds * scale));
+            vstore(ps, vkeep(k, pv));
         }
     }
 }
-#endif
 
 void attention_forward(float* out, float* stats, float* scratch, const float* qkv, int B, int T, int C, int NH,
                        float dropout, uint64_t key) {

@@ -1,5 +1,5 @@
 /* fast/layernorm.c: layer normalisation, forward and backward, with the sums
- * of a row in vector lanes and, with AVX-512, 16 rows normalised side by side.
+ * of a row in vector lanes (simd.h) and 16 rows normalised side by side.
  * Must match kernels/reference/layernorm.c, the same formulas with sums in
  * channel order (tests/test_kernels.c compares them). */
 #include "kernels/layernorm.h"
@@ -10,16 +10,12 @@
 #include "kernels/fast/gemm.h"  /* transpose, for lane_totals */
 #include "kernels/fast/vmath.h"
 
-#ifdef __AVX512F__
-#include <immintrin.h>
-/* the rounding argument of the *_round intrinsics below: the current mode (to nearest) */
-enum { ROUND = _MM_FROUND_CUR_DIRECTION };
-#endif
-
 enum {
     ROW_BLOCK = 16,             /* rows per OpenMP work item in the forward */
     CHANNEL_SLICE = SUM_LANES,  /* channels per OpenMP work item in the dweight/dbias pass */
+    LV = SUM_LANES / VLEN,      /* vectors across SUM_LANES channels */
 };
+_Static_assert(SUM_LANES % VLEN == 0 && ROW_BLOCK % VLEN == 0, "lanes and rows come in whole vectors");
 
 /* One row: y = (x - m) s w + b with m the mean of x and s = 1/sqrt(var + eps).
  * y first holds x - m: the variance (two passes, numerically safer than
@@ -44,84 +40,80 @@ static inline void normalize_row(float* y, float* mean, float* rstd, const float
     *rstd = s;
 }
 
-#ifdef __AVX512F__
-_Static_assert((int)ROW_BLOCK == (int)SUM_LANES, "a vector holds one lane of each row of a block");
-
-/* total[r] = ((0 + lanes[r][0]) + lanes[r][1]) + ... for the ROW_BLOCK rows */
-static __m512 lane_totals(const float lanes[ROW_BLOCK * SUM_LANES]) {
+/* total[r] = ((0 + lanes[r][0]) + lanes[r][1]) + ... for the ROW_BLOCK rows:
+ * the lanes transposed, so that a vector holds lane j of VLEN rows */
+static void lane_totals(float total[ROW_BLOCK], const float lanes[ROW_BLOCK * SUM_LANES]) {
     float by_lane[SUM_LANES * ROW_BLOCK];
     transpose(by_lane, ROW_BLOCK, lanes, SUM_LANES, ROW_BLOCK, SUM_LANES);
-    __m512 total = _mm512_setzero_ps();
-    for (int j = 0; j < SUM_LANES; j++)
-        total = _mm512_add_round_ps(total, _mm512_loadu_ps(by_lane + j * ROW_BLOCK), ROUND);
-    return total;
+    for (int r = 0; r < ROW_BLOCK; r += VLEN) {
+        vf t = vzero();
+        for (int j = 0; j < SUM_LANES; j++) t += vload(by_lane + j * ROW_BLOCK + r);
+        vstore(total + r, t);
+    }
 }
 
 /* normalize_row on ROW_BLOCK rows at once (rows at stride C, C a multiple of
- * SUM_LANES), the same operations in the same order: each row's sums in 16
- * lanes, then its lanes added one after another, as lanes_total does; here that
- * last, serial part runs for 16 rows side by side (the lanes transposed so that a
- * vector holds lane j of every row), and so do the divisions and square roots.
- * One row at a time, those serial steps were the row's critical path (about 130
- * cycles a row at n_embd 128; a third less in blocks). With `res`, x = a + b is
- * formed and stored first (residual_layernorm_forward). The *_round intrinsics
- * are never fused or reordered by the compiler; the FMAs are where normalize_row
- * writes its fmaf. */
-static void normalize_rows16(float* y, float* mean, float* rstd, float* res, const float* x, const float* b,
-                             const float* weight, const float* bias, int C) {
+ * SUM_LANES), the same operations in the same order: each row's sums in
+ * SUM_LANES lanes, then its lanes added one after another, as lanes_total does;
+ * here that last, serial part runs for the block's rows side by side, and so do
+ * the divisions and square roots. One row at a time, those serial steps were
+ * the row's critical path (about 130 cycles a row at n_embd 128; a third less
+ * in blocks). With `res`, x = a + b is formed and stored first
+ * (residual_layernorm_forward). */
+static void normalize_block(float* y, float* mean, float* rstd, float* res, const float* x, const float* b,
+                            const float* weight, const float* bias, int C) {
     float lanes[ROW_BLOCK * SUM_LANES];
-    __m512 n = _mm512_set1_ps((float)C);
+    const vf n = vsplat((float)C);
     for (int r = 0; r < ROW_BLOCK; r++) {  /* sums of x (x = a + b first, with res) */
-        size_t row = (size_t)r * C;
-        __m512 acc = _mm512_setzero_ps();
-        for (int c = 0; c < C; c += SUM_LANES) {
-            __m512 v = _mm512_loadu_ps(x + row + c);
-            if (res) {
-                v = _mm512_add_round_ps(v, _mm512_loadu_ps(b + row + c), ROUND);
-                _mm512_storeu_ps(res + row + c, v);
+        vf acc[LV];
+        for (int i = 0; i < LV; i++) acc[i] = vzero();
+        for (int c = 0; c < C; c += SUM_LANES)
+            for (int i = 0; i < LV; i++) {
+                size_t at = (size_t)r * C + c + i * VLEN;
+                vf v = vload(x + at);
+                if (res) {
+                    v += vload(b + at);
+                    vstore(res + at, v);
+                }
+                acc[i] += v;
             }
-            acc = _mm512_add_round_ps(acc, v, ROUND);
-        }
-        _mm512_storeu_ps(lanes + r * SUM_LANES, acc);
+        for (int i = 0; i < LV; i++) vstore(lanes + r * SUM_LANES + i * VLEN, acc[i]);
     }
-    _mm512_storeu_ps(mean, _mm512_div_round_ps(lane_totals(lanes), n, ROUND));
+    lane_totals(mean, lanes);
+    for (int r = 0; r < ROW_BLOCK; r += VLEN) vstore(mean + r, vload(mean + r) / n);
     if (res) x = res;
     for (int r = 0; r < ROW_BLOCK; r++) {  /* y = x - m, and sums of y^2 */
-        size_t row = (size_t)r * C;
-        __m512 m = _mm512_set1_ps(mean[r]), acc = _mm512_setzero_ps();
-        for (int c = 0; c < C; c += SUM_LANES) {
-            __m512 d = _mm512_sub_round_ps(_mm512_loadu_ps(x + row + c), m, ROUND);
-            _mm512_storeu_ps(y + row + c, d);
-            acc = _mm512_fmadd_round_ps(d, d, acc, ROUND);
-        }
-        _mm512_storeu_ps(lanes + r * SUM_LANES, acc);
+        vf m = vsplat(mean[r]), acc[LV];
+        for (int i = 0; i < LV; i++) acc[i] = vzero();
+        for (int c = 0; c < C; c += SUM_LANES)
+            for (int i = 0; i < LV; i++) {
+                size_t at = (size_t)r * C + c + i * VLEN;
+                vf d = vload(x + at) - m;
+                vstore(y + at, d);
+                acc[i] = vfma(d, d, acc[i]);
+            }
+        for (int i = 0; i < LV; i++) vstore(lanes + r * SUM_LANES + i * VLEN, acc[i]);
     }
-    __m512 var = _mm512_div_round_ps(lane_totals(lanes), n, ROUND);
-    var = _mm512_add_round_ps(var, _mm512_set1_ps(LAYERNORM_EPS), ROUND);
-    _mm512_storeu_ps(rstd, _mm512_div_round_ps(_mm512_set1_ps(1.0f), _mm512_sqrt_round_ps(var, ROUND), ROUND));
+    lane_totals(rstd, lanes);
+    for (int r = 0; r < ROW_BLOCK; r += VLEN)  /* s = 1 / sqrt(var + eps) */
+        vstore(rstd + r, vsplat(1.0f) / vsqrt(vload(rstd + r) / n + vsplat(LAYERNORM_EPS)));
     for (int r = 0; r < ROW_BLOCK; r++) {  /* y = (y s) w + b */
         float* yr = y + (size_t)r * C;
-        __m512 sr = _mm512_set1_ps(rstd[r]);
-        for (int c = 0; c < C; c += SUM_LANES) {
-            __m512 add = bias ? _mm512_loadu_ps(bias + c) : _mm512_setzero_ps();
-            __m512 ys = _mm512_mul_round_ps(_mm512_loadu_ps(yr + c), sr, ROUND);
-            _mm512_storeu_ps(yr + c, _mm512_fmadd_round_ps(ys, _mm512_loadu_ps(weight + c), add, ROUND));
-        }
+        vf s = vsplat(rstd[r]);
+        for (int c = 0; c < C; c += VLEN)
+            vstore(yr + c, vfma(vload(yr + c) * s, vload(weight + c), bias ? vload(bias + c) : vzero()));
     }
 }
-#endif
 
 /* Rows r0..r1 of a layer norm, x = a + b first when res is given. */
 static void normalize_rows(float* out, float* mean, float* rstd, float* res, const float* a, const float* b,
                            const float* weight, const float* bias, int r0, int r1, int C) {
-#ifdef __AVX512F__
     if (r1 - r0 == ROW_BLOCK && C % SUM_LANES == 0) {
         size_t first = (size_t)r0 * C;
-        normalize_rows16(out + first, mean + r0, rstd + r0, res ? res + first : NULL, a + first,
+        normalize_block(out + first, mean + r0, rstd + r0, res ? res + first : NULL, a + first,
                          b ? b + first : NULL, weight, bias, C);
         return;
     }
-#endif
     for (int r = r0; r < r1; r++) {
         const float* x = a + (size_t)r * C;
         if (res) {
@@ -155,49 +147,53 @@ void residual_layernorm_forward(float* res, float* out, float* mean, float* rstd
     normalize_all(out, mean, rstd, res, a, b, weight, bias, N, C);
 }
 
-#ifdef __AVX512F__
-/* The lane sums of dinp_rows below over whole vectors of channels, in registers:
- * acc_g[j] = sum of g, acc_gx[j] = sum of round(g (x - m) s), each product
- * rounded before it is added. The portable loop leaves the fusing to the
- * compiler, and gcc had vectorised it across blocks of channels with every
- * lane added in order, one scalar add at a time; its results are
- * these wherever it did so (n_embd a multiple of 128, every config here). The
- * *_round intrinsics are never fused into an FMA, as a plain multiply and add
- * may be under -ffp-contract=fast. Returns the channels done. */
-static int row_sums_avx512(float acc_g[SUM_LANES], float acc_gx[SUM_LANES], const float* dy, const float* x,
-                           const float* weight, float m, float s, int C) {
-    __m512 sum_g = _mm512_setzero_ps(), sum_gx = _mm512_setzero_ps();
-    __m512 mv = _mm512_set1_ps(m), sv = _mm512_set1_ps(s);
+/* The lane sums of dinp_rows below over whole vectors of channels, in
+ * registers: acc_g[j] = sum of g = dy w, acc_gx[j] = sum of g (x - m) s, each
+ * lane's terms added in channel order. Returns the channels done. */
+static int row_sums(float acc_g[SUM_LANES], float acc_gx[SUM_LANES], const float* dy, const float* x,
+                    const float* weight, float m, float s, int C) {
+    vf sum_g[LV], sum_gx[LV];
+    const vf mv = vsplat(m), sv = vsplat(s);
+    for (int i = 0; i < LV; i++) sum_g[i] = sum_gx[i] = vzero();
     int c = 0;
-    for (; c + SUM_LANES <= C; c += SUM_LANES) {
-        __m512 g = _mm512_mul_round_ps(_mm512_loadu_ps(dy + c), _mm512_loadu_ps(weight + c), ROUND);
-        sum_g = _mm512_add_round_ps(sum_g, g, ROUND);
-        __m512 xm = _mm512_sub_round_ps(_mm512_loadu_ps(x + c), mv, ROUND);
-        __m512 gx = _mm512_mul_round_ps(_mm512_mul_round_ps(g, xm, ROUND), sv, ROUND);
-        sum_gx = _mm512_add_round_ps(sum_gx, gx, ROUND);
+    for (; c + SUM_LANES <= C; c += SUM_LANES)
+        for (int i = 0; i < LV; i++) {
+            int at = c + i * VLEN;
+            vf dyv = vload(dy + at), w = vload(weight + at);
+            sum_g[i] = vfma(dyv, w, sum_g[i]);
+            sum_gx[i] = vfma(dyv * w * (vload(x + at) - mv), sv, sum_gx[i]);
+        }
+    for (int i = 0; i < LV; i++) {
+        vstore(acc_g + i * VLEN, sum_g[i]);
+        vstore(acc_gx + i * VLEN, sum_gx[i]);
     }
-    _mm512_storeu_ps(acc_g, sum_g);
-    _mm512_storeu_ps(acc_gx, sum_gx);
     return c;
 }
 
 /* dparams_channels below for one whole slice of SUM_LANES channels, the sums in
  * registers through all N rows instead of a load and a store of dweight and
- * dbias per row; the same operations, fused as gcc
- * fuses the portable loop: dweight += (dout (x - m)) s as one FMA. */
-static void slice_sums_avx512(float* dweight, float* dbias, const float* dout, const float* inp, const float* mean,
-                              const float* rstd, int N, int C, int c0) {
-    __m512 sum_w = _mm512_loadu_ps(dweight + c0), sum_b = dbias ? _mm512_loadu_ps(dbias + c0) : _mm512_setzero_ps();
-    for (int n = 0; n < N; n++) {
-        __m512 dy = _mm512_loadu_ps(dout + (size_t)n * C + c0);
-        __m512 xm = _mm512_sub_round_ps(_mm512_loadu_ps(inp + (size_t)n * C + c0), _mm512_set1_ps(mean[n]), ROUND);
-        sum_w = _mm512_fmadd_round_ps(_mm512_mul_round_ps(dy, xm, ROUND), _mm512_set1_ps(rstd[n]), sum_w, ROUND);
-        sum_b = _mm512_add_round_ps(sum_b, dy, ROUND);
+ * dbias per row: dweight += (dout (x - m)) s, dbias += dout. */
+static void slice_sums(float* dweight, float* dbias, const float* dout, const float* inp, const float* mean,
+                       const float* rstd, int N, int C, int c0) {
+    vf sum_w[LV], sum_b[LV];
+    for (int i = 0; i < LV; i++) {
+        sum_w[i] = vload(dweight + c0 + i * VLEN);
+        sum_b[i] = dbias ? vload(dbias + c0 + i * VLEN) : vzero();
     }
-    _mm512_storeu_ps(dweight + c0, sum_w);
-    if (dbias) _mm512_storeu_ps(dbias + c0, sum_b);
+    for (int n = 0; n < N; n++) {
+        vf m = vsplat(mean[n]), s = vsplat(rstd[n]);
+        for (int i = 0; i < LV; i++) {
+            size_t at = (size_t)n * C + c0 + i * VLEN;
+            vf dy = vload(dout + at);
+            sum_w[i] = vfma(dy * (vload(inp + at) - m), s, sum_w[i]);
+            sum_b[i] += dy;
+        }
+    }
+    for (int i = 0; i < LV; i++) {
+        vstore(dweight + c0 + i * VLEN, sum_w[i]);
+        if (dbias) vstore(dbias + c0 + i * VLEN, sum_b[i]);
+    }
 }
-#endif
 
 /* Backward pass 1, per row: with xhat = (x - mean) * rstd and g = dout * weight,
  * dx = rstd * (g - mean(g) - xhat * mean(g * xhat)). Called inside a parallel
@@ -209,17 +205,8 @@ static void dinp_rows(float* dinp, const float* dout, const float* inp, const fl
         const float* x = inp + (size_t)n * C;
         const float* dy = dout + (size_t)n * C;
         float m = mean[n], s = rstd[n];
-        float acc_g[SUM_LANES] = {0}, acc_gx[SUM_LANES] = {0};
-        int c = 0;
-#ifdef __AVX512F__
-        c = row_sums_avx512(acc_g, acc_gx, dy, x, weight, m, s, C);
-#endif
-        for (; c + SUM_LANES <= C; c += SUM_LANES)
-            for (int j = 0; j < SUM_LANES; j++) {
-                float g = dy[c + j] * weight[c + j];
-                acc_g[j] += g;
-                acc_gx[j] += g * (x[c + j] - m) * s;
-            }
+        float acc_g[SUM_LANES], acc_gx[SUM_LANES];
+        int c = row_sums(acc_g, acc_gx, dy, x, weight, m, s, C);  /* then the channels past its last whole vector */
         float g_mean = lanes_total(acc_g), gx_mean = lanes_total(acc_gx);
         for (; c < C; c++) {
             float g = dy[c] * weight[c];
@@ -244,12 +231,10 @@ static void dparams_channels(float* dweight, float* dbias, const float* dout, co
     #pragma omp for schedule(static) nowait
     for (int sl = 0; sl < slices; sl++) {
         int c0 = sl * CHANNEL_SLICE, c1 = c0 + CHANNEL_SLICE < C ? c0 + CHANNEL_SLICE : C;
-#ifdef __AVX512F__
         if (c1 - c0 == SUM_LANES) {
-            slice_sums_avx512(dweight, dbias, dout, inp, mean, rstd, N, C, c0);
+            slice_sums(dweight, dbias, dout, inp, mean, rstd, N, C, c0);
             continue;
         }
-#endif
         for (int n = 0; n < N; n++) {
             const float* x = inp + (size_t)n * C;
             const float* dy = dout + (size_t)n * C;

@@ -78,6 +78,10 @@ typedef float vf __attribute__((vector_size(VLEN * sizeof(float))));
  * a comparison of two vf gives all ones or zero per lane, as a vu after a cast */
 typedef unsigned vu __attribute__((vector_size(VLEN * sizeof(unsigned))));
 
+/* the lanes' 32-bit integers: a comparison of two vf or two vi gives a vi, all
+ * ones (-1) in the lanes where it holds and 0 elsewhere: a lane mask */
+typedef int vi __attribute__((vector_size(VLEN * sizeof(int))));
+
 static inline vf vload(const float* p) {
     vf v;
     memcpy(&v, p, sizeof v);
@@ -92,6 +96,29 @@ static inline vf vzero(void) { return (vf){0}; }
  * x - 0 is x for every x, -0 and NaN included, so this is one broadcast (a
  * loop storing lane by lane compiles to one masked move per lane) */
 static inline vf vsplat(float x) { return x - vzero(); }
+
+/* 0, 1, ..., VLEN - 1: each lane's index (a constant after inlining) */
+static inline vi vlane_index(void) {
+    vi v;
+    for (int j = 0; j < VLEN; j++) v[j] = j;
+    return v;
+}
+
+/* n in every lane, as vsplat */
+static inline vi vsplati(int n) { return n - (vi){0}; }
+
+/* x in the lanes of mask, +0 in the others (the bits cleared) */
+static inline vf vkeep(vi mask, vf x) { return (vf)((vi)x & mask); }
+
+/* a in the lanes of mask, b in the others */
+static inline vf vselect(vi mask, vf a, vf b) { return (vf)(((vi)a & mask) | ((vi)b & ~mask)); }
+
+/* sqrtf lane by lane: correctly rounded on every target; one vector square root
+ * where the build lets sqrtf skip errno (-fno-math-errno) */
+static inline vf vsqrt(vf x) {
+    for (int j = 0; j < VLEN; j++) x[j] = sqrtf(x[j]);
+    return x;
+}
 
 /* The lower halves of a and b interleaved (a0 b0 a1 b1 ...), and the upper
  * halves; with one lane there is nothing to interleave. */

@@ -3,7 +3,7 @@
  *
  * glibc's expf and tanhf are scalar calls, and GCC only swaps in vector versions
  * under -ffast-math (which this project does not use: it would reorder sums).
- * exp_approx is plain arithmetic, so a loop of calls becomes AVX-512 code:
+ * exp_approx is plain arithmetic, so a loop of calls becomes vector code:
  *   e^x = 2^n e^r,  n = round(x / ln 2),  r = x - n ln 2 in [-ln2/2, ln2/2],
  *   e^r by its Taylor series to r^7 (remainder < 0.35^8/8! = 5e-9, below float's 6e-8),
  *   2^n built directly in the exponent bits.
