@@ -1,6 +1,6 @@
 /* train.c: the training program.
  *   config -> data (tokenizer + token files) -> model -> (resume) -> loop -> log.csv + checkpoints
- * Usage: ./train CONFIG [--key=value ...] [--resume]     ./train --help
+ * Usage: ./train CONFIG [--key=value ...] [--resume]     ./train [CONFIG] --help
  *
  * The files a run leaves in out_dir are training/run.h's; log.csv's columns are
  * training/log.h's. The step itself is main's loop; everything around it (the
@@ -181,7 +181,7 @@ int main(int argc, char** argv) {
     Dist dist;  /* rank 0 of 1 without MPI */
     dist_init(&dist, &argc, &argv);
     int root = dist.rank == 0;  /* the one rank that writes files */
-    if (argc < 2 || !strcmp(argv[1], "--help") || !strcmp(argv[1], "-h")) {
+    if (argc < 2 || config_wants_help(argc, argv)) {
         usage(argc < 2 ? stderr : stdout);
         return argc < 2 ? EXIT_BAD_INPUT : 0;
     }

@@ -140,11 +140,35 @@ static long encode_or_die(const Tokenizer* tok, const TrainConfig* cfg, const un
     return n;
 }
 
+/* The text to train on, whole. A pipe, FIFO or terminal (--input=<(zcat a.gz),
+ * /dev/stdin) has no size to read up front: it is read until its end. */
+static unsigned char* read_text(const char* path, size_t* len) {
+    struct stat st;
+    if (stat(path, &st) != 0 || S_ISREG(st.st_mode) || S_ISDIR(st.st_mode)) return read_file(path, len);
+    FILE* f = xfopen(path, "rb");
+    size_t cap = (size_t)1 << 16, n = 0, got;
+    unsigned char* text = xmalloc(cap + 1, path);
+    while ((got = fread(text + n, 1, cap - n, f)) > 0) {
+        n += got;
+        if (n < cap) continue;
+        if (cap > SIZE_MAX / 4) die(EXIT_IO_FAILURE, "%s: more text than memory can hold", path);
+        unsigned char* bigger = realloc(text, 2 * cap + 1);
+        if (!bigger) die(EXIT_IO_FAILURE, "out of memory reading %s (%zu bytes so far)", path, n);
+        text = bigger;
+        cap *= 2;
+    }
+    if (ferror(f)) die(EXIT_BAD_INPUT, "%s: read failed after %zu bytes: %s", path, n, strerror(errno));
+    fclose(f);
+    text[n] = 0;
+    *len = n;
+    return text;
+}
+
 void data_prepare(const TrainConfig* cfg, PreparedData* d) {
     memset(d, 0, sizeof(*d));
     double t0 = now_seconds();
     size_t len;
-    unsigned char* text = read_file(cfg->input, &len);
+    unsigned char* text = read_text(cfg->input, &len);
     if (len == 0) die(EXIT_BAD_INPUT, "input %s is empty", cfg->input);
     d->text_bytes = len;
     d->train_bytes = split_point(text, len);
@@ -219,7 +243,7 @@ void data_print_summary(const TrainConfig* cfg, const PreparedData* d, FILE* f) 
             d->n_train, d->n_val, (double)(d->n_train + d->n_val) / d->text_bytes,
             d->reused ? "cached" : "prepared", d->seconds);
     if (d->lossy_bytes)
-        fprintf(f, "warning: allow_lossy: %zu bytes of %s do not survive encode + decode\n", d->lossy_bytes,
+        fprintf(stderr, "warning: allow_lossy: %zu bytes of %s do not survive encode + decode\n", d->lossy_bytes,
                 cfg->input);
 }
 

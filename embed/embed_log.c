@@ -1,13 +1,13 @@
 /* embed_log.c: E's measurements, probes and snapshots during training (embed_log.h). */
 #include "embed/embed_log.h"
 
-#include <errno.h>
 #include <math.h>
 #include <stdlib.h>
 #include <string.h>
 
 #include "embed/embed_metrics.h"
 #include "formats/safetensors.h"
+#include "training/log.h"
 #include "util/utils.h"
 
 /* The probe list "e,T,\n": pieces as tokenizer_piece prints them, comma-separated. */
@@ -19,7 +19,7 @@ static void find_probes(EmbedLog* e) {
         snprintf(piece, sizeof piece, "%.*s", (int)(n < sizeof piece ? n : sizeof piece - 1), s);
         int id = n ? tokenizer_piece_to_id(e->tok, piece) : -1;
         if (id >= 0) e->probes[e->n_probes++] = id;
-        else if (n) printf("note: embed_probes: '%s' is not a token of this vocabulary\n", piece);
+        else if (n) fprintf(stderr, "note: embed_probes: '%s' is not a token of this vocabulary\n", piece);
         s += n + (s[n] == ',');
     }
 }
@@ -49,8 +49,7 @@ void embed_log_open(EmbedLog* e, const TrainConfig* cfg, const Tokenizer* tok, c
         printf("E: %d-NN class purity by chance would be %.3f\n", EMBED_KNN, knn_chance_purity(e->classes, e->V));
     find_probes(e);
     xsnprintf(e->csv_path, sizeof e->csv_path, "%s/embeddings.csv", cfg->out_dir);
-    e->csv = xfopen(e->csv_path, append ? "a" : "w");
-    if (!append) fprintf(e->csv, "%s\n", EMBED_LOG_HEADER);
+    csv_open(&e->csv, e->csv_path, EMBED_LOG_HEADER, append);
 }
 
 /* x in format fmt, or fallback for NAN (a measurement that does not apply). */
@@ -66,18 +65,19 @@ void embed_log_eval(EmbedLog* e, const GPT* model, long step) {
     const float* E = model->params.wte;
     embedding_stats(E, e->V, e->C, e->freq, e->classes, EMBED_KNN, &s);
     double dt = now_seconds() - t0;
-    char a[32], b[32];
-    fprintf(e->csv, "%ld,%.6g,%.6g,%s,%.6g,%.6g,%s,%.4f\n", step, s.norm_mean, s.norm_std,
-            field(s.norm_freq_spearman, "%.6g", "", a, sizeof a), s.mean_cosine, s.effective_rank,
-            field(s.knn_purity, "%.6g", "", b, sizeof b), dt);
-    if (fflush(e->csv) != 0 || ferror(e->csv)) die(EXIT_IO_FAILURE, "cannot write %s: %s", e->csv_path, strerror(errno));
+    char a[32], b[32], row[512];
+    int len = snprintf(row, sizeof row, "%ld,%.6g,%.6g,%s,%.6g,%.6g,%s,%.4f\n", step, s.norm_mean, s.norm_std,
+                       field(s.norm_freq_spearman, "%.6g", "", a, sizeof a), s.mean_cosine, s.effective_rank,
+                       field(s.knn_purity, "%.6g", "", b, sizeof b), dt);
+    if (len < 0 || (size_t)len >= sizeof row) die(EXIT_IO_FAILURE, "%s: step %ld's row is too long", e->csv_path, step);
+    csv_append(&e->csv, row, (size_t)len);
     printf("E at step %ld: |e| %.3f +- %.3f, rank corr(|e|, freq) %s, mean cos %.3f, effective rank %.1f of %d, "
            "%d-NN class purity %s\n", step, s.norm_mean, s.norm_std, field(s.norm_freq_spearman, "%.3f", "n/a", a, sizeof a),
            s.mean_cosine, s.effective_rank, e->V < e->C ? e->V : e->C, EMBED_KNN,
            field(s.knn_purity, "%.3f", "n/a", b, sizeof b));
     if (s.mean_cosine > e->cfg->anisotropy_warn)
-        printf("warning: E's rows are collapsing: mean cosine %.3f > anisotropy_warn %.3f (learning rate too "
-               "high? too few tokens per row?)\n", s.mean_cosine, e->cfg->anisotropy_warn);
+        fprintf(stderr, "warning: E's rows are collapsing: mean cosine %.3f > anisotropy_warn %.3f (learning rate "
+                "too high? too few tokens per row?)\n", s.mean_cosine, e->cfg->anisotropy_warn);
     for (int p = 0; p < e->n_probes; p++) {
         int ids[EMBED_KNN];
         float scores[EMBED_KNN];
@@ -114,7 +114,7 @@ void embed_log_snapshot(EmbedLog* e, const GPT* model, long step) {
 }
 
 void embed_log_close(EmbedLog* e) {
-    if (e->csv) xfclose_synced(e->csv, e->csv_path);
+    if (e->csv.path) csv_close(&e->csv);
     free(e->freq);
     free(e->classes);
     memset(e, 0, sizeof(*e));

@@ -11,6 +11,7 @@
 #include "formats/config.h"
 #include "model.h"
 #include "tokenizer/tokenizer.h"
+#include "training/log.h"
 
 #define EMBED_LOG_HEADER "step,norm_mean,norm_std,norm_freq_spearman,mean_cosine,effective_rank,knn_purity,seconds"
 enum { EMBED_KNN = 5, EMBED_MAX_PROBES = 32 };
@@ -23,7 +24,7 @@ typedef struct {
     int* classes;       /* (V) TokenClass, or NULL for multi-byte vocabularies */
     int probes[EMBED_MAX_PROBES];
     int n_probes;
-    FILE* csv;
+    CsvFile csv;        /* embeddings.csv, grown by whole rows */
     char csv_path[CONFIG_STR_MAX + 64];
     double seconds;     /* spent measuring, for the cost report */
 } EmbedLog;

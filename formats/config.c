@@ -8,6 +8,7 @@
 #include <stdint.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/stat.h>
 
 #include "util/utils.h"
 
@@ -86,6 +87,64 @@ static void key_list(char* out, size_t len) {
     }
 }
 
+/* Edit distance between a and b, with a swap of two neighbouring letters as one
+ * edit (optimal string alignment): "learnig_rate" is 1 from learning_rate, "bais"
+ * 1 from bias. Strings longer than 63 characters are far from every key. */
+static int edit_distance(const char* a, const char* b) {
+    enum { MAX_LEN = 63 };
+    size_t n = strlen(a), m = strlen(b);
+    if (n > MAX_LEN || m > MAX_LEN) return MAX_LEN + 1;
+    int d[MAX_LEN + 1][MAX_LEN + 1];
+    for (size_t i = 0; i <= n; i++) d[i][0] = (int)i;
+    for (size_t j = 0; j <= m; j++) d[0][j] = (int)j;
+    for (size_t i = 1; i <= n; i++)
+        for (size_t j = 1; j <= m; j++) {
+            int best = d[i - 1][j - 1] + (a[i - 1] != b[j - 1]);
+            if (d[i - 1][j] + 1 < best) best = d[i - 1][j] + 1;
+            if (d[i][j - 1] + 1 < best) best = d[i][j - 1] + 1;
+            if (i > 1 && j > 1 && a[i - 1] == b[j - 2] && a[i - 2] == b[j - 1] && d[i - 2][j - 2] + 1 < best)
+                best = d[i - 2][j - 2] + 1;
+            d[i][j] = best;
+        }
+    return d[n][m];
+}
+
+/* The keys a mistyped name most likely meant, "'a' or 'b'", or "" for none: those
+ * at the least edit distance, if it is at most 2 (and less than the name's length),
+ * else those the name begins (at least 3 letters: "max" -> max_iters) or that
+ * begin it ("resume_from" -> resume). */
+static void near_keys(const char* name, char* out, size_t len) {
+    size_t name_len = strlen(name);
+    int best = 3;
+    for (int i = 0; i < NUM_KEYS; i++) {
+        int d = edit_distance(name, KEYS[i].name);
+        if (d < best && (size_t)d < name_len) best = d;
+    }
+    out[0] = 0;
+    for (int i = 0; i < NUM_KEYS; i++) {
+        const char* key = KEYS[i].name;
+        size_t key_len = strlen(key);
+        int near = best <= 2 ? edit_distance(name, key) == best
+                             : (name_len >= 3 && strncmp(name, key, name_len < key_len ? name_len : key_len) == 0 &&
+                                (name_len < key_len ? name_len : key_len) >= 3);
+        if (!near) continue;
+        size_t at = strlen(out);
+        snprintf(out + at, len - at, "%s'%s'", at ? " or " : "", key);
+    }
+}
+
+/* The message for a name that is no key: the keys it most likely meant, or all of them. */
+static int unknown_key(const char* where, const char* name, char* err, size_t errlen) {
+    char near[256];
+    near_keys(name, near, sizeof near);
+    if (near[0])
+        return errorf(err, errlen, "%s: unknown key '%s': did you mean %s? (./train --help lists every key)", where,
+                      name, near);
+    char keys[1024];
+    key_list(keys, sizeof keys);
+    return errorf(err, errlen, "%s: unknown key '%s' (known keys: %s)", where, name, keys);
+}
+
 static int in_range(const KeyInfo* k, double v) {
     if (k->min_open ? v <= k->min : v < k->min) return 0;
     if (k->max_open ? v >= k->max : v > k->max) return 0;
@@ -136,9 +195,10 @@ static int parse_value(TrainConfig* cfg, const KeyInfo* k, const char* value, co
         char* end;
         errno = 0;
         long long v = strtoll(value, &end, 10);
-        if (*end != 0 || errno == ERANGE)
+        if (*end != 0 || end == value)
             return errorf(err, errlen, "%s: key '%s' expects an integer, got '%s'", where, k->name, value);
-        if (!in_range(k, (double)v))
+        /* ERANGE: an integer all the same, only too large for any key */
+        if (errno == ERANGE || !in_range(k, (double)v))
             return errorf(err, errlen, "%s: key '%s' = %s is out of range %s", where, k->name, value, range);
         *(int*)field = (int)v;
         return 0;
@@ -149,11 +209,19 @@ static int parse_value(TrainConfig* cfg, const KeyInfo* k, const char* value, co
         char* end;
         errno = 0;
         double v = strtod(value, &end);
-        if (*end != 0 || errno == ERANGE || !isfinite(v))
+        int overflow = errno == ERANGE && isinf(v);  /* a number, beyond any double */
+        if (*end != 0 || end == value || (!overflow && !isfinite(v)))
             return errorf(err, errlen, "%s: key '%s' expects a number%s, got '%s'", where, k->name,
                         k->type == KEY_SCALE ? " or auto" : "", value);
-        if (!in_range(k, v))
+        if (overflow || !in_range(k, v))
             return errorf(err, errlen, "%s: key '%s' = %s is out of range %s", where, k->name, value, range);
+        /* Training uses these keys as 32-bit floats: a value inside the range as a
+         * double can round onto an open bound (beta2 = 0.99999999999 becomes 1.0f,
+         * and AdamW divides by 1 - beta2^t = 0) or to 0 below a closed one. */
+        float f = (float)v;
+        if (!isfinite(f) || !in_range(k, (double)f))
+            return errorf(err, errlen, "%s: key '%s' = %s rounds to %.9g as a 32-bit float (the type training "
+                        "uses), which is out of range %s", where, k->name, value, (double)f, range);
         *(double*)field = v;
         return 0;
     }
@@ -280,7 +348,9 @@ int config_load_text(TrainConfig* cfg, const char* text, size_t len, const char*
     int first_line[NUM_KEYS] = {0};
     char line[CONFIG_LINE_MAX + 1], where[CONFIG_STR_MAX + 32];
     int lineno = 0, rc = 0;
-    for (size_t at = 0; rc == 0 && at < len;) {
+    /* Some editors start a UTF-8 file with a byte order mark: it belongs to no key */
+    size_t start = len >= 3 && memcmp(text, "\xEF\xBB\xBF", 3) == 0 ? 3 : 0;
+    for (size_t at = start; rc == 0 && at < len;) {
         const char* nl = memchr(text + at, '\n', len - at);
         size_t n = (nl ? (size_t)(nl - text) : len) - at;
         lineno++;
@@ -302,9 +372,7 @@ int config_load_text(TrainConfig* cfg, const char* text, size_t len, const char*
         if (kind < 0) { rc = errorf(err, errlen, "%s: expected 'key = value', got '%s'", where, key); break; }
         const KeyInfo* k = find_key(key);
         if (!k) {
-            char keys[1024];
-            key_list(keys, sizeof keys);
-            rc = errorf(err, errlen, "%s: unknown key '%s' (known keys: %s)", where, key, keys);
+            rc = unknown_key(where, key, err, errlen);
             break;
         }
         int idx = (int)(k - KEYS);
@@ -334,15 +402,29 @@ int config_load_file(TrainConfig* cfg, const char* path, char* err, size_t errle
     return rc;
 }
 
+#define OVERRIDE_ORIGIN "override --"
+
+/* One key set twice on the command line is refused, as in a file: which of the two
+ * was meant cannot be known. */
+static int set_override(TrainConfig* cfg, const KeyInfo* k, const char* arg, const char* value, char* err,
+                        size_t errlen) {
+    if (strncmp(cfg->origin[k - KEYS], OVERRIDE_ORIGIN, strlen(OVERRIDE_ORIGIN)) == 0)
+        return errorf(err, errlen, "override '%s': key '%s' is set twice on the command line", arg, k->name);
+    char where[160];
+    snprintf(where, sizeof where, OVERRIDE_ORIGIN "%s", k->name);
+    return set_value(cfg, k, value, where, err, errlen);
+}
+
 int config_apply_override(TrainConfig* cfg, const char* arg, char* err, size_t errlen) {
     if (strncmp(arg, "--", 2) != 0) return errorf(err, errlen, "override '%s': expected --key=value", arg);
+    char where[160];
+    snprintf(where, sizeof where, "override '%.128s'", arg);
     const char* eq = strchr(arg, '=');
     if (!eq) {  /* a bare --flag sets a bool key to true */
         const KeyInfo* k = find_key(arg + 2);
-        if (!k || k->type != KEY_BOOL) return errorf(err, errlen, "override '%s': expected --key=value", arg);
-        char where[160];
-        snprintf(where, sizeof where, "override --%s", k->name);
-        return set_value(cfg, k, "true", where, err, errlen);
+        if (!k) return unknown_key(where, arg + 2, err, errlen);
+        if (k->type != KEY_BOOL) return errorf(err, errlen, "override '%s': expected --key=value", arg);
+        return set_override(cfg, k, arg, "true", err, errlen);
     }
     char key[128];
     size_t n = (size_t)(eq - arg - 2);
@@ -350,14 +432,31 @@ int config_apply_override(TrainConfig* cfg, const char* arg, char* err, size_t e
     memcpy(key, arg + 2, n);
     key[n] = 0;
     const KeyInfo* k = find_key(key);
-    if (!k) {
-        char keys[1024];
-        key_list(keys, sizeof keys);
-        return errorf(err, errlen, "override '%s': unknown key '%s' (known keys: %s)", arg, key, keys);
+    if (!k) return unknown_key(where, key, err, errlen);
+    return set_override(cfg, k, arg, eq + 1, err, errlen);
+}
+
+int config_wants_help(int argc, char** argv) {
+    for (int i = 1; i < argc; i++)
+        if (!strcmp(argv[i], "--help") || !strcmp(argv[i], "-h")) return 1;
+    return 0;
+}
+
+/* A directory key whose path exists as something else (a file), or runs through
+ * a file, is the config's mistake: said with the key before anything is prepared. */
+static int check_dir_key(const TrainConfig* cfg, const char* name, char* err, size_t errlen) {
+    const KeyInfo* k = find_key(name);
+    const char* path = (const char*)cfg + k->offset;
+    struct stat st;
+    if (stat(path, &st) == 0) {
+        if (S_ISDIR(st.st_mode)) return 0;
+        return errorf(err, errlen, "%s: key '%s' = %s is a file, expected a directory", cfg->origin[k - KEYS], name,
+                      path);
     }
-    char where[160];
-    snprintf(where, sizeof where, "override --%s", key);
-    return set_value(cfg, k, eq + 1, where, err, errlen);
+    if (errno == ENOTDIR)
+        return errorf(err, errlen, "%s: key '%s' = %s: a part of the path is a file, expected directories",
+                      cfg->origin[k - KEYS], name, path);
+    return 0;
 }
 
 int config_from_args(TrainConfig* cfg, int argc, char** argv, char* err, size_t errlen) {
@@ -366,7 +465,9 @@ int config_from_args(TrainConfig* cfg, int argc, char** argv, char* err, size_t 
     if (config_load_file(cfg, argv[1], err, errlen) != 0) return -1;
     for (int i = 2; i < argc; i++)
         if (config_apply_override(cfg, argv[i], err, errlen) != 0) return -1;
-    return config_validate(cfg, err, errlen);
+    if (config_validate(cfg, err, errlen) != 0) return -1;
+    if (check_dir_key(cfg, "out_dir", err, errlen) != 0 || check_dir_key(cfg, "data_dir", err, errlen) != 0) return -1;
+    return 0;
 }
 
 int config_validate(TrainConfig* cfg, char* err, size_t errlen) {

@@ -59,11 +59,16 @@ int config_load_file(TrainConfig* cfg, const char* path, char* err, size_t errle
 /* The same for text held in memory (len bytes, not NUL-terminated); name (the
  * file's path) starts every message, as "name:line". */
 int config_load_text(TrainConfig* cfg, const char* text, size_t len, const char* name, char* err, size_t errlen);
-/* Apply one command-line override, "--key=value". */
+/* Apply one command-line override, "--key=value" (or "--flag" for a bool key);
+ * a key an earlier override set is refused, as a key set twice in a file is. */
 int config_apply_override(TrainConfig* cfg, const char* arg, char* err, size_t errlen);
 /* A program's command line, CONFIG [--key=value ...]: defaults, then the file,
- * then the overrides in order, then config_validate. */
+ * then the overrides in order (a key given twice is refused), then config_validate;
+ * last, out_dir and data_dir must not name a file (they need not exist yet). */
 int config_from_args(TrainConfig* cfg, int argc, char** argv, char* err, size_t errlen);
+/* Whether a command line asks for help: --help or -h in any place, so that
+ * `./train CONFIG --help` prints it too. */
+int config_wants_help(int argc, char** argv);
 /* Check relations between keys (n_embd % n_head, ...) and resolve embed_scale = auto. */
 int config_validate(TrainConfig* cfg, char* err, size_t errlen);
 /* Every key as a `key = value` line, fully resolved: reading it back repeats the run. */

@@ -44,6 +44,11 @@ int sample_token(const float* logits, int V, const SamplerSettings* s, Rng* rng,
 
 size_t generate(GPT* m, const uint16_t* prompt, size_t n_prompt, size_t n_new, const SamplerSettings* s,
                 Rng* rng, uint16_t* out) {
+    return generate_each(m, prompt, n_prompt, n_new, s, rng, out, NULL, NULL);
+}
+
+size_t generate_each(GPT* m, const uint16_t* prompt, size_t n_prompt, size_t n_new, const SamplerSettings* s,
+                     Rng* rng, uint16_t* out, TokenCallback on_token, void* ctx) {
     size_t T = (size_t)m->config.block_size, keep = T / 2 ? T / 2 : 1;
     int V = m->config.vocab_size;
     float* scratch = xmalloc(2 * (size_t)V * sizeof(float), "sampler scratch");
@@ -57,6 +62,7 @@ size_t generate(GPT* m, const uint16_t* prompt, size_t n_prompt, size_t n_new, c
     for (size_t j = 0; j < n_new; j++) {
         int next = sample_token(logits, V, s, rng, scratch);
         out[n++] = (uint16_t)next;
+        if (on_token) on_token(ctx, n);
         if (j + 1 == n_new) break;
         if ((size_t)kv.n_ctx == T) {  /* full: slide, rebuilding the cache from the last `keep` tokens */
             kv.n_ctx = 0;

@@ -29,4 +29,12 @@ int sample_token(const float* logits, int V, const SamplerSettings* s, Rng* rng,
 size_t generate(GPT* model, const uint16_t* prompt, size_t n_prompt, size_t n_new, const SamplerSettings* s,
                 Rng* rng, uint16_t* out);
 
+/* Called as soon as a token is drawn, with out[0..n) filled: a caller can print
+ * text while the rest is generated. */
+typedef void (*TokenCallback)(void* ctx, size_t n);
+/* generate, calling on_token(ctx, n) after each new token (on_token may be NULL);
+ * the tokens drawn are the same. */
+size_t generate_each(GPT* model, const uint16_t* prompt, size_t n_prompt, size_t n_new, const SamplerSettings* s,
+                     Rng* rng, uint16_t* out, TokenCallback on_token, void* ctx);
+
 #endif

@@ -4,6 +4,7 @@
  *   analogy A B C [--k=K]                     tokens nearest to B - A + C
  *   export --format=tsv|word2vec --out=PATH   TensorBoard projector files (PATH/vectors.tsv +
  *                                             PATH/metadata.tsv) or word2vec's text format
+ *                                             (the file PATH); missing folders are made
  *   pca [--dims=2]                            each token's coordinates on E's principal axes, CSV
  * OUT_DIR is a checkpoint directory (a run's out_dir, or out_dir/last). Tokens are written
  * readably: tokenizer_piece's escapes (\n, \t, \xHH, SentencePiece's U+2581 for a space),
@@ -24,7 +25,8 @@ static void usage(FILE* f) {
                "  neighbors TOKEN [--k=K]                   nearest tokens by cosine (default k 10)\n"
                "  analogy A B C [--k=K]                     tokens nearest to B - A + C\n"
                "  export --format=tsv|word2vec --out=PATH   tsv: PATH/vectors.tsv + PATH/metadata.tsv\n"
-               "                                            (TensorBoard's projector); word2vec: one text file\n"
+               "                                            (TensorBoard's projector); word2vec: one text file;\n"
+               "                                            missing folders are made\n"
                "  pca [--dims=2]                            coordinates on E's principal axes, as CSV\n"
                "Tokens are written as printed by the tokenizer (\\n, \\t, \\xHH; a space as \\x20).\n");
 }
@@ -92,6 +94,16 @@ static void print_neighbours(const float* E, int V, int C, const float* query, c
     free(scores);
 }
 
+/* The folders a file path names, made as tsv's PATH is: both formats write into
+ * folders that do not exist yet. */
+static void make_parent_dirs(const char* path) {
+    const char* slash = strrchr(path, '/');
+    if (!slash || slash == path) return;
+    char dir[4096];
+    xsnprintf(dir, sizeof dir, "%.*s", (int)(slash - path), path);
+    make_dirs(dir);
+}
+
 static FILE* create(const char* path) {
     FILE* f = fopen(path, "w");
     if (!f) die(EXIT_IO_FAILURE, "cannot create %s: %s", path, strerror(errno));
@@ -149,6 +161,7 @@ int main(int argc, char** argv) {
             xfclose_synced(fm, mpath);
             printf("wrote %s and %s: %d tokens x %d dimensions\n", vpath, mpath, V, C);
         } else {
+            make_parent_dirs(out);
             FILE* f = create(out);
             fprintf(f, "%d %d\n", V, C);  /* word2vec's text format: a header, then "word v1 ... vC" */
             for (int v = 0; v < V; v++) {

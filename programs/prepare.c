@@ -12,7 +12,7 @@
 #include "util/utils.h"
 
 int main(int argc, char** argv) {
-    if (argc < 2 || !strcmp(argv[1], "--help") || !strcmp(argv[1], "-h")) {
+    if (argc < 2 || config_wants_help(argc, argv)) {
         FILE* f = argc < 2 ? stderr : stdout;
         fprintf(f, "usage: ./prepare CONFIG [--key=value ...]\n"
                    "Prepares (or finds cached) the tokenizer and token files ./train CONFIG would use.\n"

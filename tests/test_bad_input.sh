@@ -55,6 +55,11 @@ row "a line without '='" 'with c3.conf "bias false"' '$train c3.conf'
 row "a key set twice" 'with c4.conf "n_layer = 3"' '$train c4.conf'
 row "keys that contradict each other" '' '$train base.conf --n_embd=30 --n_head=4'
 row "missing config file" '' '$train nothere.conf'
+row "a key set twice on the command line" '' '$train base.conf --seed=1 --seed=2'
+row "a float that rounds onto a bound as a 32-bit float" '' '$train base.conf --beta2=0.99999999999'
+row "an integer too large for any key" '' '$train base.conf --seed=99999999999999999999'
+row "out_dir is a file" ': > afile' '$train base.conf --out_dir=afile'
+row "data_dir is a file" ': > afile' '$train base.conf --data_dir=afile --out_dir=o'
 # ---- the text ----
 row "missing text file" '' '$train base.conf --input=nothere.txt --out_dir=o'
 row "empty text file" ': > empty.txt' '$train base.conf --input=empty.txt --out_dir=o'
@@ -93,6 +98,8 @@ if [ "${MPI:-0}" = 1 ]; then  # Open MPI's runtime writes shared-memory files ov
 else
     row "full disk (ulimit -f 200: files over 200 KB fail)" 'copy_run full' \
         'ulimit -f 200; $train base.conf --out_dir=full --resume --max_iters=40'
+    row "full disk while log.csv grows (ulimit -f 8: files over 8 KB fail)" '' \
+        'ulimit -f 8; $train base.conf --out_dir=rows --max_iters=1000 --eval_interval=1000 --embed_snapshot_interval=0'
 fi
 if [ -n "${SANITIZE:-}" ]; then  # ASan reserves terabytes of address space: no ulimit -v under it
     partial="under make sanitize the ulimit -v row is left out"

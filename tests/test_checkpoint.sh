@@ -117,6 +117,29 @@ sample_refusal "sample: unknown option" "unknown option '--topk'" "$tmp/full" --
 sample_refusal "sample: bad number" "--temperature=hot: expected a number in [0, 100], got 'hot'" "$tmp/full" --temperature=hot
 sample_refusal "sample: prompt outside the vocabulary" "--prompt:" "$tmp/full" --prompt="€"
 sample_refusal "sample: no checkpoint" "$tmp/none/model.safetensors" "$tmp/none"
+
+# a sample is printed as it is drawn: killed 2 s into 10 million tokens, it has shown
+# text, and that text is how a whole 200-token sample with the same seed begins
+(timeout -s KILL 2 ./sample "$tmp/full" --seed=9 --max_new_tokens=10000000 > "$tmp/s6") 2> /dev/null
+./sample "$tmp/full" --seed=9 --max_new_tokens=200 > "$tmp/s7" 2> /dev/null
+shown=$(wc -c < "$tmp/s6") whole=$(($(wc -c < "$tmp/s7") - 17))  # 17: "\n---------------\n" after the text
+if [ "$shown" -le 1 ]; then bad "sample streams" "after 2 s of a long sample, $shown bytes on stdout"
+elif ! cmp -s -n $((shown < whole ? shown : whole)) "$tmp/s6" "$tmp/s7"; then
+    bad "sample streams" "the text shown differs from the same seed's whole sample: $(head -c 80 "$tmp/s6")"
+else ok "./sample prints as it draws: killed after 2 s it had shown $shown bytes, the same seed's text"; fi
+
+# a text of one repeated letter: a vocabulary of 1 token, no newline for the default
+# prompt, so ./sample starts from token 0 and says so; a --prompt outside it is refused
+head -c 3000 /dev/zero | tr '\0' a > "$tmp/a.txt"
+if ! ./train "$tmp/small.conf" --input="$tmp/a.txt" --out_dir="$tmp/one" --max_iters=2 --eval_interval=2 \
+        > /dev/null 2> "$tmp/err"; then bad "1-token vocabulary" "training failed: $(cat "$tmp/err")"
+elif ! ./sample "$tmp/one" --max_new_tokens=10 > "$tmp/s8" 2> "$tmp/err"; then
+    bad "1-token vocabulary" "./sample failed: $(cat "$tmp/err")"
+elif [ "$(head -1 "$tmp/s8")" != aaaaaaaaaaa ] || ! grep -q "no newline, the default prompt: starting from token 0 ('a')" "$tmp/err"; then
+    bad "1-token vocabulary" "$(head -c 100 "$tmp/s8") / $(cat "$tmp/err")"
+else ok "./sample on a 1-token vocabulary without a newline: $(grep note "$tmp/err" | head -c 120)"; fi
+sample_refusal "sample: a prompt outside a 1-token vocabulary" "--prompt: byte 0x62 at offset 0 is not in the vocabulary" \
+    "$tmp/one" --prompt=b
 truncate -s 5000 "$tmp/trunc/model.safetensors"
 sample_refusal "sample: truncated checkpoint" "$tmp/trunc/model.safetensors" "$tmp/trunc"
 

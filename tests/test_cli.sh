@@ -60,10 +60,10 @@ expect_prepared() {  # NAME WORD(prepared|cached) OVERRIDES...
     else ok "$name: $(head -1 "$tmp/prep.out" | sed 's/^data: //')"; fi
 }
 if ./train --help | grep -q "^tokenizer .*sentencepiece" && ./prepare --help > /dev/null; then
-    spm=(--input="$tmp/part.txt" --tokenizer=sentencepiece --vocab_size=400)
+    spm_any=(--input="$tmp/part.txt" --tokenizer=sentencepiece) spm=("${spm_any[@]}" --vocab_size=400)
     expect_prepared "prepare: BPE trained" prepared "${spm[@]}"
     expect_prepared "prepare: same text and settings reuse the cache" cached "${spm[@]}"
-    expect_prepared "prepare: another vocab_size is another cache entry" prepared "${spm[@]}" --vocab_size=420
+    expect_prepared "prepare: another vocab_size is another cache entry" prepared "${spm_any[@]}" --vocab_size=420
     expect_prepared "prepare: unigram is another cache entry" prepared "${spm[@]}" --spm_model_type=unigram
     printf 'one more line\n' >> "$tmp/part.txt"
     expect_prepared "prepare: changed text invalidates the cache" prepared "${spm[@]}"
@@ -85,16 +85,40 @@ if ./train --help | grep -q "^tokenizer .*sentencepiece" && ./prepare --help > /
     { head -c 20000 "$corpus"; printf 'A mark \xe2\x96\x81 that decodes to a space.\n'; } > "$tmp/lossy.txt"
     expect_prepare_refusal "prepare: text the tokenizer cannot reproduce" "byte offset 20007 (line " \
         --input="$tmp/lossy.txt" --tokenizer=sentencepiece --vocab_size=400
-    if ./prepare "$tmp/small.conf" --data_dir="$tmp/bad_cache" --input="$tmp/lossy.txt" --tokenizer=sentencepiece \
-        --vocab_size=400 --allow_lossy=true 2>&1 | grep -q "allow_lossy: 3 bytes of $tmp/lossy.txt do not survive"; then
-        ok "prepare: allow_lossy proceeds and counts the bytes lost"
-    else bad "allow_lossy" "no warning with the byte count"; fi
-    expect_prepare_refusal "prepare: vocab_size below the alphabet" "Vocabulary size is smaller than required_chars" \
+    ./prepare "$tmp/small.conf" --data_dir="$tmp/bad_cache" --input="$tmp/lossy.txt" --tokenizer=sentencepiece \
+        --vocab_size=400 --allow_lossy=true > "$tmp/prep.out" 2> "$tmp/prep.err"
+    if grep -q "^warning: allow_lossy: 3 bytes of $tmp/lossy.txt do not survive" "$tmp/prep.err" &&
+       ! grep -q warning "$tmp/prep.out"; then
+        ok "prepare: allow_lossy proceeds and counts the bytes lost, in a warning on stderr"
+    else bad "allow_lossy" "no warning with the byte count on stderr: $(cat "$tmp/prep.err")"; fi
+    # the library's advice names a --character_coverage option ./prepare does not have
+    expect_prepare_refusal "prepare: vocab_size below the alphabet" "Vocabulary size is smaller than required_chars. 200 vs 3" \
         --input="$tmp/part.txt" --tokenizer=sentencepiece --vocab_size=200
+    need=$(sed -n 's/.* 200 vs \([0-9]*\)\..*/\1/p' "$tmp/prep.err")
+    if grep -qF "Raise vocab_size to at least $need (the text's distinct characters, plus 256 byte pieces and <unk>)" \
+            "$tmp/prep.err" && ! grep -q character_coverage "$tmp/prep.err" &&
+       ./prepare "$tmp/small.conf" --data_dir="$tmp/bad_cache" "${spm_any[@]}" --vocab_size="$need" > /dev/null 2>&1 &&
+       ! ./prepare "$tmp/small.conf" --data_dir="$tmp/bad_cache" "${spm_any[@]}" --vocab_size=$((need - 1)) > /dev/null 2>&1; then
+        ok "prepare: the advice for a small vocab_size is an option that exists, and its least value ($need) is right"
+    else bad "vocab_size advice" "$(cat "$tmp/prep.err")"; fi
     expect_prepare_refusal "prepare: vocab_size beyond what the text allows" "Vocabulary size too high" \
         --input="$tmp/part.txt" --tokenizer=sentencepiece --vocab_size=30000
     expect_prepare_refusal "prepare: missing text" "cannot open $tmp/none.txt" --input="$tmp/none.txt"
     expect_prepare_refusal "prepare: empty text" "input $tmp/empty.txt is empty" --input="$tmp/empty.txt"
+
+    # text from a pipe, a FIFO or /dev/stdin has no size up front: it is read to its end
+    data_line() { sed -n 's/^data: [^,]*, \(.* val tokens\),.*/\1/p' "$tmp/prep.out"; }
+    prep --input="$tmp/part.txt" && want=$(data_line)
+    mkfifo "$tmp/fifo"
+    for how in "a pipe (<(cat))" "a FIFO" "/dev/stdin"; do
+        case $how in
+            a\ pipe*) prep --input=<(cat "$tmp/part.txt"); rc=$? ;;
+            a\ FIFO) timeout 60 dd if="$tmp/part.txt" of="$tmp/fifo" status=none & prep --input="$tmp/fifo"; rc=$?; wait ;;
+            *) cat "$tmp/part.txt" | prep --input=/dev/stdin; rc=$? ;;
+        esac
+        if [ $rc -eq 0 ] && [ -n "$want" ] && [ "$(data_line)" = "$want" ]; then ok "prepare: text from $how: $want"
+        else bad "text from $how" "'$(data_line)', expected '$want': $(cat "$tmp/prep.err")"; fi
+    done
 
     # a token file whose ids exceed the vocabulary: named when ./train reads it
     val_bin=$(ls "$tmp"/pcache/part.txt.*.byte.val.bin)
@@ -117,8 +141,36 @@ if head -1 "$tmp/bpb/log.csv" | grep -q '^step,lr,train_loss,val_loss,grad_norm,
     ok "log.csv val_bpb = val_loss / ln 2 for the char tokenizer"
 else bad "val_bpb" "$(head -3 "$tmp/bpb/log.csv")"; fi
 
-# --help prints the key table
+# --help prints the key table, also after a config file and overrides
 if ./train --help | grep -q "^n_embd .*int"; then ok "--help lists the keys"; else bad "--help" "no key table"; fi
+rm -rf "$tmp/out"
+if ./train "$tmp/small.conf" --max_iters=3 --help > "$tmp/stdout" 2> "$tmp/stderr" && grep -q "^n_embd .*int" "$tmp/stdout" &&
+   [ ! -s "$tmp/stderr" ] && [ ! -e "$tmp/out" ] && ./prepare "$tmp/small.conf" --help | grep -q "^usage: ./prepare"; then
+    ok "./train CONFIG --key=value --help prints the help and trains nothing (./prepare CONFIG --help too)"
+else bad "CONFIG --help" "$(head -c 300 "$tmp/stderr")"; fi
+
+# ---- the command line and the config file: near misses, repeats, types, paths ----
+expect_refusal "a near-miss key gets a suggestion" "override '--learnig_rate=0.1': unknown key 'learnig_rate': did you mean 'learning_rate'?" \
+    "$tmp/small.conf" --learnig_rate=0.1
+expect_refusal "a key set twice on the command line" "override '--seed=2': key 'seed' is set twice on the command line" \
+    "$tmp/small.conf" --seed=1 --seed=2
+expect_refusal "a float that rounds onto its bound" "override --beta2: key 'beta2' = 0.99999999999 rounds to 1 as a 32-bit float (the type training uses), which is out of range [0, 1)" \
+    "$tmp/small.conf" --beta2=0.99999999999
+expect_refusal "an integer too large for any key" "override --seed: key 'seed' = 99999999999999999999 is out of range [0, 2147483647]" \
+    "$tmp/small.conf" --seed=99999999999999999999
+printf '\357\273\277n_layerz = 3\n' > "$tmp/bom.conf"
+expect_refusal "a byte order mark is no part of the first key" "bom.conf:1: unknown key 'n_layerz'" "$tmp/bom.conf"
+{ printf '\357\273\277'; cat "$tmp/small.conf"; } > "$tmp/bom.conf"
+./prepare "$tmp/bom.conf" > /dev/null 2> "$tmp/stderr" && ok "a config file that starts with a byte order mark is read" ||
+    bad "byte order mark" "$(cat "$tmp/stderr")"
+echo "not a folder" > "$tmp/afile"
+expect_refusal "data_dir is a file" "override --data_dir: key 'data_dir' = $tmp/afile is a file, expected a directory" \
+    "$tmp/small.conf" --data_dir="$tmp/afile"
+./train "$tmp/small.conf" --out_dir="$tmp/afile" > /dev/null 2> "$tmp/stderr"
+rc=$?
+if [ $rc -eq 2 ] && grep -qF "override --out_dir: key 'out_dir' = $tmp/afile is a file, expected a directory" "$tmp/stderr" &&
+   [ "$(cat "$tmp/afile")" = "not a folder" ]; then ok "out_dir is a file: exit 2, $(cat "$tmp/stderr")"
+else bad "out_dir is a file" "exit $rc: $(cat "$tmp/stderr")"; fi
 
 # Determinism: 20 steps on 1 and on 2 threads give the same log (timing columns aside)
 # and the same resolved config.

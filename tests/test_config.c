@@ -228,6 +228,102 @@ static void test_control_characters_and_nul_bytes_are_refused(void** state) {
     assert_non_null(strstr(err, "long.conf:1: line too long"));
 }
 
+/* Training uses the float keys as 32-bit floats: a value inside the range as a
+ * double but not as a float (beta2 = 0.99999999999 is 1.0f, and AdamW's bias
+ * correction divides by 1 - beta2^t = 0) is refused with the key and the value. */
+static void test_float_keys_are_checked_as_the_32_bit_floats_training_uses(void** state) {
+    EXPECT_ERROR("beta2 = 0.99999999999\n", NULL, ":1:", "'beta2' = 0.99999999999", "rounds to 1 as a 32-bit float",
+                 "[0, 1)");
+    EXPECT_ERROR("", "--beta1=0.99999999999", "override --beta1", "'beta1'", "rounds to 1", "[0, 1)");
+    EXPECT_ERROR("", "--dropout=0.99999999999", "'dropout'", "rounds to 1", "[0, 1)");
+    EXPECT_ERROR("learning_rate = 1e-50\n", NULL, "'learning_rate' = 1e-50", "rounds to 0", "(0, 10]");
+    EXPECT_ERROR("embed_scale = 1e-60\n", NULL, "'embed_scale'", "rounds to 0", "(0, 1000000]");
+    TrainConfig cfg;
+    char err[CONFIG_ERR_MAX];
+    assert_int_equal(load("beta2 = 0.9999999\ndropout = 0.999999\nmin_lr = 1e-50\n", NULL, &cfg, err), 0);
+    assert_true((float)cfg.beta2 < 1.0f && (float)cfg.dropout < 1.0f);  /* as floats, still below 1 */
+}
+
+static void test_an_integer_too_large_is_out_of_range_not_a_wrong_type(void** state) {
+    EXPECT_ERROR("seed = 99999999999999999999\n", NULL, ":1:", "'seed' = 99999999999999999999", "out of range",
+                 "[0, 2147483647]");
+    EXPECT_ERROR("", "--max_iters=-99999999999999999999", "'max_iters'", "out of range");
+    EXPECT_ERROR("", "--max_iters=3000000000", "'max_iters'", "out of range");
+    EXPECT_ERROR("learning_rate = 1e999\n", NULL, "'learning_rate' = 1e999", "out of range");
+    EXPECT_ERROR("seed = 12abc\n", NULL, "'seed'", "expects an integer");
+}
+
+static void test_a_byte_order_mark_before_the_first_key_is_skipped(void** state) {
+    TrainConfig cfg;
+    char err[CONFIG_ERR_MAX];
+    assert_int_equal(load("\xEF\xBB\xBFout_dir = runs/bom\nn_layer = 3\n", NULL, &cfg, err), 0);
+    assert_string_equal(cfg.out_dir, "runs/bom");
+    assert_int_equal(cfg.n_layer, 3);
+    assert_int_equal(load("\xEF\xBB\xBF# only a comment\n", NULL, &cfg, err), 0);
+    /* the message names the key as written, with no invisible character before it */
+    EXPECT_ERROR("\xEF\xBB\xBFn_layerz = 3\n", NULL, ":1: unknown key 'n_layerz'");
+    /* only at the start of the file */
+    EXPECT_ERROR("n_layer = 3\n\xEF\xBB\xBFn_head = 1\n", NULL, ":2:", "unknown key '\xEF\xBB\xBFn_head'");
+}
+
+static void test_a_near_miss_key_gets_a_suggestion(void** state) {
+    EXPECT_ERROR("learnig_rate = 1e-3\n", NULL, ":1:", "unknown key 'learnig_rate'", "did you mean 'learning_rate'?");
+    EXPECT_ERROR("", "--n_embed=64", "override '--n_embed=64'", "unknown key 'n_embed'", "did you mean 'n_embd'?");
+    EXPECT_ERROR("bais = false\n", NULL, "did you mean 'bias'?");                         /* two letters swapped */
+    EXPECT_ERROR("", "--resum", "override '--resum'", "did you mean 'resume'?");          /* a bare --flag */
+    EXPECT_ERROR("eval = 5\n", NULL, "did you mean 'eval_interval' or 'eval_iters'?");    /* a prefix of two */
+    EXPECT_ERROR("dropout_rate = 0.1\n", NULL, "did you mean 'dropout'?");                /* a key is its prefix */
+    EXPECT_ERROR("zzz_qqq = 1\n", NULL, "unknown key 'zzz_qqq' (known keys: out_dir, input,");  /* nothing near */
+}
+
+static void test_a_key_set_twice_on_the_command_line_is_refused(void** state) {
+    TrainConfig cfg;
+    char err[CONFIG_ERR_MAX];
+    config_defaults(&cfg);
+    assert_int_equal(config_apply_override(&cfg, "--seed=1", err, sizeof err), 0);
+    assert_int_equal(config_apply_override(&cfg, "--seed=2", err, sizeof err), -1);
+    assert_non_null(strstr(err, "override '--seed=2': key 'seed' is set twice on the command line"));
+    assert_int_equal(config_apply_override(&cfg, "--resume", err, sizeof err), 0);
+    assert_int_equal(config_apply_override(&cfg, "--resume=false", err, sizeof err), -1);
+    assert_non_null(strstr(err, "'resume' is set twice"));
+    /* a file's value and one override of it: the override wins (test_override_beats_file) */
+}
+
+static void test_help_is_asked_for_anywhere_on_the_command_line(void** state) {
+    char* with_config[] = {"./train", "x.conf", "--seed=1", "--help"};
+    char* short_form[] = {"./train", "-h"};
+    char* as_a_value[] = {"./train", "x.conf", "--input=--help"};
+    assert_true(config_wants_help(4, with_config));
+    assert_true(config_wants_help(2, short_form));
+    assert_false(config_wants_help(3, as_a_value));
+}
+
+/* out_dir or data_dir naming a file is the config's mistake: refused with the key,
+ * where it was set and the path, before anything is read or written. */
+static void test_a_directory_key_that_names_a_file_is_refused(void** state) {
+    char file[64] = "/tmp/emergent_test_file_XXXXXX";
+    int fd = mkstemp(file);
+    assert_true(fd >= 0);
+    close(fd);
+    char text[256], under[128], override[160];
+    snprintf(text, sizeof text, "out_dir = %s\n", file);
+    const char* conf = config_file(text);
+    char* argv[] = {"./train", (char*)conf, NULL};
+    TrainConfig cfg;
+    char err[CONFIG_ERR_MAX];
+    assert_int_equal(config_from_args(&cfg, 2, argv, err, sizeof err), -1);
+    if (!strstr(err, ":1: key 'out_dir' =") || !strstr(err, "is a file, expected a directory"))
+        fail_msg("message: %s", err);
+    snprintf(under, sizeof under, "%s/cache", file);
+    snprintf(override, sizeof override, "--data_dir=%s", under);
+    char* argv2[] = {"./train", (char*)conf, "--out_dir=/tmp", override};
+    assert_int_equal(config_from_args(&cfg, 4, argv2, err, sizeof err), -1);
+    if (!strstr(err, "override --data_dir: key 'data_dir'") || !strstr(err, "a part of the path is a file"))
+        fail_msg("message: %s", err);
+    unlink(conf);
+    unlink(file);
+}
+
 static void test_help_lists_every_key_once(void** state) {
     char* text = NULL;
     size_t len = 0;
@@ -276,6 +372,13 @@ int main(void) {
         cmocka_unit_test(test_a_quoted_value_ends_at_its_quote_before_a_comment),
         cmocka_unit_test(test_control_characters_and_nul_bytes_are_refused),
         cmocka_unit_test(test_help_lists_every_key_once),
+        cmocka_unit_test(test_float_keys_are_checked_as_the_32_bit_floats_training_uses),
+        cmocka_unit_test(test_an_integer_too_large_is_out_of_range_not_a_wrong_type),
+        cmocka_unit_test(test_a_byte_order_mark_before_the_first_key_is_skipped),
+        cmocka_unit_test(test_a_near_miss_key_gets_a_suggestion),
+        cmocka_unit_test(test_a_key_set_twice_on_the_command_line_is_refused),
+        cmocka_unit_test(test_help_is_asked_for_anywhere_on_the_command_line),
+        cmocka_unit_test(test_a_directory_key_that_names_a_file_is_refused),
     };
     return cmocka_run_group_tests_name("config", tests, NULL, NULL);
 }

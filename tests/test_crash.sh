@@ -8,7 +8,7 @@
 #   a loss that stops being finite: exit 3 naming the step and the first tensor
 #     holding a NaN/Inf, the last checkpoint untouched;
 #   a full disk (ulimit -f; a 1 MB tmpfs where mounting is allowed): exit 1 with
-#     the errno, the previous checkpoint intact and resumable;
+#     the errno, the previous checkpoint intact and resumable; log.csv keeps whole rows;
 #   a model larger than the memory limit: refused before allocating, with the estimate.
 set -u
 . "$(dirname "$0")/lib.sh" crash
@@ -140,6 +140,25 @@ if [ "$(id -u)" -eq 0 ] && mount -t tmpfs -o size=900k tmpfs "$tmp/tmpfs" 2> /de
     full_disk "full disk (out_dir on a 900 KB tmpfs)" "$tmp/tmpfs/out" "No space left on device" unlimited 0
     umount "$tmp/tmpfs"
 else echo "note: tmpfs cannot be mounted here (not root, or no CAP_SYS_ADMIN): the ulimit -f case stands for a full disk"; fi
+
+# ---- a full disk while log.csv grows: it keeps whole rows ----
+# No checkpoint or snapshot before step 1000, rows of about 60 bytes: with files limited to
+# 8 KB, log.csv is the file that reaches the limit, inside a row. The token files (larger)
+# are in the cache already.
+if [ "${MPI:-0}" = 1 ]; then echo "note: the log.csv ulimit -f case is skipped in the MPI=1 build"
+else
+out="$tmp/rows"
+(ulimit -f 8; ./train "$tmp/crash.conf" --out_dir="$out" --max_iters=1000 --eval_interval=1000 \
+    --embed_snapshot_interval=0 > /dev/null 2> "$tmp/err")
+rc=$?
+last=$(tail -n 1 "$out/log.csv" 2> /dev/null | cut -d, -f1)
+if [ $rc -ne 1 ] || ! grep -qF "cannot append a row to $out/log.csv: File too large" "$tmp/err"; then
+    bad "full disk in log.csv" "exit $rc: $(cat "$tmp/err")"
+elif [ -n "$(tail -c 1 "$out/log.csv")" ] || awk -F, 'NF != 10' "$out/log.csv" | grep -q .; then
+    bad "full disk in log.csv" "a torn row: $(tail -c 100 "$out/log.csv" | od -c | tail -3)"
+elif [ "$(wc -l < "$out/log.csv")" -ne $((last + 2)) ]; then bad "full disk in log.csv" "rows missing before step $last"
+else ok "a full disk while log.csv grows (ulimit -f 8): exit 1, $(head -c 120 "$tmp/err")...; log.csv ends with step $last's whole row"; fi
+fi
 
 # ---- more memory than this process may have: refused before allocating ----
 if [ -n "${SANITIZE:-}" ]; then echo "note: the ulimit -v case is skipped under make sanitize (ASan reserves terabytes of address space)"

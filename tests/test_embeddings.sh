@@ -30,9 +30,10 @@ if cmp -s <(cut -d, -f1-7 "$tmp/a/embeddings.csv") <(cut -d, -f1-7 "$tmp/b/embed
     ok "stopped at 20 and resumed: embeddings.csv and the last snapshot are identical"
 else bad "resume" "$(diff "$tmp/a/embeddings.csv" "$tmp/b/embeddings.csv" | head -4)"; fi
 
-./train "$tmp/small.conf" --out_dir="$tmp/c" --max_iters=1 --anisotropy_warn=-1 > "$tmp/c.out" 2>&1
-grep -q "warning: E's rows are collapsing: mean cosine" "$tmp/c.out" && ok "a mean cosine above anisotropy_warn prints a warning" ||
-    bad "anisotropy warning" "not printed"
+./train "$tmp/small.conf" --out_dir="$tmp/c" --max_iters=1 --anisotropy_warn=-1 --embed_probes=e,@ > "$tmp/c.out" 2> "$tmp/c.err"
+grep -q "^warning: E's rows are collapsing: mean cosine" "$tmp/c.err" && grep -q "^note: embed_probes: '@' is not a token" "$tmp/c.err" &&
+    ! grep -q "warning\|note" "$tmp/c.out" && ok "a mean cosine above anisotropy_warn prints a warning, on stderr (as the note on a probe)" ||
+    bad "anisotropy warning" "not printed on stderr: $(cat "$tmp/c.err")"
 
 # ./embeddings
 ./embeddings "$tmp/a" neighbors e --k=3 > "$tmp/n.out" 2>&1
@@ -81,6 +82,11 @@ PY
         ok "gensim's KeyedVectors loads the word2vec export and finds the same neighbours of e: $(cat "$tmp/gensim.out")"
     else bad "gensim" "$(cat "$tmp/gensim.out")"; fi
 else echo "note: gensim is not installed: the word2vec file was checked by the parser above only"; fi
+# both formats make the folders their --out names
+./embeddings "$tmp/a" export --format=word2vec --out="$tmp/new/dir/w2v.txt" > /dev/null 2> "$tmp/err" &&
+./embeddings "$tmp/a" export --format=tsv --out="$tmp/new2/proj" > /dev/null 2>> "$tmp/err" &&
+cmp -s "$tmp/w2v.txt" "$tmp/new/dir/w2v.txt" && cmp -s "$tmp/proj/vectors.tsv" "$tmp/new2/proj/vectors.tsv" &&
+    ok "export into folders that do not exist yet: made, for word2vec as for tsv" || bad "export into new folders" "$(cat "$tmp/err")"
 for args in "neighbors zzz" "frobnicate" "export --format=csv --out=$tmp/x"; do
     # shellcheck disable=SC2086
     ./embeddings "$tmp/a" $args > /dev/null 2> "$tmp/err"

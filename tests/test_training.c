@@ -7,10 +7,14 @@
 #include <stdint.h>
 #include <cmocka.h>
 #include <omp.h>
+#include <signal.h>
+#include <sys/resource.h>
+#include <sys/wait.h>
 #include <unistd.h>
 
 #include "data/dataloader.h"
 #include "model.h"
+#include "training/log.h"
 #include "training/optim.h"
 #include "test_util.h"
 
@@ -208,8 +212,42 @@ static void test_training_is_bit_identical_on_1_2_and_3_threads(void** state) {
     free(p1);
 }
 
+/* A CSV row that does not fit (the file size limit, as a full disk) leaves the
+ * file as it was: csv_append exits 1, and the file still ends with a whole row. */
+static void test_a_failed_csv_append_leaves_whole_rows(void** state) {
+    char path[64] = "/tmp/emergent_test_csv_XXXXXX";
+    int fd = mkstemp(path);
+    assert_true(fd >= 0);
+    close(fd);
+    enum { LIMIT = 300 };
+    const char* row = "123,4.5678,9\n";  /* 13 bytes: a row ends at byte 300 of none */
+    pid_t pid = fork();
+    assert_true(pid >= 0);
+    if (pid == 0) {  /* the child appends until the limit stops it */
+        signal(SIGXFSZ, SIG_IGN);
+        struct rlimit limit = {LIMIT, LIMIT};
+        if (setrlimit(RLIMIT_FSIZE, &limit) != 0) _exit(99);
+        CsvFile csv;
+        csv_open(&csv, path, "step,a,b", 0);
+        for (int i = 0; i < 100; i++) csv_append(&csv, row, strlen(row));
+        _exit(0);
+    }
+    int status;
+    assert_int_equal(waitpid(pid, &status, 0), pid);
+    assert_true(WIFEXITED(status));
+    assert_int_equal(WEXITSTATUS(status), EXIT_IO_FAILURE);
+    size_t len;
+    unsigned char* text = read_file(path, &len);
+    assert_int_equal(len, 9 + 13 * ((LIMIT - 9) / 13));  /* the header and every row that fit whole */
+    assert_int_equal(text[len - 1], '\n');
+    free(text);
+    unlink(path);
+}
+
 int main(void) {
     const struct CMUnitTest tests[] = {
+        /* first: it forks, best before OpenMP has started its threads */
+        cmocka_unit_test(test_a_failed_csv_append_leaves_whole_rows),
         cmocka_unit_test(test_lr_schedule_warms_up_then_follows_a_cosine),
         cmocka_unit_test(test_clipping_scales_to_the_max_norm),
         cmocka_unit_test(test_gradient_norm_of_a_large_model_is_exact_and_thread_independent),

@@ -8,6 +8,7 @@
 #include <cstdio>
 #include <cstdlib>
 #include <algorithm>
+#include <cctype>
 #include <cstring>
 #include <exception>
 #include <memory>
@@ -91,6 +92,22 @@ size_t utf8_char_len(const unsigned char* s, size_t n) {
     return len;
 }
 
+// The library's advice for a vocab_size below what the text needs ("Vocabulary
+// size is smaller than required_chars. 200 vs 230. Increase vocab_size or decrease
+// character_coverage with --character_coverage option.") names an option this
+// project does not have: character_coverage stays 1.0, so that every character
+// keeps a piece and text round-trips. Say what can be changed instead.
+std::string advise_vocab_size(const std::string& msg) {
+    size_t at = msg.find("Increase vocab_size or decrease character_coverage");
+    if (at == std::string::npos) return msg;
+    std::string need;
+    size_t vs = msg.rfind(" vs ", at);
+    if (vs != std::string::npos)
+        for (size_t i = vs + 4; i < at && std::isdigit(static_cast<unsigned char>(msg[i])); i++) need += msg[i];
+    return msg.substr(0, at) + "Raise vocab_size" + (need.empty() ? "" : " to at least " + need) +
+           " (the text's distinct characters, plus 256 byte pieces and <unk>), or use tokenizer = char or byte";
+}
+
 }  // namespace
 
 struct SpmModel {
@@ -124,7 +141,10 @@ SpmModel* spm_train(const unsigned char* text, size_t len, int vocab_size, int u
         ParagraphIterator sentences(reinterpret_cast<const char*>(text), len);
         std::string proto;
         auto status = sentencepiece::SentencePieceTrainer::Train(args, &sentences, &proto);
-        if (!status.ok()) { set_err(err, errlen, "SentencePiece training failed: " + status.ToString()); return nullptr; }
+        if (!status.ok()) {
+            set_err(err, errlen, "SentencePiece training failed: " + advise_vocab_size(status.ToString()));
+            return nullptr;
+        }
         return spm_load(reinterpret_cast<const unsigned char*>(proto.data()), proto.size(), err, errlen);
     } catch (const std::exception& e) {
         set_err(err, errlen, std::string("SentencePiece training failed: ") + e.what());

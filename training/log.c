@@ -1,9 +1,12 @@
-/* log.c: log.csv's rows, and the truncation of a run's CSV files on resume (see log.h). */
+/* log.c: CSV files appended by whole rows, log.csv's rows, and the truncation of a
+ * run's CSV files on resume (see log.h). */
 #include "training/log.h"
 
 #include <errno.h>
+#include <fcntl.h>
 #include <stdlib.h>
 #include <string.h>
+#include <unistd.h>
 
 #include "util/utils.h"
 
@@ -12,7 +15,7 @@ void csv_truncate(const char* path, const char* header, long step) {
         FILE* f = xfopen(path, "w");
         fprintf(f, "%s\n", header);
         xfclose_synced(f, path);
-        printf("warning: resume: %s was missing; it starts again from step %ld\n", path, step + 1);
+        fprintf(stderr, "warning: resume: %s was missing; it starts again from step %ld\n", path, step + 1);
         return;
     }
     size_t len;
@@ -31,22 +34,57 @@ void csv_truncate(const char* path, const char* header, long step) {
     free(text);
 }
 
-void train_log_open(TrainLog* log, const char* path, int append) {
-    log->path = path;
-    log->f = xfopen(path, append ? "a" : "w");
-    if (!append) fprintf(log->f, "%s\n", LOG_HEADER);
+void csv_open(CsvFile* f, const char* path, const char* header, int append) {
+    f->path = path;
+    /* O_APPEND: every write lands at the end, where csv_append's cut-back starts */
+    f->fd = open(path, O_WRONLY | O_CREAT | O_APPEND | O_CLOEXEC | (append ? 0 : O_TRUNC), 0666);
+    if (f->fd < 0) die(EXIT_IO_FAILURE, "cannot open %s for writing: %s", path, strerror(errno));
+    if (!append) {
+        char line[1024];
+        int n = snprintf(line, sizeof line, "%s\n", header);
+        csv_append(f, line, (size_t)n);
+    }
 }
 
+void csv_append(CsvFile* f, const char* row, size_t len) {
+    off_t before = lseek(f->fd, 0, SEEK_END);
+    if (before < 0) die(EXIT_IO_FAILURE, "%s: lseek failed: %s", f->path, strerror(errno));
+    /* One write() holds the whole row; should it come back short (the file size
+     * limit falls inside the row), the next write says why it cannot go on. */
+    for (size_t done = 0; done < len;) {
+        ssize_t n = write(f->fd, row + done, len - done);
+        if (n > 0) { done += (size_t)n; continue; }
+        if (n < 0 && errno == EINTR) continue;
+        int why = n < 0 ? errno : EIO;
+        if (ftruncate(f->fd, before) != 0)
+            die(EXIT_IO_FAILURE, "cannot append a row to %s: %s; cutting it back to its last whole row also failed: "
+                "%s", f->path, strerror(why), strerror(errno));
+        die(EXIT_IO_FAILURE, "cannot append a row to %s: %s (the file keeps its rows up to the last whole one)",
+            f->path, strerror(why));
+    }
+}
+
+void csv_close(CsvFile* f) {
+    if (fsync(f->fd) != 0) die(EXIT_IO_FAILURE, "%s: fsync failed: %s", f->path, strerror(errno));
+    if (close(f->fd) != 0) die(EXIT_IO_FAILURE, "%s: close failed: %s", f->path, strerror(errno));
+    f->fd = -1;
+    f->path = NULL;
+}
+
+void train_log_open(TrainLog* log, const char* path, int append) { csv_open(&log->csv, path, LOG_HEADER, append); }
+
 void train_log_row(TrainLog* log, const LogRow* r) {
-    char val[32] = "", eval[64] = ",";  /* val_loss; val_bpb,train_loss_eval */
+    char val[32] = "", eval[64] = ",", row[512];  /* val_loss; val_bpb,train_loss_eval; the row */
     if (r->evaluated) {
         snprintf(val, sizeof val, "%.9g", r->val_loss);
         snprintf(eval, sizeof eval, "%.9g,%.9g", r->val_bpb, r->train_loss_eval);
     }
-    if (r->step == 0) fprintf(log->f, "0,,,%s,,,,%s,%.3f\n", val, eval, r->elapsed_s);
-    else fprintf(log->f, "%ld,%.9g,%.9g,%s,%.9g,%.3f,%.1f,%s,%.3f\n", r->step, r->lr, r->loss, val, r->norm,
-                 r->seconds * 1e3, r->tokens / r->seconds, eval, r->elapsed_s);
-    if (fflush(log->f) != 0 || ferror(log->f)) die(EXIT_IO_FAILURE, "cannot write %s: %s", log->path, strerror(errno));
+    int n;
+    if (r->step == 0) n = snprintf(row, sizeof row, "0,,,%s,,,,%s,%.3f\n", val, eval, r->elapsed_s);
+    else n = snprintf(row, sizeof row, "%ld,%.9g,%.9g,%s,%.9g,%.3f,%.1f,%s,%.3f\n", r->step, r->lr, r->loss, val,
+                      r->norm, r->seconds * 1e3, r->tokens / r->seconds, eval, r->elapsed_s);
+    if (n < 0 || (size_t)n >= sizeof row) die(EXIT_IO_FAILURE, "%s: step %ld's row is too long", log->csv.path, r->step);
+    csv_append(&log->csv, row, (size_t)n);
 }
 
-void train_log_close(TrainLog* log) { xfclose_synced(log->f, log->path); }
+void train_log_close(TrainLog* log) { csv_close(&log->csv); }

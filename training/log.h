@@ -1,7 +1,9 @@
 /* log.h: out_dir/log.csv, one row per step, and cutting a run's CSV files back
  * to a checkpoint's step when it resumes.
  *
- * Each row is written whole and flushed, so a crash leaves only complete rows. */
+ * A CSV file grows by whole rows only: each row goes to the file in one write(),
+ * and a write that fails (a full disk) cuts the file back to where it was. A kill
+ * in the middle of a write can still leave a torn last row, which --resume drops. */
 #ifndef TRAIN_LOG_H
 #define TRAIN_LOG_H
 
@@ -16,8 +18,12 @@
 #define LOG_HEADER "step,lr,train_loss,val_loss,grad_norm,ms_per_step,tokens_per_s,val_bpb,train_loss_eval,elapsed_s"
 
 typedef struct {
-    FILE* f;
-    const char* path;  /* for messages */
+    int fd;
+    const char* path;  /* for messages; NULL when not open */
+} CsvFile;
+
+typedef struct {
+    CsvFile csv;
 } TrainLog;
 
 /* One step's row. Step 0 makes no update: its row holds only the evaluation. */
@@ -36,6 +42,16 @@ typedef struct {
  * must be header: the rows after a checkpoint are about to be run again. A missing
  * file starts again with its header (and a warning); another header ends the run. */
 void csv_truncate(const char* path, const char* header, long step);
+
+/* Open path for rows: appended to when append (the caller truncated it with
+ * csv_truncate), else created anew holding header. path must outlive the file.
+ * Dies naming path and errno. */
+void csv_open(CsvFile* f, const char* path, const char* header, int append);
+/* Append one row (len bytes, its '\n' included) whole, or die naming the file
+ * and errno with the file cut back to its previous length. */
+void csv_append(CsvFile* f, const char* row, size_t len);
+/* fsync and close, each checked. */
+void csv_close(CsvFile* f);
 
 /* Open path for rows: appended when resuming (after csv_truncate), else a new
  * file starting with LOG_HEADER. path must outlive the log. */
