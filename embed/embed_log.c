@@ -24,9 +24,16 @@ static void find_probes(EmbedLog* e) {
     }
 }
 
-void embed_log_open(EmbedLog* e, const TrainConfig* cfg, const Tokenizer* tok, const uint16_t* train_tokens,
-                    size_t n_train, int append) {
+/* dir/embeddings.csv, built at each use: dir changes when the run's files move. */
+static const char* csv_path(const EmbedLog* e, char* path, size_t cap) {
+    xsnprintf(path, cap, "%s/embeddings.csv", e->dir);
+    return path;
+}
+
+void embed_log_open(EmbedLog* e, const char* dir, const TrainConfig* cfg, const Tokenizer* tok,
+                    const uint16_t* train_tokens, size_t n_train, int append) {
     memset(e, 0, sizeof(*e));
+    e->dir = dir;
     e->cfg = cfg;
     e->tok = tok;
     e->V = tokenizer_vocab_size(tok);
@@ -48,8 +55,8 @@ void embed_log_open(EmbedLog* e, const TrainConfig* cfg, const Tokenizer* tok, c
     if (e->classes && !append)
         printf("E: %d-NN class purity by chance would be %.3f\n", EMBED_KNN, knn_chance_purity(e->classes, e->V));
     find_probes(e);
-    xsnprintf(e->csv_path, sizeof e->csv_path, "%s/embeddings.csv", cfg->out_dir);
-    e->csv = xfopen(e->csv_path, append ? "a" : "w");
+    char path[CONFIG_STR_MAX + 128];
+    e->csv = xfopen(csv_path(e, path, sizeof path), append ? "a" : "w");
     if (!append) fprintf(e->csv, "%s\n", EMBED_LOG_HEADER);
 }
 
@@ -70,7 +77,9 @@ void embed_log_eval(EmbedLog* e, const GPT* model, long step) {
     fprintf(e->csv, "%ld,%.6g,%.6g,%s,%.6g,%.6g,%s,%.4f\n", step, s.norm_mean, s.norm_std,
             field(s.norm_freq_spearman, "%.6g", "", a, sizeof a), s.mean_cosine, s.effective_rank,
             field(s.knn_purity, "%.6g", "", b, sizeof b), dt);
-    if (fflush(e->csv) != 0 || ferror(e->csv)) die(EXIT_IO_FAILURE, "cannot write %s: %s", e->csv_path, strerror(errno));
+    char path[CONFIG_STR_MAX + 128];
+    if (fflush(e->csv) != 0 || ferror(e->csv))
+        die(EXIT_IO_FAILURE, "cannot write %s: %s", csv_path(e, path, sizeof path), strerror(errno));
     printf("E at step %ld: |e| %.3f +- %.3f, rank corr(|e|, freq) %s, mean cos %.3f, effective rank %.1f of %d, "
            "%d-NN class purity %s\n", step, s.norm_mean, s.norm_std, field(s.norm_freq_spearman, "%.3f", "n/a", a, sizeof a),
            s.mean_cosine, s.effective_rank, e->V < e->C ? e->V : e->C, EMBED_KNN,
@@ -99,8 +108,8 @@ void embed_log_snapshot(EmbedLog* e, const GPT* model, long step) {
     int interval = e->cfg->embed_snapshot_interval;
     if (interval <= 0 || (step % interval != 0 && step != e->cfg->max_iters)) return;
     double t0 = now_seconds();
-    char dir[CONFIG_STR_MAX + 32], path[CONFIG_STR_MAX + 64], value[32], err[CONFIG_STR_MAX + 256];
-    xsnprintf(dir, sizeof dir, "%s/embeddings", e->cfg->out_dir);
+    char dir[CONFIG_STR_MAX + 96], path[CONFIG_STR_MAX + 128], value[32], err[CONFIG_STR_MAX + 256];
+    xsnprintf(dir, sizeof dir, "%s/embeddings", e->dir);
     make_dirs(dir);
     xsnprintf(path, sizeof path, "%s/E_%06ld.safetensors", dir, step);
     StWriter* w = st_writer_new();
@@ -114,7 +123,8 @@ void embed_log_snapshot(EmbedLog* e, const GPT* model, long step) {
 }
 
 void embed_log_close(EmbedLog* e) {
-    if (e->csv) xfclose_synced(e->csv, e->csv_path);
+    char path[CONFIG_STR_MAX + 128];
+    if (e->csv) xfclose_synced(e->csv, csv_path(e, path, sizeof path));
     free(e->freq);
     free(e->classes);
     memset(e, 0, sizeof(*e));
