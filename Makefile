@@ -199,8 +199,11 @@ tests/memcheck/%: $(MEMCHECK_SRCS) $(HEADERS)
 	@mkdir -p tests/memcheck
 	$(CC) $(MEMCHECK_CFLAGS) -o $@ $(filter train.c programs/%,$^) $(MEMCHECK_SRCS) -lm
 
+# make run trains the default config from scratch each time: --overwrite moves an earlier
+# run's files to out/shakespeare_char/previous-<UTC time>/ (at the new run's first
+# checkpoint) instead of refusing to start. ./train itself refuses without it.
 run: train data/tinyshakespeare.txt
-	./train configs/shakespeare_char.conf
+	./train configs/shakespeare_char.conf --overwrite
 
 data: data/tinyshakespeare.txt
 data/tinyshakespeare.txt:

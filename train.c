@@ -1,6 +1,6 @@
 /* train.c: the training program.
  *   config -> data (tokenizer + token files) -> model -> (resume) -> loop -> log.csv + checkpoints
- * Usage: ./train CONFIG [--key=value ...] [--resume]     ./train [CONFIG] --help
+ * Usage: ./train CONFIG [--key=value ...] [--resume | --overwrite]     ./train [CONFIG] --help
  *
  * The files a run leaves in out_dir are training/run.h's; log.csv's columns are
  * training/log.h's. The step itself is main's loop; everything around it (the
@@ -34,7 +34,7 @@
 enum { STREAM_TRAIN = 1, STREAM_EVAL = 2, STREAM_SAMPLE = 3 };  /* stream 0 initialises the model */
 
 static void usage(FILE* f) {
-    fprintf(f, "usage: ./train CONFIG [--key=value ...]\n"
+    fprintf(f, "usage: ./train CONFIG [--key=value ...] [--resume | --overwrite]\n"
                "Trains a GPT on the text named by `input`. Keys (file lines `key = value`, or overrides):\n\n");
     config_print_help(f);
 }
@@ -90,13 +90,13 @@ static void print_plan(const TrainConfig* cfg, const Dist* dist, const GPT* mode
            lanes > 1 ? "each thread scoring whole batches (gpt_eval_lanes)" : "each batch on all threads");
 }
 
-/* Rank 0's files: out_dir with config.conf, log.csv and the record of E (the two
- * CSV files cut back to the checkpoint's step on --resume). */
+/* Rank 0's files: config.conf, log.csv and the record of E in the run's folder (the
+ * two CSV files cut back to the checkpoint's step on --resume). */
 static void open_outputs(Run* run, long step, TrainLog* log, EmbedLog* elog, const Tokenizer* tok,
                          const DataLoader* train_data) {
     run_prepare_out_dir(run, step);
     train_log_open(log, run->log_path, run->cfg->resume);
-    embed_log_open(elog, run->cfg, tok, train_data->tokens, train_data->n, run->cfg->resume);
+    embed_log_open(elog, run->dir, run->cfg, tok, train_data->tokens, train_data->n, run->cfg->resume);
 }
 
 static void close_outputs(TrainLog* log, EmbedLog* elog) {

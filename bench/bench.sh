@@ -253,6 +253,7 @@ FULL_LINE=""
 if [[ $FULL == 1 ]]; then
     echo "the default run (BENCH_FULL=1)" >&2
     cmd=(./train configs/shakespeare_char.conf --out_dir=out/bench_full)
+    rm -rf out/bench_full  # the last bench's run: ./train refuses to start over another run
     echo "OMP_NUM_THREADS=$NTHREADS ${cmd[*]}" >>"$COMMANDS"
     OMP_NUM_THREADS=$NTHREADS "${cmd[@]}" >"$RAW/train_full.log" 2>&1 || die "failed: ${cmd[*]} ($RAW/train_full.log)"
     FULL_LINE=$(grep '^done:' "$RAW/train_full.log" | tail -n 1)

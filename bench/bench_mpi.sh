@@ -12,6 +12,7 @@ tmp=$(mktemp -d); trap 'rm -rf "$tmp"' EXIT
 run() {  # run RANKS THREADS BATCH
     local ms=()
     for _ in $(seq "$repeats"); do
+        rm -rf "$tmp/out"  # ./train refuses to start over the last repeat's run
         out=$(OMP_NUM_THREADS=$2 mpirun -np "$1" --bind-to none -x OMP_NUM_THREADS ./train \
               configs/shakespeare_char.conf --batch_size="$3" --max_iters="$steps" --eval_interval="$steps" \
               --eval_iters=5 --sample_tokens=0 --out_dir="$tmp/out" 2>&1)

@@ -24,9 +24,14 @@ static void find_probes(EmbedLog* e) {
     }
 }
 
-void embed_log_open(EmbedLog* e, const TrainConfig* cfg, const Tokenizer* tok, const uint16_t* train_tokens,
-                    size_t n_train, int append) {
+/* dir/embeddings.csv into e->csv_path, at each use: dir changes when the run's
+ * files move (the open file moves with them; only its name for messages changes) */
+static void update_csv_path(EmbedLog* e) { xsnprintf(e->csv_path, sizeof e->csv_path, "%s/embeddings.csv", e->dir); }
+
+void embed_log_open(EmbedLog* e, const char* dir, const TrainConfig* cfg, const Tokenizer* tok,
+                    const uint16_t* train_tokens, size_t n_train, int append) {
     memset(e, 0, sizeof(*e));
+    e->dir = dir;
     e->cfg = cfg;
     e->tok = tok;
     e->V = tokenizer_vocab_size(tok);
@@ -48,7 +53,7 @@ void embed_log_open(EmbedLog* e, const TrainConfig* cfg, const Tokenizer* tok, c
     if (e->classes && !append)
         printf("E: %d-NN class purity by chance would be %.3f\n", EMBED_KNN, knn_chance_purity(e->classes, e->V));
     find_probes(e);
-    xsnprintf(e->csv_path, sizeof e->csv_path, "%s/embeddings.csv", cfg->out_dir);
+    update_csv_path(e);
     csv_open(&e->csv, e->csv_path, EMBED_LOG_HEADER, append);
 }
 
@@ -66,6 +71,7 @@ void embed_log_eval(EmbedLog* e, const GPT* model, long step) {
     embedding_stats(E, e->V, e->C, e->freq, e->classes, EMBED_KNN, &s);
     double dt = now_seconds() - t0;
     char a[32], b[32], row[512];
+    update_csv_path(e);
     int len = snprintf(row, sizeof row, "%ld,%.6g,%.6g,%s,%.6g,%.6g,%s,%.4f\n", step, s.norm_mean, s.norm_std,
                        field(s.norm_freq_spearman, "%.6g", "", a, sizeof a), s.mean_cosine, s.effective_rank,
                        field(s.knn_purity, "%.6g", "", b, sizeof b), dt);
@@ -99,8 +105,8 @@ void embed_log_snapshot(EmbedLog* e, const GPT* model, long step) {
     int interval = e->cfg->embed_snapshot_interval;
     if (interval <= 0 || (step % interval != 0 && step != e->cfg->max_iters)) return;
     double t0 = now_seconds();
-    char dir[CONFIG_STR_MAX + 32], path[CONFIG_STR_MAX + 64], value[32], err[CONFIG_STR_MAX + 256];
-    xsnprintf(dir, sizeof dir, "%s/embeddings", e->cfg->out_dir);
+    char dir[CONFIG_STR_MAX + 96], path[CONFIG_STR_MAX + 128], value[32], err[CONFIG_STR_MAX + 256];
+    xsnprintf(dir, sizeof dir, "%s/embeddings", e->dir);
     make_dirs(dir);
     xsnprintf(path, sizeof path, "%s/E_%06ld.safetensors", dir, step);
     StWriter* w = st_writer_new();
@@ -114,7 +120,10 @@ void embed_log_snapshot(EmbedLog* e, const GPT* model, long step) {
 }
 
 void embed_log_close(EmbedLog* e) {
-    if (e->csv.path) csv_close(&e->csv);
+    if (e->csv.path) {
+        update_csv_path(e);
+        csv_close(&e->csv);
+    }
     free(e->freq);
     free(e->classes);
     memset(e, 0, sizeof(*e));

@@ -25,16 +25,18 @@ typedef struct {
     int probes[EMBED_MAX_PROBES];
     int n_probes;
     CsvFile csv;        /* embeddings.csv, grown by whole rows */
-    char csv_path[CONFIG_STR_MAX + 64];
+    char csv_path[CONFIG_STR_MAX + 64];  /* its path, for messages: rebuilt from dir at each use */
+    const char* dir;    /* where the files go: the caller's string, which may change between calls (run.h's dir) */
     double seconds;     /* spent measuring, for the cost report */
 } EmbedLog;
 
-/* Open out_dir/embeddings.csv (append when resuming, after the caller truncated it). */
-void embed_log_open(EmbedLog* e, const TrainConfig* cfg, const Tokenizer* tok, const uint16_t* train_tokens,
-                    size_t n_train, int append);
+/* Open dir/embeddings.csv (append when resuming, after the caller truncated it). dir
+ * must outlive the log; a run whose files move changes the string it points to. */
+void embed_log_open(EmbedLog* e, const char* dir, const TrainConfig* cfg, const Tokenizer* tok,
+                    const uint16_t* train_tokens, size_t n_train, int append);
 /* At an evaluation: measure E, write the row, print the summary and the probes' neighbours. */
 void embed_log_eval(EmbedLog* e, const GPT* model, long step);
-/* When step is a snapshot step: write out_dir/embeddings/E_<step>.safetensors. */
+/* When step is a snapshot step: write dir/embeddings/E_<step>.safetensors. */
 void embed_log_snapshot(EmbedLog* e, const GPT* model, long step);
 void embed_log_close(EmbedLog* e);
 

@@ -719,7 +719,7 @@ static int sync_parent_dir(const char* path) {
 
 int st_write(StWriter* w, const char* path, char* err, size_t errlen) {
     if (!w || !path) return errorf(err, errlen, "%s: st_write needs a writer and a path", path ? path : "(null)");
-    size_t hlen = 0, tlen = strlen(path) + 5;
+    size_t hlen = 0, tlen = strlen(path) + 48;  /* room for create_temp_beside's ".<pid>-<n>.tmp" */
     char* header = build_header(w, &hlen);
     char* tmp = malloc(tlen);
     if (!header || !tmp) {
@@ -727,13 +727,15 @@ int st_write(StWriter* w, const char* path, char* err, size_t errlen) {
         free(tmp);
         return errorf(err, errlen, "%s: out of memory building the header", path);
     }
-    snprintf(tmp, tlen, "%s.tmp", path);
 
     const char* step = NULL;
     int e = 0;
-    FILE* fp = fopen(tmp, "wb");
-    if (!fp) { step = "open"; e = errno; }
-    else {
+    FILE* fp = create_temp_beside(path, tmp, tlen);
+    if (!fp) {
+        step = "open";
+        e = errno;
+        snprintf(tmp, tlen, "a temporary file beside it");
+    } else {
         unsigned char len8[8];
         for (int i = 0; i < 8; i++) len8[i] = (unsigned char)((uint64_t)hlen >> (8 * i));
         int ok = fwrite(len8, 1, 8, fp) == 8 && fwrite(header, 1, hlen, fp) == hlen;

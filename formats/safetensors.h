@@ -71,8 +71,9 @@ int st_add_f32(StWriter* w, const char* name, int ndim, const int64_t* shape, co
 /* Record a metadata pair (both copied). -1 on a duplicate key, the reserved
  * ST_CHECKSUM_KEY, invalid UTF-8 or OOM. */
 int st_add_meta(StWriter* w, const char* key, const char* value);
-/* Write the file through path + ".tmp", fsync, rename to path, fsync the
- * directory. On failure the .tmp is removed and path is untouched, except when
+/* Write the file through a temporary of its own beside path (create_temp_beside:
+ * path.<pid>.tmp), fsync, rename to path, fsync the directory. On failure the
+ * temporary is removed and path is untouched, except when
  * only the final directory fsync fails: then -1 says so, and path is complete
  * but may not survive a crash. Tensors are laid out in the order added;
  * ST_CHECKSUM_KEY is added to the metadata. */

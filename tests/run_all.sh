@@ -3,7 +3,8 @@
 # C suites (cmocka): kernels, model, config, training, tokenizer, safetensors, checkpoint,
 # embeddings. Shell suites: ./train and ./prepare end to end; checkpoints, resume and ./sample
 # (with the GPT-2 layout checked by a hand-written forward); kills, signals, NaNs, a full disk
-# and too little memory (test_crash.sh); the bad-input table (test_bad_input.sh); valgrind
+# and too little memory (test_crash.sh); one run per out_dir, --overwrite and config.conf
+# (test_outdir.sh); the bad-input table (test_bad_input.sh); valgrind
 # memcheck; watching E and ./embeddings;
 # parity with PyTorch; the benchmark's PyTorch peer (its fused attention checked); the model on the
 # reference kernels against the build's (test_reference.sh).
@@ -22,8 +23,8 @@ for suite in tests/test_kernels tests/test_model tests/test_config tests/test_tr
     [ $rc -ne 0 ] && [ -z "$f" ] && failed=$((failed + 1))  # crashed before reporting
 done
 
-for suite in tests/test_cli.sh tests/test_checkpoint.sh tests/test_crash.sh tests/test_bad_input.sh tests/test_valgrind.sh \
-             tests/test_embeddings.sh tests/test_parity.sh tests/test_bench_peer.sh tests/test_reference.sh; do
+for suite in tests/test_cli.sh tests/test_checkpoint.sh tests/test_crash.sh tests/test_outdir.sh tests/test_bad_input.sh \
+             tests/test_valgrind.sh tests/test_embeddings.sh tests/test_parity.sh tests/test_bench_peer.sh tests/test_reference.sh; do
     echo "== $suite"
     out=$("$suite" 2>&1); rc=$?
     echo "$out"

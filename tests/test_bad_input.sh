@@ -6,7 +6,8 @@
 # "bad-input-table" markers): the test fails when the table there differs from what
 # the programs print now, so it cannot drift from the code. Checksums in the messages
 # are printed as "<16 hex digits>": they hash trained bytes, and those differ between
-# instruction sets (AVX2, AVX-512, NEON sum in other orders).
+# instruction sets (AVX2, AVX-512, NEON sum in other orders); the pid in a temporary
+# file's name (NAME.<pid>.tmp) as "<pid>".
 #   UPDATE_DOCS=1 tests/test_bad_input.sh    rewrite the table in docs/robustness.md
 set -u
 . "$(dirname "$0")/lib.sh" bad_input
@@ -26,7 +27,8 @@ copy_run() { rm -rf "$1"; cp -r out "$1"; }
 
 table="$tmp/table.md"
 printf '| bad input | command | exit | message (stderr) | files changed |\n|---|---|---|---|---|\n' > "$table"
-snapshot() { find . -type f ! -path './cache/*' ! -name err -print0 | sort -z | xargs -0 md5sum; }
+# every file but the data cache, this script's err and out_dir/.lock (every run takes it, and writes its pid there)
+snapshot() { find . -type f ! -path './cache/*' ! -name err ! -name .lock -print0 | sort -z | xargs -0 md5sum; }
 # row WHAT SETUP COMMAND...: run COMMAND (after the shell code SETUP) in $w; it must fail
 # with one "error:" line; the row records its exit code, message and the files it changed
 row() {
@@ -43,7 +45,7 @@ row() {
     else ok "$what: exit $rc"; fi
     rm -f $tmps
     printf '| %s | `%s` | %d | %s | %s |\n' "$what" "$(echo "$*" | sed "s|\$train|./train|g; s|\$sample|./sample|g")" $rc \
-        "$(echo "${msg#error: }" | sed 's/|/\\|/g; s/\b[0-9a-f]\{16\}\b/<16 hex digits>/g')" "${changed:-none}" >> "$table"
+        "$(echo "${msg#error: }" | sed 's/|/\\|/g; s/\b[0-9a-f]\{16\}\b/<16 hex digits>/g; s/\.[0-9]\+\.tmp\b/.<pid>.tmp/g')" "${changed:-none}" >> "$table"
 }
 
 # ---- the config and the command line ----
@@ -76,6 +78,8 @@ row "truncated token file" "rm -rf cache2 && cp -r cache cache2 && truncate -s 1
     '$train base.conf --data_dir=cache2 --out_dir=o'
 # ---- checkpoints ----
 row "--resume with no checkpoint" '' '$train base.conf --out_dir=none --resume'
+row "a new run into an out_dir that holds a run" '' '$train base.conf'
+row "--resume with --overwrite" '' '$train base.conf --resume --overwrite'
 row "truncated training state" 'copy_run trunc && truncate -s 100000 trunc/train_state.safetensors' \
     '$train base.conf --out_dir=trunc --resume --max_iters=40'
 row "corrupted training state (one byte)" \

@@ -63,13 +63,15 @@ OMP_NUM_THREADS=2 run --out_dir="$tmp/group2" --resume --dropout=0.2 --batch_gro
 if ! same_rows "$tmp/group1/log.csv" "$tmp/group2/log.csv"; then bad "batch groups resume" "rows differ"
 else ok "batch_groups 2, dropout 0.2: 1 thread uninterrupted = 2 threads stopped at 20 and resumed"; fi
 
-# a new run in an old out_dir replaces it: a crash before its first checkpoint then
-# leaves nothing for --resume to mix with the new log
+# a new run in an old out_dir replaces it only when told (--overwrite), and then only
+# at its first checkpoint: the old run moves whole to previous-<UTC time>/, so nothing is
+# left for --resume to mix with the new log (tests/test_outdir.sh has the other cases)
 cp -r "$tmp/crashed" "$tmp/rerun"
-run --out_dir="$tmp/rerun" --max_iters=5
-if grep -q "warning: $tmp/rerun holds an earlier run" "$tmp/run.out" &&
-   head -c 4000 "$tmp/rerun/train_state.safetensors" | grep -q '"emergent.step":"5"'; then
-    ok "a new run over an earlier run's out_dir warns and replaces the old training state"
+run --out_dir="$tmp/rerun" --max_iters=5 --overwrite
+if grep -q "^--overwrite: the other run's files are now in $tmp/rerun/previous-" "$tmp/run.out" &&
+   head -c 4000 "$tmp/rerun/train_state.safetensors" | grep -q '"emergent.step":"5"' &&
+   cmp -s "$tmp/crashed/train_state.safetensors" "$tmp"/rerun/previous-*/train_state.safetensors; then
+    ok "a new run with --overwrite over an earlier run's out_dir replaces its training state, keeping the old one in previous-*/"
 else bad "rerun" "$(head -c 300 "$tmp/run.out")"; fi
 
 # ---- refused resumes: exit 2, a message, the checkpoint untouched ----

@@ -167,6 +167,26 @@ static void test_written_config_reads_back_identically(void** state) {
     free(text);
 }
 
+/* config.conf repeats the run: resume and overwrite say how one invocation treats
+ * out_dir, so they are never written, and the text reads back as a new run. */
+static void test_written_config_records_neither_resume_nor_overwrite(void** state) {
+    TrainConfig a, b;
+    char err[CONFIG_ERR_MAX];
+    assert_int_equal(load("resume = true\noverwrite = true\nn_layer = 3\n", NULL, &a, err), 0);
+    assert_true(a.resume && a.overwrite);
+    char* text = NULL;
+    size_t len = 0;
+    FILE* f = open_memstream(&text, &len);
+    config_write(&a, f);
+    fclose(f);
+    assert_null(strstr(text, "resume"));
+    assert_null(strstr(text, "overwrite"));
+    assert_int_equal(load(text, NULL, &b, err), 0);
+    assert_false(b.resume || b.overwrite);
+    assert_int_equal(b.n_layer, 3);
+    free(text);
+}
+
 /* config_write's text, loaded again, gives the same strings. */
 static void assert_strings_read_back(const TrainConfig* a) {
     char* text = NULL;
@@ -368,6 +388,7 @@ int main(void) {
         cmocka_unit_test(test_override_without_value),
         cmocka_unit_test(test_missing_config_file),
         cmocka_unit_test(test_written_config_reads_back_identically),
+        cmocka_unit_test(test_written_config_records_neither_resume_nor_overwrite),
         cmocka_unit_test(test_strings_with_blanks_hashes_and_quotes_read_back),
         cmocka_unit_test(test_a_quoted_value_ends_at_its_quote_before_a_comment),
         cmocka_unit_test(test_control_characters_and_nul_bytes_are_refused),

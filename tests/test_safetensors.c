@@ -178,7 +178,7 @@ static void test_written_tensors_and_metadata_read_back_bit_exact(void** state) 
 static void test_rewriting_a_file_replaces_it_and_leaves_no_tmp(void** state) {
     char path[128], tmp[160], err[ERR];
     in_dir(path, sizeof path, "twice.safetensors");
-    snprintf(tmp, sizeof tmp, "%s.tmp", path);
+    snprintf(tmp, sizeof tmp, "%s.%ld.tmp", path, (long)getpid());  /* create_temp_beside's name */
     float first[2] = {1, 2}, second[3] = {3, 4, 5};
     int64_t two = 2, three = 3;
     for (int round = 0; round < 2; round++) {
@@ -194,6 +194,39 @@ static void test_rewriting_a_file_replaces_it_and_leaves_no_tmp(void** state) {
     assert_int_equal(st_read_f32(&f, "x", back, 1, &three, err, sizeof err), 0);
     assert_memory_equal(back, second, sizeof second);
     st_free(&f);
+    unlink(path);
+}
+
+/* A killed writer that had this pid left its temporary: the next write takes another
+ * name (path.<pid>-1.tmp), succeeds, and leaves the leftover alone. Two writers of one
+ * file never share a temporary. */
+static void test_a_leftover_temporary_of_the_same_name_does_not_block_the_write(void** state) {
+    char path[128], leftover[160], next[160], err[ERR];
+    in_dir(path, sizeof path, "leftover.safetensors");
+    snprintf(leftover, sizeof leftover, "%s.%ld.tmp", path, (long)getpid());
+    snprintf(next, sizeof next, "%s.%ld-1.tmp", path, (long)getpid());
+    FILE* f = fopen(leftover, "wb");
+    assert_non_null(f);
+    fputs("half a file", f);
+    fclose(f);
+    float x = 7;
+    int64_t one = 1;
+    StWriter* w = st_writer_new();
+    assert_int_equal(st_add_f32(w, "x", 1, &one, &x), 0);
+    if (st_write(w, path, err, sizeof err) != 0) fail_msg("%s", err);
+    st_writer_free(w);
+    assert_true(file_exists(path));
+    assert_false(file_exists(next));
+    struct stat st;
+    assert_int_equal(stat(leftover, &st), 0);
+    assert_int_equal(st.st_size, 11);
+    char tmp[160];
+    FILE* mine = create_temp_beside(path, tmp, sizeof tmp);
+    assert_non_null(mine);
+    assert_string_equal(tmp, next);
+    fclose(mine);
+    unlink(next);
+    unlink(leftover);
     unlink(path);
 }
 
@@ -532,7 +565,7 @@ static void test_writer_refuses_bad_tensors_and_keys(void** state) {
 static void test_writing_into_a_missing_directory_fails_and_leaves_no_file(void** state) {
     char path[128], tmp[160], err[ERR] = "";
     in_dir(path, sizeof path, "missing/model.safetensors");
-    snprintf(tmp, sizeof tmp, "%s.tmp", path);
+    snprintf(tmp, sizeof tmp, "%s.%ld.tmp", path, (long)getpid());  /* create_temp_beside's name */
     float x = 1;
     int64_t one = 1;
     StWriter* w = st_writer_new();
@@ -550,7 +583,7 @@ static void test_writing_into_a_missing_directory_fails_and_leaves_no_file(void*
 static void test_a_failed_rename_removes_the_tmp_file(void** state) {
     char path[128], tmp[160], err[ERR] = "";
     in_dir(path, sizeof path, "a_directory");
-    snprintf(tmp, sizeof tmp, "%s.tmp", path);
+    snprintf(tmp, sizeof tmp, "%s.%ld.tmp", path, (long)getpid());  /* create_temp_beside's name */
     assert_int_equal(mkdir(path, 0755), 0);
     float x = 1;
     int64_t one = 1;
@@ -582,6 +615,7 @@ int main(void) {
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(test_written_tensors_and_metadata_read_back_bit_exact),
         cmocka_unit_test(test_rewriting_a_file_replaces_it_and_leaves_no_tmp),
+        cmocka_unit_test(test_a_leftover_temporary_of_the_same_name_does_not_block_the_write),
         cmocka_unit_test(test_python_style_header_parses),
         cmocka_unit_test(test_unusual_but_valid_headers_parse),
         cmocka_unit_test(test_escaped_names_decode_to_utf8),

@@ -10,6 +10,7 @@
 #include <unistd.h>
 
 #include "tokenizer/backends.h"
+#include "util/utils.h"
 
 #define TOKENIZER_MAGIC 0x4b4f5445u  /* "ETOK" little-endian */
 #define TOKENIZER_VERSION 2u         /* 1: char only */
@@ -210,23 +211,23 @@ int tokenizer_save(const Tokenizer* t, const char* path, char* err, size_t errle
         set_err(err, errlen, "out of memory serialising the tokenizer for %s", path);
         return -1;
     }
-    size_t tmp_len = strlen(path) + 5;
+    size_t tmp_len = strlen(path) + 48;  /* room for create_temp_beside's ".<pid>-<n>.tmp" */
     char* tmp = malloc(tmp_len);
     FILE* f = NULL;
     const char* failed = NULL;
-    if (!tmp) failed = "allocate";
-    else {
-        snprintf(tmp, tmp_len, "%s.tmp", path);
-        if (!(f = fopen(tmp, "wb"))) failed = "create";
-        else if (fwrite(buf, 1, len, f) != len) failed = "write";
+    if (!tmp) failed = "allocate a name beside";
+    else if (!(f = create_temp_beside(path, tmp, tmp_len))) failed = "create a temporary file beside";
+    int created = f != NULL;
+    if (created) {
+        if (fwrite(buf, 1, len, f) != len) failed = "write";
         else if (fflush(f) != 0) failed = "flush";
         else if (fsync(fileno(f)) != 0) failed = "sync";
-        if (f && fclose(f) != 0 && !failed) failed = "close";
+        if (fclose(f) != 0 && !failed) failed = "close";
         if (!failed && rename(tmp, path) != 0) failed = "rename";
     }
     if (failed) {
-        set_err(err, errlen, "cannot %s %s: %s", failed, tmp ? tmp : path, strerror(errno));
-        if (tmp) remove(tmp);
+        set_err(err, errlen, "cannot %s %s: %s", failed, created ? tmp : path, strerror(errno));
+        if (created) remove(tmp);  /* the temporary only: path is untouched */
     }
     free(tmp);
     free(buf);

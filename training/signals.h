@@ -2,8 +2,8 @@
  *
  * The first signal lets the loop finish its step, write a checkpoint and exit
  * with 128 + the signal; a second one exits at once. Every checkpoint file is
- * written as NAME.tmp and then renamed, so even that exit leaves the last
- * complete checkpoint as it was. */
+ * written to a temporary (NAME.<pid>.tmp) and then renamed, so even that exit
+ * leaves the last complete checkpoint as it was. */
 #ifndef SIGNALS_H
 #define SIGNALS_H
 

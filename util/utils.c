@@ -2,6 +2,7 @@
 #define _POSIX_C_SOURCE 200809L
 #include "util/utils.h"
 
+#include <dirent.h>
 #include <errno.h>
 #include <fcntl.h>
 #include <math.h>
@@ -89,8 +90,7 @@ unsigned char* read_file(const char* path, size_t* len) {
     return buf;
 }
 
-/* Make the rename itself durable: fsync the directory that holds path. */
-static void sync_parent_dir(const char* path) {
+void fsync_parent_dir(const char* path) {
     char dir[4096];
     const char* slash = strrchr(path, '/');
     if (!slash) snprintf(dir, sizeof dir, ".");
@@ -101,19 +101,45 @@ static void sync_parent_dir(const char* path) {
     close(fd);
 }
 
+FILE* create_temp_beside(const char* path, char* tmp, size_t cap) {
+    long pid = (long)getpid();
+    /* a name is taken only by a leftover of a killed process that had this pid, or
+     * by another host's process writing into a shared directory: take the next */
+    for (int n = 0; n < 1000; n++) {
+        int len = n ? snprintf(tmp, cap, "%s.%ld-%d.tmp", path, pid, n) : snprintf(tmp, cap, "%s.%ld.tmp", path, pid);
+        if (len < 0 || (size_t)len >= cap) {
+            errno = ENAMETOOLONG;
+            return NULL;
+        }
+        int fd = open(tmp, O_WRONLY | O_CREAT | O_EXCL | O_CLOEXEC, 0666);
+        if (fd < 0) {
+            if (errno == EEXIST) continue;
+            return NULL;
+        }
+        FILE* f = fdopen(fd, "wb");
+        if (!f) {
+            int saved = errno;
+            close(fd);
+            unlink(tmp);
+            errno = saved;
+        }
+        return f;
+    }
+    errno = EEXIST;
+    return NULL;
+}
+
 int write_file_checked(const char* path, const void* data, size_t len, char* err, size_t errlen) {
     char tmp[4096];
-    if ((size_t)snprintf(tmp, sizeof tmp, "%s.tmp", path) >= sizeof tmp)
-        return snprintf(err, errlen, "path too long: %s", path), -1;
-    FILE* f = fopen(tmp, "wb");
-    if (!f) return snprintf(err, errlen, "cannot create %s: %s", tmp, strerror(errno)), -1;
+    FILE* f = create_temp_beside(path, tmp, sizeof tmp);
+    if (!f) return snprintf(err, errlen, "cannot create a temporary file beside %s: %s", path, strerror(errno)), -1;
     int ok = fwrite(data, 1, len, f) == len;
     ok = ok && fflush(f) == 0;
     ok = ok && fsync(fileno(f)) == 0;
     int saved = errno;
     ok = (fclose(f) == 0) && ok;
     if (ok && rename(tmp, path) == 0) {
-        sync_parent_dir(path);
+        fsync_parent_dir(path);
         return 0;
     }
     if (!ok && saved) errno = saved;
@@ -154,6 +180,32 @@ void make_dirs(const char* path) {
 int file_exists(const char* path) {
     struct stat st;
     return stat(path, &st) == 0;
+}
+
+int remove_tree(const char* path, char* err, size_t errlen) {
+    struct stat st;
+    if (lstat(path, &st) != 0) {
+        if (errno == ENOENT) return 0;
+        return errorf(err, errlen, "cannot stat %s: %s", path, strerror(errno));
+    }
+    if (!S_ISDIR(st.st_mode)) {
+        if (unlink(path) != 0) return errorf(err, errlen, "cannot remove %s: %s", path, strerror(errno));
+        return 0;
+    }
+    DIR* d = opendir(path);
+    if (!d) return errorf(err, errlen, "cannot open directory %s: %s", path, strerror(errno));
+    int rc = 0;
+    struct dirent* entry;
+    while (rc == 0 && (entry = readdir(d)) != NULL) {
+        if (!strcmp(entry->d_name, ".") || !strcmp(entry->d_name, "..")) continue;
+        char child[4096];
+        if ((size_t)snprintf(child, sizeof child, "%s/%s", path, entry->d_name) >= sizeof child)
+            rc = errorf(err, errlen, "path too long: %s/%s", path, entry->d_name);
+        else rc = remove_tree(child, err, errlen);
+    }
+    closedir(d);
+    if (rc == 0 && rmdir(path) != 0) rc = errorf(err, errlen, "cannot remove directory %s: %s", path, strerror(errno));
+    return rc;
 }
 
 void xsnprintf(char* out, size_t cap, const char* fmt, ...) {

@@ -33,8 +33,15 @@ void xfclose_synced(FILE* f, const char* path);
 
 /* Whole file into memory; *len receives its size. Dies if missing or unreadable. */
 unsigned char* read_file(const char* path, size_t* len);
-/* Write `len` bytes to `path` through `path.tmp` + rename, so a crash never
- * leaves a half-written file under the final name. */
+/* A new file for writing beside path, named path.<pid>.tmp (path.<pid>-<n>.tmp when a
+ * file of that name is left over): every writer of path has a temporary of its own,
+ * so two processes writing the same file never write into each other's. Created with
+ * O_EXCL and mode 0666 (the umask applies, as for fopen). Returns the stream and its
+ * name in tmp (cap bytes), or NULL with errno set. Every temporary this project
+ * writes ends in ".tmp". */
+FILE* create_temp_beside(const char* path, char* tmp, size_t cap);
+/* Write `len` bytes to `path` through create_temp_beside's file + fsync + rename, so a
+ * crash never leaves a half-written file under the final name. */
 void write_file_atomic(const char* path, const void* data, size_t len);
 /* The same without exiting: -1 with a message in err (the library's style). */
 int write_file_checked(const char* path, const void* data, size_t len, char* err, size_t errlen);
@@ -42,6 +49,11 @@ int write_file_checked(const char* path, const void* data, size_t len, char* err
 void make_dirs(const char* path);
 int make_dirs_checked(const char* path, char* err, size_t errlen);
 int file_exists(const char* path);
+/* fsync the directory that holds path, so that a rename into it survives a crash. */
+void fsync_parent_dir(const char* path);
+/* rm -r: path and, for a directory, everything under it (symbolic links are removed,
+ * not followed). 0, or -1 with a message naming the entry that could not be removed. */
+int remove_tree(const char* path, char* err, size_t errlen);
 /* snprintf that dies instead of silently truncating (paths built from config values). */
 void xsnprintf(char* out, size_t cap, const char* fmt, ...) __attribute__((format(printf, 3, 4)));
 
