@@ -10,6 +10,7 @@
 #     do not count as a run;
 #   config.conf repeats the run: it never says resume or overwrite, a resumed run's
 #     is the original's, and ./train out_dir/config.conf --out_dir=NEW repeats it;
+#   an --overwrite killed inside its final renames is finished by the next run;
 #   temporaries left by a killed writer are cleared by the next run into out_dir.
 set -u
 . "$(dirname "$0")/lib.sh" outdir
@@ -100,6 +101,36 @@ elif ! cmp -s <(rows "$out") <(rows "$tmp/seed7") || ! grep -q "^seed = 7$" "$ou
 elif [ -e "$out/.overwriting" ]; then bad "--overwrite" "the staging folder is left"
 elif ! ./sample "$prev" --max_new_tokens=10 > /dev/null 2> "$tmp/err"; then bad "--overwrite" "./sample $prev: $(cat "$tmp/err")"
 else ok "--overwrite: at the first checkpoint the old run moved whole to ${prev#$out/}/ (./sample loads it); out_dir holds the new run, bit-identical to one in a fresh out_dir"; fi
+
+# --overwrite killed inside its final renames (the state built by hand, as out_dir.h's
+# journal describes it): the next run finishes the move, the old run whole in previous-*,
+# and the new one resumes to the end, bit-identical to the run never stopped
+./train "$tmp/small.conf" --out_dir="$tmp/b10" --seed=7 --max_iters=10 > /dev/null 2>&1
+run_files="config.conf log.csv embeddings.csv train_state.safetensors model.safetensors config.json tokenizer.bin last embeddings"
+for cut in first second; do  # killed in the first phase (old files out) or the second (new files in)
+    out="$tmp/cut_$cut" prev_name="previous-20260101T000000Z"
+    cp -r "$tmp/done" "$out"
+    mkdir -p "$out/.overwriting" "$out/$prev_name"
+    printf '%s\n' "$prev_name" > "$out/.overwriting/moving"
+    for f in $run_files; do
+        [ -e "$tmp/b10/$f" ] && cp -r "$tmp/b10/$f" "$out/.overwriting/" && echo "$f" >> "$out/.overwriting/moving"
+    done
+    if [ $cut = first ]; then mv "$out/config.conf" "$out/log.csv" "$out/$prev_name/"
+    else
+        for f in $run_files; do [ -e "$out/$f" ] && mv "$out/$f" "$out/$prev_name/"; done
+        mv "$out/.overwriting/config.conf" "$out/.overwriting/log.csv" "$out/"
+    fi
+    ./train "$tmp/small.conf" --out_dir="$out" --seed=7 --resume > /dev/null 2> "$tmp/err"
+    rc=$?
+    if [ $rc -ne 0 ]; then bad "--overwrite cut in its $cut phase" "exit $rc: $(cat "$tmp/err")"
+    elif [ "$(files_md5 "$tmp/done")" != "$(files_md5 "$out/$prev_name")" ]; then
+        bad "--overwrite cut in its $cut phase" "the old run is not whole in $prev_name: $(ls "$out/$prev_name")"
+    elif [ -e "$out/.overwriting" ] || ! cmp -s <(rows "$out") <(rows "$tmp/seed7"); then
+        bad "--overwrite cut in its $cut phase" "the new run: $(ls -A "$out"); $(diff <(rows "$out") <(rows "$tmp/seed7")  | head -3)"
+    elif ! grep -q "^note: finished moving an interrupted --overwrite" "$tmp/err"; then
+        bad "--overwrite cut in its $cut phase" "no note: $(cat "$tmp/err")"
+    else ok "--overwrite killed in its $cut phase of renames: the next run finishes the move (the old run whole in previous-*, the new one resumes bit-identical)"; fi
+done
 
 # files of no run: the lock, previous-* folders, a data cache inside out_dir
 out="$tmp/norun"

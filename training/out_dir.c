@@ -7,6 +7,7 @@
 #include <errno.h>
 #include <fcntl.h>
 #include <stdio.h>
+#include <stdlib.h>
 #include <string.h>
 #include <sys/file.h>
 #include <sys/stat.h>
@@ -117,8 +118,51 @@ static void move_run_files(const char* from, const char* to) {
     fsync_parent_dir(dst);
 }
 
+/* The journal of a move (out_dir.h): the previous-* folder's name, then the names of
+ * the run's files staging holds, a line each. */
+static void write_journal(const char* journal, const char* previous_name, const char* staging) {
+    char text[PATH_CAP + 512];
+    size_t at = (size_t)snprintf(text, sizeof text, "%s\n", previous_name);
+    for (int i = 0; i < NUM_RUN_FILES; i++) {
+        char path[PATH_CAP];
+        xsnprintf(path, sizeof path, "%s/%s", staging, RUN_FILES[i]);
+        if (file_exists(path)) at += (size_t)snprintf(text + at, sizeof text - at, "%s\n", RUN_FILES[i]);
+    }
+    if (at >= sizeof text) die(EXIT_IO_FAILURE, "%s: the journal does not fit", journal);
+    write_file_atomic(journal, text, at);
+}
+
+/* Redo what out_dir_replace had not done when it stopped. The old run's files all
+ * leave out_dir before the first staged file enters it, so: while every staged file
+ * the journal names is still in staging, the first phase may be unfinished, and the
+ * run's files in out_dir are old ones (to previous); then the rest of staging comes in. */
+static void finish_move(const char* out_dir, const char* staging, const char* journal, char* previous, size_t cap) {
+    size_t len;
+    char* text = (char*)read_file(journal, &len);
+    text = realloc(text, len + 1);
+    if (!text) die(EXIT_IO_FAILURE, "out of memory reading %s", journal);
+    text[len] = 0;
+    char* line = strtok(text, "\n");
+    if (!line || strncmp(line, "previous-", 9) != 0 || strchr(line, '/'))
+        die(EXIT_BAD_INPUT, "%s: not a journal of this program (first line '%s'); move the files by hand", journal,
+            line ? line : "");
+    xsnprintf(previous, cap, "%s/%s", out_dir, line);
+    int second_phase = 0;
+    for (char* name = strtok(NULL, "\n"); name; name = strtok(NULL, "\n")) {
+        char path[PATH_CAP];
+        xsnprintf(path, sizeof path, "%s/%s", staging, name);
+        if (!file_exists(path)) second_phase = 1;
+    }
+    free(text);
+    if (!second_phase) {
+        make_dirs(previous);
+        move_run_files(out_dir, previous);
+    }
+    move_run_files(staging, out_dir);
+}
+
 void out_dir_clean_leftovers(const char* out_dir) {
-    char path[PATH_CAP], err[PATH_CAP + 256], list[1024];
+    char path[PATH_CAP], err[PATH_CAP + 256];
     int removed = remove_temporaries(out_dir);
     xsnprintf(path, sizeof path, "%s/last", out_dir);
     removed += remove_temporaries(path);
@@ -126,15 +170,17 @@ void out_dir_clean_leftovers(const char* out_dir) {
     removed += remove_temporaries(path);
     if (removed) fprintf(stderr, "note: removed %d temporary file(s) that an interrupted run left in %s\n", removed, out_dir);
 
-    char staging[PATH_CAP], state[PATH_CAP];
+    char staging[PATH_CAP], journal[PATH_CAP];
     xsnprintf(staging, sizeof staging, "%s/%s", out_dir, OUT_DIR_STAGING);
     if (!file_exists(staging)) return;
-    xsnprintf(state, sizeof state, "%s/%s", staging, CHECKPOINT_STATE_FILE);
-    if (file_exists(state) && out_dir_run_files(out_dir, list, sizeof list) == 0) {
-        /* stopped between moving the old run out and the new one in: finish the move */
-        move_run_files(staging, out_dir);
-        fprintf(stderr, "note: moved the files of an --overwrite run interrupted after its first checkpoint from %s into %s\n",
-               staging, out_dir);
+    xsnprintf(journal, sizeof journal, "%s/%s", staging, OUT_DIR_JOURNAL);
+    if (file_exists(journal)) {
+        /* killed inside out_dir_replace's renames: finish them (no journal: killed
+         * before the new run's first checkpoint, and the old run was never touched) */
+        char previous[PATH_CAP];
+        finish_move(out_dir, staging, journal, previous, sizeof previous);
+        fprintf(stderr, "note: finished moving an interrupted --overwrite: the replaced run is in %s, the new one in %s\n",
+                previous, out_dir);
     }
     if (remove_tree(staging, err, sizeof err) != 0) die(EXIT_IO_FAILURE, "%s", err);
 }
@@ -155,6 +201,11 @@ void out_dir_replace(const char* out_dir, const char* staging, char* previous, s
         if (errno != EEXIST || n >= 1000)
             die(EXIT_IO_FAILURE, "cannot create directory %s: %s", previous, strerror(errno));
     }
+    /* the journal first: a kill between the renames below leaves it, and the next
+     * run into out_dir finishes them (out_dir_clean_leftovers) */
+    char journal[PATH_CAP];
+    xsnprintf(journal, sizeof journal, "%s/%s", staging, OUT_DIR_JOURNAL);
+    write_journal(journal, strrchr(previous, '/') + 1, staging);
     move_run_files(out_dir, previous);
     move_run_files(staging, out_dir);
     char err[PATH_CAP + 256];

@@ -14,6 +14,10 @@
 
 #define OUT_DIR_LOCK_FILE ".lock"
 #define OUT_DIR_STAGING ".overwriting"
+/* .overwriting/moving: written before the move that ends an --overwrite (the name of
+ * its previous-* folder, then the run's files staged, a line each), so that a move cut
+ * short is finished by the next run into out_dir */
+#define OUT_DIR_JOURNAL "moving"
 
 /* Take out_dir/.lock (created if missing; out_dir must exist) and write this
  * process's pid into it. Another process holding it: exit EXIT_BAD_INPUT, naming its
@@ -26,8 +30,8 @@ int out_dir_lock(const char* out_dir);
 int out_dir_run_files(const char* dir, char* list, size_t cap);
 
 /* With the lock held: remove what an interrupted run left behind, the temporaries of
- * the run's files and an --overwrite run's staging folder (one that already holds its
- * first checkpoint, caught while moving, is moved into out_dir instead). */
+ * the run's files and an --overwrite run's staging folder; an --overwrite stopped
+ * inside its final move (a journal in staging) has that move finished first. */
 void out_dir_clean_leftovers(const char* out_dir);
 
 /* An --overwrite run's first checkpoint is complete in staging: move the run's files

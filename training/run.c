@@ -87,12 +87,13 @@ void run_init(Run* run, const TrainConfig* cfg, const Dist* dist) {
     if (cfg->resume && cfg->overwrite)
         die(EXIT_BAD_INPUT, "--resume and --overwrite exclude each other: --resume continues the run in out_dir = "
             "%s, --overwrite starts a new one there", cfg->out_dir);
-    if (cfg->resume && !file_exists(run->state_path))
-        die(EXIT_BAD_INPUT, "--resume: %s does not exist (no checkpoint has been written to out_dir = %s yet)",
-            run->state_path, cfg->out_dir);
     /* a missing out_dir is made (and claimed) only once the run is sure to start:
      * a refused run leaves nothing behind */
     if (dist->rank == 0 && is_directory(cfg->out_dir)) run_claim_out_dir(run);
+    /* after the claim: it may finish an interrupted --overwrite, which brings the state in */
+    if (cfg->resume && !file_exists(run->state_path))
+        die(EXIT_BAD_INPUT, "--resume: %s does not exist (no checkpoint has been written to out_dir = %s yet)",
+            run->state_path, cfg->out_dir);
     run->cfg_text = config_text(cfg, dist->size);
 }
 
