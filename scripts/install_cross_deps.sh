@@ -12,16 +12,11 @@
 #                                      (the loader /lib/ld-linux-aarch64.so.1 finds them there)
 set -euo pipefail
 packages=(gcc-aarch64-linux-gnu binutils-aarch64-linux-gnu libc6-dev-arm64-cross libgomp1-arm64-cross qemu-user libcmocka-dev:arm64 libgomp1:arm64)
-sudo=""
-[ "$(id -u)" -ne 0 ] && sudo=sudo
-missing=()
-for p in "${packages[@]}"; do
-    dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q "install ok installed" || missing+=("$p")
-done
-if [ ${#missing[@]} -eq 0 ]; then echo "cross dependencies: all installed"; exit 0; fi
-echo "cross dependencies: installing ${missing[*]}"
+# arm64's packages exist for apt only once dpkg knows the architecture (with every
+# package installed it already does, and nothing runs as root)
 if ! dpkg --print-foreign-architectures | grep -qx arm64; then
+    sudo=""
+    [ "$(id -u)" -ne 0 ] && sudo=sudo
     $sudo dpkg --add-architecture arm64
 fi
-$sudo apt-get update -qq
-DEBIAN_FRONTEND=noninteractive $sudo apt-get install -y -qq --no-install-recommends "${missing[@]}"
+"$(dirname "$0")/apt_install.sh" "cross dependencies" "${packages[@]}"

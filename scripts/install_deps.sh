@@ -15,13 +15,4 @@
 set -euo pipefail
 packages=(build-essential libcmocka-dev libsentencepiece-dev pkg-config python3-torch python3-numpy
           libopenblas0-pthread python3-matplotlib libopenmpi-dev openmpi-bin clang libclang-rt-14-dev libomp-14-dev valgrind)
-missing=()
-for p in "${packages[@]}"; do
-    dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q "install ok installed" || missing+=("$p")
-done
-if [ ${#missing[@]} -eq 0 ]; then echo "dependencies: all installed"; exit 0; fi
-echo "dependencies: installing ${missing[*]}"
-sudo=""
-[ "$(id -u)" -ne 0 ] && sudo=sudo
-$sudo apt-get update -qq
-DEBIAN_FRONTEND=noninteractive $sudo apt-get install -y -qq --no-install-recommends "${missing[@]}"
+"$(dirname "$0")/apt_install.sh" dependencies "${packages[@]}"
