@@ -20,6 +20,9 @@
 
 #define INIT_STD 0.02f  /* GPT-2 / nanoGPT */
 
+const char* const POS_ENCODING_NAMES[NUM_POS_ENCODINGS] = {
+    [POS_LEARNED] = "learned", [POS_SINUSOIDAL] = "sinusoidal", [POS_NONE] = "none"};
+
 /* ------------------------------------------------------------------------- */
 /* the parameter table                                                       */
 
@@ -75,6 +78,7 @@ size_t param_layout(ParamTensorInfo t[NUM_PARAM_TENSORS], const GPTConfig* c) {
         info->size = present[s->present] ? floats : 0;
         info->decay = s->decay;
         info->init_std = s->init == INIT_NORMAL ? INIT_STD : s->init == INIT_RESID ? resid_std : 0.0f;
+        if (s->field == offsetof(ParameterTensors, wte) && c->embed_init_std > 0) info->init_std = c->embed_init_std;
         info->init_const = s->init == INIT_ONES ? 1.0f : 0.0f;
         info->offset = offset;
         offset += info->size;
@@ -159,14 +163,22 @@ void gpt_set_batch_offset(GPT* m, long first_row) { m->batch_offset = first_row;
 
 float drop_p(const GPT* m) { return m->training ? m->config.dropout : 0.0f; }
 
+float drop_token_p(const GPT* m) { return m->training ? m->config.embed_dropout : 0.0f; }
+
+const float* positions(const GPT* m) {
+    return m->config.pos_encoding == POS_LEARNED ? m->params.wpe : m->pe_table;  /* NULL unless sinusoidal */
+}
+
 /* The mask key of one dropout site. first_row: the rows of this batch that come
  * before the ones being computed (a batch group), 0 for the whole batch. */
 static uint64_t drop_key(const GPT* m, long first_row, int layer, DropoutSite site) {
     uint64_t key = dropout_key(m->dropout_seed, m->dropout_step, layer, site);
     /* rows batch_offset + first_row.. of a global batch: element i here is element
      * first + i of the global one (the (B,NH,T,T) matrix for attention, else
-     * (B,T,C)), and dropout_keep hashes key + index * DROPOUT_INDEX_STRIDE */
-    uint64_t row = site == DROP_ATTN ? (uint64_t)m->config.n_head * m->T * m->T : (uint64_t)m->T * m->config.n_embd;
+     * (B,T,C); (B,T) for token rows), and dropout_keep hashes key + index * DROPOUT_INDEX_STRIDE */
+    uint64_t row = site == DROP_ATTN    ? (uint64_t)m->config.n_head * m->T * m->T
+                 : site == DROP_TOKEN ? (uint64_t)m->T  /* one mask bit per position */
+                                      : (uint64_t)m->T * m->config.n_embd;
     return key + (uint64_t)(m->batch_offset + first_row) * row * DROPOUT_INDEX_STRIDE;
 }
 
@@ -301,9 +313,10 @@ float forward_pass(const GPT* m, ForwardBuffers buf, const int* inputs, const in
     ActivationTensors a = buf.acts;
     size_t BT = (size_t)B * T;
 
-    /* e_t = E[i_t];  x_t = embed_scale * e_t + PE_t */
-    const float* pe = c->pos_encoding == POS_LEARNED ? p->wpe : m->pe_table;
-    encoder_forward(a.encoded, inputs, p->wte, pe, c->embed_scale, B, T, C);
+    /* e_t = E[i_t];  x_t = embed_scale * e_t + PE_t  (no PE_t with pos_encoding none;
+     * embed_dropout drops whole e_t in training) */
+    encoder_forward(a.encoded, inputs, p->wte, positions(m), c->embed_scale, drop_token_p(m),
+                    drop_key(m, buf.first_row, 0, DROP_TOKEN), B, T, C);
     dropout_forward(a.encoded, BT * C, drop_p(m), drop_key(m, buf.first_row, 0, DROP_EMBED));
 
     const float* x = a.encoded;  /* the residual stream entering block l */
@@ -330,6 +343,7 @@ static float forward(GPT* m, const int* inputs, const int* targets, int B, int T
     memcpy(m->inputs, inputs, sizeof(int) * B * T);  /* B, T checked by forward_pass */
     if (targets) memcpy(m->targets, targets, sizeof(int) * B * T);
     m->forward_dropout = drop_p(m);
+    m->forward_token_dropout = drop_token_p(m);
     m->backward_ready = keep && targets;
     m->acts_groups = 1;
     return m->mean_loss;
@@ -437,7 +451,8 @@ void backward_pass(const GPT* m, BackwardBuffers buf, const int* inputs, const i
      * the batch); dPE += dx summed over the batch (learned positions only). Tied, dE
      * now holds (lookup scatter) + (dense output term). */
     dropout_backward(dx, BTC, m->forward_dropout, drop_key(m, buf.first_row, 0, DROP_EMBED));
-    encoder_backward(g->wte, g->wpe, dx, inputs, c->embed_scale, B, T, C);
+    encoder_backward(g->wte, g->wpe, dx, inputs, c->embed_scale, m->forward_token_dropout,
+                     drop_key(m, buf.first_row, 0, DROP_TOKEN), B, T, C);
 }
 
 void model_backward(GPT* m, GradMode mode) {

@@ -1,7 +1,7 @@
 /* model.h: the GPT. Config, parameter layout, forward, backward.
  *
  * Data flow (shapes with the legend of kernels.h):
- *   ids (B,T) -> x = embed_scale * E[ids] + PE        (B,T,C)
+ *   ids (B,T) -> x = embed_scale * E[ids] + PE        (B,T,C), PE = 0 with pos_encoding none
  *   n_layer x [ x += attn(LN1(x)) ; x += mlp(LN2(x)) ] (pre-LayerNorm blocks)
  *   h = LNf(x) -> logits z = h E^T                     (B,T,V), E tied or a separate head
  *   loss = mean cross-entropy of the next token
@@ -12,7 +12,11 @@
 #include <stddef.h>
 #include <stdint.h>
 
-typedef enum { POS_LEARNED = 0, POS_SINUSOIDAL = 1 } PosEncoding;
+/* learned: a trained (block_size, C) matrix; sinusoidal: the fixed sinusoids;
+ * none: no positions at all (a causal model can still tell order from how many
+ * tokens each position attends to). */
+typedef enum { POS_LEARNED = 0, POS_SINUSOIDAL = 1, POS_NONE = 2, NUM_POS_ENCODINGS } PosEncoding;
+extern const char* const POS_ENCODING_NAMES[NUM_POS_ENCODINGS];  /* "learned", "sinusoidal", "none" */
 
 typedef struct {
     int vocab_size;        /* V */
@@ -26,13 +30,16 @@ typedef struct {
     int bias;              /* 1: Linears (but the output head) and LayerNorms have biases,
                             * as GPT-2; 0: none, as nanoGPT's default (bias = False) */
     float dropout;         /* probability, in training mode only (see gpt_train_mode) */
+    float embed_init_std;  /* E's initial values ~ N(0, embed_init_std^2); 0: the default 0.02 */
+    float embed_dropout;   /* training only: drop a position's whole E row with this probability,
+                            * before positions are added, the kept ones scaled by 1/(1-p) */
 } GPTConfig;
 
 /* Every parameter tensor, in memory order: the order of PARAM_TABLE's rows.
  * Per-layer tensors are stacked over L. */
 typedef struct {
     float* wte;       /* (V, C)        E, the token embedding */
-    float* wpe;       /* (block_size, C) learned positions; NULL when sinusoidal */
+    float* wpe;       /* (block_size, C) learned positions; NULL when sinusoidal or none */
     float* ln1w;      /* (L, C) */
     float* ln1b;      /* (L, C)        every bias is NULL when config.bias == 0 */
     float* qkvw;      /* (L, 3C, C)    fused q,k,v projection */
@@ -62,7 +69,7 @@ typedef enum { DIM_NONE, DIM_C, DIM_3C, DIM_4C, DIM_V, DIM_BLOCK } ParamDim;  /*
 typedef enum {
     ALWAYS,
     IF_BIAS,                 /* a bias: absent when config.bias = 0 */
-    IF_LEARNED,              /* absent with sinusoidal positions (a fixed table) */
+    IF_LEARNED,              /* absent with sinusoidal positions (a fixed table) or none */
     IF_UNTIED,               /* absent when tied: the output weight is then E itself */
 } ParamPresence;
 /* GPT-2's init. The two projections that write into the residual stream are
@@ -157,6 +164,7 @@ typedef struct {
     int backward_ready;                    /* the last forward kept what gpt_backward needs */
     int training;                          /* 1: dropout on, masks keyed by (seed, step) */
     float forward_dropout;                 /* the probability the last forward used */
+    float forward_token_dropout;           /* and its embed_dropout */
     uint64_t dropout_seed;
     long dropout_step;
     long batch_offset;                     /* first row of the global batch (gpt_set_batch_offset) */

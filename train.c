@@ -16,6 +16,7 @@
 #include "embed/embed_log.h"
 #include "formats/checkpoint.h"
 #include "formats/config.h"
+#include "formats/word2vec.h"
 #include "gpt/evaluate.h"
 #include "gpt/groups.h"
 #include "gpt/memory.h"
@@ -68,8 +69,15 @@ static void check_memory(const GPTConfig* mc, const TrainConfig* cfg, double tok
 static void print_model(const TrainConfig* cfg, const GPT* model) {
     printf("model: n_layer %d, n_head %d, n_embd %d, block_size %d, %s positions (embed_scale %g), %s weights, %s, "
            "dropout %g: %zu parameters\n", cfg->n_layer, cfg->n_head, cfg->n_embd, cfg->block_size,
-           cfg->pos_encoding == POS_LEARNED ? "learned" : "sinusoidal", cfg->embed_scale,
+           POS_ENCODING_NAMES[cfg->pos_encoding], cfg->embed_scale,
            cfg->tie_weights ? "tied" : "untied", cfg->bias ? "biases" : "no biases", cfg->dropout, model->num_params);
+    int from_file = cfg->embed_init[0] && !cfg->resume;
+    if (cfg->embed_init_std != 0.02 || from_file || cfg->freeze_embeddings || cfg->embed_dropout > 0) {
+        if (from_file) printf("embeddings: E starts as the vectors of %s", cfg->embed_init);
+        else printf("embeddings: E starts as N(0, %g^2)", cfg->embed_init_std);
+        printf("%s; embed_dropout %g\n", cfg->freeze_embeddings ? " and stays frozen: only the layers after it train" : "",
+               cfg->embed_dropout);
+    }
 }
 
 /* The steps to run from first_step, the batch and its threads, the evaluation. */
@@ -207,6 +215,9 @@ int main(int argc, char** argv) {
     check_memory(&mc, &cfg, (double)(train_data.n + val_data.n) * sizeof(uint16_t), argv[1]);
     GPT model;
     gpt_build(&model, &mc, cfg.batch_size, (uint64_t)cfg.seed);
+    if (cfg.embed_init[0] && !cfg.resume &&  /* E from vectors learned before (a resume has its own E) */
+        word2vec_read(cfg.embed_init, tok, model.params.wte, mc.vocab_size, mc.n_embd, err, sizeof err) != 0)
+        die(EXIT_BAD_INPUT, "embed_init: %s", err);
     gpt_set_batch_groups(&model, cfg.batch_groups);
     gpt_set_batch_offset(&model, (long)dist.rank * cfg.batch_size);  /* dropout masks of the global batch */
     AdamW opt;
@@ -234,6 +245,7 @@ int main(int argc, char** argv) {
     double t_start = t_session - progress.elapsed_s;  /* elapsed_s continues across resumes */
     long first = cfg.resume ? progress.step + 1 : 0;
     int stopped_by = 0;  /* the signal that ended the run early, or 0 */
+    TrainedParams trained = trained_params(&model, cfg.freeze_embeddings);  /* all, or all but E */
     for (long step = first; step <= cfg.max_iters && !stopped_by; step++) {
         /* step s makes the s-th update (step 0 none), then evaluates the model it
          * leaves: before training, after every eval_interval updates and after the last */
@@ -248,11 +260,11 @@ int main(int argc, char** argv) {
              * gradient are the means over ranks (one allreduce of the whole buffer) */
             dist_mean_floats(model.grads_memory, model.num_params);
             row.loss = (float)(dist_sum_double(loss) / dist.size);
-            row.norm = grad_global_norm(model.grads_memory, model.num_params);
+            row.norm = grad_global_norm(model.grads_memory + trained.first, trained.count);
             if (!isfinite(row.loss) || !isfinite(row.norm)) run_stop_non_finite(&run, &model, step, row.loss, row.norm);
-            grad_clip(model.grads_memory, model.num_params, row.norm, (float)cfg.grad_clip);
+            grad_clip(model.grads_memory + trained.first, trained.count, row.norm, (float)cfg.grad_clip);
             row.lr = lr_schedule((int)step - 1, cfg.learning_rate, cfg.min_lr, cfg.warmup_iters, cfg.lr_decay_iters);
-            adamw_update(&opt, model.params_memory, model.grads_memory, model.tensors, NUM_PARAM_TENSORS,
+            adamw_update(&opt, model.params_memory, model.grads_memory, trained.tensors, trained.num_tensors,
                          (float)row.lr, (float)cfg.beta1, (float)cfg.beta2, (float)cfg.weight_decay);
             row.seconds = now_seconds() - t0;
             train_seconds += row.seconds;

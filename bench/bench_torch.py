@@ -179,7 +179,7 @@ def main():
 
     torch.manual_seed(geti("seed"))
     sdpa = use_sdpa(CHOSEN["attention"])
-    model = GPT(V, T, L, NH, C, sinusoidal, tied, scale, bias, sdpa)
+    model = GPT(V, T, L, NH, C, cfg["pos_encoding"], tied, scale, bias, sdpa)
     params = [p for _, _, p in tensor_map(model)]
     gpt2_init(model, L)  # as pytorch_train.py
     opt, adamw = make_adamw(param_groups(params, getf("weight_decay")), SETUP == "tuned",

@@ -60,7 +60,7 @@ static void model_meta(const GPTConfig* c, MetaPair out[MODEL_META]) {
     snprintf(out[2].value, sizeof out[2].value, "%d", c->n_layer);
     snprintf(out[3].value, sizeof out[3].value, "%d", c->n_head);
     snprintf(out[4].value, sizeof out[4].value, "%d", c->n_embd);
-    snprintf(out[5].value, sizeof out[5].value, "%s", c->pos_encoding == POS_LEARNED ? "learned" : "sinusoidal");
+    snprintf(out[5].value, sizeof out[5].value, "%s", POS_ENCODING_NAMES[c->pos_encoding]);
     snprintf(out[6].value, sizeof out[6].value, "%.9g", c->embed_scale);
     snprintf(out[7].value, sizeof out[7].value, "%s", c->tie_weights ? "true" : "false");
     snprintf(out[8].value, sizeof out[8].value, "%s", c->bias ? "true" : "false");
@@ -113,15 +113,18 @@ static int config_from_meta(const StFile* f, const char* path, GPTConfig* c, cha
     const char* tie = st_meta(f, "emergent.tie_weights");
     const char* bias = st_meta(f, "emergent.bias");
     double scale;
-    if (!pos || (strcmp(pos, "learned") && strcmp(pos, "sinusoidal")))
-        return errorf(err, errlen, "%s: metadata emergent.pos_encoding must be learned or sinusoidal", path);
+    int pos_index = -1;
+    for (int i = 0; i < NUM_POS_ENCODINGS && pos; i++)
+        if (strcmp(pos, POS_ENCODING_NAMES[i]) == 0) pos_index = i;
+    if (pos_index < 0)
+        return errorf(err, errlen, "%s: metadata emergent.pos_encoding must be learned, sinusoidal or none", path);
     /* (0, 1e6], the config's range: a larger double would be an infinite float */
     if (parse_double(st_meta(f, "emergent.embed_scale"), &scale) != 0 || !(scale > 0) || !(scale <= 1e6))
         return errorf(err, errlen, "%s: metadata emergent.embed_scale is %s, expected a number in (0, 1e6]", path,
                     st_meta(f, "emergent.embed_scale") ? st_meta(f, "emergent.embed_scale") : "missing");
     if (!tie || (strcmp(tie, "true") && strcmp(tie, "false")) || !bias || (strcmp(bias, "true") && strcmp(bias, "false")))
         return errorf(err, errlen, "%s: metadata emergent.tie_weights and emergent.bias must be true or false", path);
-    c->pos_encoding = strcmp(pos, "learned") == 0 ? POS_LEARNED : POS_SINUSOIDAL;
+    c->pos_encoding = (PosEncoding)pos_index;
     if (c->pos_encoding == POS_SINUSOIDAL && c->n_embd % 2)
         return errorf(err, errlen, "%s: sinusoidal positions need an even n_embd, got %d", path, c->n_embd);
     c->embed_scale = (float)scale;
@@ -153,7 +156,7 @@ static int write_config_json(const char* path, const GPTConfig* c, long step, ch
         "}\n",
         c->vocab_size, c->block_size, c->block_size, c->n_embd, c->n_layer, c->n_head, (double)LAYERNORM_EPS,
         c->dropout, c->dropout, c->dropout, c->tie_weights ? "true" : "false",
-        gpt2_compatible(c) ? "true" : "false", c->pos_encoding == POS_LEARNED ? "learned" : "sinusoidal",
+        gpt2_compatible(c) ? "true" : "false", POS_ENCODING_NAMES[c->pos_encoding],
         c->embed_scale, c->bias ? "true" : "false", step);
     if (n < 0 || (size_t)n >= sizeof text) return errorf(err, errlen, "%s: config text too long", path);
     return write_file_checked(path, text, (size_t)n, err, errlen);

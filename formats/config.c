@@ -38,14 +38,18 @@ static const KeyInfo KEYS[] = {
     {"n_head",         KEY_INT,    OFF(n_head),         "4",              1, 256, 0, 0, NULL, "attention heads; must divide n_embd"},
     {"n_embd",         KEY_INT,    OFF(n_embd),         "128",            1, 16384, 0, 0, NULL, "embedding width C: each token is a row of E (vocab_size x n_embd)"},
     {"block_size",     KEY_INT,    OFF(block_size),     "64",             1, 65536, 0, 0, NULL, "context length T"},
-    {"pos_encoding",   KEY_ENUM,   OFF(pos_encoding),   "learned",        0, 0, 0, 0, "learned|sinusoidal", "positions: a learned (block_size x n_embd) matrix or the fixed sinusoids"},
+    {"pos_encoding",   KEY_ENUM,   OFF(pos_encoding),   "learned",        0, 0, 0, 0, "learned|sinusoidal|none", "positions: a learned (block_size x n_embd) matrix, the fixed sinusoids, or none (order only from the causal mask)"},
     {"embed_scale",    KEY_SCALE,  OFF(embed_scale),    "auto",           0, 1e6, 1, 0, NULL, "x = embed_scale*E[i] + PE; auto = sqrt(n_embd) if sinusoidal, else 1"},
+    {"embed_init_std", KEY_FLOAT,  OFF(embed_init_std), "0.02",           0, 100, 1, 0, NULL, "E starts as N(0, embed_init_std^2), as GPT-2's 0.02 by default"},
+    {"embed_init",     KEY_STRING, OFF(embed_init),     "",               0, 0, 0, 0, NULL, "a word2vec text file (./embeddings OUT export --format=word2vec) whose vectors start E instead of random ones; tokens matched by their printed form; a resume ignores it"},
+    {"freeze_embeddings", KEY_BOOL, OFF(freeze_embeddings), "false",      0, 0, 0, 0, NULL, "E is never updated (AdamW and the gradient norm leave it out; tied, the output weight stays fixed too); dE is still computed"},
     {"tie_weights",    KEY_BOOL,   OFF(tie_weights),    "true",           0, 0, 0, 0, NULL, "output logits z = h E^T share E with the input"},
     {"bias",           KEY_BOOL,   OFF(bias),           "true",           0, 0, 0, 0, NULL, "biases in Linears and LayerNorms (GPT-2); nanoGPT's default is false"},
     {"tokenizer",      KEY_ENUM,   OFF(tokenizer),      "char",           0, 0, 0, 0, "char|byte|sentencepiece", "char: one id per distinct byte of the text; byte: 256 ids; sentencepiece: trained BPE/unigram"},
     {"vocab_size",     KEY_INT,    OFF(vocab_size),     "1024",           1, 65536, 0, 0, NULL, "sentencepiece vocabulary size (char takes the text's distinct bytes, byte 256)"},
     {"spm_model_type", KEY_ENUM,   OFF(spm_model_type), "bpe",            0, 0, 0, 0, "bpe|unigram", "sentencepiece algorithm"},
     {"dropout",        KEY_FLOAT,  OFF(dropout),        "0",              0, 1, 0, 1, NULL, "training only: drop probability on embeddings, attention weights, residual branches"},
+    {"embed_dropout",  KEY_FLOAT,  OFF(embed_dropout),  "0",              0, 1, 0, 1, NULL, "training only: drop a position's whole token embedding E[i] (before positions are added) with this probability, the kept ones scaled by 1/(1-p)"},
     {"allow_lossy",    KEY_BOOL,   OFF(allow_lossy),    "false",          0, 0, 0, 0, NULL, "prepare data even if decode(encode(text)) != text (reports the bytes lost)"},
     {"batch_size",     KEY_INT,    OFF(batch_size),     "12",             1, 65536, 0, 0, NULL, "sequences per step B"},
     {"batch_groups",   KEY_INT,    OFF(batch_groups),   "1",              1, 65536, 0, 0, NULL, "split each batch into this many groups of sequences, trained side by side and their gradients summed in order; must divide batch_size; the bits depend on it, not on the thread count"},
@@ -557,6 +561,8 @@ GPTConfig config_model(const TrainConfig* cfg, int vocab_size) {
         .tie_weights = cfg->tie_weights,
         .bias = cfg->bias,
         .dropout = (float)cfg->dropout,
+        .embed_init_std = (float)cfg->embed_init_std,
+        .embed_dropout = (float)cfg->embed_dropout,
     };
     return m;
 }

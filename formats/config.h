@@ -27,6 +27,9 @@ typedef struct {
     int n_layer, n_head, n_embd, block_size;
     int pos_encoding;               /* PosEncoding */
     double embed_scale;             /* 0 in the table means auto; resolved by config_validate */
+    double embed_init_std;          /* E's initial standard deviation */
+    char embed_init[CONFIG_STR_MAX];  /* a word2vec file to start E from, or "" */
+    int freeze_embeddings;          /* E gets no update */
     int tie_weights;
     int bias;                       /* biases in Linears and LayerNorms */
     int tokenizer;                  /* TokenizerKind (tokenizer/tokenizer.h) */
@@ -34,6 +37,7 @@ typedef struct {
     int spm_model_type;             /* SpmModelType */
     int allow_lossy;                /* accept text the tokenizer cannot round-trip */
     double dropout;                 /* training only */
+    double embed_dropout;           /* training only: whole token rows of E */
     /* optimisation */
     int batch_size;
     int batch_groups;               /* gpt_set_batch_groups */

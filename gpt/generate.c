@@ -43,10 +43,10 @@ const float* gpt_forward_cached(GPT* m, KVCache* kv, int token) {
     ParameterTensors p = m->params;
     float mean, rstd;  /* layernorm's saved statistics, unused here */
 
-    /* x_t = embed_scale * E[i_t] + PE_t */
-    const float* pe = c->pos_encoding == POS_LEARNED ? p.wpe : m->pe_table;
+    /* x_t = embed_scale * E[i_t] + PE_t  (no PE_t with pos_encoding none) */
+    const float* pe = positions(m);
     const float* e = p.wte + (size_t)token * C;
-    for (int i = 0; i < C; i++) kv->x[i] = c->embed_scale * e[i] + pe[(size_t)t * C + i];
+    for (int i = 0; i < C; i++) kv->x[i] = c->embed_scale * e[i] + (pe ? pe[(size_t)t * C + i] : 0.0f);
 
     for (int l = 0; l < L; l++) {
         float* kc = kv->k + (size_t)l * T * C;

@@ -85,6 +85,7 @@ float gpt_forward_backward(GPT* m, const int* inputs, const int* targets, int B,
     inner = inner < m->group_threads ? inner : m->group_threads;  /* the scratch's size */
     m->B = B; m->T = T;  /* the dropout keys read T */
     m->forward_dropout = drop_p(m);
+    m->forward_token_dropout = drop_token_p(m);
     int levels = omp_get_max_active_levels();
     if (inner > 1 && levels < 2) omp_set_max_active_levels(2);  /* each group's kernels: a team of inner threads */
     #pragma omp parallel for num_threads(lanes) schedule(static)

@@ -61,6 +61,11 @@ void check_batch(const GPT* m, const int* inputs, const int* targets, int B, int
 
 /* The dropout probability in the current mode (0 in eval mode). */
 float drop_p(const GPT* m);
+/* embed_dropout's probability in the current mode (0 in eval mode). */
+float drop_token_p(const GPT* m);
+/* PE, the (block_size, C) positions added to the embeddings: learned wpe, the
+ * sinusoid table, or NULL (pos_encoding none). */
+const float* positions(const GPT* m);
 
 /* Each row of PARAM_TABLE worked out for config c, laid out one after another
  * in memory order; returns the floats they take. */

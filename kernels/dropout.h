@@ -15,9 +15,10 @@
 
 #include "util/utils.h"
 
-/* Where dropout sits (nanoGPT's places): the embedding + position sum, the
- * attention probabilities, and the two residual branches of every block. */
-typedef enum { DROP_EMBED = 0, DROP_ATTN = 1, DROP_ATTN_RESID = 2, DROP_MLP_RESID = 3 } DropoutSite;
+/* Where dropout sits: nanoGPT's places (the embedding + position sum, the
+ * attention probabilities, and the two residual branches of every block), and
+ * embed_dropout's whole token rows (one mask bit per position, kernels/encoder.h). */
+typedef enum { DROP_EMBED = 0, DROP_ATTN = 1, DROP_ATTN_RESID = 2, DROP_MLP_RESID = 3, DROP_TOKEN = 4 } DropoutSite;
 
 /* The mask key for one step, layer and site, from the run's seed. */
 uint64_t dropout_key(uint64_t seed, long step, int layer, DropoutSite site);

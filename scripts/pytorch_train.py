@@ -44,7 +44,7 @@ def main():
     bias = cfg.get("bias", "true") == "true"
     tied = cfg.get("tie_weights", "true") == "true"
     assert cfg.get("pos_encoding", "learned") == "learned", "this script trains learned positions only"
-    model = GPT(V, T, L, geti("n_head"), C, False, tied, 1.0, bias)
+    model = GPT(V, T, L, geti("n_head"), C, "learned", tied, 1.0, bias)
     params = [p for _, _, p in tensor_map(model)]
     gpt2_init(model, L)
     opt = torch.optim.AdamW(param_groups(params, getf("weight_decay")), lr=getf("learning_rate"),

@@ -78,12 +78,17 @@ def sinusoid_table(T, C):
 
 
 class GPT(nn.Module):
-    def __init__(self, V, block_size, n_layer, n_head, C, sinusoidal, tied, embed_scale, bias, sdpa=False):
+    def __init__(self, V, block_size, n_layer, n_head, C, pos, tied, embed_scale, bias, sdpa=False):
+        """pos: "learned", "sinusoidal" or "none" (no positions at all)."""
         super().__init__()
+        if pos not in ("learned", "sinusoidal", "none"):
+            raise ValueError(f"pos must be learned, sinusoidal or none, not {pos!r}")
         self.embed_scale = embed_scale
         self.tied = tied
         self.wte = nn.Parameter(torch.zeros(V, C))
-        if sinusoidal:
+        if pos == "none":
+            self.wpe = None
+        elif pos == "sinusoidal":
             # fixed, not trained; rounded to float32 as C stores it, also in the float64
             # run, so that run measures the arithmetic and not the table's rounding
             self.register_buffer("wpe", sinusoid_table(block_size, C).float())
@@ -94,9 +99,15 @@ class GPT(nn.Module):
         # tied: the output layer is wte itself (one Parameter, both gradients add up)
         self.lm_head = None if tied else nn.Linear(C, V, bias=False)
 
-    def forward(self, ids, targets):
+    def forward(self, ids, targets, token_keep=None):
+        """token_keep: None, or (B, T) factors for each position's token embedding
+        (embed_dropout: 0 for a dropped position, 1/(1-p) for a kept one)."""
         T = ids.shape[1]
-        x = self.embed_scale * self.wte[ids] + self.wpe[:T]
+        x = self.embed_scale * self.wte[ids]
+        if token_keep is not None:
+            x = x * token_keep.to(x.dtype)[..., None]
+        if self.wpe is not None:
+            x = x + self.wpe[:T]
         for block in self.blocks:
             x = block(x)
         h = self.lnf(x)

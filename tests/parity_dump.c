@@ -7,8 +7,12 @@
  * gradient, and per step the batch, loss, gradient norm (before and after
  * clipping) and learning rate, and at the end the trained weights.
  *
- * Usage: tests/parity_dump OUT [--pos=learned|sinusoidal] [--tied=1|0] [--bias=1|0]
- *                              [--embed-scale=S] [--grad-clip=G] [--seed=N]
+ * Usage: tests/parity_dump OUT [--pos=learned|sinusoidal|none] [--tied=1|0] [--bias=1|0]
+ *                              [--embed-scale=S] [--grad-clip=G] [--seed=N] [--freeze=1|0]
+ *                              [--embed-dropout=P]
+ * (--freeze=1: the training steps freeze E, as freeze_embeddings does in train.c;
+ * --embed-dropout=P: they drop token rows, in training mode keyed by (seed, step)
+ * as train.c does; the fixed batch runs in eval mode, without dropout) 
  *
  * File format (native byte order; a 1 written after the magic lets the reader
  * check it): the 8-byte magic "GPTPAR01", int32 1, then records
@@ -132,8 +136,8 @@ static void spread_parameters(GPT* model, Rng* rng) {
 }
 
 static void usage(void) {
-    fprintf(stderr, "usage: tests/parity_dump OUT [--pos=learned|sinusoidal] [--tied=1|0] [--bias=1|0] "
-                    "[--embed-scale=S] [--grad-clip=G] [--seed=N]\n");
+    fprintf(stderr, "usage: tests/parity_dump OUT [--pos=learned|sinusoidal|none] [--tied=1|0] [--bias=1|0] "
+                    "[--embed-scale=S] [--grad-clip=G] [--seed=N] [--freeze=1|0] [--embed-dropout=P]\n");
     exit(EXIT_BAD_INPUT);
 }
 
@@ -141,15 +145,18 @@ int main(int argc, char** argv) {
     if (argc < 2 || argv[1][0] == '-') usage();
     const char* out_path = argv[1];
     PosEncoding pos = POS_LEARNED;
-    int tied = 1, bias = 1;
+    int tied = 1, bias = 1, freeze = 0;
     double embed_scale = 0.0;  /* 0: the default for the positions, see below */
-    double clip_arg = GRAD_CLIP;
+    double clip_arg = GRAD_CLIP, embed_dropout = 0.0;
     unsigned long seed = 1337;
     for (int i = 2; i < argc; i++) {
         const char* a = argv[i];
         char* end = NULL;
         if (!strcmp(a, "--pos=learned")) pos = POS_LEARNED;
         else if (!strcmp(a, "--pos=sinusoidal")) pos = POS_SINUSOIDAL;
+        else if (!strcmp(a, "--pos=none")) pos = POS_NONE;
+        else if (!strcmp(a, "--freeze=1")) freeze = 1;
+        else if (!strcmp(a, "--freeze=0")) freeze = 0;
         else if (!strcmp(a, "--tied=1")) tied = 1;
         else if (!strcmp(a, "--tied=0")) tied = 0;
         else if (!strcmp(a, "--bias=1")) bias = 1;
@@ -157,6 +164,9 @@ int main(int argc, char** argv) {
         else if (!strncmp(a, "--embed-scale=", 14)) {
             embed_scale = strtod(a + 14, &end);
             if (*end || !(embed_scale > 0)) die(EXIT_BAD_INPUT, "bad %s: need a number > 0", a);
+        } else if (!strncmp(a, "--embed-dropout=", 16)) {
+            embed_dropout = strtod(a + 16, &end);
+            if (*end || !(embed_dropout >= 0 && embed_dropout < 1)) die(EXIT_BAD_INPUT, "bad %s: need [0, 1)", a);
         } else if (!strncmp(a, "--grad-clip=", 12)) {
             clip_arg = strtod(a + 12, &end);
             if (*end || !(clip_arg > 0)) die(EXIT_BAD_INPUT, "bad %s: need a number > 0", a);
@@ -175,7 +185,7 @@ int main(int argc, char** argv) {
 
     GPTConfig mc = {.vocab_size = VOCAB, .block_size = BLOCK, .n_layer = LAYERS, .n_head = HEADS,
                     .n_embd = EMBD, .pos_encoding = pos, .embed_scale = (float)embed_scale,
-                    .tie_weights = tied, .bias = bias};
+                    .tie_weights = tied, .bias = bias, .embed_dropout = (float)embed_dropout};
     GPT model;
     /* max_batch > B, like T < block_size, leaves the activation buffers larger than
      * the batch: a kernel that strides by the capacity instead of the batch shows */
@@ -195,7 +205,10 @@ int main(int argc, char** argv) {
     put_i32(&d, "config/n_layer", LAYERS);
     put_i32(&d, "config/n_head", HEADS);
     put_i32(&d, "config/n_embd", EMBD);
-    put_i32(&d, "config/pos_sinusoidal", pos == POS_SINUSOIDAL);
+    put_i32(&d, "config/pos_encoding", pos);  /* PosEncoding: 0 learned, 1 sinusoidal, 2 none */
+    put_i32(&d, "config/freeze_embeddings", freeze);
+    put_f32(&d, "config/embed_dropout", model.config.embed_dropout);
+    put_i32(&d, "config/seed", (int32_t)seed);
     put_i32(&d, "config/tie_weights", tied);
     put_i32(&d, "config/bias", bias);
     put_f32(&d, "config/embed_scale", model.config.embed_scale);
@@ -238,20 +251,24 @@ int main(int argc, char** argv) {
     AdamW opt;
     adamw_init(&opt, model.num_params);
     rng_seed(&rng, (uint64_t)seed, 2);
+    TrainedParams trained = trained_params(&model, freeze);
+    float* g = model.grads_memory + trained.first;
     int clipped = 0;
     for (int step = 1; step <= STEPS; step++) {
         double lr = lr_schedule(step - 1, LEARNING_RATE, MIN_LR, WARMUP_ITERS, LR_DECAY_ITERS);
         random_batch(&rng, inputs, targets, BATCH, SEQ, VOCAB);
+        gpt_train_mode(&model, (uint64_t)seed, step);  /* dropout masks keyed by (seed, step), as train.c */
         loss = gpt_forward(&model, inputs, targets, BATCH, SEQ);
+        gpt_eval_mode(&model);
         gpt_zero_grad(&model);
         gpt_backward(&model);
-        float norm = grad_global_norm(model.grads_memory, model.num_params);
-        grad_clip(model.grads_memory, model.num_params, norm, max_norm);
-        adamw_update(&opt, model.params_memory, model.grads_memory, model.tensors, NUM_PARAM_TENSORS, (float)lr,
+        float norm = grad_global_norm(g, trained.count);
+        grad_clip(g, trained.count, norm, max_norm);
+        adamw_update(&opt, model.params_memory, model.grads_memory, trained.tensors, trained.num_tensors, (float)lr,
                      BETA1, BETA2, WEIGHT_DECAY);
         /* what grad_clip did, observed rather than re-derived: the norm it left behind
          * (measured after the update too, which reads but never writes the gradients) */
-        float norm_after = grad_global_norm(model.grads_memory, model.num_params);
+        float norm_after = grad_global_norm(g, trained.count);
         int was_clipped = norm_after != norm;
         clipped += was_clipped;
 

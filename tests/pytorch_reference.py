@@ -42,6 +42,33 @@ TINY = 1e-30          # keeps the metric finite for an all-zero reference tensor
 LAYER_TENSORS = ["ln1w", "ln1b", "qkvw", "qkvb", "attprojw", "attprojb",
                  "ln2w", "ln2b", "fcw", "fcb", "fcprojw", "fcprojb"]
 ALL_TENSORS = ["wte", "wpe"] + LAYER_TENSORS + ["lnfw", "lnfb", "lm_head"]
+POS_NAMES = ["learned", "sinusoidal", "none"]  # config/pos_encoding: C's PosEncoding
+
+
+# ---------------------------------------------------------------------------
+# embed_dropout's masks, recomputed from their definition (kernels/dropout.h,
+# model.c's drop_key): position r of step s is kept when the top 32 bits of
+# mix64(key + r * STRIDE) reach p * 2^32, key = dropout_key(seed, s, 0, DROP_TOKEN)
+
+MASK64 = (1 << 64) - 1
+DROPOUT_INDEX_STRIDE = 0x9E3779B97F4A7C15
+DROP_TOKEN = 4
+
+
+def mix64(z):
+    """SplitMix64's finaliser on a 64-bit word."""
+    z = ((z ^ (z >> 30)) * 0xBF58476D1CE4E5B9) & MASK64
+    z = ((z ^ (z >> 27)) * 0x94D049BB133111EB) & MASK64
+    return z ^ (z >> 31)
+
+
+def token_keep(seed, step, p, B, T):
+    """(B, T) factors: 1/(1-p) where the position keeps its embedding, else 0."""
+    key = mix64((mix64((mix64(seed ^ 0xD50F0D50F0D50F0D) + step) & MASK64) + DROP_TOKEN) & MASK64)
+    threshold = int(float(np.float32(p)) * 4294967296.0)
+    keep = np.array([(mix64((key + r * DROPOUT_INDEX_STRIDE) & MASK64) >> 32) >= threshold
+                     for r in range(B * T)], dtype=np.float64).reshape(B, T)
+    return torch.from_numpy(keep / (1.0 - float(np.float32(p))))
 
 
 # ---------------------------------------------------------------------------
@@ -50,10 +77,10 @@ ALL_TENSORS = ["wte", "wpe"] + LAYER_TENSORS + ["lnfw", "lnfb", "lm_head"]
 def build_model(rec, dtype):
     cfg = lambda k: rec["config/" + k].item()
     tied = bool(cfg("tie_weights"))
-    sinusoidal = bool(cfg("pos_sinusoidal"))
+    pos = POS_NAMES[cfg("pos_encoding")]
     # embed_scale is a float32 in C; use exactly that value
     model = GPT(cfg("vocab_size"), cfg("block_size"), cfg("n_layer"), cfg("n_head"), cfg("n_embd"),
-                sinusoidal, tied, float(rec["config/embed_scale"]), bool(cfg("bias")))
+                pos, tied, float(rec["config/embed_scale"]), bool(cfg("bias")))
     model.to(dtype)
     return model
 
@@ -158,7 +185,7 @@ def check_fixed_batch(rec, report, with_f64):
     absent = [n for n in ALL_TENSORS if rec["grad/" + n].size == 0]
     if absent:
         print(f"info no tensor of its own in this variant: {', '.join(absent)} "
-              "(sinusoidal positions are fixed; a tied output layer is wte; bias = 0 has no biases)")
+              "(sinusoidal positions are fixed, none has none; a tied output layer is wte; bias = 0 has no biases)")
     return worst
 
 
@@ -167,21 +194,30 @@ def train(rec, dtype):
     cfg = lambda k: rec["config/" + k].item()
     model = build_model(rec, dtype)
     load_weights(model, rec)
+    # freeze_embeddings: E takes no part in training (no gradient, so neither in the
+    # clipped norm nor in AdamW), as C's trained_params leaves it out
+    if cfg("freeze_embeddings"):
+        model.wte.requires_grad_(False)
     # nanoGPT's configure_optimizers: decay every parameter with dim >= 2
-    params = [p for _, _, p in tensor_map(model)]
+    params = [p for _, _, p in tensor_map(model) if p.requires_grad]
     decay = [p for p in params if p.dim() >= 2]
     no_decay = [p for p in params if p.dim() < 2]
     opt = torch.optim.AdamW([{"params": decay, "weight_decay": cfg("weight_decay")},
                              {"params": no_decay, "weight_decay": 0.0}],
                             lr=cfg("learning_rate"), betas=(cfg("beta1"), cfg("beta2")), eps=1e-8)
     history = []
+    dropped = 0
     for step in range(1, cfg("steps") + 1):
         lr = get_lr(step - 1, cfg("learning_rate"), cfg("min_lr"), cfg("warmup_iters"), cfg("lr_decay_iters"))
         for group in opt.param_groups:
             group["lr"] = lr
         ids = torch.from_numpy(rec[f"step/{step}/inputs"]).long()
         targets = torch.from_numpy(rec[f"step/{step}/targets"]).long()
-        _, loss = model(ids, targets)
+        keep = None
+        if cfg("embed_dropout") > 0:
+            keep = token_keep(cfg("seed"), step, cfg("embed_dropout"), *ids.shape)
+            dropped += int((keep == 0).sum())
+        _, loss = model(ids, targets, keep)
         opt.zero_grad(set_to_none=True)
         loss.backward()
         norm = torch.nn.utils.clip_grad_norm_(params, cfg("grad_clip")).item()
@@ -190,6 +226,9 @@ def train(rec, dtype):
         norm_after = torch.norm(torch.stack([p.grad.norm() for p in params])).item()
         opt.step()
         history.append((lr, loss.item(), norm, clipped, norm_after))
+    if cfg("embed_dropout") > 0:
+        print(f"info embed_dropout {cfg('embed_dropout'):g}: {dropped} of {cfg('steps') * cfg('batch_size') * cfg('seq_len')}"
+              " positions dropped over the steps (masks recomputed here from their definition)")
     return history, model
 
 
@@ -285,6 +324,9 @@ def check_training(rec, report, with_f64):
         report.rel(f"step {step:2d} clipped norm", rec[f"step/{step}/grad_norm_clipped"], norm_after,
                    STEP_NORM_TOL, f" {norm_after:.5f} (C {did(rec[f'step/{step}/clipped'])}, torch {did(clipped)})")
     report_final_params(rec, model32, model64)
+    if cfg("freeze_embeddings"):
+        report.check("E frozen", np.array_equal(rec["final/wte"], rec["init/wte"]),
+                     "C's E after the steps is its initial E, bit for bit")
     # the test must exercise what it claims to: clipping on some steps but not all,
     # and the three parts of the schedule
     n_clipped = sum(h[3] for h in hist32)
@@ -304,8 +346,9 @@ def main():
     torch.set_num_threads(1)  # small tensors; and the result then cannot depend on threads
     rec = read_dump(args.dump)
     cfg = lambda k: rec["config/" + k].item()
-    print("variant: pos=%s tied=%d embed_scale=%g | V %d, block %d, L %d, NH %d, C %d, batch %dx%d" %
-          ("sinusoidal" if cfg("pos_sinusoidal") else "learned", cfg("tie_weights"), cfg("embed_scale"),
+    print("variant: pos=%s tied=%d freeze=%d embed_dropout=%g embed_scale=%g | V %d, block %d, L %d, NH %d, C %d, "
+          "batch %dx%d" % (POS_NAMES[cfg("pos_encoding")], cfg("tie_weights"), cfg("freeze_embeddings"),
+                           cfg("embed_dropout"), cfg("embed_scale"),
            cfg("vocab_size"), cfg("block_size"), cfg("n_layer"), cfg("n_head"), cfg("n_embd"),
            cfg("batch_size"), cfg("seq_len")))
     report = Report()

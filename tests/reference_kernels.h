@@ -38,9 +38,9 @@ void ref_layernorm_backward(float* dinp, float* dweight, float* dbias, const flo
 
 void ref_sinusoidal_table(float* pe, int T, int C);
 void ref_encoder_forward(float* out, const int* inp, const float* wte, const float* pe, float embed_scale,
-                         int B, int T, int C);
+                         float drop_p, uint64_t drop_key, int B, int T, int C);
 void ref_encoder_backward(float* dwte, float* dwpe, const float* dout, const int* inp, float embed_scale,
-                          int B, int T, int C);
+                          float drop_p, uint64_t drop_key, int B, int T, int C);
 
 void ref_gelu_forward(float* out, const float* inp, long N);
 void ref_gelu_backward(float* dinp, const float* inp, const float* dout, long N);

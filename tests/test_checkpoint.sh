@@ -63,6 +63,29 @@ OMP_NUM_THREADS=2 run --out_dir="$tmp/group2" --resume --dropout=0.2 --batch_gro
 if ! same_rows "$tmp/group1/log.csv" "$tmp/group2/log.csv"; then bad "batch groups resume" "rows differ"
 else ok "batch_groups 2, dropout 0.2: 1 thread uninterrupted = 2 threads stopped at 20 and resumed"; fi
 
+# the embedding lab's options: no positions, token-row dropout, a wider E init and
+# a frozen E, in batch groups; resumed on 2 threads = uninterrupted on 1; E stays
+# as initialised (after 40 steps the same bits as after 1); ./sample loads it
+lab=(--pos_encoding=none --embed_dropout=0.2 --embed_init_std=0.05 --freeze_embeddings=true --batch_groups=2)
+OMP_NUM_THREADS=1 run --out_dir="$tmp/lab1" "${lab[@]}" &&
+OMP_NUM_THREADS=2 run --out_dir="$tmp/lab2" --max_iters=20 "${lab[@]}" &&
+OMP_NUM_THREADS=2 run --out_dir="$tmp/lab2" --resume "${lab[@]}" &&
+run --out_dir="$tmp/lab0" --max_iters=1 "${lab[@]}"
+if ! same_rows "$tmp/lab1/log.csv" "$tmp/lab2/log.csv"; then bad "lab options resume" "rows differ: $(cat "$tmp/run.err")"
+elif ! "$PYTHON" - "$tmp/lab1/last/model.safetensors" "$tmp/lab0/last/model.safetensors" <<'PY'
+import sys
+sys.path.insert(0, "scripts")
+from emergent_io import read_safetensors
+def wte(path):
+    entries, data, _ = read_safetensors(path)
+    _, _, begin, end = entries["transformer.wte.weight"]
+    return bytes(data[begin:end])
+sys.exit(0 if wte(sys.argv[1]) == wte(sys.argv[2]) else 1)
+PY
+then bad "freeze_embeddings" "E after 40 steps is not the initial E"
+elif ! ./sample "$tmp/lab1" --max_new_tokens=10 > /dev/null 2> "$tmp/err"; then bad "lab options sample" "$(cat "$tmp/err")"
+else ok "pos_encoding none, embed_dropout, embed_init_std, freeze_embeddings: resumed on 2 threads = 1 thread uninterrupted; E unchanged after 40 steps; ./sample loads it"; fi
+
 # a new run in an old out_dir replaces it only when told (--overwrite), and then only
 # at its first checkpoint: the old run moves whole to previous-<UTC time>/, so nothing is
 # left for --resume to mix with the new log (tests/test_outdir.sh has the other cases)

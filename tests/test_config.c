@@ -62,6 +62,14 @@ static void test_defaults_are_valid_and_resolve_embed_scale(void** state) {
     assert_true(cfg.embed_scale == 8.0);  /* auto + sinusoidal = sqrt(n_embd) */
     assert_int_equal(load("embed_scale = 2.5\n", NULL, &cfg, err), 0);
     assert_true(cfg.embed_scale == 2.5);
+    assert_int_equal(load("pos_encoding = none\n n_embd = 64 \n", NULL, &cfg, err), 0);
+    assert_int_equal(cfg.pos_encoding, POS_NONE);
+    assert_true(cfg.embed_scale == 1.0);  /* auto + no positions: nothing to balance E against */
+    assert_true(cfg.embed_init_std == 0.02 && cfg.freeze_embeddings == 0);
+    assert_int_equal(load("embed_init_std = 0.5\nfreeze_embeddings = true\n", NULL, &cfg, err), 0);
+    assert_true(cfg.embed_init_std == 0.5 && cfg.freeze_embeddings == 1);
+    GPTConfig m = config_model(&cfg, 65);
+    assert_true(m.embed_init_std == 0.5f);
 }
 
 static void test_file_values_comments_and_quotes(void** state) {
@@ -98,7 +106,8 @@ static void test_bool_of_wrong_type(void** state) {
     EXPECT_ERROR("tie_weights = maybe\n", NULL, ":1:", "'tie_weights'", "true or false");
 }
 static void test_choice_not_allowed(void** state) {
-    EXPECT_ERROR("pos_encoding = rotary\n", NULL, ":1:", "'pos_encoding'", "learned|sinusoidal");
+    EXPECT_ERROR("pos_encoding = rotary\n", NULL, ":1:", "'pos_encoding'", "learned|sinusoidal|none");
+    EXPECT_ERROR("embed_init_std = 0\n", NULL, ":1:", "'embed_init_std'", "0");
 }
 static void test_block_size_below_one(void** state) {
     EXPECT_ERROR("block_size = 0\n", NULL, ":1:", "'block_size'", "out of range");

@@ -29,7 +29,7 @@ static void test_one_hot_times_E_equals_the_row_lookup(void** state) {
         float one_hot[V] = {0}, product[C], looked_up[C];
         one_hot[i] = 1.0f;
         matmul_forward(product, one_hot, Et, NULL, scratch, 1, V, C);  /* (1 x V) (V x C) */
-        encoder_forward(looked_up, &i, E, zeros_pe, 1.0f, 1, 1, C);
+        encoder_forward(looked_up, &i, E, zeros_pe, 1.0f, 0.0f, 0, 1, 1, C);
         assert_memory_equal(product, looked_up, sizeof product);
     }
     free(E); free(Et); free(scratch);
@@ -47,7 +47,7 @@ static void one_step(GPT* m, int tied, int* inputs, float** dE_lookup_out) {
     gpt_backward(m);
     /* the lookup's share of dE, recomputed on its own: the scatter of dx into rows */
     float* dE = xcalloc(V * C, sizeof(float), "dE lookup");
-    encoder_backward(dE, NULL, m->dacts.encoded, inputs, 1.0f, B, T, C);
+    encoder_backward(dE, NULL, m->dacts.encoded, inputs, 1.0f, 0.0f, 0, B, T, C);
     *dE_lookup_out = dE;
 }
 

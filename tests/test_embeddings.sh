@@ -94,6 +94,31 @@ for args in "neighbors zzz" "frobnicate" "export --format=csv --out=$tmp/x"; do
     [ $rc -eq 2 ] && ok "./embeddings $args: exit 2: $(head -c 120 "$tmp/err")" || bad "./embeddings $args" "exit $rc"
 done
 
+# embed_init: a word2vec export starts a new run's E exactly (frozen, its E exports
+# to the same bytes after 10 steps), and a file of another vocabulary or width is
+# refused before training, naming the line
+if ./train "$tmp/small.conf" --out_dir="$tmp/w" --max_iters=10 --embed_init="$tmp/w2v.txt" --freeze_embeddings=true \
+        > "$tmp/w.out" 2> "$tmp/w.err" &&
+   ./embeddings "$tmp/w" export --format=word2vec --out="$tmp/w2v_again.txt" > /dev/null 2>> "$tmp/w.err" &&
+   cmp -s "$tmp/w2v.txt" "$tmp/w2v_again.txt" && grep -q "E starts as the vectors of" "$tmp/w.out"; then
+    ok "embed_init = a word2vec export: the new run's E is that file's vectors, bit for bit"
+else bad "embed_init" "$(cat "$tmp/w.err") $(cmp "$tmp/w2v.txt" "$tmp/w2v_again.txt")"; fi
+{ head -1 "$tmp/w2v.txt"; sed -n '2p;2p' "$tmp/w2v.txt"; sed -n '4,$p' "$tmp/w2v.txt"; } > "$tmp/twice.txt"   # line 3: line 2 again
+{ head -1 "$tmp/w2v.txt"; sed -n '2,$p' "$tmp/w2v.txt" | sed '5s/^[^ ]* /@@ /'; } > "$tmp/alien.txt"
+{ head -1 "$tmp/w2v.txt"; sed -n '2,$p' "$tmp/w2v.txt" | sed '7s/ [^ ]*$/ 1e99/'; } > "$tmp/huge.txt"
+sed -n '1,10p' "$tmp/w2v.txt" > "$tmp/short.txt"
+for case in "twice.txt|:3: token .* appears a second time" "alien.txt|:6: '@@' is not a token" \
+            "huge.txt|:8: token .*1e99.*not a finite" "short.txt|have vectors; token" \
+            "w2v.txt --n_embd=16|:1: the file holds .* x 32 dimensions; this model's E is .* x 16"; do
+    file=${case%%|*}; want=${case#*|}; n=$((${n:-0} + 1))
+    # shellcheck disable=SC2086
+    ./train "$tmp/small.conf" --out_dir="$tmp/wbad$n" --max_iters=1 --embed_init="$tmp/"$file > /dev/null 2> "$tmp/err"
+    rc=$?
+    if [ $rc -eq 2 ] && grep -q "embed_init: .*$want" "$tmp/err" && [ ! -e "$tmp/wbad$n/log.csv" ]; then
+        ok "embed_init = $file: exit 2 before training: $(head -c 150 "$tmp/err")"
+    else bad "embed_init = $file" "exit $rc: $(cat "$tmp/err")"; fi
+done
+
 # the pictures: PCA panels in one basis, and the diagnostics over steps
 if "$PYTHON" scripts/plot_embeddings.py "$tmp/a" --out "$tmp/pca.png" --stats-out "$tmp/stats.png" > "$tmp/plot.out" 2>&1 &&
    [ "$(head -c 4 "$tmp/pca.png" | tail -c 3)" = PNG ] && [ "$(head -c 4 "$tmp/stats.png" | tail -c 3)" = PNG ]; then

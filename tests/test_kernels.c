@@ -57,9 +57,9 @@ typedef struct {
                                const float* weight, const float* mean, const float* rstd, int N, int C);
     void (*sinusoidal_table)(float* pe, int T, int C);
     void (*encoder_forward)(float* out, const int* inp, const float* wte, const float* pe, float embed_scale,
-                            int B, int T, int C);
+                            float drop_p, uint64_t drop_key, int B, int T, int C);
     void (*encoder_backward)(float* dwte, float* dwpe, const float* dout, const int* inp, float embed_scale,
-                             int B, int T, int C);
+                             float drop_p, uint64_t drop_key, int B, int T, int C);
     void (*gelu_forward)(float* out, const float* inp, long N);
     void (*gelu_backward)(float* dinp, const float* inp, const float* dout, long N);
     float (*crossentropy_forward)(float* stats, float* losses, const float* logits, const int* targets, int N,
@@ -971,31 +971,57 @@ static void test_fast_crossentropy_matches_reference(void** state) {
     }
 }
 
-typedef struct { const Layer* L; float *out, *wte, *pe, *w; int* ids; float scale; int B, T, C; } EncoderCtx;
+typedef struct {
+    const Layer* L;
+    float *out, *wte, *pe, *w;
+    int* ids;
+    float scale, drop_p;
+    uint64_t drop_key;
+    int B, T, C;
+} EncoderCtx;
 static double encoder_objective(void* p) {
     EncoderCtx* c = p;
-    c->L->encoder_forward(c->out, c->ids, c->wte, c->pe, c->scale, c->B, c->T, c->C);
+    c->L->encoder_forward(c->out, c->ids, c->wte, c->pe, c->scale, c->drop_p, c->drop_key, c->B, c->T, c->C);
     return weighted_sum(c->out, c->w, (size_t)c->B * c->T * c->C);
 }
 
+/* Without and with token dropout (embed_dropout): dE and dPE against finite
+ * differences; a dropped position's output is its PE alone and gives E nothing. */
 static void test_encoder_backward_scatters_into_rows_of_E(void** state) {
     const Layer* L = *state;
-    Rng rng;
-    rng_seed(&rng, 8, 0);
-    int B = 2, T = 4, C = 6, V = 5;
-    int ids[8] = {1, 3, 1, 0, 3, 3, 2, 1};  /* repeats: the scatter must add, not overwrite */
-    EncoderCtx c = {.L = L, .B = B, .T = T, .C = C, .ids = ids, .scale = 1.7f};
-    c.wte = random_tensor(&rng, V * C, 1.0f);
-    c.pe = random_tensor(&rng, T * C, 1.0f);
-    c.w = random_tensor(&rng, B * T * C, 1.0f);
-    c.out = xmalloc(sizeof(float) * B * T * C, "out");
-    float* dwte = xcalloc(V * C, sizeof(float), "dwte");
-    float* dwpe = xcalloc(T * C, sizeof(float), "dwpe");
-    L->encoder_backward(dwte, dwpe, c.w, ids, c.scale, B, T, C);
-    check_gradient("encoder dE", c.wte, dwte, V * C, encoder_objective, &c);
-    check_gradient("encoder dPE", c.pe, dwpe, T * C, encoder_objective, &c);
-    for (int i = 0; i < C; i++) assert_true(dwte[4 * C + i] == 0.0f);  /* token 4 absent: row untouched */
-    free(c.wte); free(c.pe); free(c.w); free(c.out); free(dwte); free(dwpe);
+    const float drops[] = {0.0f, 0.4f};
+    for (int k = 0; k < 2; k++) {
+        Rng rng;
+        rng_seed(&rng, 8, 0);
+        int B = 2, T = 4, C = 6, V = 5;
+        int ids[8] = {1, 3, 1, 0, 3, 3, 2, 1};  /* repeats: the scatter must add, not overwrite */
+        EncoderCtx c = {.L = L, .B = B, .T = T, .C = C, .ids = ids, .scale = 1.7f, .drop_p = drops[k], .drop_key = 11};
+        c.wte = random_tensor(&rng, V * C, 1.0f);
+        c.pe = random_tensor(&rng, T * C, 1.0f);
+        c.w = random_tensor(&rng, B * T * C, 1.0f);
+        c.out = xmalloc(sizeof(float) * B * T * C, "out");
+        float* dwte = xcalloc(V * C, sizeof(float), "dwte");
+        float* dwpe = xcalloc(T * C, sizeof(float), "dwpe");
+        L->encoder_backward(dwte, dwpe, c.w, ids, c.scale, c.drop_p, c.drop_key, B, T, C);
+        check_gradient("encoder dE", c.wte, dwte, V * C, encoder_objective, &c);
+        check_gradient("encoder dPE", c.pe, dwpe, T * C, encoder_objective, &c);
+        for (int i = 0; i < C; i++) assert_true(dwte[4 * C + i] == 0.0f);  /* token 4 absent: row untouched */
+        encoder_objective(&c);
+        int dropped = 0;
+        uint32_t threshold = dropout_threshold(c.drop_p);
+        for (int bt = 0; bt < B * T; bt++) {
+            int kept = c.drop_p == 0.0f || dropout_keep(c.drop_key, (size_t)bt, threshold);
+            dropped += !kept;
+            for (int i = 0; i < C; i++) {
+                float want = kept ? c.scale / (1.0f - c.drop_p) * c.wte[ids[bt] * C + i] + c.pe[(bt % T) * C + i]
+                                  : c.pe[(bt % T) * C + i];
+                assert_true(fabsf(c.out[bt * C + i] - want) <= 1e-6f * (1.0f + fabsf(want)));
+            }
+        }
+        printf("  token dropout p = %.1f: %d of %d positions dropped\n", c.drop_p, dropped, B * T);
+        if (c.drop_p > 0) assert_true(dropped > 0 && dropped < B * T);  /* both kinds of row checked */
+        free(c.wte); free(c.pe); free(c.w); free(c.out); free(dwte); free(dwpe);
+    }
 }
 
 static void test_sinusoidal_table_is_sin_and_cos_of_position(void** state) {
@@ -1144,8 +1170,8 @@ static float* run_all_kernels(const Layer* L, int threads, size_t* n_out) {
     float losses[21];
     L->crossentropy_forward(o, losses, dout, targets, BT, V);
     L->crossentropy_backward(o + BT * 2, dout, o, targets, BT, V, BT); o += BT * 2 + BT * V;
-    L->encoder_backward(o, o + V * C, x, ids, 1.5f, B, T, C); o += V * C + T * C;
-    L->encoder_forward(o, ids, wte, wte, 1.5f, B, T, C);
+    L->encoder_backward(o, o + V * C, x, ids, 1.5f, 0.25f, 9, B, T, C); o += V * C + T * C;
+    L->encoder_forward(o, ids, wte, wte, 1.5f, 0.25f, 9, B, T, C);
     L->dropout_forward(o, BT * C, 0.3f, 4); o += BT * C;
     assert_true((size_t)(o - all) == total);
     free(x); free(w); free(bias); free(qkv); free(wte); free(lnw); free(dout); free(h); free(scratch); free(bscratch);

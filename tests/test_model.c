@@ -1,5 +1,5 @@
 /* test_model.c: the whole GPT's backward against finite differences of its loss,
- * for every parameter tensor, in all four variants (learned or sinusoidal
+ * for every parameter tensor, in all six variants (learned, sinusoidal or no
  * positions x tied or untied output weights) with biases, and in nanoGPT's
  * bias-free variant; and facts about its layout. */
 #include <omp.h>
@@ -56,22 +56,23 @@ static void break_symmetry(GPT* m) {
     for (size_t i = 0; i < m->num_params; i++) m->params_memory[i] += 0.1f * rng_normal(&rng);
 }
 
-static void check_every_tensor(PosEncoding pos, int tied, int bias, float dropout) {
+static void check_every_tensor(PosEncoding pos, int tied, int bias, float dropout, float embed_dropout) {
     GPTConfig c = tiny_config(pos, tied, bias);
     c.dropout = dropout;
+    c.embed_dropout = embed_dropout;
     GPT m;
     gpt_build(&m, &c, B, 42);
     /* training mode with a fixed (seed, step): every forward draws the same masks,
      * so the loss is a fixed function of the parameters */
-    if (dropout > 0) gpt_train_mode(&m, 5, 17);
+    if (dropout > 0 || embed_dropout > 0) gpt_train_mode(&m, 5, 17);
     break_symmetry(&m);
     int inputs[B * T], targets[B * T];
     random_batch(inputs, targets, c.vocab_size, 5);
     gpt_forward(&m, inputs, targets, B, T);
     gpt_zero_grad(&m);
     gpt_backward(&m);
-    printf("  %s positions, %s weights, %s, dropout %g\n", pos == POS_LEARNED ? "learned" : "sinusoidal",
-           tied ? "tied" : "untied", bias ? "biases" : "no biases", dropout);
+    printf("  %s positions, %s weights, %s, dropout %g, embed_dropout %g\n", POS_ENCODING_NAMES[pos],
+           tied ? "tied" : "untied", bias ? "biases" : "no biases", dropout, embed_dropout);
 
     int checked = 0;
     for (int t = 0; t < NUM_PARAM_TENSORS; t++) {
@@ -118,17 +119,20 @@ static void check_every_tensor(PosEncoding pos, int tied, int bias, float dropou
         free(saved);
         checked++;
     }
-    /* 17 tensors, less wpe when sinusoidal, less lm_head when tied, less the 7 biases */
-    assert_int_equal(checked, NUM_PARAM_TENSORS - (pos == POS_SINUSOIDAL) - (tied != 0) - (bias ? 0 : 7));
+    /* 17 tensors, less wpe unless learned, less lm_head when tied, less the 7 biases */
+    assert_int_equal(checked, NUM_PARAM_TENSORS - (pos != POS_LEARNED) - (tied != 0) - (bias ? 0 : 7));
     gpt_free(&m);
 }
 
-static void test_gradients_learned_positions_tied(void** s) { check_every_tensor(POS_LEARNED, 1, 1, 0); }
-static void test_gradients_learned_positions_untied(void** s) { check_every_tensor(POS_LEARNED, 0, 1, 0); }
-static void test_gradients_sinusoidal_positions_tied(void** s) { check_every_tensor(POS_SINUSOIDAL, 1, 1, 0); }
-static void test_gradients_sinusoidal_positions_untied(void** s) { check_every_tensor(POS_SINUSOIDAL, 0, 1, 0); }
-static void test_gradients_without_biases(void** s) { check_every_tensor(POS_LEARNED, 1, 0, 0); }
-static void test_gradients_with_dropout_fixed_masks(void** s) { check_every_tensor(POS_LEARNED, 1, 1, 0.2f); }
+static void test_gradients_learned_positions_tied(void** s) { check_every_tensor(POS_LEARNED, 1, 1, 0, 0); }
+static void test_gradients_learned_positions_untied(void** s) { check_every_tensor(POS_LEARNED, 0, 1, 0, 0); }
+static void test_gradients_sinusoidal_positions_tied(void** s) { check_every_tensor(POS_SINUSOIDAL, 1, 1, 0, 0); }
+static void test_gradients_sinusoidal_positions_untied(void** s) { check_every_tensor(POS_SINUSOIDAL, 0, 1, 0, 0); }
+static void test_gradients_no_positions_tied(void** s) { check_every_tensor(POS_NONE, 1, 1, 0, 0); }
+static void test_gradients_no_positions_untied(void** s) { check_every_tensor(POS_NONE, 0, 1, 0, 0); }
+static void test_gradients_without_biases(void** s) { check_every_tensor(POS_LEARNED, 1, 0, 0, 0); }
+static void test_gradients_with_dropout_fixed_masks(void** s) { check_every_tensor(POS_LEARNED, 1, 1, 0.2f, 0); }
+static void test_gradients_with_embed_dropout_fixed_masks(void** s) { check_every_tensor(POS_LEARNED, 0, 1, 0, 0.3f); }
 
 /* gpt_loss reuses one block's activation memory for every block: the same loss
  * and logits as gpt_forward, bit for bit; it clears backward_ready, the flag
@@ -268,7 +272,7 @@ static void check_cache(PosEncoding pos, int tied, int bias) {
         const float* z = gpt_forward_cached(&m, &kv, ids[t]);
         worst = fmax(worst, max_abs_diff(z, full + (size_t)t * V, V));
     }
-    printf("  cache vs full forward (%s, %s, %s): max |diff| %.2g\n", pos == POS_LEARNED ? "learned" : "sinusoidal",
+    printf("  cache vs full forward (%s, %s, %s): max |diff| %.2g\n", POS_ENCODING_NAMES[pos],
            tied ? "tied" : "untied", bias ? "biases" : "no biases", worst);
     assert_true(worst < 1e-5);
     assert_int_equal(kv.n_ctx, T_full);
@@ -281,6 +285,7 @@ static void test_kv_cache_gives_the_full_forward_logits(void** state) {
     check_cache(POS_LEARNED, 1, 1);
     check_cache(POS_SINUSOIDAL, 0, 1);
     check_cache(POS_LEARNED, 1, 0);
+    check_cache(POS_NONE, 1, 1);
 }
 
 static void test_no_bias_removes_exactly_the_biases(void** state) {
@@ -324,13 +329,69 @@ static void test_tied_output_layer_is_E_itself(void** state) {
 
 static void test_sinusoidal_positions_have_no_parameters(void** state) {
     GPTConfig cl = tiny_config(POS_LEARNED, 1, 1), cs = tiny_config(POS_SINUSOIDAL, 1, 1);
-    GPT ml, ms;
+    GPTConfig cn = tiny_config(POS_NONE, 1, 1);
+    GPT ml, ms, mn;
     gpt_build(&ml, &cl, B, 1);
     gpt_build(&ms, &cs, B, 1);
+    gpt_build(&mn, &cn, B, 1);
     assert_null(ms.params.wpe);
+    assert_null(mn.params.wpe);
+    assert_null(mn.pe_table);
     assert_int_equal(ml.num_params - ms.num_params, (size_t)cl.block_size * cl.n_embd);
+    assert_int_equal(mn.num_params, ms.num_params);
     gpt_free(&ml);
     gpt_free(&ms);
+    gpt_free(&mn);
+}
+
+/* Without positions, one block's attention sees the earlier tokens as a set: the
+ * logits at the last position do not change when two earlier tokens swap places
+ * (up to the order of the sums), while with learned positions they do. (In a
+ * second block position t holds what block one made of the prefix 0..t, a set
+ * that the swap changes: that is how a model without positions recovers order.) */
+static void test_no_positions_sees_the_context_as_a_set(void** state) {
+    const PosEncoding kinds[] = {POS_LEARNED, POS_NONE};
+    for (int k = 0; k < 2; k++) {
+        PosEncoding pos = kinds[k];
+        GPTConfig c = tiny_config(pos, 1, 1);
+        c.n_layer = 1;
+        GPT m;
+        gpt_build(&m, &c, 1, 3);
+        break_symmetry(&m);
+        int V = c.vocab_size, a[T] = {1, 4, 7, 2, 9}, b[T] = {7, 4, 1, 2, 9};  /* 0 and 2 swapped */
+        gpt_forward(&m, a, NULL, 1, T);
+        float* za = copy_tensor(m.acts.logits + (size_t)(T - 1) * V, (size_t)V);
+        gpt_forward(&m, b, NULL, 1, T);
+        double diff = max_abs_diff(za, m.acts.logits + (size_t)(T - 1) * V, (size_t)V);
+        printf("  %s positions: last logits move by %.2g when tokens 0 and 2 swap\n", POS_ENCODING_NAMES[pos], diff);
+        if (pos == POS_NONE) assert_true(diff < 1e-5);
+        else assert_true(diff > 1e-3);
+        free(za);
+        gpt_free(&m);
+    }
+}
+
+/* embed_init_std scales E's initial values and nothing else: the other tensors
+ * come out of the same seeded stream with the same bits. */
+static void test_embed_init_std_scales_E_only(void** state) {
+    GPTConfig c = {.vocab_size = 65, .block_size = 64, .n_layer = 2, .n_head = 4, .n_embd = 128,
+                   .pos_encoding = POS_LEARNED, .embed_scale = 1.0f, .tie_weights = 0, .bias = 1};
+    GPTConfig wide = c;
+    wide.embed_init_std = 0.5f;
+    GPT m, w;
+    gpt_build(&m, &c, 1, 1337);
+    gpt_build(&w, &wide, 1, 1337);
+    const ParamTensorInfo* e = &m.tensors[0];
+    assert_string_equal(e->name, "wte");
+    double sq = 0;
+    for (size_t i = 0; i < e->size; i++) sq += (double)w.params_memory[i] * w.params_memory[i];
+    double std = sqrt(sq / e->size);
+    printf("  embed_init_std 0.5: E's std %.4f over %zu values\n", std, e->size);
+    assert_true(fabs(std - 0.5) < 0.025);
+    assert_memory_equal(m.params_memory + e->size, w.params_memory + e->size,
+                        (m.num_params - e->size) * sizeof(float));
+    gpt_free(&m);
+    gpt_free(&w);
 }
 
 /* PARAM_TABLE names every tensor as Hugging Face's GPT2LMHeadModel does, in its
@@ -591,8 +652,11 @@ int main(void) {
         cmocka_unit_test(test_gradients_learned_positions_untied),
         cmocka_unit_test(test_gradients_sinusoidal_positions_tied),
         cmocka_unit_test(test_gradients_sinusoidal_positions_untied),
+        cmocka_unit_test(test_gradients_no_positions_tied),
+        cmocka_unit_test(test_gradients_no_positions_untied),
         cmocka_unit_test(test_gradients_without_biases),
         cmocka_unit_test(test_gradients_with_dropout_fixed_masks),
+        cmocka_unit_test(test_gradients_with_embed_dropout_fixed_masks),
         cmocka_unit_test(test_loss_only_forward_equals_the_full_forward),
         cmocka_unit_test(test_mean_loss_equals_the_mean_of_single_losses),
         cmocka_unit_test(test_mean_loss_in_lanes_equals_the_mean_of_single_losses),
@@ -601,6 +665,8 @@ int main(void) {
         cmocka_unit_test(test_no_bias_removes_exactly_the_biases),
         cmocka_unit_test(test_tied_output_layer_is_E_itself),
         cmocka_unit_test(test_sinusoidal_positions_have_no_parameters),
+        cmocka_unit_test(test_no_positions_sees_the_context_as_a_set),
+        cmocka_unit_test(test_embed_init_std_scales_E_only),
         cmocka_unit_test(test_parameter_table_gives_gpt2_names_and_layouts),
         cmocka_unit_test(test_init_follows_gpt2),
         cmocka_unit_test(test_forward_accepts_shorter_sequences),

@@ -1,7 +1,10 @@
 #!/usr/bin/env bash
 # tests/test_parity.sh: PyTorch parity of the C model, for the four variants
-# pos_encoding learned/sinusoidal x tie_weights 1/0 (with biases), and nanoGPT's
-# default model without biases (learned, tied, bias 0).
+# pos_encoding learned/sinusoidal x tie_weights 1/0 (with biases), nanoGPT's
+# default model without biases (learned, tied, bias 0), no positions at all
+# (pos_encoding none), training with E frozen (freeze_embeddings, tied and
+# untied: the steps' norms and losses without E, and E unchanged), and training
+# with embed_dropout (the reference recomputes the masks from their definition).
 #
 # For each variant tests/parity_dump writes the weights, batches, logits, loss,
 # gradients and 10 training steps; tests/pytorch_reference.py recomputes them
@@ -32,11 +35,13 @@ trap 'rm -rf "$tmp"' EXIT
 
 failed=0
 for variant in pos=learned,tied=1,bias=1 pos=learned,tied=0,bias=1 pos=sinusoidal,tied=1,bias=1 \
-               pos=sinusoidal,tied=0,bias=1 pos=learned,tied=1,bias=0; do
-    IFS=, read -r pos tied bias <<<"$variant"
+               pos=sinusoidal,tied=0,bias=1 pos=learned,tied=1,bias=0 pos=none,tied=1,bias=1 \
+               pos=learned,tied=1,bias=1,freeze=1 pos=none,tied=0,bias=1,freeze=1 \
+               pos=learned,tied=0,bias=1,embed-dropout=0.3; do
+    IFS=, read -r pos tied bias extra <<<"$variant"
     bin="$tmp/$variant.bin"
     log="$tmp/$variant.log"
-    "$DUMP" "$bin" --"$pos" --"$tied" --"$bias" >"$log" 2>&1
+    "$DUMP" "$bin" --"$pos" --"$tied" --"$bias" ${extra:+--$extra} >"$log" 2>&1
     rc=$?
     if [ $rc -ne 0 ]; then
         echo "$DUMP exited with status $rc" >>"$log"

@@ -161,8 +161,8 @@ static void test_batches_are_windows_shifted_by_one(void** state) {
 /* ---- determinism --------------------------------------------------------- */
 
 /* 20 steps of a small GPT with `threads` OpenMP threads: the losses and the
- * final parameters, as train.c computes them. */
-static float* train_steps(int threads, float losses[20], size_t* num_params) {
+ * final parameters, as train.c computes them (freeze: with freeze_embeddings). */
+static float* train_steps(int threads, int freeze, float losses[20], size_t* num_params) {
     omp_set_num_threads(threads);
     /* sizes chosen so no parallel loop divides evenly among 2 or 3 threads */
     GPTConfig c = {.vocab_size = 37, .block_size = 19, .n_layer = 2, .n_head = 3, .n_embd = 48,
@@ -172,6 +172,8 @@ static float* train_steps(int threads, float losses[20], size_t* num_params) {
     gpt_build(&m, &c, B, 1337);
     AdamW opt;
     adamw_init(&opt, m.num_params);
+    TrainedParams trained = trained_params(&m, freeze);
+    float* g = m.grads_memory + trained.first;
     uint16_t tokens[4000];
     Rng data_rng, batch_rng;
     rng_seed(&data_rng, 5, 0);
@@ -184,10 +186,10 @@ static float* train_steps(int threads, float losses[20], size_t* num_params) {
         losses[step] = gpt_forward(&m, inputs, targets, B, T);
         gpt_zero_grad(&m);
         gpt_backward(&m);
-        float norm = grad_global_norm(m.grads_memory, m.num_params);
-        grad_clip(m.grads_memory, m.num_params, norm, 1.0f);
+        float norm = grad_global_norm(g, trained.count);
+        grad_clip(g, trained.count, norm, 1.0f);
         float lr = (float)lr_schedule(step, 1e-2, 1e-3, 5, 15);
-        adamw_update(&opt, m.params_memory, m.grads_memory, m.tensors, NUM_PARAM_TENSORS, lr, 0.9f, 0.99f, 0.1f);
+        adamw_update(&opt, m.params_memory, m.grads_memory, trained.tensors, trained.num_tensors, lr, 0.9f, 0.99f, 0.1f);
     }
     float* params = copy_tensor(m.params_memory, m.num_params);
     *num_params = m.num_params;
@@ -199,10 +201,10 @@ static float* train_steps(int threads, float losses[20], size_t* num_params) {
 static void test_training_is_bit_identical_on_1_2_and_3_threads(void** state) {
     float losses1[20], losses_n[20];
     size_t n1, n;
-    float* p1 = train_steps(1, losses1, &n1);
+    float* p1 = train_steps(1, 0, losses1, &n1);
     assert_true(losses1[19] < losses1[0] - 0.3f);  /* it really trained */
     for (int threads = 2; threads <= 3; threads++) {
-        float* pn = train_steps(threads, losses_n, &n);
+        float* pn = train_steps(threads, 0, losses_n, &n);
         assert_int_equal(n, n1);
         assert_memory_equal(losses1, losses_n, sizeof losses1);
         assert_memory_equal(p1, pn, n * sizeof(float));
@@ -210,6 +212,39 @@ static void test_training_is_bit_identical_on_1_2_and_3_threads(void** state) {
     }
     printf("  20 steps: loss %.4f -> %.4f, identical bits on 1, 2 and 3 threads\n", losses1[0], losses1[19]);
     free(p1);
+}
+
+/* freeze_embeddings: after 20 steps E holds its initial bits, every other
+ * tensor has moved, the loss still falls (the layers after E learn), and the
+ * bits are the same on 1 and 2 threads. */
+static void test_frozen_embeddings_stay_put(void** state) {
+    float losses[20], losses2[20], free_losses[20];
+    size_t n, n2, nf;
+    float* frozen = train_steps(1, 1, losses, &n);
+    float* frozen2 = train_steps(2, 1, losses2, &n2);
+    float* trained = train_steps(1, 0, free_losses, &nf);
+    GPTConfig c = {.vocab_size = 37, .block_size = 19, .n_layer = 2, .n_head = 3, .n_embd = 48,
+                   .pos_encoding = POS_LEARNED, .embed_scale = 1.0f, .tie_weights = 1, .bias = 1};
+    GPT m;
+    gpt_build(&m, &c, 1, 1337);  /* train_steps' initial model */
+    const ParamTensorInfo* e = &m.tensors[0];
+    assert_string_equal(e->name, "wte");
+    assert_memory_equal(frozen, m.params_memory, e->size * sizeof(float));
+    assert_memory_not_equal(trained, m.params_memory, e->size * sizeof(float));
+    for (int t = 1; t < NUM_PARAM_TENSORS; t++) {
+        const ParamTensorInfo* info = &m.tensors[t];
+        if (info->size) assert_memory_not_equal(frozen + info->offset, m.params_memory + info->offset,
+                                                info->size * sizeof(float));
+    }
+    assert_true(losses[19] < losses[0] - 0.1f);
+    assert_memory_equal(losses, losses2, sizeof losses);
+    assert_memory_equal(frozen, frozen2, n * sizeof(float));
+    printf("  20 steps with E frozen: loss %.4f -> %.4f (E trained: -> %.4f); E unchanged, same bits on 1 and 2 "
+           "threads\n", losses[0], losses[19], free_losses[19]);
+    gpt_free(&m);
+    free(frozen);
+    free(frozen2);
+    free(trained);
 }
 
 /* A CSV row that does not fit (the file size limit, as a full disk) leaves the
@@ -256,6 +291,7 @@ int main(void) {
         cmocka_unit_test(test_token_file_checks_refuse_with_a_message),
         cmocka_unit_test(test_batches_are_windows_shifted_by_one),
         cmocka_unit_test(test_training_is_bit_identical_on_1_2_and_3_threads),
+        cmocka_unit_test(test_frozen_embeddings_stay_put),
     };
     return cmocka_run_group_tests_name("training", tests, NULL, NULL);
 }

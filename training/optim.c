@@ -2,6 +2,7 @@
 #include "training/optim.h"
 
 #include <math.h>
+#include <stddef.h>
 #include <stdlib.h>
 
 #include "util/utils.h"
@@ -13,6 +14,19 @@ enum {
     NORM_MAX_CHUNKS = 1024,   /* ...into at most this many chunks (larger ones past 16M parameters) */
     NORM_LANES = 16,          /* partial sums per chunk */
 };
+
+TrainedParams trained_params(const GPT* m, int freeze_embeddings) {
+    TrainedParams t = {m->tensors, NUM_PARAM_TENSORS, 0, m->num_params};
+    if (!freeze_embeddings) return t;
+    const ParamTensorInfo* e = &m->tensors[0];
+    if (e->spec->field != offsetof(ParameterTensors, wte) || e->offset != 0)
+        die(EXIT_IO_FAILURE, "trained_params: E is not the parameter table's first tensor");
+    t.tensors++;
+    t.num_tensors--;
+    t.first = e->size;
+    t.count -= e->size;
+    return t;
+}
 
 void adamw_init(AdamW* opt, size_t num_params) {
     opt->m = xcalloc(num_params, sizeof(float), "AdamW first moment");

@@ -15,6 +15,19 @@ typedef struct {
     int step;      /* updates done so far: the t of the bias correction */
 } AdamW;
 
+/* The parameters the optimizer trains: every tensor, or every one but E
+ * (freeze_embeddings: AdamW skips E and the gradient norm leaves dE out, as
+ * PyTorch does for a parameter without requires_grad; dE is still computed, for
+ * the embedding diagnostics). E is the parameter table's first tensor, so the
+ * trained ones are a single span [first, first + count) of the parameter and
+ * gradient arrays. With tied weights, freezing E also fixes the output weight. */
+typedef struct {
+    const ParamTensorInfo* tensors;  /* the trained tensors' rows of m->tensors */
+    int num_tensors;
+    size_t first, count;             /* their floats */
+} TrainedParams;
+TrainedParams trained_params(const GPT* m, int freeze_embeddings);
+
 void adamw_init(AdamW* opt, size_t num_params);
 void adamw_free(AdamW* opt);
 
