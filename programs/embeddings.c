@@ -1,5 +1,5 @@
 /* embeddings.c: look at a trained E.
- * Usage: ./embeddings OUT_DIR COMMAND ...
+ * Usage: ./embeddings OUT_DIR COMMAND ...   or   ./embeddings explain [--digits=N]
  *   neighbors TOKEN [--k=K]                   nearest tokens by cosine, with scores
  *   analogy A B C [--k=K]                     tokens nearest to B - A + C
  *   export --format=tsv|word2vec --out=PATH   TensorBoard projector files (PATH/vectors.tsv +
@@ -16,19 +16,22 @@
 
 #include "formats/checkpoint.h"
 #include "embed/embed_metrics.h"
+#include "embed/explain.h"
 #include "util/utils.h"
 
 enum { TOKEN_MAX = 256 };
 
 static void usage(FILE* f) {
-    fprintf(f, "usage: ./embeddings OUT_DIR COMMAND ...\n"
+    fprintf(f, "usage: ./embeddings OUT_DIR COMMAND ...   or   ./embeddings explain [--digits=N]\n"
                "  neighbors TOKEN [--k=K]                   nearest tokens by cosine (default k 10)\n"
                "  analogy A B C [--k=K]                     tokens nearest to B - A + C\n"
                "  export --format=tsv|word2vec --out=PATH   tsv: PATH/vectors.tsv + PATH/metadata.tsv\n"
                "                                            (TensorBoard's projector); word2vec: one text file;\n"
                "                                            missing folders are made\n"
                "  pca [--dims=2]                            coordinates on E's principal axes, as CSV\n"
-               "Tokens are written as printed by the tokenizer (\\n, \\t, \\xHH; a space as \\x20).\n");
+               "Tokens are written as printed by the tokenizer (\\n, \\t, \\xHH; a space as \\x20).\n"
+               "explain: one training step of a tiny GPT told from E's side, every number from this project's\n"
+               "kernels (--digits: significant digits, default 4; 9 prints floats exactly).\n");
 }
 
 /* The token as one readable word. */
@@ -112,6 +115,10 @@ static FILE* create(const char* path) {
 
 int main(int argc, char** argv) {
     int help = argc >= 2 && (!strcmp(argv[1], "--help") || !strcmp(argv[1], "-h"));
+    if (argc >= 2 && !strcmp(argv[1], "explain")) {
+        explain_embeddings(stdout, (int)option(argc, argv, 2, "--digits", 4, 1, 9));
+        return 0;
+    }
     if (help || argc < 3) {
         usage(help ? stdout : stderr);
         return help ? 0 : EXIT_BAD_INPUT;

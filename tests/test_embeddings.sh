@@ -119,6 +119,11 @@ for case in "twice.txt|:3: token .* appears a second time" "alien.txt|:6: '@@' i
     else bad "embed_init = $file" "exit $rc: $(cat "$tmp/err")"; fi
 done
 
+# ./embeddings explain: every printed number recomputed from the ones before it
+if "$PYTHON" tests/test_explain.py > "$tmp/explain.out" 2>&1; then
+    ok "./embeddings explain: $(grep -c '^PASS' "$tmp/explain.out") checks of its numbers against numpy ($(grep -o 'under a second: [0-9.]* s' "$tmp/explain.out"))"
+else bad "./embeddings explain" "$(grep -v '^PASS' "$tmp/explain.out" | head -5)"; fi
+
 # the pictures: PCA panels in one basis, and the diagnostics over steps
 if "$PYTHON" scripts/plot_embeddings.py "$tmp/a" --out "$tmp/pca.png" --stats-out "$tmp/stats.png" > "$tmp/plot.out" 2>&1 &&
    [ "$(head -c 4 "$tmp/pca.png" | tail -c 3)" = PNG ] && [ "$(head -c 4 "$tmp/stats.png" | tail -c 3)" = PNG ]; then
