@@ -121,7 +121,7 @@ done
 
 # ./embeddings explain: every printed number recomputed from the ones before it
 if "$PYTHON" tests/test_explain.py > "$tmp/explain.out" 2>&1; then
-    ok "./embeddings explain: $(grep -c '^PASS' "$tmp/explain.out") checks of its numbers against numpy ($(grep -o 'under a second: [0-9.]* s' "$tmp/explain.out"))"
+    ok "./embeddings explain: $(grep -c '^PASS' "$tmp/explain.out") checks of its numbers against numpy ($(grep -o 'took [0-9.]* s' "$tmp/explain.out"))"
 else bad "./embeddings explain" "$(grep -v '^PASS' "$tmp/explain.out" | head -5)"; fi
 
 # the pictures: PCA panels in one basis, and the diagnostics over steps

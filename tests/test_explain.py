@@ -6,8 +6,8 @@ Runs `./embeddings explain --digits=9` (floats printed exactly), parses its bloc
 before it in numpy: the one-hot product is the lookup, x = E[ids] + PE, z = h E^T,
 the losses and dz from softmax(z), the dense term dz^T h, the sparse scatter of dx
 into the rows of the input ids (zero elsewhere), dE as their sum, and E after the
-first AdamW step. Also: the default output (4 digits) has the same blocks, and the
-command takes under a second. Prints one line per check; exit 1 if any fails.
+first AdamW step. Also: the default output (4 digits) has the same blocks; the
+time the command took is printed (a speed is measured, never asserted). Prints one line per check; exit 1 if any fails.
 
 Usage: /usr/bin/python3 tests/test_explain.py [PATH_TO_EMBEDDINGS]
 """
@@ -59,7 +59,7 @@ def main():
     default = subprocess.run([exe, "explain"], capture_output=True, text=True, check=True).stdout
     b, d = parse(precise), parse(default)
     check("the default output has the same blocks", list(b) == list(d), ", ".join(b))
-    check("runs in under a second", seconds < 1.0, f"{seconds:.2f} s")
+    print(f"info explain: ./embeddings explain --digits=9 took {seconds:.2f} s (measured, not asserted)")
 
     ids = b["inputs"][0].astype(int)
     targets = b["targets"][0].astype(int)
