@@ -12,6 +12,8 @@ EXPERIMENT is the name of a file lab/EXPERIMENT.lab (or a path to any .lab file)
   base    = configs/shakespeare_char.conf      the config every run starts from
   args    = --eval_iters=50 ...                 overrides shared by every variant
   seeds   = 1 2 3                               at least 3
+  setup   = SHELL COMMAND                       optional: run once, before the runs, when
+  creates = PATH                                PATH does not exist (a file the variants read)
   variant tied   = --tie_weights=true           a name and its overrides, one line each
   variant untied = --tie_weights=false
 
@@ -81,12 +83,13 @@ def read_experiment(arg):
                 if any(v[0] == name for v in exp["variants"]):
                     fail(f"{path}:{n}: variant '{name}' appears twice")
                 exp["variants"].append((name, value))
-            elif key in ("claim", "source", "base", "args", "seeds"):
+            elif key in ("claim", "source", "base", "args", "seeds", "setup", "creates"):
                 if key in exp and key != "args":
                     fail(f"{path}:{n}: key '{key}' appears twice")
                 exp[key] = value
             else:
-                fail(f"{path}:{n}: unknown key '{key}' (claim, source, base, args, seeds, variant NAME)")
+                fail(f"{path}:{n}: unknown key '{key}' (claim, source, base, args, seeds, setup, creates, "
+                     "variant NAME)")
     for key in ("claim", "base", "seeds"):
         if key not in exp:
             fail(f"{path}: key '{key}' is missing")
@@ -98,6 +101,8 @@ def read_experiment(arg):
         fail(f"{path}: seeds: need at least {MIN_SEEDS} different seeds, got {exp['seeds']}")
     if len(exp["variants"]) < 2:
         fail(f"{path}: an experiment compares at least 2 variants")
+    if ("setup" in exp) != ("creates" in exp):
+        fail(f"{path}: setup and creates go together: the command, and the file it makes")
     if not os.path.isfile(os.path.join(ROOT, exp["base"])):
         fail(f"{path}: base config {exp['base']} does not exist")
     return exp
@@ -305,6 +310,10 @@ def main():
     exp = read_experiment(args.experiment)
     if not os.access("train", os.X_OK):
         fail("./train is not built: run make first")
+    if "setup" in exp and not os.path.exists(exp["creates"]) and not args.only_page:
+        print(f"[{exp['name']}] setup: {exp['setup']}", flush=True)
+        if subprocess.call(["bash", "-c", exp["setup"]], cwd=ROOT) != 0 or not os.path.exists(exp["creates"]):
+            fail(f"{exp['path']}: setup failed or did not create {exp['creates']}")
     runs_by_variant = {}
     counts = {"reused": 0, "ran": 0, "missing": 0}
     for variant, variant_args in exp["variants"]:
