@@ -122,7 +122,8 @@ KERNEL_API = matmul_path matmul_forward matmul_scratch_floats matvec_forward mat
              attention_scratch_floats attention_forward attention_backward attention_decode \
              layernorm_forward residual_layernorm_forward layernorm_backward \
              sinusoidal_table encoder_forward encoder_backward gelu_forward gelu_backward \
-             crossentropy_forward crossentropy_backward dropout_key dropout_forward dropout_backward
+             crossentropy_forward crossentropy_backward dropout_key dropout_forward dropout_backward \
+             rope_table rope_forward rope_backward rope_row
 REF_NAMES = $(foreach f,$(KERNEL_API),-D$(f)=ref_$(f))
 REF_RENAMED_OBJS = $(patsubst kernels/reference/%.c,tests/ref_%.o,$(REF_KERNEL_SRCS))
 tests/ref_%.o: kernels/reference/%.c $(HEADERS) .build-flags

@@ -21,7 +21,7 @@
 #define INIT_STD 0.02f  /* GPT-2 / nanoGPT */
 
 const char* const POS_ENCODING_NAMES[NUM_POS_ENCODINGS] = {
-    [POS_LEARNED] = "learned", [POS_SINUSOIDAL] = "sinusoidal", [POS_NONE] = "none"};
+    [POS_LEARNED] = "learned", [POS_SINUSOIDAL] = "sinusoidal", [POS_NONE] = "none", [POS_ROPE] = "rope"};
 
 /* ------------------------------------------------------------------------- */
 /* the parameter table                                                       */
@@ -131,6 +131,10 @@ void gpt_build(GPT* m, const GPTConfig* config, int max_batch, uint64_t seed) {
         m->pe_table = xmalloc((size_t)T * C * sizeof(float), "sinusoidal table");
         sinusoidal_table(m->pe_table, T, C);
     }
+    if (c->pos_encoding == POS_ROPE) {
+        m->rope_cs = xmalloc((size_t)T * (C / c->n_head) * sizeof(float), "rotary table");
+        rope_table(m->rope_cs, T, C / c->n_head);
+    }
     m->scratch_threads = omp_get_max_threads();
     m->scratch = xmalloc(model_scratch_floats(c, m->scratch_threads) * sizeof(float), "scratch");
     m->lane_tokens = xmalloc((lane_token_ints(c, max_batch, m->scratch_threads) + 1) * sizeof(int), "lane tokens");
@@ -145,7 +149,7 @@ void gpt_build(GPT* m, const GPTConfig* config, int max_batch, uint64_t seed) {
 void gpt_free(GPT* m) {
     free(m->params_memory); free(m->grads_memory);
     free(m->acts_memory); free(m->dacts_memory);
-    free(m->pe_table); free(m->scratch);
+    free(m->pe_table); free(m->rope_cs); free(m->scratch);
     free(m->inputs); free(m->targets); free(m->lane_tokens);
     free(m->group_grads); free(m->group_scratch);
     memset(m, 0, sizeof(*m));
@@ -166,7 +170,7 @@ float drop_p(const GPT* m) { return m->training ? m->config.dropout : 0.0f; }
 float drop_token_p(const GPT* m) { return m->training ? m->config.embed_dropout : 0.0f; }
 
 const float* positions(const GPT* m) {
-    return m->config.pos_encoding == POS_LEARNED ? m->params.wpe : m->pe_table;  /* NULL unless sinusoidal */
+    return m->config.pos_encoding == POS_LEARNED ? m->params.wpe : m->pe_table;  /* NULL: none, rope */
 }
 
 /* The mask key of one dropout site. first_row: the rows of this batch that come
@@ -291,6 +295,7 @@ static void block_forward(const GPT* m, const ForwardBuffers* buf, int l, BlockA
     /* x = x + attn(LN1(x)) */
     layernorm_forward(o.ln1, o.ln1_mean, o.ln1_rstd, x, p->ln1w + l * C, at(p->ln1b, l * C), BT, C);
     linear_forward(m, buf, l, LIN_QKV, o.qkv, o.ln1, BT);
+    if (m->rope_cs) rope_forward(o.qkv, m->rope_cs, B, T, C, NH);  /* q, k turned by their positions */
     attention_forward(o.atty, o.att_stats, buf->scratch, o.qkv, B, T, C, NH, pdrop, drop_key(m, row0, l, DROP_ATTN));
     linear_forward(m, buf, l, LIN_ATTPROJ, o.attproj, o.atty, BT);
     dropout_forward(o.attproj, BTC, pdrop, drop_key(m, row0, l, DROP_ATTN_RESID));
@@ -409,6 +414,8 @@ static void block_backward(const GPT* m, const BackwardBuffers* buf, int l, Bloc
     /* undo atty = attention(qkv) */
     attention_backward(d.qkv, buf->scratch, d.atty, o.qkv, o.att_stats, B, T, C, NH, pdrop,
                        drop_key(m, row0, l, DROP_ATTN));
+    /* undo the rotary turn of q and k: their gradient turned back */
+    if (m->rope_cs) rope_backward(d.qkv, m->rope_cs, B, T, C, NH);
     /* undo qkv = ln1 Wqkv^T + b */
     linear_backward(m, buf, l, LIN_QKV, d.ln1, d.qkv, o.ln1, BT, mode);
     /* undo ln1 = LN1(x): dx becomes d(x), the gradient of block l-1's output */

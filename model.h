@@ -1,7 +1,7 @@
 /* model.h: the GPT. Config, parameter layout, forward, backward.
  *
  * Data flow (shapes with the legend of kernels.h):
- *   ids (B,T) -> x = embed_scale * E[ids] + PE        (B,T,C), PE = 0 with pos_encoding none
+ *   ids (B,T) -> x = embed_scale * E[ids] + PE        (B,T,C), PE = 0 with pos_encoding none or rope
  *   n_layer x [ x += attn(LN1(x)) ; x += mlp(LN2(x)) ] (pre-LayerNorm blocks)
  *   h = LNf(x) -> logits z = h E^T                     (B,T,V), E tied or a separate head
  *   loss = mean cross-entropy of the next token
@@ -14,9 +14,10 @@
 
 /* learned: a trained (block_size, C) matrix; sinusoidal: the fixed sinusoids;
  * none: no positions at all (a causal model can still tell order from how many
- * tokens each position attends to). */
-typedef enum { POS_LEARNED = 0, POS_SINUSOIDAL = 1, POS_NONE = 2, NUM_POS_ENCODINGS } PosEncoding;
-extern const char* const POS_ENCODING_NAMES[NUM_POS_ENCODINGS];  /* "learned", "sinusoidal", "none" */
+ * tokens each position attends to); rope: nothing added to x, every head's q and
+ * k turned by their position instead (kernels/rope.h). */
+typedef enum { POS_LEARNED = 0, POS_SINUSOIDAL = 1, POS_NONE = 2, POS_ROPE = 3, NUM_POS_ENCODINGS } PosEncoding;
+extern const char* const POS_ENCODING_NAMES[NUM_POS_ENCODINGS];  /* "learned", "sinusoidal", "none", "rope" */
 
 typedef struct {
     int vocab_size;        /* V */
@@ -153,6 +154,7 @@ typedef struct {
     size_t num_activations;                /* floats in acts_memory (n_layer blocks) */
     size_t num_dactivations;               /* floats in dacts_memory (one block: see gpt_backward) */
     float* pe_table;                       /* (block_size, C) sinusoid table, or NULL */
+    float* rope_cs;                        /* (block_size, hs/2, 2) rotary cos/sin, or NULL */
     float* scratch;                        /* packed W^T in matmul_forward; attention's blocks; */
                                            /* a slice of both for each evaluation lane */
     int scratch_threads;                   /* the thread count scratch was sized for */

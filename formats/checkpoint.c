@@ -117,7 +117,7 @@ static int config_from_meta(const StFile* f, const char* path, GPTConfig* c, cha
     for (int i = 0; i < NUM_POS_ENCODINGS && pos; i++)
         if (strcmp(pos, POS_ENCODING_NAMES[i]) == 0) pos_index = i;
     if (pos_index < 0)
-        return errorf(err, errlen, "%s: metadata emergent.pos_encoding must be learned, sinusoidal or none", path);
+        return errorf(err, errlen, "%s: metadata emergent.pos_encoding must be learned, sinusoidal, none or rope", path);
     /* (0, 1e6], the config's range: a larger double would be an infinite float */
     if (parse_double(st_meta(f, "emergent.embed_scale"), &scale) != 0 || !(scale > 0) || !(scale <= 1e6))
         return errorf(err, errlen, "%s: metadata emergent.embed_scale is %s, expected a number in (0, 1e6]", path,
@@ -127,6 +127,9 @@ static int config_from_meta(const StFile* f, const char* path, GPTConfig* c, cha
     c->pos_encoding = (PosEncoding)pos_index;
     if (c->pos_encoding == POS_SINUSOIDAL && c->n_embd % 2)
         return errorf(err, errlen, "%s: sinusoidal positions need an even n_embd, got %d", path, c->n_embd);
+    if (c->pos_encoding == POS_ROPE && (c->n_embd / c->n_head) % 2)
+        return errorf(err, errlen, "%s: rotary positions need an even head size, got %d / %d", path, c->n_embd,
+                    c->n_head);
     c->embed_scale = (float)scale;
     c->tie_weights = strcmp(tie, "true") == 0;
     c->bias = strcmp(bias, "true") == 0;

@@ -38,7 +38,7 @@ static const KeyInfo KEYS[] = {
     {"n_head",         KEY_INT,    OFF(n_head),         "4",              1, 256, 0, 0, NULL, "attention heads; must divide n_embd"},
     {"n_embd",         KEY_INT,    OFF(n_embd),         "128",            1, 16384, 0, 0, NULL, "embedding width C: each token is a row of E (vocab_size x n_embd)"},
     {"block_size",     KEY_INT,    OFF(block_size),     "64",             1, 65536, 0, 0, NULL, "context length T"},
-    {"pos_encoding",   KEY_ENUM,   OFF(pos_encoding),   "learned",        0, 0, 0, 0, "learned|sinusoidal|none", "positions: a learned (block_size x n_embd) matrix, the fixed sinusoids, or none (order only from the causal mask)"},
+    {"pos_encoding",   KEY_ENUM,   OFF(pos_encoding),   "learned",        0, 0, 0, 0, "learned|sinusoidal|none|rope", "positions: a learned (block_size x n_embd) matrix, the fixed sinusoids, none (order only from the causal mask), or rope (q and k of every head rotated by their position, base 10000)"},
     {"embed_scale",    KEY_SCALE,  OFF(embed_scale),    "auto",           0, 1e6, 1, 0, NULL, "x = embed_scale*E[i] + PE; auto = sqrt(n_embd) if sinusoidal, else 1"},
     {"embed_init_std", KEY_FLOAT,  OFF(embed_init_std), "0.02",           0, 100, 1, 0, NULL, "E starts as N(0, embed_init_std^2), as GPT-2's 0.02 by default"},
     {"embed_init",     KEY_STRING, OFF(embed_init),     "",               0, 0, 0, 0, NULL, "a word2vec text file (./embeddings OUT export --format=word2vec) whose vectors start E instead of random ones; tokens matched by their printed form; a resume ignores it"},
@@ -483,6 +483,10 @@ int config_validate(TrainConfig* cfg, char* err, size_t errlen) {
     if (cfg->pos_encoding == POS_SINUSOIDAL && cfg->n_embd % 2 != 0)
         return errorf(err, errlen, "pos_encoding = sinusoidal (%s) needs an even n_embd, got %s",
                     cfg->origin[find_key("pos_encoding") - KEYS], DESCRIBE(a, "n_embd"));
+    if (cfg->pos_encoding == POS_ROPE && (cfg->n_embd / cfg->n_head) % 2 != 0)
+        return errorf(err, errlen, "pos_encoding = rope (%s) turns pairs of a head's channels: the head size "
+                    "n_embd / n_head must be even, got %s / %s", cfg->origin[find_key("pos_encoding") - KEYS],
+                    DESCRIBE(a, "n_embd"), DESCRIBE(b, "n_head"));
     if (cfg->min_lr > cfg->learning_rate)
         return errorf(err, errlen, "%s must not exceed %s", DESCRIBE(a, "min_lr"), DESCRIBE(b, "learning_rate"));
     if (cfg->warmup_iters > cfg->lr_decay_iters)

@@ -54,6 +54,7 @@ const float* gpt_forward_cached(GPT* m, KVCache* kv, int token) {
         /* x = x + attn(LN1(x)) */
         layernorm_forward(kv->ln, &mean, &rstd, kv->x, p.ln1w + l * C, at(p.ln1b, l * C), 1, C);
         matvec_forward(kv->qkv, kv->ln, p.qkvw + (size_t)l * 3 * C * C, at(p.qkvb, l * 3 * C), C, 3 * C);
+        if (m->rope_cs) rope_row(kv->qkv, m->rope_cs, t, C, NH);  /* q_t and k_t turned by position t */
         memcpy(kc + (size_t)t * C, kv->qkv + C, C * sizeof(float));      /* k_t joins the cache */
         memcpy(vc + (size_t)t * C, kv->qkv + 2 * C, C * sizeof(float));  /* v_t */
         attention_decode(kv->atty, kv->scores, kv->qkv, kc, vc, t + 1, C, NH);

@@ -13,7 +13,7 @@
  *                       attention, layernorm, gelu, cross-entropy), each tested
  *                       against its reference (tests/test_kernels.c).
  * The default build links each fast kernel and the reference of the others
- * (encoder, dropout); `make KERNELS=reference` links the reference layer alone.
+ * (encoder, dropout, rope); `make KERNELS=reference` links the reference layer alone.
  *
  * Conventions (as llm.c): outputs first, inputs next, sizes last. Forward
  * functions overwrite their outputs. Backward functions ACCUMULATE (+=) into
@@ -41,5 +41,6 @@
 #include "kernels/gelu.h"
 #include "kernels/crossentropy.h"
 #include "kernels/dropout.h"
+#include "kernels/rope.h"
 
 #endif

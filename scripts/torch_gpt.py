@@ -28,10 +28,11 @@ class CausalSelfAttention(nn.Module):
     later; nanoGPT's choice there) in place of the masked softmax written out below. The
     parity check uses the written-out form; the benchmark's peer uses the fused one where
     torch has it (bench/bench_torch.py)."""
-    def __init__(self, C, n_head, bias, sdpa=False):
+    def __init__(self, C, n_head, bias, sdpa=False, rope=None):
         super().__init__()
         self.n_head = n_head
         self.sdpa = sdpa
+        self.rope = rope  # None, or the (block_size, hs/2, 2) cos/sin table of rotary positions
         self.qkv = nn.Linear(C, 3 * C, bias=bias)      # fused q, k, v (rows q then k then v)
         self.proj = nn.Linear(C, C, bias=bias)
 
@@ -41,6 +42,8 @@ class CausalSelfAttention(nn.Module):
         q, k, v = self.qkv(x).split(C, dim=2)
         # (B, T, C) -> (B, NH, T, hs)
         q, k, v = (u.view(B, T, self.n_head, hs).transpose(1, 2) for u in (q, k, v))
+        if self.rope is not None:
+            q, k = rotate(q, self.rope[:T]), rotate(k, self.rope[:T])
         if self.sdpa:
             y = F.scaled_dot_product_attention(q, k, v, is_causal=True)
             return self.proj(y.transpose(1, 2).reshape(B, T, C))
@@ -53,10 +56,10 @@ class CausalSelfAttention(nn.Module):
 
 
 class Block(nn.Module):
-    def __init__(self, C, n_head, bias, sdpa=False):
+    def __init__(self, C, n_head, bias, sdpa=False, rope=None):
         super().__init__()
         self.ln1 = LayerNorm(C, bias)
-        self.attn = CausalSelfAttention(C, n_head, bias, sdpa)
+        self.attn = CausalSelfAttention(C, n_head, bias, sdpa, rope)
         self.ln2 = LayerNorm(C, bias)
         self.fc = nn.Linear(C, 4 * C, bias=bias)
         self.fcproj = nn.Linear(4 * C, C, bias=bias)
@@ -64,6 +67,22 @@ class Block(nn.Module):
     def forward(self, x):
         x = x + self.attn(self.ln1(x))
         return x + self.fcproj(F.gelu(self.fc(self.ln2(x)), approximate="tanh"))
+
+
+def rope_table(T, hs, base=10000.0):
+    """(T, hs/2, 2): cos and sin of t * base^(-2i/hs), in float64 then rounded to float32 as C does."""
+    t = torch.arange(T, dtype=torch.float64)[:, None]
+    i = torch.arange(hs // 2, dtype=torch.float64)[None, :]
+    angle = t * torch.pow(torch.tensor(base, dtype=torch.float64), -2.0 * i / hs)
+    return torch.stack([torch.cos(angle), torch.sin(angle)], dim=-1).float()
+
+
+def rotate(x, cs):
+    """Rotary positions on x (B, NH, T, hs): each pair (x_2i, x_2i+1) of position t turned by
+    its angle: (a cos - b sin, a sin + b cos)."""
+    cos, sin = cs[..., 0].to(x.dtype), cs[..., 1].to(x.dtype)   # (T, hs/2)
+    a, b = x[..., 0::2], x[..., 1::2]
+    return torch.stack([a * cos - b * sin, a * sin + b * cos], dim=-1).flatten(-2)
 
 
 def sinusoid_table(T, C):
@@ -79,14 +98,14 @@ def sinusoid_table(T, C):
 
 class GPT(nn.Module):
     def __init__(self, V, block_size, n_layer, n_head, C, pos, tied, embed_scale, bias, sdpa=False):
-        """pos: "learned", "sinusoidal" or "none" (no positions at all)."""
+        """pos: "learned", "sinusoidal", "none" (no positions at all) or "rope" (rotary, on q and k)."""
         super().__init__()
-        if pos not in ("learned", "sinusoidal", "none"):
-            raise ValueError(f"pos must be learned, sinusoidal or none, not {pos!r}")
+        if pos not in ("learned", "sinusoidal", "none", "rope"):
+            raise ValueError(f"pos must be learned, sinusoidal, none or rope, not {pos!r}")
         self.embed_scale = embed_scale
         self.tied = tied
         self.wte = nn.Parameter(torch.zeros(V, C))
-        if pos == "none":
+        if pos in ("none", "rope"):
             self.wpe = None
         elif pos == "sinusoidal":
             # fixed, not trained; rounded to float32 as C stores it, also in the float64
@@ -94,7 +113,8 @@ class GPT(nn.Module):
             self.register_buffer("wpe", sinusoid_table(block_size, C).float())
         else:
             self.wpe = nn.Parameter(torch.zeros(block_size, C))
-        self.blocks = nn.ModuleList(Block(C, n_head, bias, sdpa) for _ in range(n_layer))
+        rope = rope_table(block_size, C // n_head) if pos == "rope" else None
+        self.blocks = nn.ModuleList(Block(C, n_head, bias, sdpa, rope) for _ in range(n_layer))
         self.lnf = LayerNorm(C, bias)
         # tied: the output layer is wte itself (one Parameter, both gradients add up)
         self.lm_head = None if tied else nn.Linear(C, V, bias=False)

@@ -7,7 +7,7 @@
  * gradient, and per step the batch, loss, gradient norm (before and after
  * clipping) and learning rate, and at the end the trained weights.
  *
- * Usage: tests/parity_dump OUT [--pos=learned|sinusoidal|none] [--tied=1|0] [--bias=1|0]
+ * Usage: tests/parity_dump OUT [--pos=learned|sinusoidal|none|rope] [--tied=1|0] [--bias=1|0]
  *                              [--embed-scale=S] [--grad-clip=G] [--seed=N] [--freeze=1|0]
  *                              [--embed-dropout=P]
  * (--freeze=1: the training steps freeze E, as freeze_embeddings does in train.c;
@@ -136,7 +136,7 @@ static void spread_parameters(GPT* model, Rng* rng) {
 }
 
 static void usage(void) {
-    fprintf(stderr, "usage: tests/parity_dump OUT [--pos=learned|sinusoidal|none] [--tied=1|0] [--bias=1|0] "
+    fprintf(stderr, "usage: tests/parity_dump OUT [--pos=learned|sinusoidal|none|rope] [--tied=1|0] [--bias=1|0] "
                     "[--embed-scale=S] [--grad-clip=G] [--seed=N] [--freeze=1|0] [--embed-dropout=P]\n");
     exit(EXIT_BAD_INPUT);
 }
@@ -155,6 +155,7 @@ int main(int argc, char** argv) {
         if (!strcmp(a, "--pos=learned")) pos = POS_LEARNED;
         else if (!strcmp(a, "--pos=sinusoidal")) pos = POS_SINUSOIDAL;
         else if (!strcmp(a, "--pos=none")) pos = POS_NONE;
+        else if (!strcmp(a, "--pos=rope")) pos = POS_ROPE;
         else if (!strcmp(a, "--freeze=1")) freeze = 1;
         else if (!strcmp(a, "--freeze=0")) freeze = 0;
         else if (!strcmp(a, "--tied=1")) tied = 1;
@@ -205,7 +206,7 @@ int main(int argc, char** argv) {
     put_i32(&d, "config/n_layer", LAYERS);
     put_i32(&d, "config/n_head", HEADS);
     put_i32(&d, "config/n_embd", EMBD);
-    put_i32(&d, "config/pos_encoding", pos);  /* PosEncoding: 0 learned, 1 sinusoidal, 2 none */
+    put_i32(&d, "config/pos_encoding", pos);  /* PosEncoding: 0 learned, 1 sinusoidal, 2 none, 3 rope */
     put_i32(&d, "config/freeze_embeddings", freeze);
     put_f32(&d, "config/embed_dropout", model.config.embed_dropout);
     put_i32(&d, "config/seed", (int32_t)seed);

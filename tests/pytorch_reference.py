@@ -42,7 +42,7 @@ TINY = 1e-30          # keeps the metric finite for an all-zero reference tensor
 LAYER_TENSORS = ["ln1w", "ln1b", "qkvw", "qkvb", "attprojw", "attprojb",
                  "ln2w", "ln2b", "fcw", "fcb", "fcprojw", "fcprojb"]
 ALL_TENSORS = ["wte", "wpe"] + LAYER_TENSORS + ["lnfw", "lnfb", "lm_head"]
-POS_NAMES = ["learned", "sinusoidal", "none"]  # config/pos_encoding: C's PosEncoding
+POS_NAMES = ["learned", "sinusoidal", "none", "rope"]  # config/pos_encoding: C's PosEncoding
 
 
 # ---------------------------------------------------------------------------

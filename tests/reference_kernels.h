@@ -37,6 +37,10 @@ void ref_layernorm_backward(float* dinp, float* dweight, float* dbias, const flo
                             const float* weight, const float* mean, const float* rstd, int N, int C);
 
 void ref_sinusoidal_table(float* pe, int T, int C);
+void ref_rope_table(float* cs, int T, int hs);
+void ref_rope_forward(float* qkv, const float* cs, int B, int T, int C, int NH);
+void ref_rope_backward(float* dqkv, const float* cs, int B, int T, int C, int NH);
+void ref_rope_row(float* qkv, const float* cs, int t, int C, int NH);
 void ref_encoder_forward(float* out, const int* inp, const float* wte, const float* pe, float embed_scale,
                          float drop_p, uint64_t drop_key, int B, int T, int C);
 void ref_encoder_backward(float* dwte, float* dwpe, const float* dout, const int* inp, float embed_scale,

@@ -99,6 +99,7 @@ static void test_saved_model_loads_with_the_same_parameters_and_logits(void** st
     round_trip(POS_SINUSOIDAL, 0, 0);
     round_trip(POS_LEARNED, 1, 0);
     round_trip(POS_NONE, 0, 1);
+    round_trip(POS_ROPE, 1, 1);
 }
 
 /* The file is GPT-2's: its names, Conv1D [in, out] matrices, no lm_head when tied,

@@ -86,6 +86,15 @@ then bad "freeze_embeddings" "E after 40 steps is not the initial E"
 elif ! ./sample "$tmp/lab1" --max_new_tokens=10 > /dev/null 2> "$tmp/err"; then bad "lab options sample" "$(cat "$tmp/err")"
 else ok "pos_encoding none, embed_dropout, embed_init_std, freeze_embeddings: resumed on 2 threads = 1 thread uninterrupted; E unchanged after 40 steps; ./sample loads it"; fi
 
+# rotary positions end to end: stopped at 20 and resumed on 2 threads = uninterrupted on 1; ./sample
+OMP_NUM_THREADS=1 run --out_dir="$tmp/rope1" --pos_encoding=rope &&
+OMP_NUM_THREADS=2 run --out_dir="$tmp/rope2" --pos_encoding=rope --max_iters=20 &&
+OMP_NUM_THREADS=2 run --out_dir="$tmp/rope2" --pos_encoding=rope --resume
+if ! same_rows "$tmp/rope1/log.csv" "$tmp/rope2/log.csv"; then bad "rope resume" "rows differ: $(cat "$tmp/run.err")"
+elif same_rows "$tmp/rope1/log.csv" "$tmp/full/log.csv"; then bad "rope" "pos_encoding = rope changed nothing"
+elif ! ./sample "$tmp/rope1" --max_new_tokens=20 > /dev/null 2> "$tmp/err"; then bad "rope sample" "$(cat "$tmp/err")"
+else ok "pos_encoding = rope: resumed on 2 threads = 1 thread uninterrupted, differs from learned; ./sample loads it"; fi
+
 # a new run in an old out_dir replaces it only when told (--overwrite), and then only
 # at its first checkpoint: the old run moves whole to previous-<UTC time>/, so nothing is
 # left for --resume to mix with the new log (tests/test_outdir.sh has the other cases)

@@ -108,6 +108,7 @@ static void test_bool_of_wrong_type(void** state) {
 static void test_choice_not_allowed(void** state) {
     EXPECT_ERROR("pos_encoding = rotary\n", NULL, ":1:", "'pos_encoding'", "learned|sinusoidal|none");
     EXPECT_ERROR("embed_init_std = 0\n", NULL, ":1:", "'embed_init_std'", "0");
+    EXPECT_ERROR("pos_encoding = rope\nn_head = 4\nn_embd = 12\n", NULL, "rope", "head size", "n_embd = 12");
 }
 static void test_block_size_below_one(void** state) {
     EXPECT_ERROR("block_size = 0\n", NULL, ":1:", "'block_size'", "out of range");

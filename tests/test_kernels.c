@@ -1037,6 +1037,44 @@ static void test_sinusoidal_table_is_sin_and_cos_of_position(void** state) {
     }
 }
 
+/* Rotary positions (one source for both layers): the score q_s . k_t depends on
+ * the positions only through s - t; the backward is the inverse turn; the turn
+ * keeps each pair's length; v is untouched. */
+static void test_rope_scores_depend_on_relative_position_only(void** state) {
+    enum { T = 12, C = 8, NH = 2, HS = C / NH };
+    float cs[T * HS];
+    rope_table(cs, T, HS);
+    Rng rng;
+    rng_seed(&rng, 21, 0);
+    float q[3 * C], k[3 * C];
+    for (int i = 0; i < 3 * C; i++) { q[i] = rng_normal(&rng); k[i] = rng_normal(&rng); }
+    double first = 0;
+    for (int shift = 0; shift <= 6; shift += 3) {          /* (s, t) = (5, 2), (8, 5), (11, 8) */
+        float qs[3 * C], kt[3 * C];
+        memcpy(qs, q, sizeof q);
+        memcpy(kt, k, sizeof k);
+        rope_row(qs, cs, 5 + shift, C, NH);
+        rope_row(kt, cs, 2 + shift, C, NH);
+        for (int h = 0; h < NH; h++) {
+            double dot = 0;
+            for (int i = 0; i < HS; i++) dot += (double)qs[h * HS + i] * kt[C + h * HS + i];
+            if (shift == 0 && h == 0) first = dot;
+            if (h == 0) assert_true(fabs(dot - first) < 1e-5 * (1 + fabs(first)));
+        }
+        assert_memory_equal(qs + 2 * C, q + 2 * C, C * sizeof(float));  /* v untouched */
+    }
+    float x[2 * T * 3 * C], y[2 * T * 3 * C];
+    for (int i = 0; i < 2 * T * 3 * C; i++) x[i] = y[i] = rng_normal(&rng);
+    rope_forward(y, cs, 2, T, C, NH);
+    for (int r = 0; r < 2 * T; r++)                         /* pair lengths kept */
+        for (int i = 0; i < C; i += 2) {
+            const float *a = x + r * 3 * C + i, *b = y + r * 3 * C + i;
+            assert_true(fabsf(hypotf(a[0], a[1]) - hypotf(b[0], b[1])) < 1e-5f);
+        }
+    rope_backward(y, cs, 2, T, C, NH);
+    for (int i = 0; i < 2 * T * 3 * C; i++) assert_true(fabsf(x[i] - y[i]) < 1e-5f);
+}
+
 /* ---- the fast layer's private pieces ------------------------------------------------ */
 
 #ifdef TEST_FAST_KERNELS
@@ -1230,6 +1268,7 @@ int main(void) {
         ON_REFERENCE(test_crossentropy_of_uniform_logits_is_log_vocab),
         ON_BUILD(test_crossentropy_of_uniform_logits_is_log_vocab),
         ON_REFERENCE(test_sinusoidal_table_is_sin_and_cos_of_position),
+        cmocka_unit_test(test_rope_scores_depend_on_relative_position_only),
         /* the build's kernels against the reference */
         cmocka_unit_test(test_fast_matmul_matches_reference),
         cmocka_unit_test(test_fast_layernorm_matches_reference),

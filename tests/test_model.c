@@ -1,6 +1,6 @@
 /* test_model.c: the whole GPT's backward against finite differences of its loss,
- * for every parameter tensor, in all six variants (learned, sinusoidal or no
- * positions x tied or untied output weights) with biases, and in nanoGPT's
+ * for every parameter tensor, in all eight variants (learned, sinusoidal, rotary
+ * or no positions x tied or untied output weights) with biases, and in nanoGPT's
  * bias-free variant; and facts about its layout. */
 #include <omp.h>
 #include <setjmp.h>
@@ -130,6 +130,8 @@ static void test_gradients_sinusoidal_positions_tied(void** s) { check_every_ten
 static void test_gradients_sinusoidal_positions_untied(void** s) { check_every_tensor(POS_SINUSOIDAL, 0, 1, 0, 0); }
 static void test_gradients_no_positions_tied(void** s) { check_every_tensor(POS_NONE, 1, 1, 0, 0); }
 static void test_gradients_no_positions_untied(void** s) { check_every_tensor(POS_NONE, 0, 1, 0, 0); }
+static void test_gradients_rope_tied(void** s) { check_every_tensor(POS_ROPE, 1, 1, 0, 0); }
+static void test_gradients_rope_untied(void** s) { check_every_tensor(POS_ROPE, 0, 1, 0, 0); }
 static void test_gradients_without_biases(void** s) { check_every_tensor(POS_LEARNED, 1, 0, 0, 0); }
 static void test_gradients_with_dropout_fixed_masks(void** s) { check_every_tensor(POS_LEARNED, 1, 1, 0.2f, 0); }
 static void test_gradients_with_embed_dropout_fixed_masks(void** s) { check_every_tensor(POS_LEARNED, 0, 1, 0, 0.3f); }
@@ -286,6 +288,7 @@ static void test_kv_cache_gives_the_full_forward_logits(void** state) {
     check_cache(POS_SINUSOIDAL, 0, 1);
     check_cache(POS_LEARNED, 1, 0);
     check_cache(POS_NONE, 1, 1);
+    check_cache(POS_ROPE, 0, 1);
 }
 
 static void test_no_bias_removes_exactly_the_biases(void** state) {
@@ -654,6 +657,8 @@ int main(void) {
         cmocka_unit_test(test_gradients_sinusoidal_positions_untied),
         cmocka_unit_test(test_gradients_no_positions_tied),
         cmocka_unit_test(test_gradients_no_positions_untied),
+        cmocka_unit_test(test_gradients_rope_tied),
+        cmocka_unit_test(test_gradients_rope_untied),
         cmocka_unit_test(test_gradients_without_biases),
         cmocka_unit_test(test_gradients_with_dropout_fixed_masks),
         cmocka_unit_test(test_gradients_with_embed_dropout_fixed_masks),

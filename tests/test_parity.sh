@@ -2,7 +2,7 @@
 # tests/test_parity.sh: PyTorch parity of the C model, for the four variants
 # pos_encoding learned/sinusoidal x tie_weights 1/0 (with biases), nanoGPT's
 # default model without biases (learned, tied, bias 0), no positions at all
-# (pos_encoding none), training with E frozen (freeze_embeddings, tied and
+# (pos_encoding none), rotary positions (rope, tied with biases, untied without), training with E frozen (freeze_embeddings, tied and
 # untied: the steps' norms and losses without E, and E unchanged), and training
 # with embed_dropout (the reference recomputes the masks from their definition).
 #
@@ -37,7 +37,7 @@ failed=0
 for variant in pos=learned,tied=1,bias=1 pos=learned,tied=0,bias=1 pos=sinusoidal,tied=1,bias=1 \
                pos=sinusoidal,tied=0,bias=1 pos=learned,tied=1,bias=0 pos=none,tied=1,bias=1 \
                pos=learned,tied=1,bias=1,freeze=1 pos=none,tied=0,bias=1,freeze=1 \
-               pos=learned,tied=0,bias=1,embed-dropout=0.3; do
+               pos=learned,tied=0,bias=1,embed-dropout=0.3 pos=rope,tied=1,bias=1 pos=rope,tied=0,bias=0; do
     IFS=, read -r pos tied bias extra <<<"$variant"
     bin="$tmp/$variant.bin"
     log="$tmp/$variant.log"
