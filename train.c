@@ -353,6 +353,9 @@ int main(int argc, char** argv) {
     if (root) close_outputs(&log, &elog);
     if (!stopped_by)
         print_done(updates, now_seconds() - t_session, train_seconds, progress.val_loss, &data);
+    /* before MPI_Finalize: once another rank has exited with 128 + the signal, mpirun may end this one */
+    if (stopped_by && root)
+        report_stop(stopped_by, progress.step, now_seconds() - t_session, run.state_path, cfg.out_dir);
 
     tokenizer_free(tok);
     free(inputs);
@@ -364,8 +367,6 @@ int main(int argc, char** argv) {
     dataloader_free(&train_data);
     dataloader_free(&val_data);
     dist_finalize();
-    if (stopped_by && root)
-        report_stop(stopped_by, progress.step, now_seconds() - t_session, run.state_path, cfg.out_dir);
     run_free(&run);
     return stopped_by ? 128 + stopped_by : 0;
 }
