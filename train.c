@@ -11,6 +11,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/stat.h>
 
 #include "data/dataloader.h"
 #include "embed/embed_log.h"
@@ -45,6 +46,13 @@ static void usage(FILE* f) {
  * Then a loader for each split. */
 static void open_data(const TrainConfig* cfg, const Dist* dist, PreparedData* data, DataLoader* train,
                       DataLoader* val) {
+    /* every rank reads the text (the others to find rank 0's cache, named by its hash):
+     * a pipe, FIFO or terminal gives its text once, to one reader */
+    struct stat st;
+    if (dist->size > 1 && stat(cfg->input, &st) == 0 && !S_ISREG(st.st_mode) && !S_ISDIR(st.st_mode))
+        die(EXIT_BAD_INPUT, "input = %s is not a regular file (a pipe, FIFO or terminal): with %d MPI ranks every rank "
+            "reads the input, and a stream can be read only once; save the text to a file and train on that",
+            cfg->input, dist->size);
     if (dist->rank == 0) data_prepare(cfg, data);
     dist_barrier();
     if (dist->rank != 0) data_prepare(cfg, data);
@@ -99,12 +107,22 @@ static void print_plan(const TrainConfig* cfg, const Dist* dist, const GPT* mode
 }
 
 /* Rank 0's files: config.conf, log.csv and the record of E in the run's folder (the
- * two CSV files cut back to the checkpoint's step on --resume). */
-static void open_outputs(Run* run, long step, TrainLog* log, EmbedLog* elog, const Tokenizer* tok,
-                         const DataLoader* train_data) {
+ * two CSV files cut back to the checkpoint's step on --resume). Returns 1 when the
+ * resumed step's evaluation is to be made first: its row has none, a stop
+ * abandoned it (eval_due: the step is one this run evaluates). */
+static int open_outputs(Run* run, long step, int eval_due, TrainLog* log, EmbedLog* elog, const Tokenizer* tok,
+                        const DataLoader* train_data) {
     run_prepare_out_dir(run, step);
+    int redo = run->cfg->resume && eval_due && train_log_eval_missing(run->log_path, step);
+    if (redo) {  /* an earlier try at that evaluation, stopped before its row, may have left its E row */
+        char path[sizeof run->dir + 32];
+        xsnprintf(path, sizeof path, "%s/embeddings.csv", run->dir);
+        csv_truncate(path, EMBED_LOG_HEADER, step - 1);
+        printf("step %ld's evaluation was abandoned when the run stopped: making it first\n", step);
+    }
     train_log_open(log, run->log_path, run->cfg->resume);
     embed_log_open(elog, run->dir, run->cfg, tok, train_data->tokens, train_data->n, run->cfg->resume);
+    return redo;
 }
 
 static void close_outputs(TrainLog* log, EmbedLog* elog) {
@@ -135,38 +153,70 @@ static void print_done(long steps_run, double wall_seconds, double train_seconds
            data_bits_per_byte(data, val_loss));
 }
 
-/* The mean loss over eval_iters global batches of one split, drawn from a fixed
- * stream: every evaluation sees the same batches. Each rank scores its slice of
- * every batch; the slices are equal, so the mean of the ranks' means is the
- * mean over the global batches. Eval mode: no dropout. */
-static float evaluate(GPT* model, RankBatches b, const TrainConfig* cfg, int* inputs, int* targets) {
+static int is_eval_step(const TrainConfig* cfg, long step) {
+    return step % cfg->eval_interval == 0 || step == cfg->max_iters;
+}
+
+/* *loss = the mean loss over eval_iters global batches of one split, drawn from a
+ * fixed stream: every evaluation sees the same batches. Each rank scores its slice
+ * of every batch; the slices are equal, so the mean of the ranks' means is the
+ * mean over the global batches. Eval mode: no dropout. The batches go a round at
+ * a time, one per evaluation lane, and before each round every rank asks together
+ * whether to stop: a signal waits for one batch's forward, not the evaluation.
+ * Returns that signal (the evaluation abandoned), or 0. */
+static int evaluate(GPT* model, RankBatches b, const TrainConfig* cfg, int* inputs, int* targets, float* loss) {
     Rng rng;
     rng_seed(&rng, (uint64_t)cfg->seed, STREAM_EVAL);
     b.rng = &rng;
-    float mine = gpt_mean_loss(model, cfg->eval_iters, rank_batch_next, &b, inputs, targets, b.B, b.T);
-    return (float)(dist_sum_double(mine) / b.dist->size);
+    /* the same rounds on every rank, whatever its thread count: the same number of stop checks */
+    int per_round = (int)(dist_sum_double(gpt_eval_lanes(model)) / b.dist->size), stop = 0;
+    if (per_round < 1) per_round = 1;
+    float* losses = xmalloc((size_t)cfg->eval_iters * sizeof(float), "evaluation losses");
+    for (int done = 0; done < cfg->eval_iters && !stop; done += per_round) {
+        stop = stop_requested(b.dist);
+        int n = cfg->eval_iters - done < per_round ? cfg->eval_iters - done : per_round;
+        if (!stop) gpt_batch_losses(model, losses + done, n, rank_batch_next, &b, inputs, targets, b.B, b.T);
+    }
+    double total = 0.0;  /* in batch order, in a double: gpt_mean_loss's bits */
+    for (int i = 0; i < cfg->eval_iters && !stop; i++) total += losses[i];
+    free(losses);
+    if (stop) return stop;
+    float mine = (float)(total / cfg->eval_iters);
+    *loss = (float)(dist_sum_double(mine) / b.dist->size);
+    return 0;
 }
 
-/* An evaluation step's columns of its row, and its val loss: the loss of the model the step leaves,
- * on both splits, and the val loss in bits per byte. The ranks make the same
+/* An evaluation step's columns of its row (row->evaluated = 1): the loss of the model the
+ * step leaves, on both splits, and the val loss in bits per byte. The ranks make the same
  * updates from the same gradients: their weights must agree bit for bit, or the
- * run is no longer one model. */
-static float evaluate_splits(LogRow* row, GPT* model, const RankBatches* train, const RankBatches* val,
-                            const TrainConfig* cfg, const PreparedData* data, int* inputs, int* targets) {
+ * run is no longer one model. Returns the signal that abandoned it (the row as it was), or 0. */
+static int evaluate_splits(LogRow* row, GPT* model, const RankBatches* train, const RankBatches* val,
+                           const TrainConfig* cfg, const PreparedData* data, int* inputs, int* targets) {
     double t0 = now_seconds();
-    row->train_loss_eval = evaluate(model, *train, cfg, inputs, targets);
-    row->val_loss = evaluate(model, *val, cfg, inputs, targets);
+    float train_loss, val_loss;
+    int stop = evaluate(model, *train, cfg, inputs, targets, &train_loss);
+    if (!stop) stop = evaluate(model, *val, cfg, inputs, targets, &val_loss);
+    if (stop) return stop;
+    row->train_loss_eval = train_loss;
+    row->val_loss = val_loss;
     if (train->dist->size > 1 &&
         !dist_all_equal_u64(fnv1a64(model->params_memory, model->num_params * sizeof(float))))
         die(EXIT_IO_FAILURE, "step %ld: the parameters differ between MPI ranks (checksums disagree); "
             "stopping, the last checkpoint is intact", row->step);
     row->val_bpb = data_bits_per_byte(data, row->val_loss);
+    row->evaluated = 1;
     printf("step %ld: train loss %.4f, val loss %.4f, val_bpb %.4f (eval %.1f s)\n", row->step,
            row->train_loss_eval, row->val_loss, row->val_bpb, now_seconds() - t0);
-    return row->val_loss;
+    return 0;
 }
 
-/* A short sample of what the model writes now, from a newline, as nanoGPT's sample.py starts. */
+static int sample_stop(void* ctx) {
+    (void)ctx;
+    return stop_signal_received() != 0;
+}
+
+/* A short sample of what the model writes now, from a newline, as nanoGPT's sample.py starts.
+ * A signal abandons it between two tokens: it is only printed, no file holds it. */
 static void print_sample(GPT* model, const Tokenizer* tok, const TrainConfig* cfg, int step) {
     double t0 = now_seconds();
     SamplerSettings settings = {.temperature = 0.8f, .top_k = 200};
@@ -176,7 +226,13 @@ static void print_sample(GPT* model, const Tokenizer* tok, const TrainConfig* cf
     uint16_t* ids = xmalloc(((size_t)cfg->sample_tokens + 1) * sizeof(uint16_t), "sample");
     Rng rng;
     rng_seed(&rng, (uint64_t)cfg->seed, ((uint64_t)step << 8) | STREAM_SAMPLE);
-    size_t n = generate(model, &start, 1, (size_t)cfg->sample_tokens, &settings, &rng, ids);
+    size_t n = generate_until(model, &start, 1, (size_t)cfg->sample_tokens, &settings, &rng, ids, NULL, sample_stop,
+                              NULL);
+    if (stop_signal_received()) {
+        printf("sample at step %d abandoned after %zu tokens: stopping\n", step, n - 1);
+        free(ids);
+        return;
+    }
     size_t len;
     char* text = tokenizer_decode(tok, ids + 1, n - 1, &len, err, sizeof err);
     if (!text) die(EXIT_BAD_INPUT, "cannot decode a sample: %s", err);
@@ -238,19 +294,25 @@ int main(int argc, char** argv) {
     print_plan(&cfg, &dist, &model, progress.step + 1);
     TrainLog log;
     EmbedLog elog;  /* embeddings.csv, probes and snapshots of E */
-    if (root) open_outputs(&run, progress.step, &log, &elog, tok, &train_data);
+    /* redo: the checkpoint's step is to be evaluated first (its update is in the state, its row in log.csv) */
+    int redo = root ? open_outputs(&run, progress.step, is_eval_step(&cfg, progress.step), &log, &elog, tok,
+                                   &train_data) : 0;
+    redo = dist_sum_double(redo) > 0;
 
     /* ---- the loop ---- */
     double t_session = now_seconds(), train_seconds = 0.0;
     double t_start = t_session - progress.elapsed_s;  /* elapsed_s continues across resumes */
-    long first = cfg.resume ? progress.step + 1 : 0;
+    long first = cfg.resume ? progress.step + 1 - redo : 0, updates = 0;
     int stopped_by = 0;  /* the signal that ended the run early, or 0 */
     TrainedParams trained = trained_params(&model, cfg.freeze_embeddings);  /* all, or all but E */
+    defer_stop_signals();  /* from here a signal stops the loop at its next check, with a checkpoint */
     for (long step = first; step <= cfg.max_iters && !stopped_by; step++) {
         /* step s makes the s-th update (step 0 none), then evaluates the model it
          * leaves: before training, after every eval_interval updates and after the last */
+        check_stdout();
         LogRow row = {.step = step, .loss = NAN, .norm = NAN, .tokens = (double)dist.size * B * T};
-        if (step > 0) {
+        int redo_step = redo && step == first;  /* only the evaluation is left to do */
+        if (step > 0 && !redo_step) {
             double t0 = now_seconds();
             rank_batch_next(&train_batches, inputs, targets);
             gpt_train_mode(&model, (uint64_t)cfg.seed, step);  /* dropout masks keyed by (seed, step) */
@@ -268,28 +330,44 @@ int main(int argc, char** argv) {
                          (float)row.lr, (float)cfg.beta1, (float)cfg.beta2, (float)cfg.weight_decay);
             row.seconds = now_seconds() - t0;
             train_seconds += row.seconds;
+            updates++;
             if (step % cfg.log_interval == 0 || step == cfg.max_iters)
-                print_step(&row, cfg.max_iters, train_seconds / (step - first + 1));
+                print_step(&row, cfg.max_iters, train_seconds / updates);
         }
-        row.evaluated = step % cfg.eval_interval == 0 || step == cfg.max_iters;
-        if (row.evaluated)
-            progress.val_loss = evaluate_splits(&row, &model, &train_batches, &val_batches, &cfg, &data, inputs,
-                                                targets);
+        /* A signal during the update stops the run before the evaluation, one during the
+         * evaluation abandons it: the step's checkpoint then holds the update and its row
+         * no evaluation, which --resume makes first. Every rank agrees on each check. */
+        stopped_by = stop_requested(&dist);
+        if (is_eval_step(&cfg, step) && !stopped_by) {
+            stopped_by = evaluate_splits(&row, &model, &train_batches, &val_batches, &cfg, &data, inputs, targets);
+            if (row.evaluated) {
+                progress.val_loss = row.val_loss;
+                stopped_by = stop_requested(&dist);
+            }
+        }
         progress.step = step;
         progress.elapsed_s = row.elapsed_s = now_seconds() - t_start;
-        stopped_by = stop_requested(&dist);
         if (!root) continue;  /* the rest of the step writes files */
-        train_log_row(&log, &row);  /* before the checkpoint that records the step */
+        if (redo_step && !row.evaluated) continue;  /* abandoned again: the step's checkpoint stands as it was */
+        /* before the checkpoint that records the step; a step 0 without its evaluation has nothing to say */
+        if (!redo_step && (step > 0 || row.evaluated)) train_log_row(&log, &row);
         if (row.evaluated) embed_log_eval(&elog, &model, step);
-        embed_log_snapshot(&elog, &model, step);
-        if (row.evaluated && cfg.sample_tokens > 0) print_sample(&model, tok, &cfg, (int)step);
+        if (!redo_step) embed_log_snapshot(&elog, &model, step);  /* a redone step made it before it stopped */
+        if (row.evaluated && cfg.sample_tokens > 0 && !stopped_by) print_sample(&model, tok, &cfg, (int)step);
+        /* one process: a signal during the sample or E's measures stops the run here. With
+         * several ranks it waits for the next step's check, which every rank makes. */
+        if (dist.size == 1 && !stopped_by) stopped_by = stop_signal_received();
         /* at evaluations and when stopped early; step 0 is the untrained model */
         if (step > 0 && (row.evaluated || stopped_by)) run_checkpoint(&run, &model, &opt, &progress, row.evaluated);
+        /* last: until the row holds its evaluation, a --resume makes it again */
+        if (redo_step) train_log_complete_eval(&log, &row);
     }
     if (root) close_outputs(&log, &elog);
-    if (!stopped_by)  /* step 0 makes no update */
-        print_done(progress.step - first + 1 - (first == 0), now_seconds() - t_session, train_seconds,
-                   progress.val_loss, &data);
+    if (!stopped_by)
+        print_done(updates, now_seconds() - t_session, train_seconds, progress.val_loss, &data);
+    /* before MPI_Finalize: once another rank has exited with 128 + the signal, mpirun may end this one */
+    if (stopped_by && root)
+        report_stop(stopped_by, progress.step, now_seconds() - t_session, run.state_path, cfg.out_dir);
 
     tokenizer_free(tok);
     free(inputs);
@@ -301,8 +379,6 @@ int main(int argc, char** argv) {
     dataloader_free(&train_data);
     dataloader_free(&val_data);
     dist_finalize();
-    if (stopped_by && root)
-        report_stop(stopped_by, progress.step, now_seconds() - t_session, run.state_path, cfg.out_dir);
     run_free(&run);
     return stopped_by ? 128 + stopped_by : 0;
 }

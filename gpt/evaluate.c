@@ -66,23 +66,28 @@ static void lanes_losses(GPT* m, float* losses, int n_batches, NextBatch next_ba
     }
 }
 
-float gpt_mean_loss(GPT* m, int n_batches, NextBatch next_batch, void* ctx, int* inputs, int* targets,
-                    int B, int T) {
+void gpt_batch_losses(GPT* m, float* losses, int n_batches, NextBatch next_batch, void* ctx, int* inputs,
+                      int* targets, int B, int T) {
     int lanes = gpt_eval_lanes(m);
-    double total = 0.0;
     if (lanes > 1 && n_batches > 1) {
-        float* losses = xmalloc((size_t)n_batches * sizeof(float), "evaluation losses");
         m->B = B; m->T = T;  /* as gpt_loss sets them; the training activations are now spent */
         m->backward_ready = 0;
-        lanes_losses(m, losses, n_batches, next_batch, ctx, B, T, lanes);
-        for (int i = 0; i < n_batches; i++) total += losses[i];
+        lanes_losses(m, losses, n_batches, next_batch, ctx, B, T, lanes < n_batches ? lanes : n_batches);
         m->mean_loss = losses[n_batches - 1];
-        free(losses);
     } else {
         for (int i = 0; i < n_batches; i++) {
             next_batch(ctx, inputs, targets);
-            total += gpt_loss(m, inputs, targets, B, T);
+            losses[i] = gpt_loss(m, inputs, targets, B, T);
         }
     }
+}
+
+float gpt_mean_loss(GPT* m, int n_batches, NextBatch next_batch, void* ctx, int* inputs, int* targets,
+                    int B, int T) {
+    float* losses = xmalloc((size_t)n_batches * sizeof(float), "evaluation losses");
+    gpt_batch_losses(m, losses, n_batches, next_batch, ctx, inputs, targets, B, T);
+    double total = 0.0;
+    for (int i = 0; i < n_batches; i++) total += losses[i];
+    free(losses);
     return (float)(total / n_batches);
 }

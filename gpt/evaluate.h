@@ -14,6 +14,11 @@
 typedef void (*NextBatch)(void* ctx, int* inputs, int* targets);
 float gpt_mean_loss(GPT* model, int n_batches, NextBatch next_batch, void* ctx, int* inputs, int* targets,
                     int B, int T);
+/* losses[i] = gpt_loss of batch i, for i < n_batches: gpt_mean_loss's
+ * parts, for a caller that scores an evaluation a few batches at a time (adding
+ * the losses in batch order in a double gives gpt_mean_loss's bits). */
+void gpt_batch_losses(GPT* model, float* losses, int n_batches, NextBatch next_batch, void* ctx, int* inputs,
+                      int* targets, int B, int T);
 /* The threads gpt_mean_loss runs as lanes, one batch each at a time: all of
  * omp_get_max_threads() when each one's block of activations fits in the
  * model's activation memory, else 1 (one batch at a time on all threads). */

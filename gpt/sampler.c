@@ -49,6 +49,11 @@ size_t generate(GPT* m, const uint16_t* prompt, size_t n_prompt, size_t n_new, c
 
 size_t generate_each(GPT* m, const uint16_t* prompt, size_t n_prompt, size_t n_new, const SamplerSettings* s,
                      Rng* rng, uint16_t* out, TokenCallback on_token, void* ctx) {
+    return generate_until(m, prompt, n_prompt, n_new, s, rng, out, on_token, NULL, ctx);
+}
+
+size_t generate_until(GPT* m, const uint16_t* prompt, size_t n_prompt, size_t n_new, const SamplerSettings* s,
+                      Rng* rng, uint16_t* out, TokenCallback on_token, StopCheck stop, void* ctx) {
     size_t T = (size_t)m->config.block_size, keep = T / 2 ? T / 2 : 1;
     int V = m->config.vocab_size;
     float* scratch = xmalloc(2 * (size_t)V * sizeof(float), "sampler scratch");
@@ -63,7 +68,7 @@ size_t generate_each(GPT* m, const uint16_t* prompt, size_t n_prompt, size_t n_n
         int next = sample_token(logits, V, s, rng, scratch);
         out[n++] = (uint16_t)next;
         if (on_token) on_token(ctx, n);
-        if (j + 1 == n_new) break;
+        if (j + 1 == n_new || (stop && stop(ctx))) break;
         if ((size_t)kv.n_ctx == T) {  /* full: slide, rebuilding the cache from the last `keep` tokens */
             kv.n_ctx = 0;
             for (size_t i = n - keep; i < n; i++) logits = gpt_forward_cached(m, &kv, out[i]);

@@ -36,5 +36,11 @@ typedef void (*TokenCallback)(void* ctx, size_t n);
  * the tokens drawn are the same. */
 size_t generate_each(GPT* model, const uint16_t* prompt, size_t n_prompt, size_t n_new, const SamplerSettings* s,
                      Rng* rng, uint16_t* out, TokenCallback on_token, void* ctx);
+/* Asked after each new token: nonzero ends the generation there. */
+typedef int (*StopCheck)(void* ctx);
+/* generate_each, ending early when stop(ctx) (which may be NULL) says so: returns
+ * n_prompt + the tokens drawn, the first of those generate_each would draw. */
+size_t generate_until(GPT* model, const uint16_t* prompt, size_t n_prompt, size_t n_new, const SamplerSettings* s,
+                      Rng* rng, uint16_t* out, TokenCallback on_token, StopCheck stop, void* ctx);
 
 #endif

@@ -191,7 +191,8 @@ static void test_mean_loss_equals_the_mean_of_single_losses(void** state) {
 /* With two threads and four layers, gpt_mean_loss scores the batches in lanes,
  * one whole batch per thread on the one-thread kernels: still the same bits as
  * gpt_loss one batch after another, on one thread or two, with the batches
- * drawn in order; and the next training step is unaffected. */
+ * drawn in order, also when scored a round at a time (gpt_batch_losses); and the
+ * next training step is unaffected. */
 static void test_mean_loss_in_lanes_equals_the_mean_of_single_losses(void** state) {
     GPTConfig c = tiny_config(POS_LEARNED, 1, 1);
     c.n_layer = 4;  /* three lanes' blocks fit in four blocks of activations */
@@ -216,6 +217,17 @@ static void test_mean_loss_in_lanes_equals_the_mean_of_single_losses(void** stat
     float mean = gpt_mean_loss(&m, N_BATCHES, next_seeded_batch, &sb, inputs, targets, B, T);
     assert_int_equal(sb.calls, N_BATCHES);
     assert_true(mean == (float)(total[0] / N_BATCHES));
+    /* in rounds of two batches (the last one alone), as train.c scores an
+     * evaluation it may abandon between rounds: the losses add up to the same bits */
+    float losses[N_BATCHES];
+    sb = (SeededBatches){.next_seed = 100, .V = c.vocab_size};
+    for (int done = 0; done < N_BATCHES; done += 2)
+        gpt_batch_losses(&m, losses + done, done + 2 <= N_BATCHES ? 2 : 1, next_seeded_batch, &sb, inputs, targets,
+                         B, T);
+    double rounds = 0.0;
+    for (int i = 0; i < N_BATCHES; i++) rounds += losses[i];
+    assert_int_equal(sb.calls, N_BATCHES);
+    assert_true((float)(rounds / N_BATCHES) == mean);
     /* a training step after the lanes: the same loss as on a fresh copy of the model */
     random_batch(inputs, targets, c.vocab_size, 3);
     float after = gpt_forward(&m, inputs, targets, B, T);

@@ -3,7 +3,9 @@
 # np 2 x batch_size 6 against 1 x 12: the same losses within 1e-5 relative over 20 steps
 # (with and without dropout, and in batch groups); the same N twice: bit-identical; only rank 0 writes; the
 # global batch in config.conf; --resume with the same and with another rank count; a
-# rank killed mid-run takes the job down and the run resumes from its last checkpoint.
+# rank killed mid-run takes the job down and the run resumes from its last checkpoint; a
+# SIGTERM to one rank during an evaluation stops both there, and the run resumes bit for
+# bit; a pipe as the input is refused (exit 2).
 . "$(dirname "$0")/lib.sh" mpi
 if ! command -v mpirun > /dev/null; then
     bad "mpirun" "not found: install openmpi-bin (scripts/install_deps.sh)"; exit 1
@@ -91,6 +93,34 @@ if [ -n "$victim" ] && [ $rc -ne 0 ] && run_np 2 "$tmp/killed" --batch_size=6 --
    [ "$(tail -n 1 "$tmp/killed/log.csv" | cut -d, -f1)" = 2000 ]; then
     ok "a rank killed (SIGKILL): mpirun exits $rc, --resume from the last checkpoint ($(grep -o 'resuming from .*: step [0-9]*' "$tmp/killed.txt" | grep -o '[0-9]*$')) reaches step 2000"
 else bad "a killed rank" "victim '$victim', mpirun rc $rc; $(tail -3 "$tmp/killed.txt")"; fi
+
+# a signal to one rank during an evaluation: every rank abandons it at the same round (the
+# stop is asked of all ranks together between rounds), the checkpoint holds step 10's update,
+# and --resume makes the evaluation first and ends bit-identical
+run_np 2 "$tmp/evref" --batch_size=6 --eval_iters=1500 || bad "evaluation reference (np 2)" "$(tail -3 "$tmp/evref.txt")"
+eval_s=$(sed -n 's/^step 10: .*(eval \([0-9.]*\) s)$/\1/p' "$tmp/evref.txt")
+run_np 2 "$tmp/evsig" --batch_size=6 --eval_iters=1500 &
+job=$!
+for _ in $(seq 3000); do grep -q '^9,' "$tmp/evsig/log.csv" 2> /dev/null && break; sleep 0.01; done
+sleep "$(awk -v s="${eval_s:-1}" 'BEGIN { print s / 4 }')"
+victim=$(pgrep -n -f "train $tmp/conf --out_dir=$tmp/evsig")
+[ -n "$victim" ] && kill -TERM "$victim"
+wait $job; rc=$?
+row=$(tail -n 1 "$tmp/evsig/log.csv" | cut -d, -f1,4)
+if [ -z "$victim" ] || [ $rc -eq 0 ] || ! grep -q "stopped by SIGTERM after step 10 " "$tmp/evsig.txt" || [ "$row" != "10," ]; then
+    bad "SIGTERM to one rank during an evaluation" "victim '$victim', mpirun rc $rc, last row '$row': $(tail -3 "$tmp/evsig.txt")"
+elif ! run_np 2 "$tmp/evsig" --batch_size=6 --eval_iters=1500 --resume || ! cmp -s <(fixed "$tmp/evref") <(fixed "$tmp/evsig"); then
+    bad "np 2 resume after an abandoned evaluation" "$(tail -3 "$tmp/evsig.txt")"
+else ok "SIGTERM to one rank during an evaluation ($eval_s s): both ranks stop at step 10 (mpirun exits $rc); --resume makes the evaluation first, log.csv bit-identical"; fi
+
+# a stream as the input: every rank would read it, and it gives its text once: refused
+OMP_NUM_THREADS=1 mpirun -np 2 --bind-to none ./train "$tmp/conf" --out_dir="$tmp/stdin" --input=/dev/stdin \
+    < "$corpus" > "$tmp/stdin.txt" 2>&1
+rc=$?
+if [ $rc -eq 2 ] && grep -q "input = /dev/stdin is not a regular file (a pipe, FIFO or terminal): with 2 MPI ranks" "$tmp/stdin.txt" &&
+   [ ! -e "$tmp/stdin" ]; then
+    ok "np 2 with --input=/dev/stdin: exit 2, $(grep -m1 -o 'input = /dev/stdin is not.*' "$tmp/stdin.txt" | head -c 160)..."
+else bad "np 2 with --input=/dev/stdin" "mpirun rc $rc: $(tail -5 "$tmp/stdin.txt")"; fi
 
 echo "mpi: $pass passed, $fail failed"
 [ $fail -eq 0 ]

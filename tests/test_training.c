@@ -279,6 +279,47 @@ static void test_a_failed_csv_append_leaves_whole_rows(void** state) {
     unlink(path);
 }
 
+/* A stop that abandons step 20's evaluation writes its row without one; the
+ * resumed run finds it and fills in just the evaluation columns: every other
+ * column keeps its text. */
+static void test_a_row_without_its_evaluation_is_found_and_completed(void** state) {
+    (void)state;
+    char path[64] = "/tmp/emergent_test_log_XXXXXX";
+    int fd = mkstemp(path);
+    assert_true(fd >= 0);
+    close(fd);
+    TrainLog log;
+    train_log_open(&log, path, 0);
+    LogRow evaluated = {.step = 10, .lr = 1e-3, .loss = 2.5f, .norm = 0.75f, .seconds = 0.002, .tokens = 256,
+                        .evaluated = 1, .val_loss = 2.25f, .train_loss_eval = 2.125f, .val_bpb = 3.5,
+                        .elapsed_s = 1.5};
+    LogRow abandoned = evaluated;
+    abandoned.step = 20;
+    abandoned.evaluated = 0;
+    abandoned.elapsed_s = 2.5;
+    train_log_row(&log, &evaluated);
+    train_log_row(&log, &abandoned);
+    assert_false(train_log_eval_missing(path, 10));  /* not the last row */
+    assert_false(train_log_eval_missing(path, 21));
+    assert_true(train_log_eval_missing(path, 20));
+
+    LogRow redone = {.step = 20, .evaluated = 1, .val_loss = 2.0f, .train_loss_eval = 1.875f, .val_bpb = 3.25,
+                     .elapsed_s = 99.0};
+    train_log_complete_eval(&log, &redone);
+    LogRow row2 = {.step = 21, .lr = 1e-3, .loss = 1.5f, .norm = 0.5f, .seconds = 0.001, .tokens = 256,
+                   .elapsed_s = 3.0};
+    train_log_row(&log, &row2);  /* the log goes on after the rewrite */
+    train_log_close(&log);
+    size_t len;
+    char* text = (char*)read_file(path, &len);
+    assert_string_equal(text, LOG_HEADER "\n"
+                        "10,0.001,2.5,2.25,0.75,2.000,128000.0,3.5,2.125,1.500\n"
+                        "20,0.001,2.5,2,0.75,2.000,128000.0,3.25,1.875,2.500\n"
+                        "21,0.001,1.5,,0.5,1.000,256000.0,,,3.000\n");
+    free(text);
+    unlink(path);
+}
+
 int main(void) {
     const struct CMUnitTest tests[] = {
         /* first: it forks, best before OpenMP has started its threads */
@@ -292,6 +333,7 @@ int main(void) {
         cmocka_unit_test(test_batches_are_windows_shifted_by_one),
         cmocka_unit_test(test_training_is_bit_identical_on_1_2_and_3_threads),
         cmocka_unit_test(test_frozen_embeddings_stay_put),
+        cmocka_unit_test(test_a_row_without_its_evaluation_is_found_and_completed),
     };
     return cmocka_run_group_tests_name("training", tests, NULL, NULL);
 }

@@ -73,18 +73,75 @@ void csv_close(CsvFile* f) {
 
 void train_log_open(TrainLog* log, const char* path, int append) { csv_open(&log->csv, path, LOG_HEADER, append); }
 
-void train_log_row(TrainLog* log, const LogRow* r) {
-    char val[32] = "", eval[64] = ",", row[512];  /* val_loss; val_bpb,train_loss_eval; the row */
+/* A row's evaluation columns: val_loss, and val_bpb,train_loss_eval (empty when not evaluated). */
+static void eval_columns(const LogRow* r, char val[32], char eval[64]) {
+    val[0] = '\0';
+    snprintf(eval, 64, ",");
     if (r->evaluated) {
-        snprintf(val, sizeof val, "%.9g", r->val_loss);
-        snprintf(eval, sizeof eval, "%.9g,%.9g", r->val_bpb, r->train_loss_eval);
+        snprintf(val, 32, "%.9g", r->val_loss);
+        snprintf(eval, 64, "%.9g,%.9g", r->val_bpb, r->train_loss_eval);
     }
+}
+
+void train_log_row(TrainLog* log, const LogRow* r) {
+    char val[32], eval[64], row[512];  /* val_loss; val_bpb,train_loss_eval; the row */
+    eval_columns(r, val, eval);
     int n;
     if (r->step == 0) n = snprintf(row, sizeof row, "0,,,%s,,,,%s,%.3f\n", val, eval, r->elapsed_s);
     else n = snprintf(row, sizeof row, "%ld,%.9g,%.9g,%s,%.9g,%.3f,%.1f,%s,%.3f\n", r->step, r->lr, r->loss, val,
                       r->norm, r->seconds * 1e3, r->tokens / r->seconds, eval, r->elapsed_s);
     if (n < 0 || (size_t)n >= sizeof row) die(EXIT_IO_FAILURE, "%s: step %ld's row is too long", log->csv.path, r->step);
     csv_append(&log->csv, row, (size_t)n);
+}
+
+/* The last row of text (len bytes): 1 when it is step's, ends in '\n' and has
+ * LOG_COLUMNS columns; field[i] is then where column i starts. */
+enum { LOG_COLUMNS = 10, COL_VAL_LOSS = 3, COL_VAL_BPB = 7, COL_ELAPSED = 9 };
+static int last_row_of_step(const char* text, size_t len, long step, size_t field[LOG_COLUMNS]) {
+    if (len == 0 || text[len - 1] != '\n') return 0;
+    size_t s = len - 1;
+    while (s > 0 && text[s - 1] != '\n') s--;
+    if (s == 0 || atol(text + s) != step) return 0;  /* s == 0: the header */
+    int col = 0;
+    field[col++] = s;
+    for (size_t i = s; i < len - 1; i++)
+        if (text[i] == ',') {
+            if (col == LOG_COLUMNS) return 0;
+            field[col++] = i + 1;
+        }
+    return col == LOG_COLUMNS;
+}
+
+int train_log_eval_missing(const char* path, long step) {
+    if (!file_exists(path)) return 0;
+    size_t len, field[LOG_COLUMNS];
+    char* text = (char*)read_file(path, &len);
+    int missing = last_row_of_step(text, len, step, field) && text[field[COL_VAL_LOSS]] == ',';
+    free(text);
+    return missing;
+}
+
+void train_log_complete_eval(TrainLog* log, const LogRow* r) {
+    const char* path = log->csv.path;
+    size_t len, field[LOG_COLUMNS];
+    csv_close(&log->csv);
+    char* text = (char*)read_file(path, &len);
+    if (!last_row_of_step(text, len, r->step, field) || text[field[COL_VAL_LOSS]] != ',')
+        die(EXIT_IO_FAILURE, "%s: its last row is not step %ld's row without an evaluation", path, r->step);
+    char val[32], eval[64];
+    eval_columns(r, val, eval);
+    /* the row as it was, its evaluation columns filled in: update columns, timing and elapsed_s stay */
+    size_t cap = len + 128;
+    char* out = xmalloc(cap, "log.csv");
+    int n = snprintf(out, cap, "%.*s%s,%.*s%s,%.*s", (int)field[COL_VAL_LOSS], text, val,
+                     (int)(field[COL_VAL_BPB] - field[COL_VAL_LOSS + 1]), text + field[COL_VAL_LOSS + 1], eval,
+                     (int)(len - field[COL_ELAPSED]), text + field[COL_ELAPSED]);
+    if (n < 0 || (size_t)n >= cap) die(EXIT_IO_FAILURE, "%s: step %ld's row is too long", path, r->step);
+    /* a whole new file, renamed over the old one: a kill leaves one or the other */
+    write_file_atomic(path, out, (size_t)n);
+    free(out);
+    free(text);
+    csv_open(&log->csv, path, LOG_HEADER, 1);
 }
 
 void train_log_close(TrainLog* log) { csv_close(&log->csv); }

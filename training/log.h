@@ -57,6 +57,14 @@ void csv_close(CsvFile* f);
  * file starting with LOG_HEADER. path must outlive the log. */
 void train_log_open(TrainLog* log, const char* path, int append);
 void train_log_row(TrainLog* log, const LogRow* row);
+/* 1 when path's last row is step's and has no evaluation (a stop abandoned it):
+ * a resumed run makes that evaluation before its first update. 0 otherwise,
+ * also when path does not exist. */
+int train_log_eval_missing(const char* path, long step);
+/* Fill in the evaluation columns of the log's last row, row->step's (which
+ * train_log_eval_missing found without them), from row; its other columns stay
+ * as they were. The file is rewritten whole and renamed over the old one. */
+void train_log_complete_eval(TrainLog* log, const LogRow* row);
 void train_log_close(TrainLog* log);
 
 #endif

@@ -5,7 +5,7 @@
  * Exit codes used across the project: EXIT_BAD_INPUT (2) for a bad config,
  * bad data or bad command line; EXIT_IO_FAILURE (1) for a failing system call;
  * EXIT_NON_FINITE (3) when training produced a NaN or an Inf. ./train stopped by
- * SIGINT or SIGTERM exits with 128 + the signal's number, as a shell reports it.
+ * SIGINT, SIGTERM or SIGHUP exits with 128 + the signal's number, as a shell reports it.
  */
 #ifndef UTILS_H
 #define UTILS_H
