@@ -264,7 +264,7 @@ int main(int argc, char** argv) {
     DataLoader train_data, val_data;
     open_data(&cfg, &dist, &data, &train_data, &val_data);
     /* the tokenizer decodes samples and travels with every checkpoint */
-    Tokenizer* tok = run_load_tokenizer(&run, data.tokenizer_path);
+    Tokenizer* tok = run_load_tokenizer(&run, &data);
 
     /* ---- model and optimizer ---- */
     GPTConfig mc = config_model(&cfg, data.vocab_size);

@@ -16,7 +16,24 @@ static const char* base_name(const char* path) {
     return s ? s + 1 : path;
 }
 
-void tokens_write(const char* path, const uint16_t* ids, size_t n, int vocab_size) {
+/* The checksum a header records (slots 5 and 6), and the one a file with this
+ * header and these ids has: fnv1a64 of the header with slots 5 and 6 read as 0,
+ * then of the ids. */
+static uint64_t recorded_checksum(const int32_t* header) {
+    uint32_t lo, hi;
+    memcpy(&lo, &header[TOKENS_SLOT_CHECKSUM], sizeof lo);
+    memcpy(&hi, &header[TOKENS_SLOT_CHECKSUM + 1], sizeof hi);
+    return (uint64_t)hi << 32 | lo;
+}
+
+static uint64_t file_checksum(const int32_t* header, const uint16_t* ids, size_t n) {
+    int32_t h[TOKENS_HEADER_INTS];
+    memcpy(h, header, sizeof h);
+    h[TOKENS_SLOT_CHECKSUM] = h[TOKENS_SLOT_CHECKSUM + 1] = 0;
+    return fnv1a64_update(fnv1a64(h, sizeof h), ids, n * sizeof(uint16_t));
+}
+
+uint64_t tokens_write(const char* path, const uint16_t* ids, size_t n, int vocab_size) {
     if (n > INT32_MAX) die(EXIT_BAD_INPUT, "%s: %zu tokens do not fit the int32 count of the header", path, n);
     size_t bytes = TOKENS_HEADER_INTS * sizeof(int32_t) + n * sizeof(uint16_t);
     unsigned char* buf = xcalloc(bytes, 1, path);
@@ -25,14 +42,20 @@ void tokens_write(const char* path, const uint16_t* ids, size_t n, int vocab_siz
     header[1] = TOKENS_VERSION;
     header[2] = (int32_t)n;
     header[TOKENS_SLOT_VOCAB] = vocab_size;
+    header[TOKENS_SLOT_CHECKSUM_KIND] = TOKENS_CHECKSUM_FNV1A64;
+    uint64_t sum = file_checksum(header, ids, n);
+    uint32_t lo = (uint32_t)sum, hi = (uint32_t)(sum >> 32);
+    memcpy(&header[TOKENS_SLOT_CHECKSUM], &lo, sizeof lo);
+    memcpy(&header[TOKENS_SLOT_CHECKSUM + 1], &hi, sizeof hi);
     memcpy(buf, header, sizeof header);
     memcpy(buf + sizeof header, ids, n * sizeof(uint16_t));
     write_file_atomic(path, buf, bytes);
     free(buf);
+    return sum;
 }
 
-int tokens_check_header(const void* head, size_t len, const char* path, int vocab_size, size_t* n, char* err,
-                        size_t errlen) {
+int tokens_check_header(const void* head, size_t len, const char* path, int vocab_size, size_t* n,
+                        uint64_t* checksum, char* err, size_t errlen) {
     int32_t header[TOKENS_HEADER_INTS];
     if (len < sizeof header)
         return errorf(err, errlen, "%s: %zu bytes, too short for the 1024-byte token file header", path, len);
@@ -48,7 +71,24 @@ int tokens_check_header(const void* head, size_t len, const char* path, int voca
     if (header[TOKENS_SLOT_VOCAB] != 0 && header[TOKENS_SLOT_VOCAB] != vocab_size)
         return errorf(err, errlen, "%s: made for vocab_size %d, the tokenizer has %d", path,
                       header[TOKENS_SLOT_VOCAB], vocab_size);
+    int kind = header[TOKENS_SLOT_CHECKSUM_KIND];
+    if (kind != 0 && kind != TOKENS_CHECKSUM_FNV1A64)
+        return errorf(err, errlen, "%s: header slot %d names checksum kind %d; this build knows %d (fnv1a64) and 0 "
+                      "(none)", path, TOKENS_SLOT_CHECKSUM_KIND, kind, TOKENS_CHECKSUM_FNV1A64);
     *n = (size_t)header[2];
+    if (checksum) *checksum = kind ? recorded_checksum(header) : 0;
+    return 0;
+}
+
+int tokens_check_sum(const void* head, const uint16_t* ids, size_t n, const char* path, char* err, size_t errlen) {
+    int32_t header[TOKENS_HEADER_INTS];
+    memcpy(header, head, sizeof header);
+    if (header[TOKENS_SLOT_CHECKSUM_KIND] == 0) return 0;  /* llm.c's file: nothing to check */
+    uint64_t want = recorded_checksum(header), got = file_checksum(header, ids, n);
+    if (want != got)
+        return errorf(err, errlen, "%s: checksum mismatch (file changed or corrupted?): its bytes hash to %016llx, "
+                      "its header says %016llx; a token file of the data cache is prepared again from the text "
+                      "once it is deleted", path, (unsigned long long)got, (unsigned long long)want);
     return 0;
 }
 
@@ -62,59 +102,80 @@ int tokens_check_ids(const uint16_t* ids, size_t n, const char* path, int vocab_
 
 uint16_t* tokens_parse(const unsigned char* buf, size_t len, const char* path, int vocab_size, size_t* n, char* err,
                        size_t errlen) {
-    if (tokens_check_header(buf, len, path, vocab_size, n, err, errlen) != 0) return NULL;
+    if (tokens_check_header(buf, len, path, vocab_size, n, NULL, err, errlen) != 0) return NULL;
     uint16_t* ids = malloc(*n * sizeof(uint16_t) + 1);
     if (!ids) { errorf(err, errlen, "%s: out of memory for %zu tokens", path, *n); return NULL; }
     memcpy(ids, buf + TOKENS_HEADER_INTS * sizeof(int32_t), *n * sizeof(uint16_t));
-    if (tokens_check_ids(ids, *n, path, vocab_size, err, errlen) != 0) { free(ids); return NULL; }
+    /* the ids first: an id outside the vocabulary says more than a checksum */
+    if (tokens_check_ids(ids, *n, path, vocab_size, err, errlen) != 0 ||
+        tokens_check_sum(buf, ids, *n, path, err, errlen) != 0) {
+        free(ids);
+        return NULL;
+    }
     return ids;
 }
 
-/* The file's size and header, checked (tokens_check_header); the file is left
- * positioned at the first id. Returns the token count; dies on bad input. */
-static size_t read_header(FILE* f, const char* path, int vocab_size) {
+/* The file's size and header (into header), checked (tokens_check_header); the file
+ * is left positioned at the first id. Returns the token count; dies on bad input. */
+static size_t read_header(FILE* f, const char* path, int vocab_size, int32_t header[TOKENS_HEADER_INTS],
+                          uint64_t* checksum) {
     struct stat st;
     if (fstat(fileno(f), &st) != 0) die(EXIT_BAD_INPUT, "cannot stat %s: %s", path, strerror(errno));
     size_t len = (size_t)st.st_size, n = 0;
-    int32_t header[TOKENS_HEADER_INTS] = {0};
+    memset(header, 0, TOKENS_HEADER_INTS * sizeof(int32_t));
     char err[CONFIG_STR_MAX + 256];
-    if (len >= sizeof header) xfread(header, sizeof header, 1, f, path);
-    if (tokens_check_header(header, len, path, vocab_size, &n, err, sizeof err) != 0) die(EXIT_BAD_INPUT, "%s", err);
+    if (len >= TOKENS_HEADER_INTS * sizeof(int32_t)) xfread(header, sizeof(int32_t), TOKENS_HEADER_INTS, f, path);
+    if (tokens_check_header(header, len, path, vocab_size, &n, checksum, err, sizeof err) != 0)
+        die(EXIT_BAD_INPUT, "%s", err);
     return n;
 }
 
-static size_t tokens_count(const char* path, int vocab_size) {
+/* The token count, and the checksum the header records (0: none). */
+static size_t tokens_count(const char* path, int vocab_size, uint64_t* checksum) {
     FILE* f = xfopen(path, "rb");
-    size_t n = read_header(f, path, vocab_size);
+    int32_t header[TOKENS_HEADER_INTS];
+    size_t n = read_header(f, path, vocab_size, header, checksum);
     fclose(f);
     return n;
 }
 
 uint16_t* tokens_read(const char* path, int vocab_size, size_t* n) {
     FILE* f = xfopen(path, "rb");
-    *n = read_header(f, path, vocab_size);
+    int32_t header[TOKENS_HEADER_INTS];
+    *n = read_header(f, path, vocab_size, header, NULL);
     uint16_t* ids = xmalloc(*n * sizeof(uint16_t) + 1, path);
     xfread(ids, sizeof(uint16_t), *n, f, path);
     fclose(f);
-    char err[CONFIG_STR_MAX + 256];
-    if (tokens_check_ids(ids, *n, path, vocab_size, err, sizeof err) != 0) die(EXIT_BAD_INPUT, "%s", err);
+    char err[CONFIG_STR_MAX + 512];
+    if (tokens_check_ids(ids, *n, path, vocab_size, err, sizeof err) != 0 ||
+        tokens_check_sum(header, ids, *n, path, err, sizeof err) != 0)
+        die(EXIT_BAD_INPUT, "%s", err);
     return ids;
 }
 
-/* The cache is valid if all three files exist and the token files' headers agree
- * with the tokenizer (the file names already carry the hashes of text and settings). */
+/* The cache is valid if all three files exist, the token files' headers agree with
+ * the tokenizer (the file names already carry the hashes of text and settings) and
+ * record checksums. A tokenizer that does not load (an earlier version's file) or a
+ * token file without a checksum (an earlier version's, or llm.c's) is prepared again,
+ * with a note; a token file whose header is damaged is refused here, one whose ids
+ * are, when dataloader_open reads them and checks the checksum. */
 static int cache_valid(PreparedData* d) {
     if (!file_exists(d->train_path) || !file_exists(d->val_path) || !file_exists(d->tokenizer_path)) return 0;
-    char err[512];
-    Tokenizer* t = tokenizer_load(d->tokenizer_path, err, sizeof err);
-    if (!t) return 0;
+    char err[CONFIG_STR_MAX + 512];
+    Tokenizer* t = tokenizer_load(d->tokenizer_path, NULL, err, sizeof err);
+    if (!t) {
+        fprintf(stderr, "note: data cache: %s: preparing the data again\n", err);
+        return 0;
+    }
     d->vocab_size = tokenizer_vocab_size(t);
     d->tokenizer_name = tokenizer_describe(t);  /* a string literal: outlives t */
     tokenizer_free(t);
-    /* headers only: the ids are checked once, when dataloader_open reads them */
-    d->n_train = tokens_count(d->train_path, d->vocab_size);
-    d->n_val = tokens_count(d->val_path, d->vocab_size);
-    return 1;
+    /* headers only: the ids and the checksums are checked once, when dataloader_open reads them */
+    d->n_train = tokens_count(d->train_path, d->vocab_size, &d->train_checksum);
+    d->n_val = tokens_count(d->val_path, d->vocab_size, &d->val_checksum);
+    const char* unchecked = !d->train_checksum ? d->train_path : !d->val_checksum ? d->val_path : NULL;
+    if (unchecked) fprintf(stderr, "note: data cache: %s has no checksum: preparing the data again\n", unchecked);
+    return unchecked == NULL;
 }
 
 /* 90% of the bytes, moved back to the start of a UTF-8 character. */
@@ -177,8 +238,9 @@ void data_prepare(const TrainConfig* cfg, PreparedData* d) {
         die(EXIT_BAD_INPUT, "input %s: %zu bytes are too few to split into train and val", cfg->input, len);
     char tag[64], stem[CONFIG_STR_MAX + 64];
     tokenizer_tag(cfg, tag, sizeof tag);
+    d->text_hash = fnv1a64(text, len);
     xsnprintf(stem, sizeof stem, "%s/%s.%016llx.%s", cfg->data_dir, base_name(cfg->input),
-              (unsigned long long)fnv1a64(text, len), tag);
+              (unsigned long long)d->text_hash, tag);
     xsnprintf(d->train_path, sizeof d->train_path, "%s.train.bin", stem);
     xsnprintf(d->val_path, sizeof d->val_path, "%s.val.bin", stem);
     xsnprintf(d->tokenizer_path, sizeof d->tokenizer_path, "%s.tokenizer", stem);
@@ -229,8 +291,8 @@ void data_prepare(const TrainConfig* cfg, PreparedData* d) {
     make_dirs(cfg->data_dir);
     /* tokenizer first: a cache is only trusted when all three files exist */
     if (tokenizer_save(tok, d->tokenizer_path, err, sizeof err) != 0) die(EXIT_IO_FAILURE, "%s", err);
-    tokens_write(d->train_path, ids, d->n_train, d->vocab_size);
-    tokens_write(d->val_path, ids + d->n_train, d->n_val, d->vocab_size);
+    d->train_checksum = tokens_write(d->train_path, ids, d->n_train, d->vocab_size);
+    d->val_checksum = tokens_write(d->val_path, ids + d->n_train, d->n_val, d->vocab_size);
     free(ids);
     tokenizer_free(tok);
     free(text);

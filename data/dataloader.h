@@ -1,8 +1,12 @@
 /* dataloader.h: text -> token files (prepared once, cached) -> random batches.
  *
  * Token files use llm.c's format so prepared data moves between the projects:
- * a header of 256 int32 (magic 20240520, version 1, token count, and in slot 3,
- * which llm.c leaves 0, the vocabulary size), then the ids as uint16. */
+ * a header of 256 int32 (magic 20240520, version 1, token count), then the ids as
+ * uint16. Slots llm.c leaves 0 hold, in this project's files, the vocabulary size
+ * (slot 3) and a checksum: slot 4 = TOKENS_CHECKSUM_FNV1A64, slots 5 and 6 the low
+ * and high 32 bits of fnv1a64 (util/utils.h) over the whole file with slots 5 and 6
+ * read as 0. A file with slot 4 = 0 (llm.c's) has no checksum: the readers accept
+ * it, the data cache does not (it prepares the file again). */
 #ifndef DATALOADER_H
 #define DATALOADER_H
 
@@ -15,7 +19,8 @@
 
 #define TOKENS_MAGIC 20240520
 #define TOKENS_VERSION 1
-enum { TOKENS_HEADER_INTS = 256, TOKENS_SLOT_VOCAB = 3 };
+enum { TOKENS_HEADER_INTS = 256, TOKENS_SLOT_VOCAB = 3, TOKENS_SLOT_CHECKSUM_KIND = 4, TOKENS_SLOT_CHECKSUM = 5 };
+enum { TOKENS_CHECKSUM_FNV1A64 = 1 };
 
 typedef struct {
     char train_path[CONFIG_STR_MAX + 64];
@@ -23,6 +28,8 @@ typedef struct {
     char tokenizer_path[CONFIG_STR_MAX + 64];
     const char* tokenizer_name;        /* "char", "byte", "sentencepiece bpe", ... */
     int vocab_size;
+    uint64_t text_hash;                /* fnv1a64 of the text */
+    uint64_t train_checksum, val_checksum;  /* of the token files (their header's) */
     size_t text_bytes, train_bytes, val_bytes;  /* the text and its two parts */
     size_t n_train, n_val;                      /* tokens */
     size_t lossy_bytes;                /* bytes that do not survive encode + decode (allow_lossy) */
@@ -44,19 +51,24 @@ void data_print_summary(const TrainConfig* cfg, const PreparedData* d, FILE* f);
 /* Bits per byte of the validation text for a loss in nats per validation token. */
 double data_bits_per_byte(const PreparedData* d, double nats_per_token);
 
-/* Write ids as a token file, atomically. */
-void tokens_write(const char* path, const uint16_t* ids, size_t n, int vocab_size);
-/* Read a token file, checking magic, version, size and that every id < vocab_size
- * (when the file records a vocab_size, it must equal the one given). Dies with
- * EXIT_BAD_INPUT and the message of the checks below. */
+/* Write ids as a token file with its checksum, atomically; returns the checksum. */
+uint64_t tokens_write(const char* path, const uint16_t* ids, size_t n, int vocab_size);
+/* Read a token file, checking magic, version, size, that every id < vocab_size
+ * (when the file records a vocab_size, it must equal the one given) and the
+ * checksum when it has one. Dies with EXIT_BAD_INPUT and the message of the checks
+ * below. */
 uint16_t* tokens_read(const char* path, int vocab_size, size_t* n);
 /* The checks, without exiting: 0, or -1 with a message naming path in err.
  * tokens_check_header: head holds the first 1024 bytes of a file of len bytes
- * (it is not read when len is shorter); *n receives the token count.
- * tokens_check_ids: every id < vocab_size. */
-int tokens_check_header(const void* head, size_t len, const char* path, int vocab_size, size_t* n, char* err,
-                        size_t errlen);
+ * (it is not read when len is shorter); *n receives the token count, *checksum
+ * (unless NULL) the checksum the header records, 0 when it has none.
+ * tokens_check_ids: every id < vocab_size.
+ * tokens_check_sum: the checksum of a file with this header and these ids, when
+ * the header has one. */
+int tokens_check_header(const void* head, size_t len, const char* path, int vocab_size, size_t* n,
+                        uint64_t* checksum, char* err, size_t errlen);
 int tokens_check_ids(const uint16_t* ids, size_t n, const char* path, int vocab_size, char* err, size_t errlen);
+int tokens_check_sum(const void* head, const uint16_t* ids, size_t n, const char* path, char* err, size_t errlen);
 /* A whole token file held in memory (buf, len bytes), checked as tokens_read does:
  * the ids (malloc'd, *n of them), or NULL with a message. */
 uint16_t* tokens_parse(const unsigned char* buf, size_t len, const char* path, int vocab_size, size_t* n, char* err,

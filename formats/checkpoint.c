@@ -16,7 +16,8 @@
 
 #define MODEL_FORMAT "pt"                     /* transformers refuses files without it */
 #define STATE_FORMAT "emergent-train-state"
-#define STATE_VERSION "1"
+#define STATE_VERSION "2"                     /* 2: the data's hashes, the header checksum */
+#define TOKENIZER_HASH_KEY "emergent.tokenizer_fnv1a64"
 
 /* ------------------------------------------------------------------------- */
 /* names and layouts: each row of PARAM_TABLE (model.h) carries GPT-2's       */
@@ -84,6 +85,16 @@ static int parse_int(const char* s, long lo, long hi, long* out) {
     return 0;
 }
 
+static int parse_u64(const char* s, int base, uint64_t* out) {
+    if (!s || !*s || *s == '-') return -1;
+    char* end;
+    errno = 0;
+    unsigned long long v = strtoull(s, &end, base);
+    if (*end || errno) return -1;
+    *out = v;
+    return 0;
+}
+
 static int parse_double(const char* s, double* out) {
     if (!s || !*s) return -1;
     char* end;
@@ -139,7 +150,8 @@ static int config_from_meta(const StFile* f, const char* path, GPTConfig* c, cha
 /* ------------------------------------------------------------------------- */
 /* model.safetensors + config.json + tokenizer.bin                          */
 
-static int write_config_json(const char* path, const GPTConfig* c, long step, char* err, size_t errlen) {
+static int write_config_json(const char* path, const GPTConfig* c, long step, uint64_t tokenizer_hash, char* err,
+                             size_t errlen) {
     char text[2048];
     int n = snprintf(text, sizeof text,
         "{\n"
@@ -155,12 +167,13 @@ static int write_config_json(const char* path, const GPTConfig* c, long step, ch
         "  \"bos_token_id\": null,\n  \"eos_token_id\": null,\n  \"torch_dtype\": \"float32\",\n"
         "  \"emergent_gpt2_compatible\": %s,\n"
         "  \"emergent_pos_encoding\": \"%s\",\n  \"emergent_embed_scale\": %.9g,\n  \"emergent_bias\": %s,\n"
-        "  \"emergent_step\": %ld\n"
+        "  \"emergent_step\": %ld,\n"
+        "  \"emergent_tokenizer_fnv1a64\": \"%016llx\"\n"
         "}\n",
         c->vocab_size, c->block_size, c->block_size, c->n_embd, c->n_layer, c->n_head, (double)LAYERNORM_EPS,
         c->dropout, c->dropout, c->dropout, c->tie_weights ? "true" : "false",
         gpt2_compatible(c) ? "true" : "false", POS_ENCODING_NAMES[c->pos_encoding],
-        c->embed_scale, c->bias ? "true" : "false", step);
+        c->embed_scale, c->bias ? "true" : "false", step, (unsigned long long)tokenizer_hash);
     if (n < 0 || (size_t)n >= sizeof text) return errorf(err, errlen, "%s: config text too long", path);
     return write_file_checked(path, text, (size_t)n, err, errlen);
 }
@@ -180,11 +193,15 @@ int checkpoint_save_model(const char* dir, const GPT* m, const unsigned char* to
     float* arena = calloc(m->num_params + zeros + 1, sizeof(float));
     if (!w || !arena) { st_writer_free(w); free(arena); return errorf(err, errlen, "%s: out of memory", dir); }
     float* next = arena;
+    uint64_t tokenizer_hash = fnv1a64(tokenizer_file, tokenizer_len);
     int rc = st_add_meta(w, "format", MODEL_FORMAT) | add_model_meta(w, c);
     snprintf(value, sizeof value, "%ld", step);
     rc |= st_add_meta(w, "emergent.step", value);
     snprintf(value, sizeof value, "%.9g", val_loss);
     rc |= st_add_meta(w, "emergent.val_loss", value);
+    /* which tokenizer.bin belongs to these weights: another one decodes other text */
+    snprintf(value, sizeof value, "%016llx", (unsigned long long)tokenizer_hash);
+    rc |= st_add_meta(w, TOKENIZER_HASH_KEY, value);
 
     for (int i = 0; i < NUM_PARAM_TENSORS && rc == 0; i++) {
         const ParamTensorInfo* t = &m->tensors[i];
@@ -217,7 +234,7 @@ int checkpoint_save_model(const char* dir, const GPT* m, const unsigned char* to
     free(arena);
     if (rc != 0) return -1;
     snprintf(path, sizeof path, "%s/%s", dir, CHECKPOINT_CONFIG_FILE);
-    if (write_config_json(path, c, step, err, errlen) != 0) return -1;
+    if (write_config_json(path, c, step, tokenizer_hash, err, errlen) != 0) return -1;
     snprintf(path, sizeof path, "%s/%s", dir, CHECKPOINT_TOKENIZER_FILE);
     return write_file_checked(path, tokenizer_file, tokenizer_len, err, errlen);
 }
@@ -259,6 +276,12 @@ int checkpoint_load_model(const char* dir, GPT* m, int max_batch, Tokenizer** to
         return errorf(err, errlen, "%s: the metadata describes a model of %zu parameters (%zu bytes: vocab_size %d, "
                     "block_size %d, n_layer %d, n_embd %d), but the file's tensors hold only %zu bytes", path,
                     need.params / sizeof(float), need.params, c.vocab_size, c.block_size, c.n_layer, c.n_embd, have);
+    }
+    uint64_t tokenizer_hash = 0;
+    if (parse_u64(st_meta(&f, TOKENIZER_HASH_KEY), 16, &tokenizer_hash) != 0) {
+        st_free(&f);
+        return errorf(err, errlen, "%s: metadata %s is missing or not a hex number: the model does not say which "
+                      "tokenizer it was trained with", path, TOKENIZER_HASH_KEY);
     }
     gpt_build(m, &c, max_batch, 0);
     int used = 0, rc = 0;
@@ -316,9 +339,18 @@ int checkpoint_load_model(const char* dir, GPT* m, int max_batch, Tokenizer** to
     st_free(&f);
     if (rc == 0) {
         snprintf(path, sizeof path, "%s/%s", dir, CHECKPOINT_TOKENIZER_FILE);
-        *tokenizer = tokenizer_load(path, err, errlen);
+        uint64_t file_hash = 0;
+        *tokenizer = tokenizer_load(path, &file_hash, err, errlen);
         if (!*tokenizer) rc = -1;
-        else if (tokenizer_vocab_size(*tokenizer) != c.vocab_size) {
+        else if (file_hash != tokenizer_hash) {
+            rc = errorf(err, errlen, "%s: not the tokenizer this model was trained with: the file (%s, %d tokens) hashes "
+                      "to %016llx, %s/%s records %016llx (%s): copy the run's own %s beside the model", path,
+                      tokenizer_describe(*tokenizer), tokenizer_vocab_size(*tokenizer), (unsigned long long)file_hash,
+                      dir, CHECKPOINT_MODEL_FILE, (unsigned long long)tokenizer_hash, TOKENIZER_HASH_KEY,
+                      CHECKPOINT_TOKENIZER_FILE);
+            tokenizer_free(*tokenizer);
+            *tokenizer = NULL;
+        } else if (tokenizer_vocab_size(*tokenizer) != c.vocab_size) {
             rc = errorf(err, errlen, "%s: vocabulary of %d tokens, but the model's is %d", path,
                       tokenizer_vocab_size(*tokenizer), c.vocab_size);
             tokenizer_free(*tokenizer);
@@ -369,7 +401,8 @@ TokenizerId tokenizer_id(const Tokenizer* t, const unsigned char* file, size_t l
 }
 
 int checkpoint_save_state(const char* path, const GPT* m, const AdamW* opt, const TrainProgress* p,
-                          const char* config_text, const TokenizerId* tok, char* err, size_t errlen) {
+                          const char* config_text, const TokenizerId* tok, const DataId* data, char* err,
+                          size_t errlen) {
     StWriter* w = st_writer_new();
     if (!w) return errorf(err, errlen, "%s: out of memory", path);
     char value[64];
@@ -380,11 +413,15 @@ int checkpoint_save_state(const char* path, const GPT* m, const AdamW* opt, cons
     rc |= META("emergent.adam_step", "%d", opt->step);
     rc |= META("emergent.val_loss", "%.9g", p->val_loss);         /* %.9g: a float exactly */
     rc |= META("emergent.best_val_loss", "%.9g", p->best_val_loss);
-    rc |= META("emergent.elapsed_s", "%.17g", p->elapsed_s);     /* %.17g: a double exactly */
+    /* %.17e: a double exactly, in a fixed width: where the data starts does not vary with the run's time */
+    rc |= META("emergent.elapsed_s", "%.17e", p->elapsed_s);
     rc |= META("emergent.rng_state", "%llu", (unsigned long long)p->batch_rng.state);
     rc |= META("emergent.rng_inc", "%llu", (unsigned long long)p->batch_rng.inc);
-    rc |= META("emergent.tokenizer_fnv1a64", "%016llx", (unsigned long long)tok->hash);
+    rc |= META(TOKENIZER_HASH_KEY, "%016llx", (unsigned long long)tok->hash);
     rc |= st_add_meta(w, "emergent.tokenizer", tok->description);
+    rc |= META("emergent.text_fnv1a64", "%016llx", (unsigned long long)data->text);
+    rc |= META("emergent.train_tokens_fnv1a64", "%016llx", (unsigned long long)data->train_tokens);
+    rc |= META("emergent.val_tokens_fnv1a64", "%016llx", (unsigned long long)data->val_tokens);
 #undef META
     StateTensor tensors[MAX_STATE_TENSORS];
     int n = state_tensors(m, opt, tensors);
@@ -396,18 +433,8 @@ int checkpoint_save_state(const char* path, const GPT* m, const AdamW* opt, cons
     return rc;
 }
 
-static int parse_u64(const char* s, int base, uint64_t* out) {
-    if (!s || !*s || *s == '-') return -1;
-    char* end;
-    errno = 0;
-    unsigned long long v = strtoull(s, &end, base);
-    if (*end || errno) return -1;
-    *out = v;
-    return 0;
-}
-
 int checkpoint_load_state(const char* path, GPT* m, AdamW* opt, TrainProgress* p, const TokenizerId* tok,
-                          char** config_text, char* err, size_t errlen) {
+                          DataId* data, char** config_text, char* err, size_t errlen) {
     StFile f;
     if (st_load(&f, path, err, errlen) != 0) return -1;
     int rc = 0;
@@ -420,11 +447,11 @@ int checkpoint_load_state(const char* path, GPT* m, AdamW* opt, TrainProgress* p
     /* the tokenizer first: another tokenizer also changes vocab_size, and this says why */
     uint64_t saved_hash = 0;
     const char* saved_tok = st_meta(&f, "emergent.tokenizer");
-    if (rc == 0 && (parse_u64(st_meta(&f, "emergent.tokenizer_fnv1a64"), 16, &saved_hash) != 0 || saved_hash != tok->hash))
+    if (rc == 0 && (parse_u64(st_meta(&f, TOKENIZER_HASH_KEY), 16, &saved_hash) != 0 || saved_hash != tok->hash))
         rc = errorf(err, errlen, "%s: the run was trained with a different tokenizer (%s, file hash %s) than this config "
                   "prepares (%s, file hash %016llx): resume with the original tokenizer settings and text, or start "
                   "a new out_dir", path, saved_tok ? saved_tok : "unknown",
-                  st_meta(&f, "emergent.tokenizer_fnv1a64") ? st_meta(&f, "emergent.tokenizer_fnv1a64") : "missing",
+                  st_meta(&f, TOKENIZER_HASH_KEY) ? st_meta(&f, TOKENIZER_HASH_KEY) : "missing",
                   tok->description, (unsigned long long)tok->hash);
     /* the model the config builds must be the one the state was trained as */
     MetaPair want[MODEL_META];
@@ -446,6 +473,12 @@ int checkpoint_load_state(const char* path, GPT* m, AdamW* opt, TrainProgress* p
                     parse_u64(st_meta(&f, "emergent.rng_state"), 10, &state) != 0 ||
                     parse_u64(st_meta(&f, "emergent.rng_inc"), 10, &inc) != 0 || !(inc & 1u)))
         rc = errorf(err, errlen, "%s: metadata step, adam_step, losses, elapsed_s or rng_* missing or malformed", path);
+    DataId saved_data = {0};
+    if (rc == 0 && (parse_u64(st_meta(&f, "emergent.text_fnv1a64"), 16, &saved_data.text) != 0 ||
+                    parse_u64(st_meta(&f, "emergent.train_tokens_fnv1a64"), 16, &saved_data.train_tokens) != 0 ||
+                    parse_u64(st_meta(&f, "emergent.val_tokens_fnv1a64"), 16, &saved_data.val_tokens) != 0))
+        rc = errorf(err, errlen, "%s: metadata emergent.text_fnv1a64, emergent.train_tokens_fnv1a64 or "
+                  "emergent.val_tokens_fnv1a64 missing or malformed", path);
     StateTensor tensors[MAX_STATE_TENSORS];
     int n = state_tensors(m, opt, tensors);
     for (int i = 0; i < n && rc == 0; i++)
@@ -458,6 +491,7 @@ int checkpoint_load_state(const char* path, GPT* m, AdamW* opt, TrainProgress* p
     st_free(&f);
     if (rc != 0) return -1;
     opt->step = (int)adam_step;
+    *data = saved_data;
     p->step = step;
     p->val_loss = (float)val;
     p->best_val_loss = (float)best;

@@ -6,14 +6,18 @@
  *                      Hugging Face's GPT2LMHeadModel: transformer.wte.weight,
  *                      transformer.h.{i}.attn.c_attn.weight in Conv1D [in, out]
  *                      layout, ... (the table in checkpoint.c). Its metadata holds
- *                      this project's model config, so the file alone rebuilds the model.
+ *                      this project's model config, so the file alone rebuilds the model,
+ *                      and the hash of the tokenizer file it was trained with.
  *   config.json        GPT2Config's fields, for transformers' from_pretrained, plus
- *                      emergent_* fields for what GPT-2 cannot express.
+ *                      emergent_* fields for what GPT-2 cannot express (and the
+ *                      tokenizer's hash again; nothing here reads it back).
  *   tokenizer.bin      the run's tokenizer (tokenizer.h's file format).
  * The training state is one file, train_state.safetensors: the parameters, the
  * AdamW moments, the step, the batch RNG, the best val loss and the config, so
  * a resume reads a single file written by one atomic rename: it can never pair
- * the parameters of one step with the moments of another.
+ * the parameters of one step with the moments of another. It also records the
+ * hashes of the tokenizer, the text and the token files the run trained on.
+ * Both safetensors files carry the checksums of safetensors.h (data and header).
  *
  * Every file is written to a temporary name, fsynced and renamed. Loaders return
  * -1 with a message naming the file and what does not match; they never exit.
@@ -50,7 +54,8 @@ int checkpoint_save_model(const char* dir, const GPT* model, const unsigned char
                           size_t tokenizer_len, long step, float val_loss, char* err, size_t errlen);
 
 /* Build *model (activations for max_batch sequences) from dir/model.safetensors and
- * load *tokenizer from dir/tokenizer.bin; *step receives the checkpoint's step. */
+ * load *tokenizer from dir/tokenizer.bin, which must be the file the model records
+ * (its fnv1a64); *step receives the checkpoint's step. */
 int checkpoint_load_model(const char* dir, GPT* model, int max_batch, Tokenizer** tokenizer, long* step,
                           char* err, size_t errlen);
 
@@ -61,14 +66,24 @@ typedef struct {
 } TokenizerId;
 TokenizerId tokenizer_id(const Tokenizer* tokenizer, const unsigned char* file, size_t len);
 
+/* Which data a run trains on: fnv1a64 of the text, and the checksums of its two
+ * token files (data/dataloader.h). Whether other data may continue a run is the
+ * caller's decision (training/run.c), so loading only hands the saved one back. */
+typedef struct {
+    uint64_t text;
+    uint64_t train_tokens, val_tokens;
+} DataId;
+
 /* Write path (train_state.safetensors). config_text: the run's resolved config. */
 int checkpoint_save_state(const char* path, const GPT* model, const AdamW* opt, const TrainProgress* progress,
-                          const char* config_text, const TokenizerId* tokenizer, char* err, size_t errlen);
+                          const char* config_text, const TokenizerId* tokenizer, const DataId* data, char* err,
+                          size_t errlen);
 
 /* Load a state into a model and optimizer already built for the current config.
  * Refuses a state whose tokenizer, model config or shapes differ (naming what
- * differs). *config_text receives the saved config (malloc'd, the caller frees). */
+ * differs). *data receives the data the state was trained on; *config_text the
+ * saved config (malloc'd, the caller frees). */
 int checkpoint_load_state(const char* path, GPT* model, AdamW* opt, TrainProgress* progress,
-                          const TokenizerId* tokenizer, char** config_text, char* err, size_t errlen);
+                          const TokenizerId* tokenizer, DataId* data, char** config_text, char* err, size_t errlen);
 
 #endif

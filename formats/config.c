@@ -71,6 +71,7 @@ static const KeyInfo KEYS[] = {
     {"anisotropy_warn", KEY_FLOAT, OFF(anisotropy_warn), "0.5",           -1, 1, 0, 0, NULL, "warn when the mean cosine between rows of E exceeds this (collapse)"},
     {"resume",         KEY_BOOL,   OFF(resume),         "false",          0, 0, 0, 0, NULL, "continue the run in out_dir from out_dir/train_state.safetensors (--resume)"},
     {"overwrite",      KEY_BOOL,   OFF(overwrite),      "false",          0, 0, 0, 0, NULL, "start anew in an out_dir that holds another run (--overwrite): at this run's first checkpoint the old run's files move to out_dir/previous-<UTC time>/"},
+    {"allow_data_change", KEY_BOOL, OFF(allow_data_change), "false",      0, 0, 0, 0, NULL, "--resume on other data than the run trained on (the text or a token file hashes otherwise): a warning instead of a refusal; the curve then differs from an uninterrupted run"},
 };
 enum { NUM_KEYS = sizeof(KEYS) / sizeof(KEYS[0]) };
 _Static_assert(NUM_KEYS <= CONFIG_MAX_KEYS, "raise CONFIG_MAX_KEYS");
@@ -534,7 +535,9 @@ void config_write(const TrainConfig* cfg, FILE* f) {
     char value[CONFIG_STR_MAX + 32];
     fprintf(f, "# fully resolved configuration of this run: ./train this_file --out_dir=NEW repeats it\n");
     for (int i = 0; i < NUM_KEYS; i++) {
-        if (KEYS[i].offset == OFF(resume) || KEYS[i].offset == OFF(overwrite)) continue;  /* config.h says why */
+        if (KEYS[i].offset == OFF(resume) || KEYS[i].offset == OFF(overwrite) ||
+            KEYS[i].offset == OFF(allow_data_change))
+            continue;  /* config.h says why */
         format_value(cfg, &KEYS[i], value, sizeof value);
         fprintf(f, "%s = %s\n", KEYS[i].name, value);
     }

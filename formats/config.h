@@ -52,6 +52,7 @@ typedef struct {
     double anisotropy_warn;         /* mean cosine of E's rows above this: a warning */
     int resume;                     /* continue from out_dir's training state */
     int overwrite;                  /* start anew over the run in out_dir, moving its files aside */
+    int allow_data_change;          /* --resume on other data: warn instead of refusing */
     /* where each key got its value ("file:line", "override --key" or "default"),
      * indexed like the key table, so errors between keys can point at both */
     char origin[CONFIG_MAX_KEYS][CONFIG_ORIGIN_MAX];
@@ -77,8 +78,9 @@ int config_wants_help(int argc, char** argv);
 /* Check relations between keys (n_embd % n_head, ...) and resolve embed_scale = auto. */
 int config_validate(TrainConfig* cfg, char* err, size_t errlen);
 /* Every key as a `key = value` line, fully resolved: reading it back repeats the run.
- * resume and overwrite are left out: they say how this invocation treats out_dir,
- * not what the run is, and a config.conf that said resume = true would not repeat it. */
+ * resume, overwrite and allow_data_change are left out: they say how this invocation
+ * treats out_dir, not what the run is, and a config.conf that said resume = true would
+ * not repeat it. */
 void config_write(const TrainConfig* cfg, FILE* f);
 /* The table of keys, types, defaults, ranges and help, for --help. */
 void config_print_help(FILE* f);

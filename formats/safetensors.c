@@ -11,6 +11,8 @@
  *                      little-endian at [begin, end), relative to the section start.
  * The byte ranges must tile the data section exactly, in any order: no overlap, no
  * hole, nothing after the last tensor (the reference Rust crate's rule).
+ * This project's files carry two checksums in the metadata (safetensors.h): one of
+ * the data section, one of the header's canonical text (header_hash below).
  *
  * The reader takes hostile input (it is fuzzed): every index is bounds-checked,
  * numbers are checked for overflow, nesting of ignored values is limited, and
@@ -435,8 +437,6 @@ static int top_member(Parser* p, char* key, void* ctx) {
     return parse_object(p, metadata_member, h);
 }
 
-static int cmp_str(const void* a, const void* b) { return strcmp(*(char* const*)a, *(char* const*)b); }
-
 static int cmp_name(const void* a, const void* b) {
     return strcmp((*(const StTensor* const*)a)->name, (*(const StTensor* const*)b)->name);
 }
@@ -447,19 +447,77 @@ static int cmp_range(const void* a, const void* b) {
     return x->end < y->end ? -1 : x->end > y->end;
 }
 
+/* ---- the header checksum ------------------------------------------------------------ */
+
+typedef struct { const char* key; const char* value; } MetaRef;
+
+static int cmp_meta(const void* a, const void* b) {
+    return strcmp(((const MetaRef*)a)->key, ((const MetaRef*)b)->key);
+}
+
+/* s and its NUL into the hash: a NUL ends every field (names and values hold none). */
+static uint64_t hash_field(uint64_t h, const char* s) { return fnv1a64_update(h, s, strlen(s) + 1); }
+
+/* fnv1a64 of the header's canonical text:
+ *   "M" key NUL value NUL                        each metadata pair but
+ *                                                ST_HEADER_CHECKSUM_KEY, by key
+ *   "T" name NUL dtype NUL shape NUL begin NUL end NUL   each tensor, by name
+ * with the numbers in decimal and the shape's dimensions joined by ',' ("" for a
+ * scalar); keys and names sort by their UTF-8 bytes. Free of JSON's spelling (member
+ * order, spaces, escapes), the text stays the same when another tool re-serialises
+ * the header. meta (n_meta pairs, unique keys) and tensors (n) are sorted in place. */
+static uint64_t header_hash(MetaRef* meta, int n_meta, const StTensor** tensors, int n) {
+    qsort(meta, (size_t)n_meta, sizeof *meta, cmp_meta);
+    qsort(tensors, (size_t)n, sizeof *tensors, cmp_name);
+    uint64_t h = FNV1A64_BASIS;
+    for (int i = 0; i < n_meta; i++) {
+        if (strcmp(meta[i].key, ST_HEADER_CHECKSUM_KEY) == 0) continue;
+        h = hash_field(fnv1a64_update(h, "M", 1), meta[i].key);
+        h = hash_field(h, meta[i].value);
+    }
+    for (int i = 0; i < n; i++) {
+        const StTensor* t = tensors[i];
+        char shape[ST_MAX_DIMS * 21 + 1] = "", num[32];  /* 19 digits and a comma per dimension */
+        size_t o = 0;
+        for (int d = 0; d < t->ndim; d++)
+            o += (size_t)snprintf(shape + o, sizeof shape - o, "%s%" PRId64, d ? "," : "", t->shape[d]);
+        h = hash_field(fnv1a64_update(h, "T", 1), t->name);
+        h = hash_field(h, t->dtype);
+        h = hash_field(h, shape);
+        snprintf(num, sizeof num, "%zu", t->begin);
+        h = hash_field(h, num);
+        snprintf(num, sizeof num, "%zu", t->end);
+        h = hash_field(h, num);
+    }
+    return h;
+}
+
+/* The checksum under key, as 16 lowercase hex digits, in *want; 0 when absent. */
+static int checksum_value(const StFile* f, const char* key, const char** want, const char* name, char* err,
+                          size_t errlen) {
+    *want = st_meta(f, key);
+    if (*want && (strlen(*want) != 16 || strspn(*want, "0123456789abcdef") != 16))
+        return errorf(err, errlen, "%s: __metadata__ %s is \"%.40s\", expected 16 lowercase hex digits", name, key,
+                      *want);
+    return 0;
+}
+
 /* What needs the whole header: unique names and keys, ranges that tile the data
- * section, the checksum. order and keys are scratch arrays of n_tensors and n_meta. */
-static int check_whole(const StFile* f, const StTensor** order, char** keys, const char* name, char* err,
+ * section, the checksums. order and meta are scratch arrays of n_tensors and n_meta. */
+static int check_whole(const StFile* f, const StTensor** order, MetaRef* meta, const char* name, char* err,
                        size_t errlen) {
-    int n = f->n_tensors;
+    int n = f->n_tensors, own = 0;
     size_t data_len = f->len - f->data_start, at = 0;
-    if (f->n_meta) memcpy(keys, f->meta_keys, (size_t)f->n_meta * sizeof *keys);
-    qsort(keys, (size_t)f->n_meta, sizeof *keys, cmp_str);
-    for (int i = 1; i < f->n_meta; i++)
-        if (strcmp(keys[i - 1], keys[i]) == 0)
-            return errorf(err, errlen, "%s: __metadata__ key \"%s\" appears twice", name, keys[i]);
+    for (int i = 0; i < f->n_meta; i++) {
+        meta[i].key = f->meta_keys[i];
+        meta[i].value = f->meta_values[i];
+        own |= strncmp(meta[i].key, ST_OWN_PREFIX, strlen(ST_OWN_PREFIX)) == 0;
+    }
     for (int i = 0; i < n; i++) order[i] = &f->tensors[i];
-    qsort(order, (size_t)n, sizeof *order, cmp_name);
+    uint64_t header = header_hash(meta, f->n_meta, order, n);  /* sorts meta by key, order by name */
+    for (int i = 1; i < f->n_meta; i++)
+        if (strcmp(meta[i - 1].key, meta[i].key) == 0)
+            return errorf(err, errlen, "%s: __metadata__ key \"%s\" appears twice", name, meta[i].key);
     for (int i = 1; i < n; i++)
         if (strcmp(order[i - 1]->name, order[i]->name) == 0)
             return errorf(err, errlen, "%s: tensor %s appears twice in the header", name, order[i]->name);
@@ -477,16 +535,30 @@ static int check_whole(const StFile* f, const StTensor** order, char** keys, con
         return errorf(err, errlen, "%s: bytes [%zu, %zu) at the end of the data section belong to no tensor",
                     name, at, data_len);
 
-    const char* want = st_meta(f, ST_CHECKSUM_KEY);
+    const char *want, *want_header;
     char got[17];
-    if (!want) return 0;
-    snprintf(got, sizeof got, "%016" PRIx64, fnv1a64(f->buf + f->data_start, data_len));
-    if (strlen(want) != 16 || strspn(want, "0123456789abcdef") != 16)
-        return errorf(err, errlen, "%s: __metadata__ %s is \"%.40s\", expected 16 lowercase hex digits", name,
-                    ST_CHECKSUM_KEY, want);
-    if (strcmp(want, got) != 0)
-        return errorf(err, errlen, "%s: checksum mismatch (file corrupted?): the data section hashes to %s, the "
-                    "header says %s", name, got, want);
+    if (checksum_value(f, ST_CHECKSUM_KEY, &want, name, err, errlen) ||
+        checksum_value(f, ST_HEADER_CHECKSUM_KEY, &want_header, name, err, errlen))
+        return -1;
+    if (want) {
+        snprintf(got, sizeof got, "%016" PRIx64, fnv1a64(f->buf + f->data_start, data_len));
+        if (strcmp(want, got) != 0)
+            return errorf(err, errlen, "%s: checksum mismatch (file corrupted?): the data section hashes to %s, the "
+                        "header says %s", name, got, want);
+    }
+    if (want_header) {
+        snprintf(got, sizeof got, "%016" PRIx64, header);
+        if (strcmp(want_header, got) != 0)
+            return errorf(err, errlen, "%s: header checksum mismatch (header edited or corrupted?): its metadata and "
+                        "tensor table hash to %s, %s says %s", name, got, ST_HEADER_CHECKSUM_KEY, want_header);
+    }
+    /* this project's files are under both checksums; without one, a changed value
+     * (a step, a shape, the data) would load as if it were the original */
+    if (own && (!want || !want_header))
+        return errorf(err, errlen, "%s: the metadata holds this project's keys (" ST_OWN_PREFIX "*) but no %s: its "
+                    "%s is under no checksum (written by an earlier version, or edited by another tool), so it "
+                    "cannot be trusted", name, !want ? ST_CHECKSUM_KEY : ST_HEADER_CHECKSUM_KEY,
+                    !want ? "data" : "header");
     return 0;
 }
 
@@ -510,11 +582,11 @@ static int parse_file(StFile* f, const char* name, char* err, size_t errlen) {
     if (p.pos != p.n) return syntax(&p, "trailing characters after the JSON object");
 
     const StTensor** order = malloc((size_t)f->n_tensors * sizeof *order + 1);
-    char** keys = malloc((size_t)f->n_meta * sizeof *keys + 1);
-    int rc = order && keys ? check_whole(f, order, keys, name, err, errlen)
+    MetaRef* meta = malloc((size_t)f->n_meta * sizeof *meta + 1);
+    int rc = order && meta ? check_whole(f, order, meta, name, err, errlen)
                            : errorf(err, errlen, "%s: out of memory checking the header", name);
     free(order);
-    free(keys);
+    free(meta);
     return rc;
 }
 
@@ -632,6 +704,7 @@ int st_add_f32(StWriter* w, const char* name, int ndim, const int64_t* shape, co
     WTensor* t = &w->tensors[w->n_tensors];
     memset(t, 0, sizeof *t);
     if (!(t->info.name = strdup(name))) return -1;
+    snprintf(t->info.dtype, sizeof t->info.dtype, "F32");
     t->info.ndim = ndim;
     if (ndim) memcpy(t->info.shape, shape, (size_t)ndim * sizeof *shape);
     t->info.begin = w->total;
@@ -643,7 +716,7 @@ int st_add_f32(StWriter* w, const char* name, int ndim, const int64_t* shape, co
 
 int st_add_meta(StWriter* w, const char* key, const char* value) {
     if (!w || !key || !value || !utf8_valid(key) || !utf8_valid(value)) return -1;
-    if (strcmp(key, ST_CHECKSUM_KEY) == 0) return -1;
+    if (strcmp(key, ST_CHECKSUM_KEY) == 0 || strcmp(key, ST_HEADER_CHECKSUM_KEY) == 0) return -1;
     for (int i = 0; i < w->n_meta; i++) if (strcmp(w->keys[i], key) == 0) return -1;
     char *k = strdup(key), *v = strdup(value);
     if (k && v && push_pair(&w->keys, &w->values, &w->n_meta, &w->meta_cap, k, v) == 0) return 0;
@@ -667,13 +740,23 @@ static void put_json(FILE* m, const char* s) {
 /* The JSON header (malloc'd, *len bytes), padded with spaces so that the data
  * section starts at a multiple of 8; NULL when out of memory. */
 static char* build_header(const StWriter* w, size_t* len) {
-    /* fnv1a64 (utils.h) fed the tensors one after another, from FNV-1a's basis */
-    uint64_t hash = 14695981039346656037ULL;
-    for (int i = 0; i < w->n_tensors; i++) {
-        const unsigned char* b = (const unsigned char*)w->tensors[i].data;
-        size_t bytes = w->tensors[i].info.end - w->tensors[i].info.begin;
-        for (size_t j = 0; j < bytes; j++) hash = (hash ^ b[j]) * 1099511628211ULL;
-    }
+    /* the data section's checksum: the tensors one after another, as they are laid out */
+    uint64_t hash = FNV1A64_BASIS;
+    for (int i = 0; i < w->n_tensors; i++)
+        hash = fnv1a64_update(hash, w->tensors[i].data, w->tensors[i].info.end - w->tensors[i].info.begin);
+    char data_hex[17], header_hex[17];
+    snprintf(data_hex, sizeof data_hex, "%016" PRIx64, hash);
+    /* the header's, over the pairs written (the data checksum among them) and the tensors */
+    MetaRef* meta = malloc(((size_t)w->n_meta + 1) * sizeof *meta);
+    const StTensor** order = malloc((size_t)w->n_tensors * sizeof *order + 1);
+    if (!meta || !order) { free(meta); free(order); return NULL; }
+    for (int i = 0; i < w->n_meta; i++) meta[i] = (MetaRef){w->keys[i], w->values[i]};
+    meta[w->n_meta] = (MetaRef){ST_CHECKSUM_KEY, data_hex};
+    for (int i = 0; i < w->n_tensors; i++) order[i] = &w->tensors[i].info;
+    snprintf(header_hex, sizeof header_hex, "%016" PRIx64, header_hash(meta, w->n_meta + 1, order, w->n_tensors));
+    free(meta);
+    free(order);
+
     char* s = NULL;
     FILE* m = open_memstream(&s, len);
     if (!m) return NULL;
@@ -684,7 +767,7 @@ static char* build_header(const StWriter* w, size_t* len) {
         put_json(m, w->values[i]);
         fputc(',', m);
     }
-    fprintf(m, "\"%s\":\"%016" PRIx64 "\"}", ST_CHECKSUM_KEY, hash);
+    fprintf(m, "\"%s\":\"%s\",\"%s\":\"%s\"}", ST_CHECKSUM_KEY, data_hex, ST_HEADER_CHECKSUM_KEY, header_hex);
     for (int i = 0; i < w->n_tensors; i++) {
         const StTensor* t = &w->tensors[i].info;
         fputc(',', m);

@@ -13,9 +13,20 @@
 
 enum { ST_MAX_DIMS = 8 };
 
-/* Metadata key st_write adds: 16 lowercase hex digits of fnv1a64 (utils.h)
- * over the whole data section. The reader verifies it when present. */
+/* The two checksums st_write adds to the metadata, each 16 lowercase hex digits of
+ * fnv1a64 (utils.h):
+ *   ST_CHECKSUM_KEY         over the whole data section;
+ *   ST_HEADER_CHECKSUM_KEY  over the header's canonical text: every other metadata
+ *                           pair (ST_CHECKSUM_KEY included, so it covers the data too)
+ *                           and every tensor's name, dtype, shape and data_offsets,
+ *                           sorted (safetensors.c and docs/checkpoints.md define it),
+ *                           so that it survives a tool that re-serialises the JSON.
+ * The reader verifies each one present. A file whose metadata holds any key that
+ * starts with ST_OWN_PREFIX is this project's, and must hold both: a file without
+ * them from anywhere else (Hugging Face, Python's safetensors) loads unchecked. */
 #define ST_CHECKSUM_KEY "emergent.fnv1a64"
+#define ST_HEADER_CHECKSUM_KEY "emergent.header_fnv1a64"
+#define ST_OWN_PREFIX "emergent."
 
 typedef struct {
     char* name;                    /* UTF-8, owned by the StFile */
@@ -44,7 +55,7 @@ typedef struct {
  * later st_free(f) is harmless. name (usually the path) prefixes every message.
  * The header is checked strictly: one JSON object, known dtypes, byte ranges
  * that match the shapes and cover the data section exactly, no duplicates,
- * and the checksum when the file carries one. */
+ * and the checksums (required when the file is this project's, see above). */
 int st_parse(StFile* f, unsigned char* buf, size_t len, const char* name, char* err, size_t errlen);
 /* Read the file at path into memory, then st_parse. */
 int st_load(StFile* f, const char* path, char* err, size_t errlen);
@@ -69,14 +80,14 @@ StWriter* st_writer_new(void);     /* NULL when out of memory */
  * 0..ST_MAX_DIMS, a negative dimension, a size that overflows, or OOM. */
 int st_add_f32(StWriter* w, const char* name, int ndim, const int64_t* shape, const float* data);
 /* Record a metadata pair (both copied). -1 on a duplicate key, the reserved
- * ST_CHECKSUM_KEY, invalid UTF-8 or OOM. */
+ * ST_CHECKSUM_KEY or ST_HEADER_CHECKSUM_KEY, invalid UTF-8 or OOM. */
 int st_add_meta(StWriter* w, const char* key, const char* value);
 /* Write the file through a temporary of its own beside path (create_temp_beside:
  * path.<pid>.tmp), fsync, rename to path, fsync the directory. On failure the
  * temporary is removed and path is untouched, except when
  * only the final directory fsync fails: then -1 says so, and path is complete
  * but may not survive a crash. Tensors are laid out in the order added;
- * ST_CHECKSUM_KEY is added to the metadata. */
+ * ST_CHECKSUM_KEY and ST_HEADER_CHECKSUM_KEY are added to the metadata. */
 int st_write(StWriter* w, const char* path, char* err, size_t errlen);
 void st_writer_free(StWriter* w);  /* NULL is fine */
 

@@ -1,9 +1,11 @@
 """emergent_io.py: reading the files ./train writes, for the scripts beside it
-(plot_curves.py, plot_embeddings.py, tests/gpt2_check.py). Problems raise InputError with a
-message that names the file; the scripts turn it into exit status 2.
+(plot_curves.py, plot_embeddings.py, tests/gpt2_check.py), and writing safetensors files
+the C side accepts (tests/scale_tensor.py). Problems raise InputError with a message that
+names the file; the scripts turn it into exit status 2.
 """
 import json
 import math
+import os
 import struct
 import sys
 
@@ -56,6 +58,65 @@ def read_safetensors(path):
         entries[name] = (dtype, shape, begin, end)
     metadata = header.get("__metadata__")
     return entries, data, metadata if isinstance(metadata, dict) else {}
+
+
+# The two checksums of this project's safetensors files (formats/safetensors.h): one of the
+# data section, one of the header's canonical text. A file with any "emergent." metadata key
+# must carry both, or ./sample and ./train --resume refuse it.
+CHECKSUM_KEY = "emergent.fnv1a64"
+HEADER_CHECKSUM_KEY = "emergent.header_fnv1a64"
+FNV1A64_BASIS = 14695981039346656037
+
+
+def fnv1a64(data, h=FNV1A64_BASIS):
+    """FNV-1a, 64 bits (util/utils.h); h continues an earlier hash."""
+    for b in bytes(data):
+        h = ((h ^ b) * 1099511628211) & 0xFFFFFFFFFFFFFFFF
+    return h
+
+
+def header_fnv1a64(metadata, entries):
+    """The header checksum: fnv1a64 of the canonical text of safetensors.c's header_hash,
+    "M" key NUL value NUL for each metadata pair but HEADER_CHECKSUM_KEY, by key, then
+    "T" name NUL dtype NUL shape NUL begin NUL end NUL for each tensor, by name (the
+    shape's dimensions joined by ','); keys and names sort by their UTF-8 bytes."""
+    h = FNV1A64_BASIS
+    for key in sorted(metadata, key=lambda k: k.encode()):
+        if key != HEADER_CHECKSUM_KEY:
+            h = fnv1a64(b"M" + key.encode() + b"\0" + metadata[key].encode() + b"\0", h)
+    for name in sorted(entries, key=lambda k: k.encode()):
+        dtype, shape, begin, end = entries[name]
+        shape_text = ",".join(str(d) for d in shape)
+        h = fnv1a64(f"T{name}\0{dtype}\0{shape_text}\0{begin}\0{end}\0".encode(), h)
+    return h
+
+
+def seal(metadata, entries, data):
+    """metadata with both checksums set for a file of these entries and data bytes."""
+    meta = {k: v for k, v in metadata.items() if k != HEADER_CHECKSUM_KEY}
+    meta[CHECKSUM_KEY] = f"{fnv1a64(data):016x}"
+    meta[HEADER_CHECKSUM_KEY] = f"{header_fnv1a64(meta, entries):016x}"
+    return meta
+
+
+def write_safetensors(path, entries, data, metadata):
+    """Write a safetensors file: entries {name: (dtype, shape, begin, end)} over the bytes
+    data, with metadata as given (seal() it for a file the C side checks). The header is
+    padded with spaces to align the data; the file goes through a temporary and a rename."""
+    header = {"__metadata__": metadata} if metadata else {}
+    for name, (dtype, shape, begin, end) in entries.items():
+        header[name] = {"dtype": dtype, "shape": list(shape), "data_offsets": [begin, end]}
+    text = json.dumps(header, separators=(",", ":"), ensure_ascii=False).encode()
+    text += b" " * (-(8 + len(text)) % 8)
+    tmp = f"{path}.{os.getpid()}.tmp"
+    try:
+        with open(tmp, "wb") as f:
+            f.write(struct.pack("<Q", len(text)) + text + bytes(data))
+            f.flush()
+            os.fsync(f.fileno())
+        os.replace(tmp, path)
+    except OSError as e:
+        raise InputError(f"{path}: cannot write: {e.strerror}")
 
 
 def read_table(path, required=(), prog="emergent"):

@@ -12,8 +12,9 @@ OUT_DIR is a run directory written by ./train. Read from it:
                                    evaluation; empty field = not applicable); optional
   tokenizer.bin                    to label the points ("ETOK", version, kind, vocab_size as
                                    4 x uint32, then char: the vocabulary bytes; byte: none;
-                                   sentencepiece: model type uint32 + ModelProto); optional
-                                   (without it the labels are the ids)
+                                   sentencepiece: model type uint32 + ModelProto; then the
+                                   fnv1a64 of all that as uint64); optional (without it the
+                                   labels are the ids)
 
 --out PNG: E projected on two axes at three steps side by side: the first snapshot
   (initialisation), the snapshot nearest to the middle step and the last one, or the
@@ -59,7 +60,7 @@ matplotlib.use("Agg")
 import matplotlib.pyplot as plt  # noqa: E402  (after choosing the backend)
 import matplotlib.patheffects as path_effects  # noqa: E402
 
-from emergent_io import InputError, read_bytes, read_safetensors, read_table  # noqa: E402
+from emergent_io import InputError, fnv1a64, read_bytes, read_safetensors, read_table  # noqa: E402
 
 PROG = "plot_embeddings.py"
 MAX_LABELS = 300
@@ -239,9 +240,13 @@ def read_vocab(out_dir, V):
     magic, version, kind, vocab_size = struct.unpack("<4I", blob[:16])
     if magic != TOKENIZER_MAGIC:
         raise InputError(f"{path}: not a tokenizer (magic {magic:#010x}, expected {TOKENIZER_MAGIC:#010x} \"ETOK\")")
-    if version != 2:
-        print(f"{PROG}: note: {path}: tokenizer version {version}, this script knows version 2", file=sys.stderr)
     payload = blob[16:]
+    if version == 3:  # the last 8 bytes: fnv1a64 of the rest
+        if len(blob) < 24 or fnv1a64(blob[:-8]) != struct.unpack("<Q", blob[-8:])[0]:
+            raise InputError(f"{path}: checksum mismatch (file corrupted?)")
+        payload = blob[16:-8]
+    else:
+        print(f"{PROG}: note: {path}: tokenizer version {version}, this script knows version 3", file=sys.stderr)
     if kind == 0:
         if len(payload) != vocab_size:
             raise InputError(f"{path}: char tokenizer of {vocab_size} tokens with {len(payload)} payload bytes")

@@ -96,6 +96,7 @@ IGNORED_KEYS = {
     "label2id", "tokenizer_class", "is_decoder", "is_encoder_decoder",
     "emergent_step",  # the training step the checkpoint was taken at
     "emergent_bias",  # bias = false is exported as zero biases, which the tensors carry
+    "emergent_tokenizer_fnv1a64",  # which tokenizer.bin the model was trained with
 }
 
 

@@ -24,6 +24,9 @@ printf '%s\n' "input = text.txt" "data_dir = cache" "out_dir = out" "n_layer = 2
 "$train" base.conf > /dev/null 2> err || { bad "setup" "$(cat err)"; exit 1; }  # out/: a run with a checkpoint
 with() { local f=$1; shift; cp base.conf "$f"; printf '%s\n' "$@" >> "$f"; }  # with FILE LINES...: base.conf + LINES
 copy_run() { rm -rf "$1"; cp -r out "$1"; }
+# edit FILE FROM TO: replace the one FROM in FILE by TO (as long): an edit by hand
+edit() { "$PYTHON" -c 'import sys; p, a, b = sys.argv[1], sys.argv[2].encode(), sys.argv[3].encode(); d = open(p, "rb").read()
+assert d.count(a) == 1 and len(a) == len(b), p; open(p, "wb").write(d.replace(a, b))' "$@"; }
 
 table="$tmp/table.md"
 printf '| bad input | command | exit | message (stderr) | files changed |\n|---|---|---|---|---|\n' > "$table"
@@ -76,6 +79,9 @@ row "token id outside the vocabulary" \
     '$train base.conf --data_dir=cache2 --out_dir=o'
 row "truncated token file" "rm -rf cache2 && cp -r cache cache2 && truncate -s 1500 cache2/${tokfile#cache/}" \
     '$train base.conf --data_dir=cache2 --out_dir=o'
+row "token file rewritten with other valid ids" \
+    "rm -rf cache2 && cp -r cache cache2 && printf '\\001\\000\\002\\000' | dd of=cache2/${tokfile#cache/} bs=1 seek=1100 conv=notrunc 2> /dev/null" \
+    '$train base.conf --data_dir=cache2 --out_dir=o'
 # ---- checkpoints ----
 row "--resume with no checkpoint" '' '$train base.conf --out_dir=none --resume'
 row "a new run into an out_dir that holds a run" '' '$train base.conf'
@@ -87,10 +93,29 @@ row "corrupted training state (one byte)" \
     '$train base.conf --out_dir=flip --resume --max_iters=40'
 row "checkpoint of another model shape" 'copy_run shape' '$train base.conf --out_dir=shape --resume --n_embd=64'
 row "wrong tokenizer on resume" 'copy_run tok' '$train base.conf --out_dir=tok --resume --tokenizer=byte'
+row "training state's header edited (step 20 -> 30)" \
+    "copy_run hdr && edit hdr/train_state.safetensors '\"emergent.step\":\"20\"' '\"emergent.step\":\"30\"'" \
+    '$train base.conf --out_dir=hdr --resume --max_iters=40'
+row "training state's header edited (AdamW's step 20 -> 19)" \
+    "copy_run adam && edit adam/train_state.safetensors '\"emergent.adam_step\":\"20\"' '\"emergent.adam_step\":\"19\"'" \
+    '$train base.conf --out_dir=adam --resume --max_iters=40'
+# the text edited in place (the same characters, so the same tokenizer): text.txt is put back after
+row "--resume after the text was edited in place" \
+    "copy_run edited && cp text.txt text.orig && sed -i 's/First Citizen/Frist Citizen/' text.txt" \
+    '$train base.conf --out_dir=edited --resume --max_iters=40'
+mv text.orig text.txt
 row "./sample: truncated model.safetensors" 'copy_run strunc && truncate -s 5000 strunc/model.safetensors' '$sample strunc'
 row "./sample: corrupted model.safetensors" \
     "copy_run sflip && printf 'X' | dd of=sflip/model.safetensors bs=1 seek=50000 conv=notrunc 2> /dev/null" '$sample sflip'
+row "./sample: model.safetensors's header edited (n_head 2 -> 4)" \
+    "copy_run shdr && edit shdr/model.safetensors '\"emergent.n_head\":\"2\"' '\"emergent.n_head\":\"4\"'" '$sample shdr'
 row "./sample: damaged tokenizer.bin" "copy_run stok && printf 'garbage' > stok/tokenizer.bin" '$sample stok'
+row "./sample: tokenizer.bin with one byte changed" \
+    "copy_run stok1 && printf 'X' | dd of=stok1/tokenizer.bin bs=1 seek=20 conv=notrunc 2> /dev/null" '$sample stok1'
+# another run's tokenizer of as many tokens: the text with each 'z' made a '~' (absent from it)
+row "./sample: tokenizer.bin of another run (as many tokens)" \
+    "copy_run stok2 && tr z '~' < text.txt > other.txt && \$root/prepare base.conf --input=other.txt --data_dir=cache3 > /dev/null && cp cache3/other.txt.*.tokenizer stok2/tokenizer.bin" \
+    '$sample stok2'
 row "./sample: bad option value" '' '$sample out --temperature=hot'
 # ---- while training ----
 row "non-finite loss (weights that blew up)" \

@@ -1,7 +1,8 @@
 /* test_checkpoint.c: checkpoints (save, load, same logits; GPT-2's names and
- * layouts; damaged or mismatched files refused), the training state (restored bit
- * for bit; refused for another model or tokenizer), and the sampler (greedy,
- * top_k, frequencies, seeds, the sliding window). */
+ * layouts; damaged, edited or mismatched files refused, and another run's
+ * tokenizer), the training state (restored bit for bit with the data it trained on;
+ * refused for another model or tokenizer, or an edited header), and the sampler
+ * (greedy, top_k, frequencies, seeds, the sliding window). */
 #include <setjmp.h>
 #include <stdarg.h>
 #include <stddef.h>
@@ -45,16 +46,20 @@ static void build(GPT* m, const GPTConfig* c, uint64_t seed) {
     for (size_t i = 0; i < m->num_params; i++) m->params_memory[i] += 0.1f * rng_normal(&rng);
 }
 
-/* The char tokenizer of 11 distinct bytes: V ids, as the tiny model has. */
-static unsigned char* tokenizer_file(size_t* len) {
+/* A char tokenizer of V distinct bytes (the tiny model's vocabulary), from text. */
+static unsigned char* char_tokenizer_file(const char* text, size_t* len) {
     char err[256];
     TokenizerSpec spec = {.kind = TOKENIZER_CHAR};
-    Tokenizer* t = tokenizer_train(&spec, (const unsigned char*)"abcdefghij\n", 11, err, sizeof err);
+    Tokenizer* t = tokenizer_train(&spec, (const unsigned char*)text, strlen(text), err, sizeof err);
+    assert_int_equal(tokenizer_vocab_size(t), V);
     assert_non_null(t);
     unsigned char* buf = tokenizer_serialize(t, len);
     tokenizer_free(t);
     return buf;
 }
+
+/* The tokenizer the tiny models are saved with. */
+static unsigned char* tokenizer_file(size_t* len) { return char_tokenizer_file("abcdefghij\n", len); }
 
 static void save(const GPT* m, const char* dir) {
     size_t len;
@@ -193,22 +198,24 @@ static void test_damaged_checkpoints_are_refused_with_the_reason(void** state) {
     Tokenizer* bytes = tokenizer_train(&spec, NULL, 0, err, sizeof err);
     assert_int_equal(tokenizer_save(bytes, tok_path, err, sizeof err), 0);
     tokenizer_free(bytes);
-    expect_load_error(dir, "vocabulary of 256 tokens, but the model's is 11");
+    expect_load_error(dir, "tokenizer.bin: not the tokenizer this model was trained with: the file (byte, 256 tokens)");
     snprintf(dir, sizeof dir, "%s/none", tmpdir);
     expect_load_error(dir, "none/model.safetensors");
     gpt_free(&m);
 }
 
-/* Rewrite a safetensors file with the metadata value of key replaced (the checksum
- * covers the data only: the file stays consistent). */
+/* Rewrite a safetensors file with the metadata value of key replaced, through the
+ * writer: both checksums are the new file's, as if the program had written it. */
 static void set_meta(const char* path, const char* key, const char* value) {
     StFile f;
     char err[512];
     if (st_load(&f, path, err, sizeof err) != 0) fail_msg("%s", err);
     StWriter* w = st_writer_new();
     for (int i = 0; i < f.n_meta; i++)
-        if (strcmp(f.meta_keys[i], ST_CHECKSUM_KEY) != 0)
-            assert_int_equal(st_add_meta(w, f.meta_keys[i], strcmp(f.meta_keys[i], key) ? f.meta_values[i] : value), 0);
+        if (strcmp(f.meta_keys[i], ST_CHECKSUM_KEY) != 0 && strcmp(f.meta_keys[i], ST_HEADER_CHECKSUM_KEY) != 0) {
+            const char* v = strcmp(f.meta_keys[i], key) ? f.meta_values[i] : value;
+            assert_int_equal(st_add_meta(w, f.meta_keys[i], v), 0);
+        }
     for (int i = 0; i < f.n_tensors; i++) {  /* the writer aligns the data section: these are float pointers */
         const StTensor* t = &f.tensors[i];
         assert_int_equal(st_add_f32(w, t->name, t->ndim, t->shape, (const float*)(f.buf + f.data_start + t->begin)), 0);
@@ -274,6 +281,171 @@ static void test_metadata_describing_more_than_the_file_holds_is_refused_before_
                            "block_size 4, n_layer 64, n_embd 256), but the file's tensors hold only 11264 bytes");
 }
 
+/* ---- edited headers, another run's tokenizer -------------------------------- */
+
+/* The header of a safetensors file (malloc'd, NUL-terminated), and where its data starts. */
+static char* header_of(const unsigned char* buf, size_t* data_start) {
+    uint64_t n = 0;
+    for (int i = 7; i >= 0; i--) n = n << 8 | buf[i];
+    char* h = xmalloc(n + 1, "header");
+    memcpy(h, buf + 8, n);
+    h[n] = 0;
+    *data_start = 8 + n;
+    return h;
+}
+
+/* Rewrite the file at path with header as its header and its data unchanged. */
+static void replace_header(const char* path, const char* header) {
+    size_t len, start;
+    unsigned char* buf = read_file(path, &len);
+    free(header_of(buf, &start));
+    size_t n = strlen(header), out_len = 8 + n + (len - start);
+    unsigned char* out = xmalloc(out_len, "file");
+    for (int i = 0; i < 8; i++) out[i] = (unsigned char)((uint64_t)n >> (8 * i));
+    memcpy(out + 8, header, n);
+    memcpy(out + 8 + n, buf + start, len - start);
+    write_file_atomic(path, out, out_len);
+    free(out);
+    free(buf);
+}
+
+/* Replace the first `from` in path's header by `to`: an edit by hand that leaves valid
+ * JSON ("emergent.step":"20" -> "30"). */
+static void edit_header(const char* path, const char* from, const char* to) {
+    size_t len, start;
+    unsigned char* buf = read_file(path, &len);
+    char* h = header_of(buf, &start);
+    char* at = strstr(h, from);
+    if (!at) fail_msg("%s: no '%s' in the header", path, from);
+    size_t n = strlen(h), k = strlen(from), m = strlen(to);
+    char* edited = xmalloc(n - k + m + 1, "header");
+    memcpy(edited, h, (size_t)(at - h));
+    memcpy(edited + (at - h), to, m);
+    memcpy(edited + (at - h) + m, at + k, n - (size_t)(at - h) - k + 1);
+    replace_header(path, edited);
+    free(edited);
+    free(h);
+    free(buf);
+}
+
+/* A value changed in the metadata or the tensor table, by hand: the data checksum
+ * still holds, the header checksum does not. n_head 2 -> 1 would load (8 % 1 == 0)
+ * and compute other logits; the shape of a tensor swapped with another's the same. */
+static void test_an_edited_model_header_is_refused(void** state) {
+    GPTConfig c = tiny(POS_LEARNED, 1, 1);
+    GPT m;
+    build(&m, &c, 11);
+    char dir[128], path[160];
+    snprintf(dir, sizeof dir, "%s/edit", tmpdir);
+    snprintf(path, sizeof path, "%s/model.safetensors", dir);
+    save(&m, dir);
+    edit_header(path, "\"emergent.n_head\":\"2\"", "\"emergent.n_head\":\"1\"");
+    expect_load_error(dir, "model.safetensors: header checksum mismatch (header edited or corrupted?): its metadata "
+                           "and tensor table hash to ");
+    save(&m, dir);
+    edit_header(path, "\"emergent.step\":\"42\"", "\"emergent.step\":\"43\"");
+    expect_load_error(dir, "header checksum mismatch");
+    save(&m, dir);  /* two tensors of one shape trade places in the table */
+    edit_header(path, "\"transformer.h.0.ln_1.weight\"", "\"transformer.h.0.ln_X.weight\"");
+    edit_header(path, "\"transformer.h.0.ln_2.weight\"", "\"transformer.h.0.ln_1.weight\"");
+    edit_header(path, "\"transformer.h.0.ln_X.weight\"", "\"transformer.h.0.ln_2.weight\"");
+    expect_load_error(dir, "header checksum mismatch");
+    /* without the header checksum: a file of this project's must have it */
+    save(&m, dir);
+    size_t len, start;
+    unsigned char* buf = read_file(path, &len);
+    char* h = header_of(buf, &start);
+    char* key = strstr(h, ",\"" ST_HEADER_CHECKSUM_KEY "\":\"");
+    assert_non_null(key);
+    memmove(key, key + strlen(",\"" ST_HEADER_CHECKSUM_KEY "\":\"") + 17, strlen(key) - strlen(",\"" ST_HEADER_CHECKSUM_KEY "\":\"") - 17 + 1);
+    replace_header(path, h);
+    free(h);
+    free(buf);
+    expect_load_error(dir, "model.safetensors: the metadata holds this project's keys (emergent.*) but no "
+                           "emergent.header_fnv1a64: its header is under no checksum");
+    gpt_free(&m);
+}
+
+/* Another tool may re-serialise the JSON (spaces, member order): the canonical text
+ * the header checksum covers is the same, and the file loads. */
+static void test_a_reserialised_header_still_loads(void** state) {
+    GPTConfig c = tiny(POS_LEARNED, 0, 1);
+    GPT a, b;
+    build(&a, &c, 12);
+    char dir[128], path[160], err[1024];
+    snprintf(dir, sizeof dir, "%s/respaced", tmpdir);
+    snprintf(path, sizeof path, "%s/model.safetensors", dir);
+    save(&a, dir);
+    size_t len, start;
+    unsigned char* buf = read_file(path, &len);
+    char* h = header_of(buf, &start);
+    /* a space after every ',' and ':' (no value here holds either), the metadata
+     * object moved from first to last, and a name's letter as a \u escape */
+    size_t n = strlen(h);
+    char* spaced = xmalloc(3 * n + 16, "header");
+    size_t o = 0;
+    for (size_t i = 0; i < n; i++) {
+        spaced[o++] = h[i];
+        if (h[i] == ',' || h[i] == ':') spaced[o++] = ' ';
+    }
+    spaced[o] = 0;
+    while (o > 0 && spaced[o - 1] == ' ') spaced[--o] = 0;  /* the padding */
+    char* meta = strstr(spaced, "\"__metadata__\": {");
+    char* meta_end = meta ? strchr(meta, '}') : NULL;  /* the metadata holds no braces */
+    assert_true(meta == spaced + 1 && meta_end && meta_end[1] == ',');
+    const char* rest = meta_end + 3;  /* the tensors, up to the closing brace */
+    char* moved = xmalloc(o + 8, "header");
+    snprintf(moved, o + 8, "{%.*s, %.*s}", (int)(spaced + o - 1 - rest), rest, (int)(meta_end + 1 - meta), meta);
+    char* name = strstr(moved, "\"transformer.wte.weight\"");
+    assert_non_null(name);
+    char* escaped = xmalloc(strlen(moved) + 16, "header");
+    sprintf(escaped, "%.*s\"\\u0074ransformer.wte.weight\"%s", (int)(name - moved), moved,
+            name + strlen("\"transformer.wte.weight\""));
+    replace_header(path, escaped);
+    Tokenizer* tok = NULL;
+    long step;
+    if (checkpoint_load_model(dir, &b, 1, &tok, &step, err, sizeof err) != 0) fail_msg("%s\nheader: %s", err, escaped);
+    assert_memory_equal(b.params_memory, a.params_memory, a.num_params * sizeof(float));
+    tokenizer_free(tok);
+    free(escaped);
+    free(moved);
+    free(spaced);
+    free(h);
+    free(buf);
+    gpt_free(&a);
+    gpt_free(&b);
+}
+
+/* A tokenizer.bin of another run with the same vocabulary size (here 11 other
+ * letters) would decode the model's ids as other text: the model records its
+ * tokenizer's hash, and the loader names both hashes and the file. One changed byte
+ * of the run's own tokenizer.bin fails that file's checksum first. */
+static void test_another_runs_tokenizer_is_refused(void** state) {
+    GPTConfig c = tiny(POS_LEARNED, 1, 1);
+    GPT m;
+    build(&m, &c, 13);
+    char dir[128], tok_path[160];
+    snprintf(dir, sizeof dir, "%s/othertok", tmpdir);
+    snprintf(tok_path, sizeof tok_path, "%s/tokenizer.bin", dir);
+    save(&m, dir);
+    size_t len, other_len;
+    unsigned char* own = tokenizer_file(&len);
+    unsigned char* other = char_tokenizer_file("klmnopqrst\n", &other_len);
+    write_file_atomic(tok_path, other, other_len);
+    char want[1024];
+    snprintf(want, sizeof want, "%s: not the tokenizer this model was trained with: the file (char, 11 tokens) hashes "
+             "to %016llx, %s/model.safetensors records %016llx (emergent.tokenizer_fnv1a64): copy the run's own "
+             "tokenizer.bin beside the model", tok_path, (unsigned long long)fnv1a64(other, other_len), dir,
+             (unsigned long long)fnv1a64(own, len));
+    expect_load_error(dir, want);
+    own[16] ^= 0x01;  /* the run's own file, one byte changed */
+    write_file_atomic(tok_path, own, len);
+    expect_load_error(dir, "tokenizer.bin: checksum mismatch (file corrupted?)");
+    free(own);
+    free(other);
+    gpt_free(&m);
+}
+
 /* ---- training state --------------------------------------------------------- */
 
 static void test_training_state_is_restored_bit_for_bit(void** state) {
@@ -295,11 +467,13 @@ static void test_training_state_is_restored_bit_for_bit(void** state) {
     char path[160], err[1024];
     TokenizerId tok = {.hash = 0xabcdef, .description = "char, 11 tokens"};
     TokenizerId other = {.hash = 0x123, .description = "byte, 256 tokens"};
+    DataId data = {.text = 0xfedcba9876543210ULL, .train_tokens = 1, .val_tokens = 0x8000000000000000ULL}, back;
     snprintf(path, sizeof path, "%s/state.safetensors", tmpdir);
-    if (checkpoint_save_state(path, &a, &oa, &pa, "n_layer = 2\nseed = 7\n", &tok, err, sizeof err) != 0)
+    if (checkpoint_save_state(path, &a, &oa, &pa, "n_layer = 2\nseed = 7\n", &tok, &data, err, sizeof err) != 0)
         fail_msg("%s", err);
     char* text = NULL;
-    if (checkpoint_load_state(path, &b, &ob, &pb, &tok, &text, err, sizeof err) != 0) fail_msg("%s", err);
+    if (checkpoint_load_state(path, &b, &ob, &pb, &tok, &back, &text, err, sizeof err) != 0) fail_msg("%s", err);
+    assert_memory_equal(&back, &data, sizeof data);  /* the data it trained on, for the caller to compare */
     assert_memory_equal(b.params_memory, a.params_memory, a.num_params * sizeof(float));
     assert_memory_equal(ob.m, oa.m, a.num_params * sizeof(float));
     assert_memory_equal(ob.v, oa.v, a.num_params * sizeof(float));
@@ -317,10 +491,10 @@ static void test_training_state_is_restored_bit_for_bit(void** state) {
     gpt_build(&w, &wider, 1, 1);
     AdamW ow;
     adamw_init(&ow, w.num_params);
-    assert_int_equal(checkpoint_load_state(path, &w, &ow, &pb, &tok, &text, err, sizeof err), -1);
+    assert_int_equal(checkpoint_load_state(path, &w, &ow, &pb, &tok, &back, &text, err, sizeof err), -1);
     printf("  refused: %s\n", err);
     assert_non_null(strstr(err, "n_embd = 8, this config gives 16"));
-    assert_int_equal(checkpoint_load_state(path, &b, &ob, &pb, &other, &text, err, sizeof err), -1);
+    assert_int_equal(checkpoint_load_state(path, &b, &ob, &pb, &other, &back, &text, err, sizeof err), -1);
     printf("  refused: %s\n", err);
     assert_non_null(strstr(err, "different tokenizer (char, 11 tokens, file hash 0000000000abcdef) than this config "
                                 "prepares (byte, 256 tokens"));
@@ -328,8 +502,22 @@ static void test_training_state_is_restored_bit_for_bit(void** state) {
     snprintf(path, sizeof path, "%s/st_model", tmpdir);
     save(&a, path);
     snprintf(path, sizeof path, "%s/st_model/model.safetensors", tmpdir);
-    assert_int_equal(checkpoint_load_state(path, &b, &ob, &pb, &tok, &text, err, sizeof err), -1);
+    assert_int_equal(checkpoint_load_state(path, &b, &ob, &pb, &tok, &back, &text, err, sizeof err), -1);
     assert_non_null(strstr(err, "not a training state"));
+    /* the step, the optimizer's step and the batch RNG edited by hand: each would resume
+     * on another trajectory, silently; the header checksum refuses them */
+    snprintf(path, sizeof path, "%s/state.safetensors", tmpdir);
+    const char* edits[][2] = {{"\"emergent.step\":\"1234\"", "\"emergent.step\":\"1235\""},
+                              {"\"emergent.adam_step\":\"1234\"", "\"emergent.adam_step\":\"1233\""},
+                              {"\"emergent.rng_state\":\"", "\"emergent.rng_state\":\"1"}};
+    for (size_t e = 0; e < sizeof edits / sizeof *edits; e++) {
+        if (checkpoint_save_state(path, &a, &oa, &pa, "n_layer = 2\n", &tok, &data, err, sizeof err) != 0)
+            fail_msg("%s", err);
+        edit_header(path, edits[e][0], edits[e][1]);
+        assert_int_equal(checkpoint_load_state(path, &b, &ob, &pb, &tok, &back, &text, err, sizeof err), -1);
+        if (e == 0) printf("  refused: %s\n", err);
+        assert_non_null(strstr(err, "state.safetensors: header checksum mismatch (header edited or corrupted?)"));
+    }
     adamw_free(&oa); adamw_free(&ob); adamw_free(&ow);
     gpt_free(&a); gpt_free(&b); gpt_free(&w);
 }
@@ -411,6 +599,9 @@ int main(void) {
         cmocka_unit_test(test_damaged_checkpoints_are_refused_with_the_reason),
         cmocka_unit_test(test_metadata_describing_more_than_the_file_holds_is_refused_before_allocating),
         cmocka_unit_test(test_an_embed_scale_outside_the_configs_range_is_refused),
+        cmocka_unit_test(test_an_edited_model_header_is_refused),
+        cmocka_unit_test(test_a_reserialised_header_still_loads),
+        cmocka_unit_test(test_another_runs_tokenizer_is_refused),
         cmocka_unit_test(test_training_state_is_restored_bit_for_bit),
         cmocka_unit_test(test_sampler_greedy_top_k_and_frequencies),
         cmocka_unit_test(test_generation_is_seeded_and_slides_its_window),

@@ -2,7 +2,8 @@
 # test_checkpoint.sh: checkpoints, --resume and ./sample end to end. A run stopped at
 # step k and resumed writes the same log.csv rows as the uninterrupted run (also after
 # a crash left rows past the checkpoint); mismatched or damaged checkpoints are refused
-# with exit 2 and a message; the GPT-2-layout file computes the same logits in a
+# with exit 2 and a message, and so are a resume on an edited text (unless --allow_data_change)
+# and another run's tokenizer.bin beside a model; the GPT-2-layout file computes the same logits in a
 # hand-written GPT-2 forward (tests/gpt2_check.py); sampling is reproducible.
 set -u
 . "$(dirname "$0")/lib.sh" checkpoint
@@ -128,6 +129,36 @@ rc=$?
 if [ $rc -eq 2 ] && grep -qF "$tmp/trunc/train_state.safetensors" "$tmp/err"; then ok "truncated training state refused: $(head -c 200 "$tmp/err")"
 else bad "truncated state" "exit $rc: $(cat "$tmp/err")"; fi
 
+# ---- data changed under a run: the state records the hashes of the text and token files ----
+head -c 60000 "$corpus" > "$tmp/text.txt"
+run --input="$tmp/text.txt" --out_dir="$tmp/edit" --max_iters=20 || bad "edited text" "$(cat "$tmp/run.err")"
+# a token file of the cache without a checksum (an earlier version's, or llm.c's) is prepared again
+f=$(ls "$tmp"/cache/text.txt.*.char.train.bin)
+cp "$f" "$tmp/train.bin.orig"
+dd if=/dev/zero of="$f" bs=4 seek=4 count=3 conv=notrunc 2> /dev/null  # header slots 4-6
+./prepare "$tmp/small.conf" --input="$tmp/text.txt" > /dev/null 2> "$tmp/err"
+rc=$?
+if [ $rc -eq 0 ] && grep -qF "note: data cache: $f has no checksum: preparing the data again" "$tmp/err" &&
+   cmp -s "$f" "$tmp/train.bin.orig"; then
+    ok "a cached token file without a checksum is prepared again, the same bytes as before: $(head -c 120 "$tmp/err")"
+else bad "cache without checksum" "exit $rc: $(cat "$tmp/err")"; fi
+sed -i 's/First Citizen/Frist Citizen/' "$tmp/text.txt"  # edited in place, the same characters: the same tokenizer
+before=$(md5sum < "$tmp/edit/train_state.safetensors")
+./train "$tmp/small.conf" --input="$tmp/text.txt" --out_dir="$tmp/edit" --resume > /dev/null 2> "$tmp/err"
+rc=$?
+if [ $rc -eq 2 ] &&
+   grep -qF -- "--resume: the data differs from what the run in $tmp/edit trained on: the text $tmp/text.txt hashes to" "$tmp/err" &&
+   grep -qF "the train token file" "$tmp/err" && grep -qF -- "--allow_data_change" "$tmp/err" &&
+   [ "$before" = "$(md5sum < "$tmp/edit/train_state.safetensors")" ]; then
+    ok "--resume after the text was edited in place: exit 2, the checkpoint untouched: $(head -c 200 "$tmp/err")"
+else bad "edited text" "exit $rc: $(cat "$tmp/err")"; fi
+./train "$tmp/small.conf" --input="$tmp/text.txt" --out_dir="$tmp/edit" --resume --allow_data_change > /dev/null 2> "$tmp/err"
+rc=$?
+if [ $rc -eq 0 ] && grep -q "^warning: resume: --allow_data_change: the data differs" "$tmp/err" &&
+   [ "$(tail -1 "$tmp/edit/log.csv" | cut -d, -f1)" = 40 ] && ! grep -q allow_data_change "$tmp/edit/config.conf"; then
+    ok "--allow_data_change resumes on the edited text with a warning, and config.conf does not record it"
+else bad "allow_data_change" "exit $rc: $(cat "$tmp/err")"; fi
+
 # ---- ./sample ----
 ./sample "$tmp/full" --seed=7 --max_new_tokens=100 > "$tmp/s1" 2> /dev/null &&
 ./sample "$tmp/full" --seed=7 --max_new_tokens=100 > "$tmp/s2" 2> /dev/null &&
@@ -151,6 +182,18 @@ sample_refusal "sample: unknown option" "unknown option '--topk'" "$tmp/full" --
 sample_refusal "sample: bad number" "--temperature=hot: expected a number in [0, 100], got 'hot'" "$tmp/full" --temperature=hot
 sample_refusal "sample: prompt outside the vocabulary" "--prompt:" "$tmp/full" --prompt="€"
 sample_refusal "sample: no checkpoint" "$tmp/none/model.safetensors" "$tmp/none"
+# another run's tokenizer of as many tokens (the text with each 'z' made a '~'): refused by
+# ./sample and ./embeddings, naming the file and both hashes
+cp -r "$tmp/full" "$tmp/othertok"
+tr z '~' < "$corpus" > "$tmp/other.txt"
+./prepare "$tmp/small.conf" --input="$tmp/other.txt" > /dev/null && cp "$tmp"/cache/other.txt.*.tokenizer "$tmp/othertok/tokenizer.bin"
+sample_refusal "sample: another run's tokenizer.bin" \
+    "$tmp/othertok/tokenizer.bin: not the tokenizer this model was trained with: the file (char, 65 tokens) hashes to" "$tmp/othertok"
+./embeddings "$tmp/othertok" pca > /dev/null 2> "$tmp/err"
+rc=$?
+if [ $rc -eq 2 ] && grep -qF "$tmp/othertok/model.safetensors records" "$tmp/err"; then
+    ok "embeddings: another run's tokenizer.bin refused: $(head -c 160 "$tmp/err")"
+else bad "embeddings: another run's tokenizer" "exit $rc: $(cat "$tmp/err")"; fi
 
 # a sample is printed as it is drawn: killed 2 s into 10 million tokens, it has shown
 # text, and that text is how a whole 200-token sample with the same seed begins

@@ -528,6 +528,56 @@ static void test_header_length_beyond_the_file_or_limit_is_refused(void** state)
     free(buf);
 }
 
+/* ---- the header checksum ----------------------------------------------------------- */
+
+/* ST_HEADER_CHECKSUM_KEY is fnv1a64 of the canonical text safetensors.h describes:
+ * metadata pairs by key (the data checksum among them), then each tensor's name,
+ * dtype, shape and offsets by name, every field ended by a NUL. */
+static void test_the_header_checksum_covers_the_canonical_text(void** state) {
+    float x[2] = {1, 2}, s = 3;
+    int64_t two = 2;
+    StWriter* w = st_writer_new();
+    assert_int_equal(st_add_f32(w, "x", 1, &two, x), 0);
+    assert_int_equal(st_add_f32(w, "a.scalar", 0, NULL, &s), 0);  /* sorts first, laid out second */
+    assert_int_equal(st_add_meta(w, "k", "v"), 0);
+    char path[128], err[ERR];
+    in_dir(path, sizeof path, "canonical.safetensors");
+    if (st_write(w, path, err, sizeof err) != 0) fail_msg("%s", err);
+    st_writer_free(w);
+    StFile f;
+    if (st_load(&f, path, err, sizeof err) != 0) fail_msg("%s", err);
+    unlink(path);
+    char text[256];
+    int n = snprintf(text, sizeof text, "M%s%c%s%cMk%cv%cTa.scalar%cF32%c%c8%c12%cTx%cF32%c2%c0%c8%c",
+                     ST_CHECKSUM_KEY, 0, st_meta(&f, ST_CHECKSUM_KEY), 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0);
+    char want[17];
+    snprintf(want, sizeof want, "%016" PRIx64, fnv1a64(text, (size_t)n));
+    assert_string_equal(st_meta(&f, ST_HEADER_CHECKSUM_KEY), want);
+    st_free(&f);
+}
+
+/* A file whose metadata has one of this project's keys must carry both checksums;
+ * other files (Hugging Face's, Python's safetensors) carry none and load. */
+static void test_a_file_with_own_keys_and_no_checksums_is_refused(void** state) {
+    const char* tensor = "\"a\":{\"dtype\":\"F32\",\"shape\":[1],\"data_offsets\":[0,4]}}";
+    char header[256];
+    snprintf(header, sizeof header, "{\"__metadata__\":{\"format\":\"pt\",\"emergent.step\":\"30\"},%s", tensor);
+    size_t len;
+    unsigned char* buf = image(header, 4, &len);
+    StFile f;
+    char err[ERR];
+    assert_int_equal(parse_copy(&f, buf, len, err), -1);
+    printf("  refused: %s\n", err);
+    assert_contains(err, NAME ": the metadata holds this project's keys (emergent.*) but no emergent.fnv1a64: its "
+                         "data is under no checksum");
+    free(buf);
+    snprintf(header, sizeof header, "{\"__metadata__\":{\"format\":\"pt\",\"step\":\"30\"},%s", tensor);
+    buf = image(header, 4, &len);
+    if (parse_copy(&f, buf, len, err) != 0) fail_msg("%s", err);
+    st_free(&f);
+    free(buf);
+}
+
 /* ---- the writer's own refusals ---------------------------------------------------- */
 
 static void test_writer_refuses_bad_tensors_and_keys(void** state) {
@@ -548,6 +598,7 @@ static void test_writer_refuses_bad_tensors_and_keys(void** state) {
     assert_int_equal(st_add_meta(w, "k", "v"), 0);
     assert_int_equal(st_add_meta(w, "k", "w"), -1);
     assert_int_equal(st_add_meta(w, ST_CHECKSUM_KEY, "0"), -1);
+    assert_int_equal(st_add_meta(w, ST_HEADER_CHECKSUM_KEY, "0"), -1);
     assert_int_equal(st_add_meta(w, "k2", "\xc0\xaf"), -1);
     /* what was accepted still makes a valid file */
     char path[128], err[ERR];
@@ -557,7 +608,7 @@ static void test_writer_refuses_bad_tensors_and_keys(void** state) {
     StFile f;
     if (st_load(&f, path, err, sizeof err) != 0) fail_msg("%s", err);
     assert_int_equal(f.n_tensors, 1);
-    assert_int_equal(f.n_meta, 2);  /* k and the checksum */
+    assert_int_equal(f.n_meta, 3);  /* k and the two checksums */
     st_free(&f);
     unlink(path);
 }
@@ -627,6 +678,8 @@ int main(void) {
         cmocka_unit_test(test_hostile_headers_are_refused_with_a_reason),
         cmocka_unit_test(test_deep_nesting_is_refused_without_exhausting_the_stack),
         cmocka_unit_test(test_header_length_beyond_the_file_or_limit_is_refused),
+        cmocka_unit_test(test_the_header_checksum_covers_the_canonical_text),
+        cmocka_unit_test(test_a_file_with_own_keys_and_no_checksums_is_refused),
         cmocka_unit_test(test_writer_refuses_bad_tensors_and_keys),
         cmocka_unit_test(test_writing_into_a_missing_directory_fails_and_leaves_no_file),
         cmocka_unit_test(test_a_failed_rename_removes_the_tmp_file),

@@ -257,7 +257,7 @@ static const char* temp_file(const void* data, size_t len) {
 static void assert_refused(const unsigned char* buf, size_t len, const char* fragment) {
     char err[ERR] = "";
     const char* p = temp_file(buf, len);
-    Tokenizer* t = tokenizer_load(p, err, sizeof err);
+    Tokenizer* t = tokenizer_load(p, NULL, err, sizeof err);
     unlink(p);
     if (t) fail_msg("a tokenizer file that should fail (%s) loaded", fragment);
     if (!strstr(err, fragment)) fail_msg("message '%s' lacks '%s'", err, fragment);
@@ -268,7 +268,8 @@ static void assert_save_load_same(const Tokenizer* t) {
     char err[ERR];
     snprintf(tmp_path, sizeof tmp_path, "/tmp/emergent_tok_save_%d", (int)getpid());
     assert_int_equal(tokenizer_save(t, tmp_path, err, sizeof err), 0);
-    Tokenizer* u = tokenizer_load(tmp_path, err, sizeof err);
+    uint64_t hash = 0;
+    Tokenizer* u = tokenizer_load(tmp_path, &hash, err, sizeof err);
     unlink(tmp_path);
     if (!u) fail_msg("%s", err);
     size_t la, lb;
@@ -276,9 +277,16 @@ static void assert_save_load_same(const Tokenizer* t) {
     unsigned char* b = serialize(u, &lb);
     assert_int_equal(la, lb);
     assert_memory_equal(a, b, la);
+    assert_true(hash == fnv1a64(a, la));  /* the hash of the whole file */
     assert_string_equal(tokenizer_describe(t), tokenizer_describe(u));
     free(a); free(b);
     tokenizer_free(u);
+}
+
+/* The last 8 bytes of a tokenizer file: fnv1a64 of the len - 8 before them. */
+static void seal(unsigned char* buf, size_t len) {
+    uint64_t sum = fnv1a64(buf, len - 8);
+    for (int i = 0; i < 8; i++) buf[len - 8 + i] = (unsigned char)(sum >> (8 * i));
 }
 
 static void test_save_load_and_refusals(void** state) {
@@ -296,23 +304,37 @@ static void test_save_load_and_refusals(void** state) {
     buf[0] ^= 1;
     buf[4] = 9;
     assert_refused(buf, len, "version 9");
-    buf[4] = 2;
+    buf[4] = 2;  /* an earlier version's file: no checksum */
+    assert_refused(buf, len - 8, "tokenizer version 2 (an earlier version's file, without a checksum), this build "
+                                 "reads 3");
+    buf[4] = 3;
+    buf[20] ^= 0x01;  /* any changed byte: a vocabulary byte */
+    assert_refused(buf, len, "checksum mismatch (file corrupted?): its bytes hash to ");
+    buf[20] ^= 0x01;
+    buf[len - 1] ^= 0x80;  /* or the checksum itself */
+    assert_refused(buf, len, "checksum mismatch");
+    buf[len - 1] ^= 0x80;
+    /* files whose checksum holds, and whose content is wrong */
     buf[8] = 7;
+    seal(buf, len);
     assert_refused(buf, len, "kind 7");
     buf[8] = TOKENIZER_CHAR;
+    seal(buf, len - 1);  /* the last vocabulary byte cut off */
     assert_refused(buf, len - 1, "vocab_size 65, the stored vocabulary has 64");
     unsigned char swapped = buf[20];
     buf[20] = buf[21];
     buf[21] = swapped;
+    seal(buf, len);
     assert_refused(buf, len, "not sorted");
     free(buf);
     if (bpe) {
         buf = serialize(bpe, &len);
-        assert_refused(buf, len / 2, "not a SentencePiece model");  /* truncated proto */
+        seal(buf, len / 2);  /* a truncated proto under a checksum that holds */
+        assert_refused(buf, len / 2, "not a SentencePiece model");
         free(buf);
     }
     char err[ERR];
-    assert_null(tokenizer_load("/nonexistent/tok", err, sizeof err));
+    assert_null(tokenizer_load("/nonexistent/tok", NULL, err, sizeof err));
     assert_non_null(strstr(err, "/nonexistent/tok"));
     tokenizer_free(c);
     tokenizer_free(b);
@@ -372,13 +394,15 @@ static void test_bytes_that_are_not_utf8_get_one_id_each(void** state) {
 static Tokenizer* load_spm_file(const char* path, char* err) {
     size_t len;
     unsigned char* proto = read_file(path, &len);
-    uint32_t header[5] = {0x4b4f5445u, 2, TOKENIZER_SENTENCEPIECE, 0, SPM_BPE};
-    unsigned char* file = xmalloc(sizeof header + len, "tokenizer file");
+    uint32_t header[5] = {0x4b4f5445u, 3, TOKENIZER_SENTENCEPIECE, 0, SPM_BPE};
+    size_t file_len = sizeof header + len + 8;  /* + the checksum */
+    unsigned char* file = xmalloc(file_len, "tokenizer file");
     memcpy(file + sizeof header, proto, len);
     Tokenizer* t = NULL;
     for (int pass = 0; pass < 2 && !t; pass++) {  /* the first pass learns the vocabulary size from the refusal */
         memcpy(file, header, sizeof header);
-        t = tokenizer_deserialize(file, sizeof header + len, path, err, ERR);
+        seal(file, file_len);
+        t = tokenizer_deserialize(file, file_len, path, err, ERR);
         const char* has = t ? NULL : strstr(err, "the stored vocabulary has ");
         if (has) header[3] = (uint32_t)atoi(has + strlen("the stored vocabulary has "));
         else break;

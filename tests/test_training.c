@@ -87,16 +87,21 @@ static void test_token_file_round_trip_in_llmc_format(void** state) {
     int fd = mkstemp(path);
     close(fd);
     uint16_t ids[5] = {0, 64, 3, 3, 17};
-    tokens_write(path, ids, 5, 65);
+    uint64_t sum = tokens_write(path, ids, 5, 65);
     size_t len;
     unsigned char* raw = read_file(path, &len);
-    int32_t header[4];
+    int32_t header[7];
     memcpy(header, raw, sizeof header);
     assert_int_equal(len, 1024 + 5 * 2);  /* 256 int32 header, then uint16 ids */
     assert_int_equal(header[0], 20240520);
     assert_int_equal(header[1], 1);
     assert_int_equal(header[2], 5);
     assert_int_equal(header[3], 65);
+    /* the checksum: fnv1a64 of the file with slots 5 and 6 read as 0 */
+    assert_int_equal(header[4], TOKENS_CHECKSUM_FNV1A64);
+    assert_true(((uint64_t)(uint32_t)header[6] << 32 | (uint32_t)header[5]) == sum);
+    memset(raw + 5 * 4, 0, 8);
+    assert_true(fnv1a64(raw, len) == sum);
     size_t n;
     uint16_t* back = tokens_read(path, 65, &n);
     assert_int_equal(n, 5);
@@ -133,6 +138,37 @@ static void test_token_file_checks_refuse_with_a_message(void** state) {
     buf[0] ^= 1;
     assert_null(tokens_parse(buf, sizeof buf, "t.bin", 65, &n, err, sizeof err));
     assert_non_null(strstr(err, "bad magic"));
+    buf[0] ^= 1;
+    buf[16] = 7;  /* slot 4: a checksum kind this build does not know */
+    assert_null(tokens_parse(buf, sizeof buf, "t.bin", 65, &n, err, sizeof err));
+    assert_non_null(strstr(err, "t.bin: header slot 4 names checksum kind 7"));
+}
+
+/* A token file of the data cache rewritten with other valid ids (an edit, a tool, a
+ * bad disk) is refused by its checksum, naming the file; so is one changed byte of
+ * its header. */
+static void test_a_token_file_with_other_valid_ids_fails_its_checksum(void** state) {
+    char path[] = "/tmp/emergent_tokens_XXXXXX";
+    int fd = mkstemp(path);
+    close(fd);
+    uint16_t ids[6] = {1, 2, 3, 4, 5, 6};
+    tokens_write(path, ids, 6, 65);
+    size_t len, n;
+    unsigned char* raw = read_file(path, &len);
+    char err[512];
+    uint16_t* got = tokens_parse(raw, len, "t.bin", 65, &n, err, sizeof err);
+    assert_non_null(got);
+    free(got);
+    raw[1024 + 2] = 9;  /* id 1 becomes 9, still in the vocabulary */
+    assert_null(tokens_parse(raw, len, "t.bin", 65, &n, err, sizeof err));
+    printf("  refused: %s\n", err);
+    assert_non_null(strstr(err, "t.bin: checksum mismatch (file changed or corrupted?): its bytes hash to "));
+    raw[1024 + 2] = 2;
+    raw[100] = 1;  /* a header slot llm.c and this project leave 0 */
+    assert_null(tokens_parse(raw, len, "t.bin", 65, &n, err, sizeof err));
+    assert_non_null(strstr(err, "checksum mismatch"));
+    free(raw);
+    unlink(path);
 }
 
 static void test_batches_are_windows_shifted_by_one(void** state) {
@@ -330,6 +366,7 @@ int main(void) {
         cmocka_unit_test(test_adamw_first_step_is_lr_times_sign_plus_decay),
         cmocka_unit_test(test_token_file_round_trip_in_llmc_format),
         cmocka_unit_test(test_token_file_checks_refuse_with_a_message),
+        cmocka_unit_test(test_a_token_file_with_other_valid_ids_fails_its_checksum),
         cmocka_unit_test(test_batches_are_windows_shifted_by_one),
         cmocka_unit_test(test_training_is_bit_identical_on_1_2_and_3_threads),
         cmocka_unit_test(test_frozen_embeddings_stay_put),

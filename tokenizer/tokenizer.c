@@ -13,8 +13,9 @@
 #include "util/utils.h"
 
 #define TOKENIZER_MAGIC 0x4b4f5445u  /* "ETOK" little-endian */
-#define TOKENIZER_VERSION 2u         /* 1: char only */
+#define TOKENIZER_VERSION 3u         /* 1: char only; 2: no checksum */
 enum { HEADER_WORDS = 4 };           /* magic, version, kind, vocab_size */
+enum { CHECKSUM_BYTES = 8 };         /* the file's last 8 bytes: fnv1a64 of the rest */
 enum { SPM_MIN_VOCAB = 1 };          /* the library checks the real minimum and says why */
 
 struct Tokenizer {
@@ -107,12 +108,15 @@ unsigned char* tokenizer_serialize(const Tokenizer* t, size_t* len) {
         payload = proto;
     }
     size_t extra = t->kind == TOKENIZER_SENTENCEPIECE ? sizeof spm_type : 0;
-    *len = sizeof header + extra + payload_len;
+    size_t body = sizeof header + extra + payload_len;
+    *len = body + CHECKSUM_BYTES;
     unsigned char* buf = malloc(*len);
     if (buf) {
         memcpy(buf, header, sizeof header);
         if (extra) memcpy(buf + sizeof header, &spm_type, extra);
         if (payload_len) memcpy(buf + sizeof header + extra, payload, payload_len);
+        uint64_t sum = fnv1a64(buf, body);
+        for (int i = 0; i < CHECKSUM_BYTES; i++) buf[body + i] = (unsigned char)(sum >> (8 * i));
     }
     free(proto);
     return buf;
@@ -125,16 +129,30 @@ Tokenizer* tokenizer_deserialize(const unsigned char* buf, size_t len, const cha
         return NULL;
     }
     memcpy(header, buf, sizeof header);
-    const unsigned char* payload = buf + sizeof header;
-    size_t payload_len = len - sizeof header;
     if (header[0] != TOKENIZER_MAGIC) {
         set_err(err, errlen, "%s: not a tokenizer file (bad magic 0x%08x)", name, header[0]);
         return NULL;
     }
     if (header[1] != TOKENIZER_VERSION) {
-        set_err(err, errlen, "%s: tokenizer version %u, this build reads %u", name, header[1], TOKENIZER_VERSION);
+        set_err(err, errlen, "%s: tokenizer version %u%s, this build reads %u", name, header[1],
+                header[1] < TOKENIZER_VERSION ? " (an earlier version's file, without a checksum)" : "",
+                TOKENIZER_VERSION);
         return NULL;
     }
+    if (len < sizeof header + CHECKSUM_BYTES) {
+        set_err(err, errlen, "%s: %zu bytes, too short for a tokenizer header and checksum", name, len);
+        return NULL;
+    }
+    size_t body = len - CHECKSUM_BYTES;
+    uint64_t want = 0, got = fnv1a64(buf, body);
+    for (int i = CHECKSUM_BYTES - 1; i >= 0; i--) want = want << 8 | buf[body + i];
+    if (want != got) {
+        set_err(err, errlen, "%s: checksum mismatch (file corrupted?): its bytes hash to %016llx, its last 8 bytes "
+                "say %016llx", name, (unsigned long long)got, (unsigned long long)want);
+        return NULL;
+    }
+    const unsigned char* payload = buf + sizeof header;
+    size_t payload_len = body - sizeof header;
     if (header[2] > TOKENIZER_SENTENCEPIECE) {
         set_err(err, errlen, "%s: unknown tokenizer kind %u", name, header[2]);
         return NULL;
@@ -172,7 +190,7 @@ Tokenizer* tokenizer_deserialize(const unsigned char* buf, size_t len, const cha
     return t;
 }
 
-Tokenizer* tokenizer_load(const char* path, char* err, size_t errlen) {
+Tokenizer* tokenizer_load(const char* path, uint64_t* file_hash, char* err, size_t errlen) {
     FILE* f = fopen(path, "rb");
     if (!f) {
         set_err(err, errlen, "cannot open tokenizer %s: %s", path, strerror(errno));
@@ -200,6 +218,7 @@ Tokenizer* tokenizer_load(const char* path, char* err, size_t errlen) {
     Tokenizer* t = NULL;
     if (failed) set_err(err, errlen, "cannot read tokenizer %s", path);
     else t = tokenizer_deserialize(buf, len, path, err, errlen);
+    if (t && file_hash) *file_hash = fnv1a64(buf, len);
     free(buf);
     return t;
 }

@@ -41,14 +41,20 @@ int tokenizer_has_sentencepiece(void);
 /* Build a tokenizer from training text. */
 Tokenizer* tokenizer_train(const TokenizerSpec* spec, const unsigned char* text, size_t len, char* err,
                            size_t errlen);
-/* The file format: "ETOK", version, kind, vocab_size (4 x uint32), then the backend's
+/* The file format: "ETOK", version (3), kind, vocab_size (4 x uint32), then the backend's
  * payload (char: the vocabulary bytes; byte: none; sentencepiece: the model type as
- * uint32 and the serialised SentencePiece ModelProto, the same bytes as a .model file).
+ * uint32 and the serialised SentencePiece ModelProto, the same bytes as a .model file),
+ * then the checksum: fnv1a64 (util/utils.h) of every byte before it, as a
+ * little-endian uint64. Integers are little-endian. Version 2 files (no checksum) are
+ * refused with a message: the data cache rebuilds its tokenizer, and a checkpoint of
+ * that version is refused anyway (its safetensors have no header checksum).
  * tokenizer_serialize returns a malloc'd buffer (NULL when out of memory). */
 unsigned char* tokenizer_serialize(const Tokenizer* t, size_t* len);
 /* Parse a buffer from tokenizer_serialize; `name` (a path) is used in messages. */
 Tokenizer* tokenizer_deserialize(const unsigned char* buf, size_t len, const char* name, char* err, size_t errlen);
-Tokenizer* tokenizer_load(const char* path, char* err, size_t errlen);
+/* Read and parse the file at path; *file_hash (unless NULL) receives fnv1a64 of the
+ * whole file, the hash a model and a training state record for their tokenizer. */
+Tokenizer* tokenizer_load(const char* path, uint64_t* file_hash, char* err, size_t errlen);
 /* Write to path through a temporary file, fsync and rename: never a half-written file. */
 int tokenizer_save(const Tokenizer* t, const char* path, char* err, size_t errlen);
 void tokenizer_free(Tokenizer* t);

@@ -103,12 +103,16 @@ void run_free(Run* run) {
     if (run->lock_fd >= 0) close(run->lock_fd);  /* the lock goes with it */
 }
 
-Tokenizer* run_load_tokenizer(Run* run, const char* path) {
+Tokenizer* run_load_tokenizer(Run* run, const PreparedData* data) {
     char err[CONFIG_ERR_MAX + 512];
+    const char* path = data->tokenizer_path;
     run->tok_file = read_file(path, &run->tok_len);
     Tokenizer* tok = tokenizer_deserialize(run->tok_file, run->tok_len, path, err, sizeof err);
     if (!tok) die(EXIT_BAD_INPUT, "%s", err);
     run->tok_id = tokenizer_id(tok, run->tok_file, run->tok_len);
+    run->data = data;
+    run->data_id = (DataId){.text = data->text_hash, .train_tokens = data->train_checksum,
+                            .val_tokens = data->val_checksum};
     return tok;
 }
 
@@ -152,11 +156,39 @@ static void report_changed_keys(const char* saved, const char* now) {
     }
 }
 
+/* Other data than the run trained on makes another curve, silently: the same
+ * characters edited in place give the same tokenizer and the same shapes. Refused
+ * (exit 2) unless allow_data_change, naming each file that differs. */
+static void check_same_data(const Run* run, const DataId* saved) {
+    const PreparedData* d = run->data;
+    const struct { const char* what; const char* path; uint64_t now, was; } files[] = {
+        {"the text", run->cfg->input, run->data_id.text, saved->text},
+        {"the train token file", d->train_path, run->data_id.train_tokens, saved->train_tokens},
+        {"the val token file", d->val_path, run->data_id.val_tokens, saved->val_tokens}};
+    char changed[3 * (CONFIG_STR_MAX + 160)] = "";
+    size_t o = 0;
+    for (size_t i = 0; i < sizeof files / sizeof files[0]; i++)
+        if (files[i].now != files[i].was)
+            o += (size_t)snprintf(changed + o, sizeof changed - o, "%s%s %s hashes to %016llx, the run's to %016llx",
+                                  o ? "; " : "", files[i].what, files[i].path, (unsigned long long)files[i].now,
+                                  (unsigned long long)files[i].was);
+    if (o == 0) return;
+    if (!run->cfg->allow_data_change)
+        die(EXIT_BAD_INPUT, "--resume: the data differs from what the run in %s trained on: %s. Resume with the run's "
+            "own data, or add --allow_data_change to continue on this data (the curve then differs from an "
+            "uninterrupted run)", run->cfg->out_dir, changed);
+    fprintf(stderr, "warning: resume: --allow_data_change: the data differs from what the run trained on: %s: the "
+            "curve will differ from an uninterrupted run\n", changed);
+}
+
 void run_resume(Run* run, GPT* model, AdamW* opt, TrainProgress* progress) {
     char err[CONFIG_ERR_MAX + 512];
     char* saved_cfg = NULL;
-    if (checkpoint_load_state(run->state_path, model, opt, progress, &run->tok_id, &saved_cfg, err, sizeof err) != 0)
+    DataId saved_data = {0};
+    if (checkpoint_load_state(run->state_path, model, opt, progress, &run->tok_id, &saved_data, &saved_cfg, err,
+                              sizeof err) != 0)
         die(EXIT_BAD_INPUT, "%s", err);
+    check_same_data(run, &saved_data);
     report_changed_keys(saved_cfg, run->cfg_text);
     int was = saved_ranks(saved_cfg), ranks = run->dist->size, B = run->cfg->batch_size;
     if (was != ranks)
@@ -192,8 +224,8 @@ void run_checkpoint(Run* run, const GPT* model, const AdamW* opt, TrainProgress*
     if (best) progress->best_val_loss = progress->val_loss;
     float val_loss = evaluated ? progress->val_loss : NAN;  /* NAN: a step that was not evaluated */
     double t0 = now_seconds();
-    if (checkpoint_save_state(run->state_path, model, opt, progress, run->cfg_text, &run->tok_id, err,
-                              sizeof err) != 0)
+    if (checkpoint_save_state(run->state_path, model, opt, progress, run->cfg_text, &run->tok_id, &run->data_id,
+                              err, sizeof err) != 0)
         die(EXIT_IO_FAILURE, "%s; %s", err,
             run->saved_step >= 0 ? "the last checkpoint is intact"
             : run->staged ? "no checkpoint had been written before, and the other run in out_dir is untouched"

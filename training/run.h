@@ -16,6 +16,7 @@
 
 #include <stddef.h>
 
+#include "data/dataloader.h"
 #include "formats/checkpoint.h"
 #include "formats/config.h"
 #include "model.h"
@@ -39,6 +40,8 @@ typedef struct {
     unsigned char* tok_file;       /* the tokenizer's file, copied beside every model */
     size_t tok_len;
     TokenizerId tok_id;
+    const PreparedData* data;      /* the text and token files trained on (run_load_tokenizer's) */
+    DataId data_id;                /* their hashes, recorded in every training state */
     long saved_step;               /* of the newest complete checkpoint; -1: none */
 } Run;
 
@@ -49,12 +52,16 @@ typedef struct {
 void run_init(Run* run, const TrainConfig* cfg, const Dist* dist);
 void run_free(Run* run);
 
-/* Read the tokenizer file (kept for the checkpoints) and the tokenizer in it. */
-Tokenizer* run_load_tokenizer(Run* run, const char* path);
+/* Read the prepared data's tokenizer file (kept for the checkpoints) and the
+ * tokenizer in it, and take note of the data the run trains on (data must outlive
+ * the run). */
+Tokenizer* run_load_tokenizer(Run* run, const PreparedData* data);
 
 /* --resume: load the state into a model and optimizer built for the current
  * config, and say which settings differ from the saved run's (another value, or
- * another number of ranks, makes another curve). */
+ * another number of ranks, makes another curve). Other data than the state's (the
+ * text, a token file) is refused, naming what changed, unless allow_data_change
+ * makes it a warning. */
 void run_resume(Run* run, GPT* model, AdamW* opt, TrainProgress* progress);
 
 /* Rank 0, before the loop: make out_dir (taking its lock and making run_init's

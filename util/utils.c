@@ -283,9 +283,10 @@ double memory_limit_bytes(const char** what) {
     return limit;
 }
 
-uint64_t fnv1a64(const void* data, size_t len) {
+uint64_t fnv1a64_update(uint64_t h, const void* data, size_t len) {
     const unsigned char* p = data;
-    uint64_t h = 14695981039346656037ULL;
     for (size_t i = 0; i < len; i++) { h ^= p[i]; h *= 1099511628211ULL; }
     return h;
 }
+
+uint64_t fnv1a64(const void* data, size_t len) { return fnv1a64_update(FNV1A64_BASIS, data, len); }

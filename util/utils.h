@@ -70,7 +70,12 @@ double now_seconds(void);                     /* monotonic clock */
  * cgroup's memory.max (a container's limit) and RLIMIT_AS (ulimit -v). *what
  * receives which of the three it is, for messages. */
 double memory_limit_bytes(const char** what);
+/* FNV-1a, 64 bits: fnv1a64(data) = fnv1a64_update(FNV1A64_BASIS, data), and a hash of
+ * several pieces feeds each piece to fnv1a64_update in turn. The checksum of every
+ * file this project writes. */
+#define FNV1A64_BASIS 14695981039346656037ULL
 uint64_t fnv1a64(const void* data, size_t len);
+uint64_t fnv1a64_update(uint64_t hash, const void* data, size_t len);
 /* SplitMix64's finaliser: a bijection of 64-bit words that scatters nearby inputs
  * (seeds RNG streams; a counter-based hash for dropout masks). */
 uint64_t mix64(uint64_t z);

@@ -50,7 +50,8 @@ int LLVMFuzzerTestOneInput(const uint8_t* data, size_t size) {
     TrainProgress p = {0};
     char* config_text = NULL;
     char err[2048] = "";
-    if (checkpoint_load_state(path, &m, &opt, &p, &tok, &config_text, err, sizeof err) == 0) {
+    DataId saved_data;
+    if (checkpoint_load_state(path, &m, &opt, &p, &tok, &saved_data, &config_text, err, sizeof err) == 0) {
         fuzz_check(config_text != NULL, "an accepted state hands out its config text");
         use_state(&m, &opt, &p, config_text);
     } else {

@@ -15,6 +15,7 @@
 #include "fuzz_common.h"
 #include "tokenizer/backends.h"
 #include "tokenizer/tokenizer.h"
+#include "util/utils.h"
 
 int LLVMFuzzerInitialize(int* argc, char*** argv) {
     fuzz_setup();
@@ -30,12 +31,16 @@ int LLVMFuzzerTestOneInput(const uint8_t* data, size_t size) {
     }
     int vocab = spm_vocab_size(m);
     spm_free(m);
-    /* "ETOK", version 2, kind sentencepiece, vocab_size; then the model type and the proto */
-    uint32_t header[5] = {0x4b4f5445u, 2u, (uint32_t)TOKENIZER_SENTENCEPIECE, (uint32_t)vocab, (uint32_t)SPM_BPE};
-    unsigned char* file = malloc(sizeof header + size);
+    /* "ETOK", version 3, kind sentencepiece, vocab_size; then the model type, the proto
+     * and the checksum: fnv1a64 of all before it, little-endian */
+    uint32_t header[5] = {0x4b4f5445u, 3u, (uint32_t)TOKENIZER_SENTENCEPIECE, (uint32_t)vocab, (uint32_t)SPM_BPE};
+    size_t body = sizeof header + size;
+    unsigned char* file = malloc(body + 8);
     memcpy(file, header, sizeof header);
     memcpy(file + sizeof header, data, size);
-    Tokenizer* t = tokenizer_deserialize(file, sizeof header + size, "fuzz.tokenizer", err, sizeof err);
+    uint64_t sum = fnv1a64(file, body);
+    for (int i = 0; i < 8; i++) file[body + i] = (unsigned char)(sum >> (8 * i));
+    Tokenizer* t = tokenizer_deserialize(file, body + 8, "fuzz.tokenizer", err, sizeof err);
     if (!t) fprintf(stderr, "%s\n", err);
     fuzz_check(t != NULL, "a model spm_load accepts makes a tokenizer file that loads");
     fuzz_exercise_tokenizer(t, data, size);

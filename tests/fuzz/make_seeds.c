@@ -46,6 +46,7 @@ static void token_seeds(const char* tmp) {
     for (size_t f = 0; f < sizeof files / sizeof files[0]; f++) {
         tokens_write(path, ids, files[f].n, files[f].vocab);
         unsigned char* buf = slurp(path, &len);
+        if (files[f].vocab == 0) memset(buf + 4 * TOKENS_SLOT_VOCAB, 0, 4 * 4);  /* llm.c's: no vocab, no checksum */
         seed("tokens", files[f].name, buf, len);
         if (f == 0) {
             seed("tokens", "truncated.bin", buf, len - 3);
@@ -122,7 +123,8 @@ static void state_seeds(const char* tmp) {
     char path[1024];
     size_t len;
     snprintf(path, sizeof path, "%s/%s", tmp, CHECKPOINT_STATE_FILE);
-    check(checkpoint_save_state(path, &m, &opt, &p, text, &tok, err, sizeof err) == 0, "save the state seed");
+    DataId data = {.text = 0x0123456789abcdefULL, .train_tokens = 2, .val_tokens = 3};
+    check(checkpoint_save_state(path, &m, &opt, &p, text, &tok, &data, err, sizeof err) == 0, "save the state seed");
     unsigned char* buf = slurp(path, &len);
     seed("checkpoint_state", "step20.safetensors", buf, len);
     seed("checkpoint_state", "truncated.safetensors", buf, len / 2);
@@ -136,7 +138,8 @@ static void state_seeds(const char* tmp) {
     build(&m, &c, 4);
     adamw_init(&opt, m.num_params);
     tok.hash ^= 1;
-    check(checkpoint_save_state(path, &m, &opt, &p, "n_embd = 8\n", &tok, err, sizeof err) == 0, "save a state seed");
+    check(checkpoint_save_state(path, &m, &opt, &p, "n_embd = 8\n", &tok, &data, err, sizeof err) == 0,
+          "save a state seed");
     buf = slurp(path, &len);
     seed("checkpoint_state", "other_model.safetensors", buf, len);
     free(buf);
