@@ -61,6 +61,11 @@ row "a key set twice" 'with c4.conf "n_layer = 3"' '$train c4.conf'
 row "keys that contradict each other" '' '$train base.conf --n_embd=30 --n_head=4'
 row "missing config file" '' '$train nothere.conf'
 row "a key set twice on the command line" '' '$train base.conf --seed=1 --seed=2'
+row "pos_encoding = rope with an odd head size" '' '$train base.conf --pos_encoding=rope --n_embd=30 --n_head=2'
+row "embed_init: a word2vec file of another width" '$root/embeddings out export --format=word2vec --out=w2v.txt > /dev/null' \
+    '$train base.conf --out_dir=w1 --embed_init=w2v.txt --n_embd=16'
+row "embed_init: a word2vec file with a token of another vocabulary" "sed '3s/^[^ ]* /@@ /' w2v.txt > w2v_alien.txt" \
+    '$train base.conf --out_dir=w2 --embed_init=w2v_alien.txt'
 row "a float that rounds onto a bound as a 32-bit float" '' '$train base.conf --beta2=0.99999999999'
 row "an integer too large for any key" '' '$train base.conf --seed=99999999999999999999'
 row "out_dir is a file" ': > afile' '$train base.conf --out_dir=afile'
