@@ -164,7 +164,8 @@ static int is_eval_step(const TrainConfig* cfg, long step) {
  * a time, one per evaluation lane, and before each round every rank asks together
  * whether to stop: a signal waits for one batch's forward, not the evaluation.
  * Returns that signal (the evaluation abandoned), or 0. */
-static int evaluate(GPT* model, RankBatches b, const TrainConfig* cfg, int* inputs, int* targets, float* loss) {
+static int evaluate(GPT* model, RankBatches b, const TrainConfig* cfg, int* inputs, int* targets, float* loss,
+                    double* ece) {
     Rng rng;
     rng_seed(&rng, (uint64_t)cfg->seed, STREAM_EVAL);
     b.rng = &rng;
@@ -172,17 +173,30 @@ static int evaluate(GPT* model, RankBatches b, const TrainConfig* cfg, int* inpu
     int per_round = (int)(dist_sum_double(gpt_eval_lanes(model)) / b.dist->size), stop = 0;
     if (per_round < 1) per_round = 1;
     float* losses = xmalloc((size_t)cfg->eval_iters * sizeof(float), "evaluation losses");
+    Calibration* cal = xmalloc((size_t)cfg->eval_iters * sizeof(Calibration), "evaluation calibration");
     for (int done = 0; done < cfg->eval_iters && !stop; done += per_round) {
         stop = stop_requested(b.dist);
         int n = cfg->eval_iters - done < per_round ? cfg->eval_iters - done : per_round;
-        if (!stop) gpt_batch_losses(model, losses + done, n, rank_batch_next, &b, inputs, targets, b.B, b.T);
+        if (!stop) gpt_batch_losses(model, losses + done, cal + done, n, rank_batch_next, &b, inputs, targets, b.B, b.T);
     }
     double total = 0.0;  /* in batch order, in a double: gpt_mean_loss's bits */
-    for (int i = 0; i < cfg->eval_iters && !stop; i++) total += losses[i];
+    Calibration all;
+    memset(&all, 0, sizeof all);
+    for (int i = 0; i < cfg->eval_iters && !stop; i++) {
+        total += losses[i];
+        calibration_add(&all, &cal[i]);
+    }
     free(losses);
+    free(cal);
     if (stop) return stop;
     float mine = (float)(total / cfg->eval_iters);
     *loss = (float)(dist_sum_double(mine) / b.dist->size);
+    for (int k = 0; k < ECE_BINS && b.dist->size > 1; k++) {  /* every rank's positions */
+        all.count[k] = dist_sum_double(all.count[k]);
+        all.confidence[k] = dist_sum_double(all.confidence[k]);
+        all.correct[k] = dist_sum_double(all.correct[k]);
+    }
+    *ece = calibration_ece(&all);
     return 0;
 }
 
@@ -194,19 +208,21 @@ static int evaluate_splits(LogRow* row, GPT* model, const RankBatches* train, co
                            const TrainConfig* cfg, const PreparedData* data, int* inputs, int* targets) {
     double t0 = now_seconds();
     float train_loss, val_loss;
-    int stop = evaluate(model, *train, cfg, inputs, targets, &train_loss);
-    if (!stop) stop = evaluate(model, *val, cfg, inputs, targets, &val_loss);
+    double train_ece, val_ece;
+    int stop = evaluate(model, *train, cfg, inputs, targets, &train_loss, &train_ece);
+    if (!stop) stop = evaluate(model, *val, cfg, inputs, targets, &val_loss, &val_ece);
     if (stop) return stop;
     row->train_loss_eval = train_loss;
     row->val_loss = val_loss;
+    row->val_ece = val_ece;
     if (train->dist->size > 1 &&
         !dist_all_equal_u64(fnv1a64(model->params_memory, model->num_params * sizeof(float))))
         die(EXIT_IO_FAILURE, "step %ld: the parameters differ between MPI ranks (checksums disagree); "
             "stopping, the last checkpoint is intact", row->step);
     row->val_bpb = data_bits_per_byte(data, row->val_loss);
     row->evaluated = 1;
-    printf("step %ld: train loss %.4f, val loss %.4f, val_bpb %.4f (eval %.1f s)\n", row->step,
-           row->train_loss_eval, row->val_loss, row->val_bpb, now_seconds() - t0);
+    printf("step %ld: train loss %.4f, val loss %.4f, val_bpb %.4f, val ECE %.4f (eval %.1f s)\n", row->step,
+           row->train_loss_eval, row->val_loss, row->val_bpb, row->val_ece, now_seconds() - t0);
     return 0;
 }
 

@@ -13,8 +13,10 @@
  */
 #include "gpt/evaluate.h"
 
+#include <math.h>
 #include <omp.h>
 #include <stdlib.h>
+#include <string.h>
 
 #include "gpt/internal.h"
 #include "util/utils.h"
@@ -40,10 +42,45 @@ static ForwardBuffers lane_buffers(const GPT* m, int lane) {
     return buf;
 }
 
+/* One forward's calibration counts: p_max is crossentropy_forward's second
+ * statistic, 1 / sum_v e^(z_v - max) (kernels/crossentropy.h). */
+static void forward_calibration(Calibration* c, const ActivationTensors* a, const int* targets, int N, int V) {
+    memset(c, 0, sizeof *c);
+    for (int n = 0; n < N; n++) {
+        const float* z = a->logits + (size_t)n * V;
+        int top = 0;
+        for (int v = 1; v < V; v++)
+            if (z[v] > z[top]) top = v;
+        double p_max = a->ce_stats[2 * (size_t)n + 1];
+        int bin = (int)(p_max * ECE_BINS);
+        bin = bin < 0 ? 0 : bin >= ECE_BINS ? ECE_BINS - 1 : bin;  /* p_max = 1 joins the last bin */
+        c->count[bin] += 1.0;
+        c->confidence[bin] += p_max;
+        c->correct[bin] += top == targets[n];
+    }
+}
+
+void calibration_add(Calibration* total, const Calibration* part) {
+    for (int b = 0; b < ECE_BINS; b++) {
+        total->count[b] += part->count[b];
+        total->confidence[b] += part->confidence[b];
+        total->correct[b] += part->correct[b];
+    }
+}
+
+double calibration_ece(const Calibration* c) {
+    double n = 0.0, gap = 0.0;
+    for (int b = 0; b < ECE_BINS; b++) {
+        n += c->count[b];
+        gap += fabs(c->correct[b] - c->confidence[b]);  /* n_b |acc_b - conf_b| */
+    }
+    return n > 0 ? gap / n : 0.0;
+}
+
 /* losses[i] = the loss of batch i, for i < n_batches, the lanes taking batches
  * in order as they become free (next_batch is called in batch order). */
-static void lanes_losses(GPT* m, float* losses, int n_batches, NextBatch next_batch, void* ctx, int B, int T,
-                         int lanes) {
+static void lanes_losses(GPT* m, float* losses, Calibration* cal, int n_batches, NextBatch next_batch, void* ctx,
+                         int B, int T, int lanes) {
     int next = 0;
     #pragma omp parallel num_threads(lanes)
     {
@@ -62,22 +99,24 @@ static void lanes_losses(GPT* m, float* losses, int n_batches, NextBatch next_ba
             }
             if (i < 0) break;
             losses[i] = forward_pass(m, buf, inputs, targets, B, T, 0);
+            if (cal) forward_calibration(&cal[i], &buf.acts, targets, B * T, m->config.vocab_size);
         }
     }
 }
 
-void gpt_batch_losses(GPT* m, float* losses, int n_batches, NextBatch next_batch, void* ctx, int* inputs,
-                      int* targets, int B, int T) {
+void gpt_batch_losses(GPT* m, float* losses, Calibration* cal, int n_batches, NextBatch next_batch, void* ctx,
+                      int* inputs, int* targets, int B, int T) {
     int lanes = gpt_eval_lanes(m);
     if (lanes > 1 && n_batches > 1) {
         m->B = B; m->T = T;  /* as gpt_loss sets them; the training activations are now spent */
         m->backward_ready = 0;
-        lanes_losses(m, losses, n_batches, next_batch, ctx, B, T, lanes < n_batches ? lanes : n_batches);
+        lanes_losses(m, losses, cal, n_batches, next_batch, ctx, B, T, lanes < n_batches ? lanes : n_batches);
         m->mean_loss = losses[n_batches - 1];
     } else {
         for (int i = 0; i < n_batches; i++) {
             next_batch(ctx, inputs, targets);
             losses[i] = gpt_loss(m, inputs, targets, B, T);
+            if (cal) forward_calibration(&cal[i], &m->acts, targets, B * T, m->config.vocab_size);
         }
     }
 }
@@ -85,7 +124,7 @@ void gpt_batch_losses(GPT* m, float* losses, int n_batches, NextBatch next_batch
 float gpt_mean_loss(GPT* m, int n_batches, NextBatch next_batch, void* ctx, int* inputs, int* targets,
                     int B, int T) {
     float* losses = xmalloc((size_t)n_batches * sizeof(float), "evaluation losses");
-    gpt_batch_losses(m, losses, n_batches, next_batch, ctx, inputs, targets, B, T);
+    gpt_batch_losses(m, losses, NULL, n_batches, next_batch, ctx, inputs, targets, B, T);
     double total = 0.0;
     for (int i = 0; i < n_batches; i++) total += losses[i];
     free(losses);

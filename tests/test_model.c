@@ -222,12 +222,51 @@ static void test_mean_loss_in_lanes_equals_the_mean_of_single_losses(void** stat
     float losses[N_BATCHES];
     sb = (SeededBatches){.next_seed = 100, .V = c.vocab_size};
     for (int done = 0; done < N_BATCHES; done += 2)
-        gpt_batch_losses(&m, losses + done, done + 2 <= N_BATCHES ? 2 : 1, next_seeded_batch, &sb, inputs, targets,
+        gpt_batch_losses(&m, losses + done, NULL, done + 2 <= N_BATCHES ? 2 : 1, next_seeded_batch, &sb, inputs, targets,
                          B, T);
     double rounds = 0.0;
     for (int i = 0; i < N_BATCHES; i++) rounds += losses[i];
     assert_int_equal(sb.calls, N_BATCHES);
     assert_true((float)(rounds / N_BATCHES) == mean);
+    /* the calibration counts of the batches, in lanes and one batch at a time on one
+     * thread, against the softmax of gpt_forward's logits in double: the count, the
+     * sum of top probabilities and of correct tops per bin; the ECE from them */
+    Calibration cal[2][N_BATCHES], sum[2];
+    for (int t = 1; t <= 2; t++) {
+        omp_set_num_threads(t);
+        sb = (SeededBatches){.next_seed = 100, .V = c.vocab_size};
+        gpt_batch_losses(&m, losses, cal[t - 1], N_BATCHES, next_seeded_batch, &sb, inputs, targets, B, T);
+        memset(&sum[t - 1], 0, sizeof sum[0]);
+        for (int i = 0; i < N_BATCHES; i++) calibration_add(&sum[t - 1], &cal[t - 1][i]);
+    }
+    assert_memory_equal(&sum[0], &sum[1], sizeof sum[0]);
+    double want_count[ECE_BINS] = {0}, want_conf[ECE_BINS] = {0}, want_correct[ECE_BINS] = {0};
+    for (int i = 0; i < N_BATCHES; i++) {
+        random_batch(inputs, targets, c.vocab_size, 100 + i);
+        gpt_forward(&m, inputs, targets, B, T);
+        for (int n = 0; n < B * T; n++) {
+            const float* z = m.acts.logits + (size_t)n * c.vocab_size;
+            int top = 0;
+            double total_e = 0.0;
+            for (int v = 0; v < c.vocab_size; v++) if (z[v] > z[top]) top = v;
+            for (int v = 0; v < c.vocab_size; v++) total_e += exp((double)z[v] - z[top]);
+            double p = 1.0 / total_e;
+            int bin = p >= 1.0 ? ECE_BINS - 1 : (int)(p * ECE_BINS);
+            want_count[bin] += 1;
+            want_conf[bin] += p;
+            want_correct[bin] += top == targets[n];
+        }
+    }
+    double ece = 0.0;
+    for (int b = 0; b < ECE_BINS; b++) {
+        assert_true(sum[0].count[b] == want_count[b] && sum[0].correct[b] == want_correct[b]);
+        assert_true(fabs(sum[0].confidence[b] - want_conf[b]) < 1e-5 * (1 + want_conf[b]));
+        ece += fabs(want_correct[b] - want_conf[b]);
+    }
+    ece /= N_BATCHES * B * T;
+    printf("  val ECE of %d batches: %.6f (direct: %.6f), the same counts in lanes and on one thread\n", N_BATCHES,
+           calibration_ece(&sum[0]), ece);
+    assert_true(fabs(calibration_ece(&sum[0]) - ece) < 1e-6);
     /* a training step after the lanes: the same loss as on a fresh copy of the model */
     random_batch(inputs, targets, c.vocab_size, 3);
     float after = gpt_forward(&m, inputs, targets, B, T);

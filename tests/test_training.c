@@ -328,7 +328,7 @@ static void test_a_row_without_its_evaluation_is_found_and_completed(void** stat
     train_log_open(&log, path, 0);
     LogRow evaluated = {.step = 10, .lr = 1e-3, .loss = 2.5f, .norm = 0.75f, .seconds = 0.002, .tokens = 256,
                         .evaluated = 1, .val_loss = 2.25f, .train_loss_eval = 2.125f, .val_bpb = 3.5,
-                        .elapsed_s = 1.5};
+                        .val_ece = 0.0625, .elapsed_s = 1.5};
     LogRow abandoned = evaluated;
     abandoned.step = 20;
     abandoned.evaluated = 0;
@@ -340,7 +340,7 @@ static void test_a_row_without_its_evaluation_is_found_and_completed(void** stat
     assert_true(train_log_eval_missing(path, 20));
 
     LogRow redone = {.step = 20, .evaluated = 1, .val_loss = 2.0f, .train_loss_eval = 1.875f, .val_bpb = 3.25,
-                     .elapsed_s = 99.0};
+                     .val_ece = 0.03125, .elapsed_s = 99.0};
     train_log_complete_eval(&log, &redone);
     LogRow row2 = {.step = 21, .lr = 1e-3, .loss = 1.5f, .norm = 0.5f, .seconds = 0.001, .tokens = 256,
                    .elapsed_s = 3.0};
@@ -349,9 +349,9 @@ static void test_a_row_without_its_evaluation_is_found_and_completed(void** stat
     size_t len;
     char* text = (char*)read_file(path, &len);
     assert_string_equal(text, LOG_HEADER "\n"
-                        "10,0.001,2.5,2.25,0.75,2.000,128000.0,3.5,2.125,1.500\n"
-                        "20,0.001,2.5,2,0.75,2.000,128000.0,3.25,1.875,2.500\n"
-                        "21,0.001,1.5,,0.5,1.000,256000.0,,,3.000\n");
+                        "10,0.001,2.5,2.25,0.75,2.000,128000.0,3.5,2.125,0.0625,1.500\n"
+                        "20,0.001,2.5,2,0.75,2.000,128000.0,3.25,1.875,0.03125,2.500\n"
+                        "21,0.001,1.5,,0.5,1.000,256000.0,,,,3.000\n");
     free(text);
     unlink(path);
 }

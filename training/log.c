@@ -73,18 +73,18 @@ void csv_close(CsvFile* f) {
 
 void train_log_open(TrainLog* log, const char* path, int append) { csv_open(&log->csv, path, LOG_HEADER, append); }
 
-/* A row's evaluation columns: val_loss, and val_bpb,train_loss_eval (empty when not evaluated). */
-static void eval_columns(const LogRow* r, char val[32], char eval[64]) {
+/* A row's evaluation columns: val_loss, and val_bpb,train_loss_eval,val_ece (empty when not evaluated). */
+static void eval_columns(const LogRow* r, char val[32], char eval[96]) {
     val[0] = '\0';
-    snprintf(eval, 64, ",");
+    snprintf(eval, 96, ",,");
     if (r->evaluated) {
         snprintf(val, 32, "%.9g", r->val_loss);
-        snprintf(eval, 64, "%.9g,%.9g", r->val_bpb, r->train_loss_eval);
+        snprintf(eval, 96, "%.9g,%.9g,%.9g", r->val_bpb, r->train_loss_eval, r->val_ece);
     }
 }
 
 void train_log_row(TrainLog* log, const LogRow* r) {
-    char val[32], eval[64], row[512];  /* val_loss; val_bpb,train_loss_eval; the row */
+    char val[32], eval[96], row[512];  /* val_loss; val_bpb,train_loss_eval,val_ece; the row */
     eval_columns(r, val, eval);
     int n;
     if (r->step == 0) n = snprintf(row, sizeof row, "0,,,%s,,,,%s,%.3f\n", val, eval, r->elapsed_s);
@@ -96,7 +96,7 @@ void train_log_row(TrainLog* log, const LogRow* r) {
 
 /* The last row of text (len bytes): 1 when it is step's, ends in '\n' and has
  * LOG_COLUMNS columns; field[i] is then where column i starts. */
-enum { LOG_COLUMNS = 10, COL_VAL_LOSS = 3, COL_VAL_BPB = 7, COL_ELAPSED = 9 };
+enum { LOG_COLUMNS = 11, COL_VAL_LOSS = 3, COL_VAL_BPB = 7, COL_ELAPSED = 10 };
 static int last_row_of_step(const char* text, size_t len, long step, size_t field[LOG_COLUMNS]) {
     if (len == 0 || text[len - 1] != '\n') return 0;
     size_t s = len - 1;
@@ -128,7 +128,7 @@ void train_log_complete_eval(TrainLog* log, const LogRow* r) {
     char* text = (char*)read_file(path, &len);
     if (!last_row_of_step(text, len, r->step, field) || text[field[COL_VAL_LOSS]] != ',')
         die(EXIT_IO_FAILURE, "%s: its last row is not step %ld's row without an evaluation", path, r->step);
-    char val[32], eval[64];
+    char val[32], eval[96];
     eval_columns(r, val, eval);
     /* the row as it was, its evaluation columns filled in: update columns, timing and elapsed_s stay */
     size_t cap = len + 128;

@@ -13,9 +13,12 @@
  * later columns are appended. train_loss is the loss of the step's batch before
  * its update; val_loss, val_bpb (val loss in bits per byte of text, comparable
  * across tokenizers) and train_loss_eval (the same estimate on the train split)
- * are measured after it, at evaluation steps. ms_per_step, tokens_per_s and
- * elapsed_s are timing; every other column repeats bit for bit. */
-#define LOG_HEADER "step,lr,train_loss,val_loss,grad_norm,ms_per_step,tokens_per_s,val_bpb,train_loss_eval,elapsed_s"
+ * are measured after it, at evaluation steps, with val_ece, the expected
+ * calibration error of the val predictions (15 bins of the top probability,
+ * gpt/evaluate.h). ms_per_step, tokens_per_s and elapsed_s are timing; every
+ * other column repeats bit for bit. */
+#define LOG_HEADER \
+    "step,lr,train_loss,val_loss,grad_norm,ms_per_step,tokens_per_s,val_bpb,train_loss_eval,val_ece,elapsed_s"
 
 typedef struct {
     int fd;
@@ -34,7 +37,7 @@ typedef struct {
     double seconds, tokens;       /* the update's wall time; tokens of the global batch */
     int evaluated;                /* 0: the evaluation columns stay empty */
     float val_loss, train_loss_eval;
-    double val_bpb;
+    double val_bpb, val_ece;
     double elapsed_s;             /* of the whole run, across resumes */
 } LogRow;
 
