@@ -280,7 +280,7 @@ rc=$?
 last=$(tail -n 1 "$out/log.csv" 2> /dev/null | cut -d, -f1)
 if [ $rc -ne 1 ] || ! grep -qF "cannot append a row to $out/log.csv: File too large" "$tmp/err"; then
     bad "full disk in log.csv" "exit $rc: $(cat "$tmp/err")"
-elif [ -n "$(tail -c 1 "$out/log.csv")" ] || awk -F, 'NF != 10' "$out/log.csv" | grep -q .; then
+elif [ -n "$(tail -c 1 "$out/log.csv")" ] || awk -F, 'NF != 11' "$out/log.csv" | grep -q .; then
     bad "full disk in log.csv" "a torn row: $(tail -c 100 "$out/log.csv" | od -c | tail -3)"
 elif [ "$(wc -l < "$out/log.csv")" -ne $((last + 2)) ]; then bad "full disk in log.csv" "rows missing before step $last"
 else ok "a full disk while log.csv grows (ulimit -f 8): exit 1, $(head -c 120 "$tmp/err")...; log.csv ends with step $last's whole row"; fi
