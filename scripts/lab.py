@@ -200,7 +200,10 @@ def final(table, name):
 # ---------------------------------------------------------------------------
 # the page
 
-def band_plot(ax, runs_by_variant, table, name, ylabel):
+def band_plot(ax, runs_by_variant, table, name, ylabel, zoom=False):
+    """Per variant the mean of the seeds and their min-max band. zoom: the y axis from the lowest
+    value up to the second evaluation's highest, so the untrained start does not flatten the rest."""
+    low, second = math.inf, -math.inf
     for i, (variant, runs) in enumerate(runs_by_variant.items()):
         curves = [column(r[table], name) for r in runs]
         steps = sorted(set.intersection(*[set(s) for s, _ in curves])) if curves else []
@@ -211,6 +214,11 @@ def band_plot(ax, runs_by_variant, table, name, ylabel):
         ax.plot(steps, ys.mean(axis=0), color=colour, marker="o", markersize=2.5, linewidth=1.2,
                 label=f"{variant} (mean of {len(runs)})")
         ax.fill_between(steps, ys.min(axis=0), ys.max(axis=0), color=colour, alpha=0.2, linewidth=0)
+        low = min(low, float(ys.min()))
+        if len(steps) > 2:
+            second = max(second, float(ys[:, 1].max()))
+    if zoom and math.isfinite(low) and math.isfinite(second) and second > low:
+        ax.set_ylim(low - 0.05 * (second - low), second)
     ax.set_xlabel("step")
     ax.set_ylabel(ylabel)
     ax.grid(alpha=0.3)
@@ -232,7 +240,7 @@ def write_page(exp, runs_by_variant, docs_dir):
     has_ece = any(column(r["log"], "val_ece")[1] for runs in runs_by_variant.values() for r in runs)
 
     fig, axes = plt.subplots(1, 2 if has_ece else 1, figsize=(11 if has_ece else 6.5, 4.2), squeeze=False)
-    band_plot(axes[0][0], runs_by_variant, "log", "val_loss", "validation loss (nats/token)")
+    band_plot(axes[0][0], runs_by_variant, "log", "val_loss", "validation loss (nats/token)", zoom=True)
     axes[0][0].legend(fontsize=8)
     if has_ece:
         band_plot(axes[0][1], runs_by_variant, "log", "val_ece", "validation ECE (15 bins)")
