@@ -138,9 +138,11 @@ mkfifo "$tmp/nowriter"
 ./train "$tmp/crash.conf" --input="$tmp/nowriter" --out_dir="$tmp/early" > /dev/null 2> "$tmp/early.err" &
 pid=$!
 for _ in $(seq 100); do grep -q "wait_for_partner\|pipe\|fifo" "/proc/$pid/wchan" 2> /dev/null && break; sleep 0.1; done
-( sleep 20; kill -9 $pid 2> /dev/null ) & watchdog=$!  # a run that ignored the signal fails, never hangs
+# The watchdog is stopped by SIGKILL: a subshell given SIGTERM before it has reset the traps it
+# copied runs this shell's EXIT trap, which removes $tmp.
+( sleep 20; kill -9 $pid 2> /dev/null ) > /dev/null 2>&1 & watchdog=$!  # a run that ignored the signal fails, never hangs
 kill -INT $pid; wait $pid; rc=$?
-kill $watchdog 2> /dev/null; wait $watchdog 2> /dev/null
+kill -9 $watchdog 2> /dev/null; wait $watchdog 2> /dev/null
 if [ $rc -eq 130 ] && grep -q "^stopped by SIGINT before training: no checkpoint written" "$tmp/early.err" &&
    [ ! -e "$tmp/early" ]; then ok "SIGINT before training (input a FIFO no writer opened): exit 130 at once, $(tail -n 1 "$tmp/early.err")"
 else bad "SIGINT before training" "exit $rc: $(cat "$tmp/early.err")"; fi
