@@ -14,6 +14,8 @@ EXPERIMENT is the name of a file lab/EXPERIMENT.lab (or a path to any .lab file)
   seeds   = 1 2 3                               at least 3
   setup   = SHELL COMMAND                       optional: run once, before the runs, when
   creates = PATH                                PATH does not exist (a file the variants read)
+  report  = frequency                           optional: a section on the final E by token
+                                                frequency (row norm, neighbours stable across seeds)
   variant tied   = --tie_weights=true           a name and its overrides, one line each
   variant untied = --tie_weights=false
 
@@ -43,7 +45,7 @@ import numpy as np
 
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 sys.path.insert(0, os.path.join(ROOT, "scripts"))
-from emergent_io import InputError, read_table  # noqa: E402
+from emergent_io import InputError, read_bytes, read_safetensors, read_table  # noqa: E402
 
 LAB_DIR = os.path.join(ROOT, "lab")
 MIN_SEEDS = 3
@@ -83,13 +85,13 @@ def read_experiment(arg):
                 if any(v[0] == name for v in exp["variants"]):
                     fail(f"{path}:{n}: variant '{name}' appears twice")
                 exp["variants"].append((name, value))
-            elif key in ("claim", "source", "base", "args", "seeds", "setup", "creates"):
+            elif key in ("claim", "source", "base", "args", "seeds", "setup", "creates", "report"):
                 if key in exp and key != "args":
                     fail(f"{path}:{n}: key '{key}' appears twice")
                 exp[key] = value
             else:
                 fail(f"{path}:{n}: unknown key '{key}' (claim, source, base, args, seeds, setup, creates, "
-                     "variant NAME)")
+                     "report, variant NAME)")
     for key in ("claim", "base", "seeds"):
         if key not in exp:
             fail(f"{path}: key '{key}' is missing")
@@ -101,6 +103,8 @@ def read_experiment(arg):
         fail(f"{path}: seeds: need at least {MIN_SEEDS} different seeds, got {exp['seeds']}")
     if len(exp["variants"]) < 2:
         fail(f"{path}: an experiment compares at least 2 variants")
+    if exp.get("report", "frequency") != "frequency":
+        fail(f"{path}: report: the one report is 'frequency', got '{exp['report']}'")
     if ("setup" in exp) != ("creates" in exp):
         fail(f"{path}: setup and creates go together: the command, and the file it makes")
     if not os.path.isfile(os.path.join(ROOT, exp["base"])):
@@ -180,7 +184,7 @@ def read_run(out_dir):
         fail(str(e))
     with open(os.path.join(out_dir, "lab_run.json")) as f:
         meta = json.load(f)
-    return {"log": log, "emb": emb, "meta": meta}
+    return {"log": log, "emb": emb, "meta": meta, "dir": out_dir}
 
 
 def mean_std(xs):
@@ -195,6 +199,135 @@ def mean_std(xs):
 def final(table, name):
     steps, values = column(table, name)
     return values[-1] if values else None
+
+
+# ---------------------------------------------------------------------------
+# report = frequency: the final E token by token, against how often each token occurs
+
+NEIGHBOURS = 5
+FREQ_GROUPS = 5
+
+
+def run_config(out_dir):
+    conf = {}
+    with open(os.path.join(out_dir, "config.conf"), encoding="utf-8") as f:
+        for line in f:
+            key, eq, value = line.partition("=")
+            if eq and not line.lstrip().startswith("#"):
+                conf[key.strip()] = value.split("#")[0].strip()
+    return conf
+
+
+def final_embedding(out_dir):
+    """E (V, C) of the run's final model, as float64."""
+    path = os.path.join(out_dir, "model.safetensors")
+    try:
+        entries, data, _ = read_safetensors(path)
+    except InputError as e:
+        fail(str(e))
+    if "transformer.wte.weight" not in entries:
+        fail(f"{path}: no transformer.wte.weight")
+    dtype, shape, begin, end = entries["transformer.wte.weight"]
+    if dtype != "F32" or len(shape) != 2:
+        fail(f"{path}: transformer.wte.weight is {dtype} {shape}, expected a F32 matrix")
+    return np.frombuffer(data[begin:end], dtype="<f4").reshape(shape).astype(np.float64)
+
+
+def train_counts(out_dir, vocab_size):
+    """How often each token id occurs in the run's training split: the token file in its data_dir
+    whose tokenizer is byte for byte the run's tokenizer.bin."""
+    conf = run_config(out_dir)
+    data_dir = conf.get("data_dir", "")
+    try:
+        mine = read_bytes(os.path.join(out_dir, "tokenizer.bin"))
+        for f in sorted(os.listdir(data_dir)) if os.path.isdir(data_dir) else []:
+            if f.endswith(".tokenizer") and read_bytes(os.path.join(data_dir, f)) == mine:
+                blob = read_bytes(os.path.join(data_dir, f[:-len(".tokenizer")] + ".train.bin"))
+                ids = np.frombuffer(blob, dtype="<u2", offset=256 * 4)  # after the 256-int32 header
+                return np.bincount(ids, minlength=vocab_size)[:vocab_size]
+    except InputError as e:
+        fail(str(e))
+    fail(f"{out_dir}: no token file in data_dir '{data_dir}' was made with this run's tokenizer")
+
+
+def neighbour_sets(E):
+    """Each row's NEIGHBOURS nearest other rows by cosine."""
+    U = E / np.maximum(np.linalg.norm(E, axis=1, keepdims=True), 1e-30)
+    sim = U @ U.T
+    np.fill_diagonal(sim, -np.inf)
+    return np.argsort(-sim, axis=1, kind="stable")[:, :NEIGHBOURS]
+
+
+def frequency_groups(counts):
+    """Token ids in groups of (nearly) equal size from the rarest to the most frequent; the ids
+    never seen in training in a group of their own, first."""
+    order = np.argsort(counts, kind="stable")
+    unseen = order[counts[order] == 0]
+    seen = order[counts[order] > 0]
+    groups = [("never in training", unseen)] if len(unseen) else []
+    for i, part in enumerate(np.array_split(seen, min(FREQ_GROUPS, len(seen)))):
+        lo, hi = int(counts[part].min()), int(counts[part].max())
+        groups.append((f"{i + 1} ({lo}-{hi})", part))
+    return groups
+
+
+def frequency_report(exp, runs_by_variant, docs_dir, save_fig, plt):
+    """Per variant and frequency group: the mean row norm over the seeds, and how many of a
+    token's nearest neighbours the seeds agree on (a row still near its random start has
+    different neighbours in every seed; one that learned has the same ones)."""
+    name = exp["name"]
+    lines = ["", "## E by token frequency", "",
+             f"The final E of every run, its tokens in groups from the rarest to the most frequent by their "
+             f"count in the training split (the count range in brackets). `norm`: the mean row norm (mean ± "
+             f"standard deviation over the seeds); `agreement`: of each token's {NEIGHBOURS} nearest "
+             f"neighbours by cosine, the fraction two seeds share, averaged over the pairs of seeds "
+             f"(chance: {NEIGHBOURS} / (V - 1)); `Spearman`: the rank correlation of row norm with "
+             f"count over the seen tokens.", "", f"![E by frequency]({name}_frequency.png)", ""]
+    variants = [v for v, _ in exp["variants"]]
+    fig, axes = plt.subplots(1, len(variants) + 1, figsize=(3.6 * (len(variants) + 1), 3.6), squeeze=False)
+    for i, variant in enumerate(variants):
+        runs = runs_by_variant[variant]
+        Es = [final_embedding(r["dir"]) for r in runs]
+        V = Es[0].shape[0]
+        counts = train_counts(runs[0]["dir"], V)
+        norms = [np.linalg.norm(E, axis=1) for E in Es]
+        nbrs = [neighbour_sets(E) for E in Es]
+        pairs = [(a, b) for a in range(len(Es)) for b in range(a + 1, len(Es))]
+        agree = np.mean([[len(set(nbrs[a][t]) & set(nbrs[b][t])) / NEIGHBOURS for t in range(V)]
+                         for a, b in pairs], axis=0)
+        seen = counts > 0
+        rank = lambda x: np.argsort(np.argsort(x, kind="stable"), kind="stable")
+        spear = [float(np.corrcoef(rank(counts[seen]), rank(n[seen]))[0, 1]) for n in norms]
+        m, sd = mean_std(spear)
+        lines += [f"**{variant}** (V = {V}, {int(seen.sum())} tokens seen in training, Spearman {m:.3f} ± {sd:.3f}; "
+                  f"chance agreement {NEIGHBOURS / (V - 1):.3f}):", "",
+                  "| frequency group | tokens | norm | agreement |", "|---|---|---|---|"]
+        xs, ys = [], []
+        for label, ids in frequency_groups(counts):
+            nm, ns = mean_std([float(n[ids].mean()) for n in norms])
+            lines.append(f"| {label} | {len(ids)} | {nm:.3f} ± {ns:.3f} | {float(agree[ids].mean()):.3f} |")
+            if label != "never in training":
+                xs.append(float(np.median(counts[ids])))
+                ys.append(float(agree[ids].mean()))
+        lines.append("")
+        ax = axes[0][i]
+        ax.scatter(np.log10(counts + 1), norms[0], s=4, alpha=0.5, color=f"C{i}")
+        ax.set_xlabel("log10(count in training + 1)")
+        ax.set_ylabel(f"row norm (seed {exp['seeds'][0]})")
+        ax.set_title(f"{variant}: V = {V}", fontsize=9)
+        ax.grid(alpha=0.3)
+        axes[0][-1].plot(xs, ys, marker="o", color=f"C{i}", label=variant)
+    ax = axes[0][-1]
+    ax.set_xscale("log")
+    ax.set_xlabel("median count of the group")
+    ax.set_ylabel("neighbour agreement across seeds")
+    ax.legend(fontsize=8)
+    ax.grid(alpha=0.3)
+    fig.suptitle(f"{name}: the final E against token frequency")
+    fig.tight_layout()
+    save_fig(fig, os.path.join(docs_dir, f"{name}_frequency.png"))
+    plt.close(fig)
+    return lines
 
 
 # ---------------------------------------------------------------------------
@@ -292,6 +425,8 @@ def write_page(exp, runs_by_variant, docs_dir):
               f"{(m2 - m1) / se:.1f} standard errors of the difference over {len(exp['seeds'])} seeds.", "",
               f"Measured on {', '.join(sorted(cpus))}; all {sum(len(r) for r in runs_by_variant.values())} runs took "
               f"{total_wall / 60:.1f} minutes, one at a time."]
+    if exp.get("report") == "frequency":
+        lines += frequency_report(exp, runs_by_variant, docs_dir, save, plt)
     path = os.path.join(docs_dir, f"{name}.md")
     with open(path + ".tmp", "w") as f:
         f.write("\n".join(lines) + "\n")

@@ -44,12 +44,22 @@ if lab "$tmp/micro.lab" && grep -q "1 run(s) made, 5 reused" "$tmp/lab.out" &&
     ok "a run cut short resumes (--resume) to the uninterrupted run's log"
 else bad "resume a cut run" "$(cat "$tmp/lab.out" "$tmp/lab.err" | tail -3)"; fi
 
+# report = frequency: the final E by frequency group, from the same runs
+mkdir -p "$tmp/freq" && { cat "$tmp/micro.lab"; echo "report = frequency"; } > "$tmp/freq/micro.lab"
+if lab "$tmp/freq/micro.lab" --only-page && grep -q "^## E by token frequency" "$tmp/docs/micro.md" &&
+   [ "$(head -c 4 "$tmp/docs/micro_frequency.png" | tail -c 3)" = PNG ] &&
+   [ "$(awk -F'|' '/^\*\*untied\*\* \(V = 65,/ { on = 1 } on && /^\| [1-5] \(/ { n += $3 } END { print n }' "$tmp/docs/micro.md")" = 65 ]; then
+    ok "report = frequency: per variant 5 frequency groups holding all 65 tokens, norm and neighbour agreement, a figure"
+else bad "report = frequency" "$(cat "$tmp/lab.out" "$tmp/lab.err" | tail -3) $(sed -n '/E by token/,$p' "$tmp/docs/micro.md" | head -20)"; fi
+
 # malformed experiment files
 printf '%s\n' "claim = x" "base = $tmp/base.conf" "seeds = 1 2" "variant a = " "variant b = --seed=1" > "$tmp/seeds.lab"
 printf '%s\n' "claim = x" "base = $tmp/base.conf" "seeds = 1 2 3" "varient a = x" > "$tmp/key.lab"
 printf '%s\n' "claim = x" "base = $tmp/base.conf" "seeds = 1 2 3" "variant a = " "variant a = --n_layer=1" > "$tmp/twice.lab"
+printf '%s\n' "claim = x" "base = $tmp/base.conf" "seeds = 1 2 3" "report = norms" "variant a = " "variant b = --n_layer=1" > "$tmp/report.lab"
 for case in "seeds.lab|need at least 3 different seeds" "key.lab|:4: unknown key 'varient a'" \
-            "twice.lab|:5: variant 'a' appears twice" "nosuch|no such experiment file"; do
+            "twice.lab|:5: variant 'a' appears twice" "report.lab|the one report is 'frequency'" \
+            "nosuch|no such experiment file"; do
     file=${case%%|*}; want=${case#*|}
     lab "$tmp/$file"
     rc=$?
