@@ -395,6 +395,9 @@ def write_page(exp, runs_by_variant, docs_dir):
         m, s = mean_std(values)
         return "-" if m is None else f"{m:.{digits}f} ± {s:.{digits}f}"
 
+    # early: the val loss at the first evaluation after step 0, where a faster start shows
+    early = min((s for runs in runs_by_variant.values() for r in runs for s in column(r["log"], "val_loss")[0]
+                 if s > 0), default=None)
     cols = [("final val loss", "log", "val_loss", 4)] + ([("final val ECE", "log", "val_ece", 4)] if has_ece else [])
     cols += [(label.split(" of ")[0].split(" between")[0], "emb", metric, 3) for metric, label in METRICS]
     lines = [f"# Lab: {name}", "",
@@ -404,8 +407,9 @@ def write_page(exp, runs_by_variant, docs_dir):
              + (f" with `{exp['args']}`" if exp["args"] else "") + f", seeds {' '.join(map(str, exp['seeds']))}.", "",
              f"![validation loss]({name}_loss.png)", "", f"![embedding metrics]({name}_embeddings.png)", "",
              "Final values, mean ± standard deviation over the seeds:", "",
-             "| variant | overrides | " + " | ".join(c[0] for c in cols) + " | wall s per run |",
-             "|---" * (len(cols) + 3) + "|"]
+             "| variant | overrides | " + (f"val loss at step {early} | " if early else "")
+             + " | ".join(c[0] for c in cols) + " | wall s per run |",
+             "|---" * (len(cols) + 3 + (1 if early else 0)) + "|"]
     cpus = set()
     total_wall = 0.0
     for variant, args in exp["variants"]:
@@ -414,6 +418,8 @@ def write_page(exp, runs_by_variant, docs_dir):
         total_wall += sum(walls)
         cpus.update(r["meta"]["cpu"] for r in runs)
         cells = [cell([final(r[t], c) for r in runs], d) for _, t, c, d in cols]
+        if early:
+            cells.insert(0, cell([dict(zip(*column(r["log"], "val_loss"))).get(early) for r in runs]))
         lines.append(f"| {variant} | `{args}` | " + " | ".join(cells) + f" | {cell(walls, 1)} |")
     # the two best variants by mean final val loss: is their gap bigger than the seeds' spread?
     ranked = sorted((mean_std([final(r["log"], "val_loss") for r in runs_by_variant[v]]), v)
