@@ -31,7 +31,9 @@ const char* const POS_ENCODING_NAMES[NUM_POS_ENCODINGS] = {
 
 const ParamSpec PARAM_TABLE[NUM_PARAM_TENSORS] = {
     /* field          Hugging Face GPT-2 name        Conv1D stage     rows       cols      present     decay init */
-    {FIELD(wte),      "transformer.wte.weight",      0, STAGE_EMBED,  DIM_V,     DIM_C,    ALWAYS,     1, INIT_NORMAL},
+    {FIELD(wte),      "transformer.wte.weight",      0, STAGE_EMBED,  DIM_V,     DIM_C,    IF_FULL_E,  1, INIT_NORMAL},
+    {FIELD(wte_a),    "transformer.wte_a.weight",    0, STAGE_EMBED,  DIM_V,     DIM_R,    IF_FACTORED,1, INIT_NORMAL},
+    {FIELD(wte_b),    "transformer.wte_b.weight",    0, STAGE_EMBED,  DIM_C,     DIM_R,    IF_FACTORED,1, INIT_NORMAL},
     {FIELD(wpe),      "transformer.wpe.weight",      0, STAGE_EMBED,  DIM_BLOCK, DIM_C,    IF_LEARNED, 1, INIT_NORMAL},
     {FIELD(ln1w),     HF_BLOCK "ln_1.weight",        0, STAGE_BLOCK,  DIM_C,     DIM_NONE, ALWAYS,     0, INIT_ONES},
     {FIELD(ln1b),     HF_BLOCK "ln_1.bias",          0, STAGE_BLOCK,  DIM_C,     DIM_NONE, IF_BIAS,    0, INIT_ZEROS},
@@ -53,11 +55,19 @@ const ParamSpec PARAM_TABLE[NUM_PARAM_TENSORS] = {
 /* The table's rows worked out for config c, one after another in memory. */
 size_t param_layout(ParamTensorInfo t[NUM_PARAM_TENSORS], const GPTConfig* c) {
     float resid_std = INIT_STD / sqrtf(2.0f * c->n_layer);
+    float e_std = c->embed_init_std > 0 ? c->embed_init_std : INIT_STD;
+    /* E = A B: E_vc = sum_k A_vk B_kc sums r products of independent zero-mean
+     * draws, so its variance is r s_a^2 s_b^2. s_a = s_b = sqrt(e_std / sqrt(r))
+     * gives E the spread of the unfactorised init (e_std), and the two factors
+     * one scale, so that AdamW's steps (about lr whatever a tensor's scale) move
+     * both at the same relative rate. */
+    float factor_std = c->embed_rank > 0 ? sqrtf(e_std / sqrtf((float)c->embed_rank)) : 0.0f;
     int C = c->n_embd;
     int dims[] = {[DIM_NONE] = 0, [DIM_C] = C, [DIM_3C] = 3 * C, [DIM_4C] = 4 * C, [DIM_V] = c->vocab_size,
-                  [DIM_BLOCK] = c->block_size};
+                  [DIM_BLOCK] = c->block_size, [DIM_R] = c->embed_rank};
     int present[] = {[ALWAYS] = 1, [IF_BIAS] = c->bias,
-                     [IF_LEARNED] = c->pos_encoding == POS_LEARNED, [IF_UNTIED] = !c->tie_weights};
+                     [IF_LEARNED] = c->pos_encoding == POS_LEARNED, [IF_UNTIED] = !c->tie_weights,
+                     [IF_FULL_E] = c->embed_rank == 0, [IF_FACTORED] = c->embed_rank > 0};
     size_t offset = 0;
     for (int i = 0; i < NUM_PARAM_TENSORS; i++) {
         const ParamSpec* s = &PARAM_TABLE[i];
@@ -78,7 +88,8 @@ size_t param_layout(ParamTensorInfo t[NUM_PARAM_TENSORS], const GPTConfig* c) {
         info->size = present[s->present] ? floats : 0;
         info->decay = s->decay;
         info->init_std = s->init == INIT_NORMAL ? INIT_STD : s->init == INIT_RESID ? resid_std : 0.0f;
-        if (s->field == offsetof(ParameterTensors, wte) && c->embed_init_std > 0) info->init_std = c->embed_init_std;
+        if (s->field == offsetof(ParameterTensors, wte)) info->init_std = e_std;
+        if (s->present == IF_FACTORED) info->init_std = factor_std;
         info->init_const = s->init == INIT_ONES ? 1.0f : 0.0f;
         info->offset = offset;
         offset += info->size;
@@ -86,11 +97,13 @@ size_t param_layout(ParamTensorInfo t[NUM_PARAM_TENSORS], const GPTConfig* c) {
     return offset;
 }
 
-void point_params(ParameterTensors* p, float* memory, const ParamTensorInfo t[NUM_PARAM_TENSORS], int tie_weights) {
+void point_params(ParameterTensors* p, float* memory, const ParamTensorInfo t[NUM_PARAM_TENSORS], int tie_weights,
+                  float* embedding) {
     for (int i = 0; i < NUM_PARAM_TENSORS; i++) {
         float** field = (float**)((char*)p + t[i].spec->field);
         *field = t[i].size ? memory + t[i].offset : NULL;
     }
+    if (embedding) p->wte = embedding;     /* embed_rank > 0: E = A B (or dE) outside the parameters */
     if (tie_weights) p->lm_head = p->wte;  /* the same memory: both paths write into dE */
 }
 
@@ -107,8 +120,12 @@ void gpt_build(GPT* m, const GPTConfig* config, int max_batch, uint64_t seed) {
     m->num_params = param_layout(m->tensors, c);
     m->params_memory = xmalloc(m->num_params * sizeof(float), "parameters");
     m->grads_memory = xcalloc(m->num_params, sizeof(float), "parameter gradients");
-    point_params(&m->params, m->params_memory, m->tensors, c->tie_weights);
-    point_params(&m->grads, m->grads_memory, m->tensors, c->tie_weights);
+    if (c->embed_rank > 0) {  /* E = A B and its gradient dE, each (V, C), outside the parameters */
+        m->embed = xmalloc((size_t)c->vocab_size * C * sizeof(float), "E = A B");
+        m->dembed = xcalloc(embed_grad_floats(c), sizeof(float), "dE");
+    }
+    point_params(&m->params, m->params_memory, m->tensors, c->tie_weights, m->embed);
+    point_params(&m->grads, m->grads_memory, m->tensors, c->tie_weights, m->dembed);
 
     /* init in table order from one seeded stream, so the same seed gives the same model */
     Rng rng;
@@ -144,6 +161,7 @@ void gpt_build(GPT* m, const GPTConfig* config, int max_batch, uint64_t seed) {
     m->batch_groups = 1;
     m->acts_groups = 1;
     gpt_eval_mode(m);
+    gpt_sync_embedding(m);
 }
 
 void gpt_free(GPT* m) {
@@ -151,8 +169,24 @@ void gpt_free(GPT* m) {
     free(m->acts_memory); free(m->dacts_memory);
     free(m->pe_table); free(m->rope_cs); free(m->scratch);
     free(m->inputs); free(m->targets); free(m->lane_tokens);
-    free(m->group_grads); free(m->group_scratch);
+    free(m->group_grads); free(m->group_scratch); free(m->group_dembed);
+    free(m->embed); free(m->dembed);
     memset(m, 0, sizeof(*m));
+}
+
+size_t embed_grad_floats(const GPTConfig* c) {
+    return c->embed_rank > 0 ? (size_t)c->vocab_size * (c->n_embd + c->embed_rank) : 0;
+}
+
+void gpt_sync_embedding(GPT* m) {
+    const GPTConfig* c = &m->config;
+    if (c->embed_rank == 0) return;
+    if (omp_get_max_threads() > m->scratch_threads)
+        die(EXIT_BAD_INPUT, "gpt_sync_embedding: %d OpenMP threads, but the model's scratch was sized for %d at build",
+            omp_get_max_threads(), m->scratch_threads);
+    /* E = A B: the linear layer E = A wte_b^T, row v of E from row v of A */
+    matmul_forward(m->embed, m->params.wte_a, m->params.wte_b, NULL, m->scratch, c->vocab_size, c->embed_rank,
+                   c->n_embd);
 }
 
 void gpt_train_mode(GPT* m, uint64_t seed, long step) {
@@ -319,7 +353,8 @@ float forward_pass(const GPT* m, ForwardBuffers buf, const int* inputs, const in
     size_t BT = (size_t)B * T;
 
     /* e_t = E[i_t];  x_t = embed_scale * e_t + PE_t  (no PE_t with pos_encoding none;
-     * embed_dropout drops whole e_t in training) */
+     * embed_dropout drops whole e_t in training). With embed_rank, E is A B, made
+     * before the pass (gpt_sync_embedding); backward_pass ends by undoing it. */
     encoder_forward(a.encoded, inputs, p->wte, positions(m), c->embed_scale, drop_token_p(m),
                     drop_key(m, buf.first_row, 0, DROP_TOKEN), B, T, C);
     dropout_forward(a.encoded, BT * C, drop_p(m), drop_key(m, buf.first_row, 0, DROP_EMBED));
@@ -343,6 +378,7 @@ float forward_pass(const GPT* m, ForwardBuffers buf, const int* inputs, const in
  * gpt_backward (which also needs the ids, for dE's lookup scatter). */
 static float forward(GPT* m, const int* inputs, const int* targets, int B, int T, int keep) {
     m->B = B; m->T = T;
+    gpt_sync_embedding(m);  /* E = A B of the factors as they are now */
     ForwardBuffers own = {m->acts, m->scratch, 0};
     m->mean_loss = forward_pass(m, own, inputs, targets, B, T, keep);
     memcpy(m->inputs, inputs, sizeof(int) * B * T);  /* B, T checked by forward_pass */
@@ -373,7 +409,9 @@ void gpt_zero_grad(GPT* m) {
 /* The parameter gradients a backward only adds into: layer norms' and positions'
  * sums over the rows, E's lookup scatter when E is not the output weight. Zeroed
  * before a GRADS_SET backward; every other gradient (the linear layers', and E
- * through the tied head, its first writer) is written whole by its product. */
+ * through the tied head, its first writer) is written whole by its product.
+ * With embed_rank, dE is not a parameter gradient but the pass's own (V, C)
+ * scratch, which backward_pass zeroes itself. */
 static void zero_summed_grads(const GPTConfig* c, const ParameterTensors* g) {
     size_t C = c->n_embd, LC = (size_t)c->n_layer * C;
     struct { float* grad; size_t n; } summed[] = {
@@ -433,7 +471,11 @@ void backward_pass(const GPT* m, BackwardBuffers buf, const int* inputs, const i
     /* The residual stream's gradient is one buffer, dx, updated in place from the top
      * down. Every other gradient is first written whole (kernels.h): only dx is zeroed. */
     float* dx = d.encoded;
+    /* With embed_rank, g->wte is this pass's dE, a scratch: written whole whatever
+     * mode says (e_mode), then folded into dA and dB with mode, at the end */
+    GradMode e_mode = c->embed_rank ? GRADS_SET : mode;
     if (mode == GRADS_SET) zero_summed_grads(c, g);
+    else if (c->embed_rank && !c->tie_weights) memset(g->wte, 0, (size_t)V * C * sizeof(float));
     #pragma omp parallel for schedule(static)
     for (size_t i = 0; i < BTC; i++) dx[i] = 0.0f;
 
@@ -443,7 +485,8 @@ void backward_pass(const GPT* m, BackwardBuffers buf, const int* inputs, const i
      * gradient and this its DENSE part: every row of E gets one from every position. */
     const float* head = c->tie_weights ? p->wte : p->lm_head;
     float* dhead = c->tie_weights ? g->wte : g->lm_head;
-    matmul_backward(d.lnf, dhead, NULL, d.logits, a.lnf, head, buf.scratch, BT, C, V, mode);
+    matmul_backward(d.lnf, dhead, NULL, d.logits, a.lnf, head, buf.scratch, BT, C, V,
+                    c->tie_weights ? e_mode : mode);
     /* undo h = LNf(x) */
     const float* x_last = a.residual3 + (L - 1) * BTC;
     layernorm_backward(dx, g->lnfw, g->lnfb, d.lnf, x_last, p->lnfw, a.lnf_mean, a.lnf_rstd, BT, C);
@@ -460,6 +503,23 @@ void backward_pass(const GPT* m, BackwardBuffers buf, const int* inputs, const i
     dropout_backward(dx, BTC, m->forward_dropout, drop_key(m, buf.first_row, 0, DROP_EMBED));
     encoder_backward(g->wte, g->wpe, dx, inputs, c->embed_scale, m->forward_token_dropout,
                      drop_key(m, buf.first_row, 0, DROP_TOKEN), B, T, C);
+
+    /* undo E = A B (embed_rank > 0), the linear layer E = A wte_b^T: dE, complete
+     * now, reaches the factors as any layer's output gradient reaches its input and
+     * weight: dA = dE B^T (sparse rows and the dense term alike), and
+     * dB = A^T dE, stored as its transpose dwte_b = dE^T A. matmul_backward
+     * overwrites its input gradient, so a GRADS_ADD pass writes dA past dE first
+     * (embed_grad_floats) and adds it. */
+    if (c->embed_rank) {
+        int r = c->embed_rank;
+        size_t Vr = (size_t)V * r;
+        float* da = mode == GRADS_SET ? g->wte_a : g->wte + (size_t)V * C;
+        matmul_backward(da, g->wte_b, NULL, g->wte, p->wte_a, p->wte_b, buf.scratch, V, r, C, mode);
+        if (mode == GRADS_ADD) {
+            #pragma omp parallel for schedule(static)
+            for (size_t i = 0; i < Vr; i++) g->wte_a[i] += da[i];
+        }
+    }
 }
 
 void model_backward(GPT* m, GradMode mode) {

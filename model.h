@@ -1,6 +1,7 @@
 /* model.h: the GPT. Config, parameter layout, forward, backward.
  *
  * Data flow (shapes with the legend of kernels.h):
+ *   E = A B when embed_rank > 0                          (V,C) from (V,r) and (r,C), else E itself
  *   ids (B,T) -> x = embed_scale * E[ids] + PE        (B,T,C), PE = 0 with pos_encoding none or rope
  *   n_layer x [ x += attn(LN1(x)) ; x += mlp(LN2(x)) ] (pre-LayerNorm blocks)
  *   h = LNf(x) -> logits z = h E^T                     (B,T,V), E tied or a separate head
@@ -34,12 +35,19 @@ typedef struct {
     float embed_init_std;  /* E's initial values ~ N(0, embed_init_std^2); 0: the default 0.02 */
     float embed_dropout;   /* training only: drop a position's whole E row with this probability,
                             * before positions are added, the kept ones scaled by 1/(1-p) */
+    int embed_rank;        /* r: 0, E a (V,C) parameter; 0 < r < min(V,C), E = A B from the
+                            * parameters A (V,r) and B (r,C), as ALBERT factorises it */
 } GPTConfig;
 
 /* Every parameter tensor, in memory order: the order of PARAM_TABLE's rows.
  * Per-layer tensors are stacked over L. */
 typedef struct {
-    float* wte;       /* (V, C)        E, the token embedding */
+    float* wte;       /* (V, C)        E, the token embedding. With embed_rank > 0 not a parameter
+                       *                but E = A B, computed from wte_a and wte_b into the model's
+                       *                own memory (gpt_sync_embedding); its gradient a scratch dE */
+    float* wte_a;     /* (V, r)        A, embed_rank > 0 only: each token's r coordinates */
+    float* wte_b;     /* (C, r)        B^T, embed_rank > 0 only, stored as a Linear (out, in) from r
+                       *                to C, so that E = A B is the linear layer E = A wte_b^T */
     float* wpe;       /* (block_size, C) learned positions; NULL when sinusoidal or none */
     float* ln1w;      /* (L, C) */
     float* ln1b;      /* (L, C)        every bias is NULL when config.bias == 0 */
@@ -57,7 +65,7 @@ typedef struct {
     float* lnfb;      /* (C) */
     float* lm_head;   /* (V, C)        == wte when tied (no memory of its own) */
 } ParameterTensors;
-enum { NUM_PARAM_TENSORS = 17 };
+enum { NUM_PARAM_TENSORS = 19 };
 
 /* ------------------------------------------------------------------------- */
 /* the parameter table: one row per tensor, everything else derives from it  */
@@ -65,13 +73,15 @@ enum { NUM_PARAM_TENSORS = 17 };
 /* Where a tensor sits in the network, in the order a forward reaches it. */
 typedef enum { STAGE_EMBED, STAGE_BLOCK, STAGE_OUTPUT } Stage;
 /* One of a tensor's dimensions, in the config's terms. */
-typedef enum { DIM_NONE, DIM_C, DIM_3C, DIM_4C, DIM_V, DIM_BLOCK } ParamDim;  /* DIM_BLOCK: block_size */
+typedef enum { DIM_NONE, DIM_C, DIM_3C, DIM_4C, DIM_V, DIM_BLOCK, DIM_R } ParamDim;  /* DIM_BLOCK: block_size; DIM_R: embed_rank */
 /* When a tensor exists: always, or only for some configs. */
 typedef enum {
     ALWAYS,
     IF_BIAS,                 /* a bias: absent when config.bias = 0 */
     IF_LEARNED,              /* absent with sinusoidal positions (a fixed table) or none */
     IF_UNTIED,               /* absent when tied: the output weight is then E itself */
+    IF_FULL_E,               /* E as one parameter: absent when embed_rank > 0 */
+    IF_FACTORED,             /* A and B: only when embed_rank > 0 */
 } ParamPresence;
 /* GPT-2's init. The two projections that write into the residual stream are
  * scaled down so that the stream's variance does not grow with depth. */
@@ -153,6 +163,8 @@ typedef struct {
     float* dacts_memory;
     size_t num_activations;                /* floats in acts_memory (n_layer blocks) */
     size_t num_dactivations;               /* floats in dacts_memory (one block: see gpt_backward) */
+    float* embed;                          /* (V, C) E = A B when embed_rank > 0 (params.wte), else NULL */
+    float* dembed;                         /* (V, C) dE of the last backward, embed_rank > 0 (grads.wte) */
     float* pe_table;                       /* (block_size, C) sinusoid table, or NULL */
     float* rope_cs;                        /* (block_size, hs/2, 2) rotary cos/sin, or NULL */
     float* scratch;                        /* packed W^T in matmul_forward; attention's blocks; */
@@ -174,6 +186,7 @@ typedef struct {
     int group_threads;                     /* the threads per group group_scratch was sized for */
     float* group_grads;                    /* groups 1.. add their gradients here, (batch_groups - 1) x num_params */
     float* group_scratch;                  /* each group's scratch, batch_groups blocks */
+    float* group_dembed;                   /* groups 1..'s dE, (batch_groups - 1) x V x C, embed_rank > 0 */
     int acts_groups;                       /* the groups the last forward's activations are laid out in */
 } GPT;
 
@@ -183,6 +196,11 @@ typedef struct {
  * allocates no batch activations: the model can then only generate (gpt/generate.h). */
 void gpt_build(GPT* model, const GPTConfig* config, int max_batch, uint64_t seed);
 void gpt_free(GPT* model);
+/* With embed_rank > 0: E = A B, from the factors as they are now, into params.wte.
+ * The forwards and the checkpoint loaders call it; whoever changes wte_a or
+ * wte_b otherwise (the optimizer) calls it before reading E without a forward.
+ * Without embed_rank a no-op: E is then the parameter itself. */
+void gpt_sync_embedding(GPT* model);
 
 /* Training mode: dropout with masks keyed by (seed, step), so a step's masks are
  * the same on any thread count and after a resume. Eval mode (the default after

@@ -79,6 +79,11 @@ static void print_model(const TrainConfig* cfg, const GPT* model) {
            "dropout %g: %zu parameters\n", cfg->n_layer, cfg->n_head, cfg->n_embd, cfg->block_size,
            POS_ENCODING_NAMES[cfg->pos_encoding], cfg->embed_scale,
            cfg->tie_weights ? "tied" : "untied", cfg->bias ? "biases" : "no biases", cfg->dropout, model->num_params);
+    if (cfg->embed_rank > 0) {
+        size_t V = (size_t)model->config.vocab_size, C = (size_t)cfg->n_embd, r = (size_t)cfg->embed_rank;
+        printf("embeddings: E = A B, A (%zu x %zu) and B (%zu x %zu): %zu parameters in place of E's %zu\n", V, r, r,
+               C, (V + C) * r, V * C);
+    }
     int from_file = cfg->embed_init[0] && !cfg->resume;
     if (cfg->embed_init_std != 0.02 || from_file || cfg->freeze_embeddings || cfg->embed_dropout > 0) {
         if (from_file) printf("embeddings: E starts as the vectors of %s", cfg->embed_init);
@@ -283,6 +288,7 @@ int main(int argc, char** argv) {
     Tokenizer* tok = run_load_tokenizer(&run, &data);
 
     /* ---- model and optimizer ---- */
+    if (config_check_vocab(&cfg, data.vocab_size, err, sizeof err) != 0) die(EXIT_BAD_INPUT, "%s", err);
     GPTConfig mc = config_model(&cfg, data.vocab_size);
     check_memory(&mc, &cfg, (double)(train_data.n + val_data.n) * sizeof(uint16_t), argv[1]);
     GPT model;
@@ -344,6 +350,7 @@ int main(int argc, char** argv) {
             row.lr = lr_schedule((int)step - 1, cfg.learning_rate, cfg.min_lr, cfg.warmup_iters, cfg.lr_decay_iters);
             adamw_update(&opt, model.params_memory, model.grads_memory, trained.tensors, trained.num_tensors,
                          (float)row.lr, (float)cfg.beta1, (float)cfg.beta2, (float)cfg.weight_decay);
+            gpt_sync_embedding(&model);  /* E = A B of the updated factors, for snapshots read before a forward */
             row.seconds = now_seconds() - t0;
             train_seconds += row.seconds;
             updates++;

@@ -32,10 +32,12 @@ static int slice_shape(const ParamTensorInfo* t, int64_t shape[2]) {
     return t->ndim;
 }
 
-/* The row of E, the token embedding: its shape comes first when loading. */
-static const ParamSpec* embedding_row(void) {
+/* The row of E, the token embedding, or of its factor A (V, r) with embed_rank:
+ * its shape comes first when loading. */
+static const ParamSpec* embedding_row(int embed_rank) {
+    size_t field = embed_rank ? offsetof(ParameterTensors, wte_a) : offsetof(ParameterTensors, wte);
     for (int i = 0; i < NUM_PARAM_TENSORS; i++)
-        if (PARAM_TABLE[i].field == offsetof(ParameterTensors, wte)) return &PARAM_TABLE[i];
+        if (PARAM_TABLE[i].field == field) return &PARAM_TABLE[i];
     return NULL;
 }
 
@@ -43,18 +45,20 @@ static size_t count(int ndim, const int64_t shape[2]) { return (size_t)shape[0] 
 
 /* Whether the file is a GPT-2 checkpoint that transformers reproduces exactly. */
 static int gpt2_compatible(const GPTConfig* c) {
-    return c->pos_encoding == POS_LEARNED && c->embed_scale == 1.0f;
+    return c->pos_encoding == POS_LEARNED && c->embed_scale == 1.0f && c->embed_rank == 0;
 }
 
 /* ------------------------------------------------------------------------- */
 /* the model config in metadata                                             */
 
 typedef struct { char key[32]; char value[64]; } MetaPair;
-enum { MODEL_META = 9 };
+/* The last, embed_rank, is written only when it is not 0: a file without it is a
+ * model with E as one tensor, as every file before the factorisation. */
+enum { MODEL_META = 10, META_EMBED_RANK = 9 };
 
 static void model_meta(const GPTConfig* c, MetaPair out[MODEL_META]) {
     const char* keys[MODEL_META] = {"vocab_size", "block_size", "n_layer", "n_head", "n_embd",
-                                    "pos_encoding", "embed_scale", "tie_weights", "bias"};
+                                    "pos_encoding", "embed_scale", "tie_weights", "bias", "embed_rank"};
     for (int i = 0; i < MODEL_META; i++) snprintf(out[i].key, sizeof out[i].key, "emergent.%s", keys[i]);
     snprintf(out[0].value, sizeof out[0].value, "%d", c->vocab_size);
     snprintf(out[1].value, sizeof out[1].value, "%d", c->block_size);
@@ -65,13 +69,20 @@ static void model_meta(const GPTConfig* c, MetaPair out[MODEL_META]) {
     snprintf(out[6].value, sizeof out[6].value, "%.9g", c->embed_scale);
     snprintf(out[7].value, sizeof out[7].value, "%s", c->tie_weights ? "true" : "false");
     snprintf(out[8].value, sizeof out[8].value, "%s", c->bias ? "true" : "false");
+    snprintf(out[9].value, sizeof out[9].value, "%d", c->embed_rank);
+}
+
+/* A file's metadata value of key, with embed_rank's "0" when the file has none. */
+static const char* meta_value(const StFile* f, const MetaPair* pair) {
+    const char* have = st_meta(f, pair->key);
+    return !have && strcmp(pair->key, "emergent.embed_rank") == 0 ? "0" : have;
 }
 
 static int add_model_meta(StWriter* w, const GPTConfig* c) {
     MetaPair meta[MODEL_META];
     model_meta(c, meta);
     for (int i = 0; i < MODEL_META; i++)
-        if (st_add_meta(w, meta[i].key, meta[i].value) != 0) return -1;
+        if ((i != META_EMBED_RANK || c->embed_rank != 0) && st_add_meta(w, meta[i].key, meta[i].value) != 0) return -1;
     return 0;
 }
 
@@ -144,6 +155,13 @@ static int config_from_meta(const StFile* f, const char* path, GPTConfig* c, cha
     c->embed_scale = (float)scale;
     c->tie_weights = strcmp(tie, "true") == 0;
     c->bias = strcmp(bias, "true") == 0;
+    /* E = A B needs a rank below both of E's dimensions; absent: E is one tensor */
+    const char* rank = st_meta(f, "emergent.embed_rank");
+    long least = c->vocab_size < c->n_embd ? c->vocab_size : c->n_embd, r = 0;
+    if (rank && parse_int(rank, 0, least - 1, &r) != 0)
+        return errorf(err, errlen, "%s: metadata emergent.embed_rank is '%s', expected an integer in [0, %ld) "
+                      "(less than vocab_size %d and n_embd %d)", path, rank, least, c->vocab_size, c->n_embd);
+    c->embed_rank = (int)r;
     return 0;
 }
 
@@ -167,13 +185,14 @@ static int write_config_json(const char* path, const GPTConfig* c, long step, ui
         "  \"bos_token_id\": null,\n  \"eos_token_id\": null,\n  \"torch_dtype\": \"float32\",\n"
         "  \"emergent_gpt2_compatible\": %s,\n"
         "  \"emergent_pos_encoding\": \"%s\",\n  \"emergent_embed_scale\": %.9g,\n  \"emergent_bias\": %s,\n"
+        "  \"emergent_embed_rank\": %d,\n"
         "  \"emergent_step\": %ld,\n"
         "  \"emergent_tokenizer_fnv1a64\": \"%016llx\"\n"
         "}\n",
         c->vocab_size, c->block_size, c->block_size, c->n_embd, c->n_layer, c->n_head, (double)LAYERNORM_EPS,
         c->dropout, c->dropout, c->dropout, c->tie_weights ? "true" : "false",
         gpt2_compatible(c) ? "true" : "false", POS_ENCODING_NAMES[c->pos_encoding],
-        c->embed_scale, c->bias ? "true" : "false", step, (unsigned long long)tokenizer_hash);
+        c->embed_scale, c->bias ? "true" : "false", c->embed_rank, step, (unsigned long long)tokenizer_hash);
     if (n < 0 || (size_t)n >= sizeof text) return errorf(err, errlen, "%s: config text too long", path);
     return write_file_checked(path, text, (size_t)n, err, errlen);
 }
@@ -259,13 +278,15 @@ int checkpoint_load_model(const char* dir, GPT* m, int max_batch, Tokenizer** to
         st_free(&f);
         return errorf(err, errlen, "%s: metadata emergent.step is missing or not a step number", path);
     }
-    /* the embedding's shape must be in the file before anything is allocated for it */
-    const char* wte_name = embedding_row()->hf_name;
+    /* the embedding's shape must be in the file before anything is allocated for it:
+     * E (V, C), or its factor A (V, r) with embed_rank */
+    const char* wte_name = embedding_row(c.embed_rank)->hf_name;
+    int wte_cols = c.embed_rank ? c.embed_rank : c.n_embd;
     const StTensor* wte = st_find(&f, wte_name);
-    if (!wte || wte->ndim != 2 || wte->shape[0] != c.vocab_size || wte->shape[1] != c.n_embd) {
+    if (!wte || wte->ndim != 2 || wte->shape[0] != c.vocab_size || wte->shape[1] != wte_cols) {
         st_free(&f);
         return errorf(err, errlen, "%s: %s is missing or not [%d, %d] as the metadata says", path, wte_name,
-                    c.vocab_size, c.n_embd);
+                    c.vocab_size, wte_cols);
     }
     /* and the file must hold every parameter the metadata describes before the model
      * is allocated: a small file must not make this allocate (and initialise) gigabytes */
@@ -337,6 +358,7 @@ int checkpoint_load_model(const char* dir, GPT* m, int max_batch, Tokenizer** to
             if (!known) rc = errorf(err, errlen, "%s: unexpected tensor %s for this model config", path, f.tensors[k].name);
         }
     st_free(&f);
+    if (rc == 0) gpt_sync_embedding(m);  /* E = A B of the factors just read */
     if (rc == 0) {
         snprintf(path, sizeof path, "%s/%s", dir, CHECKPOINT_TOKENIZER_FILE);
         uint64_t file_hash = 0;
@@ -457,7 +479,7 @@ int checkpoint_load_state(const char* path, GPT* m, AdamW* opt, TrainProgress* p
     MetaPair want[MODEL_META];
     model_meta(&m->config, want);
     for (int i = 0; i < MODEL_META && rc == 0; i++) {
-        const char* have = st_meta(&f, want[i].key);
+        const char* have = meta_value(&f, &want[i]);
         if (!have || strcmp(have, want[i].value) != 0)
             rc = errorf(err, errlen, "%s: the checkpoint has %s = %s, this config gives %s: resume needs the same model",
                       path, want[i].key + strlen("emergent."), have ? have : "(missing)", want[i].value);
@@ -490,6 +512,7 @@ int checkpoint_load_state(const char* path, GPT* m, AdamW* opt, TrainProgress* p
     }
     st_free(&f);
     if (rc != 0) return -1;
+    gpt_sync_embedding(m);  /* E = A B of the factors just read */
     opt->step = (int)adam_step;
     *data = saved_data;
     p->step = step;

@@ -42,6 +42,7 @@ static const KeyInfo KEYS[] = {
     {"embed_scale",    KEY_SCALE,  OFF(embed_scale),    "auto",           0, 1e6, 1, 0, NULL, "x = embed_scale*E[i] + PE; auto = sqrt(n_embd) if sinusoidal, else 1"},
     {"embed_init_std", KEY_FLOAT,  OFF(embed_init_std), "0.02",           0, 100, 1, 0, NULL, "E starts as N(0, embed_init_std^2), as GPT-2's 0.02 by default"},
     {"embed_init",     KEY_STRING, OFF(embed_init),     "",               0, 0, 0, 0, NULL, "a word2vec text file (./embeddings OUT export --format=word2vec) whose vectors start E instead of random ones; tokens matched by their printed form; a resume ignores it"},
+    {"embed_rank",     KEY_INT,    OFF(embed_rank),     "0",              0, 16383, 0, 0, NULL, "0: E is one (vocab_size x n_embd) matrix; r > 0: E = A B, A (vocab_size x r) and B (r x n_embd) trained in its place (ALBERT's factorisation; tied, logits = h (A B)^T); r must be less than vocab_size and n_embd"},
     {"freeze_embeddings", KEY_BOOL, OFF(freeze_embeddings), "false",      0, 0, 0, 0, NULL, "E is never updated (AdamW and the gradient norm leave it out; tied, the output weight stays fixed too); dE is still computed"},
     {"tie_weights",    KEY_BOOL,   OFF(tie_weights),    "true",           0, 0, 0, 0, NULL, "output logits z = h E^T share E with the input"},
     {"bias",           KEY_BOOL,   OFF(bias),           "true",           0, 0, 0, 0, NULL, "biases in Linears and LayerNorms (GPT-2); nanoGPT's default is false"},
@@ -488,6 +489,13 @@ int config_validate(TrainConfig* cfg, char* err, size_t errlen) {
         return errorf(err, errlen, "pos_encoding = rope (%s) turns pairs of a head's channels: the head size "
                     "n_embd / n_head must be even, got %s / %s", cfg->origin[find_key("pos_encoding") - KEYS],
                     DESCRIBE(a, "n_embd"), DESCRIBE(b, "n_head"));
+    if (cfg->embed_rank >= cfg->n_embd)
+        return errorf(err, errlen, "%s must be less than %s: E = A B factorises E through r < n_embd dimensions",
+                      DESCRIBE(a, "embed_rank"), DESCRIBE(b, "n_embd"));
+    if (cfg->embed_rank > 0 && cfg->embed_init[0])
+        return errorf(err, errlen, "embed_init = %s (%s) gives a whole E, but %s trains E's factors A and B: "
+                      "use one of the two", cfg->embed_init, cfg->origin[find_key("embed_init") - KEYS],
+                      DESCRIBE(a, "embed_rank"));
     if (cfg->min_lr > cfg->learning_rate)
         return errorf(err, errlen, "%s must not exceed %s", DESCRIBE(a, "min_lr"), DESCRIBE(b, "learning_rate"));
     if (cfg->warmup_iters > cfg->lr_decay_iters)
@@ -556,6 +564,14 @@ void config_print_help(FILE* f) {
     }
 }
 
+int config_check_vocab(const TrainConfig* cfg, int vocab_size, char* err, size_t errlen) {
+    char a[CONFIG_ORIGIN_MAX + 96];
+    if (cfg->embed_rank >= vocab_size)
+        return errorf(err, errlen, "%s must be less than the vocabulary's %d tokens: E = A B factorises E through "
+                      "r < vocab_size dimensions", described(cfg, "embed_rank", a, sizeof a), vocab_size);
+    return 0;
+}
+
 GPTConfig config_model(const TrainConfig* cfg, int vocab_size) {
     GPTConfig m = {
         .vocab_size = vocab_size,
@@ -570,6 +586,7 @@ GPTConfig config_model(const TrainConfig* cfg, int vocab_size) {
         .dropout = (float)cfg->dropout,
         .embed_init_std = (float)cfg->embed_init_std,
         .embed_dropout = (float)cfg->embed_dropout,
+        .embed_rank = cfg->embed_rank,
     };
     return m;
 }

@@ -29,6 +29,7 @@ typedef struct {
     double embed_scale;             /* 0 in the table means auto; resolved by config_validate */
     double embed_init_std;          /* E's initial standard deviation */
     char embed_init[CONFIG_STR_MAX];  /* a word2vec file to start E from, or "" */
+    int embed_rank;                 /* 0, or r: E = A B, A (V, r), B (r, C) */
     int freeze_embeddings;          /* E gets no update */
     int tie_weights;
     int bias;                       /* biases in Linears and LayerNorms */
@@ -84,6 +85,8 @@ int config_validate(TrainConfig* cfg, char* err, size_t errlen);
 void config_write(const TrainConfig* cfg, FILE* f);
 /* The table of keys, types, defaults, ranges and help, for --help. */
 void config_print_help(FILE* f);
+/* The checks that need the data's vocabulary: embed_rank < vocab_size. */
+int config_check_vocab(const TrainConfig* cfg, int vocab_size, char* err, size_t errlen);
 /* The model part of the config. vocab_size comes from the data. */
 GPTConfig config_model(const TrainConfig* cfg, int vocab_size);
 

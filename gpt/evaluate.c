@@ -110,6 +110,7 @@ void gpt_batch_losses(GPT* m, float* losses, Calibration* cal, int n_batches, Ne
     if (lanes > 1 && n_batches > 1) {
         m->B = B; m->T = T;  /* as gpt_loss sets them; the training activations are now spent */
         m->backward_ready = 0;
+        gpt_sync_embedding(m);  /* E = A B once for all the lanes, which only read it */
         lanes_losses(m, losses, cal, n_batches, next_batch, ctx, B, T, lanes < n_batches ? lanes : n_batches);
         m->mean_loss = losses[n_batches - 1];
     } else {

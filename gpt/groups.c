@@ -20,14 +20,15 @@ size_t group_floats(const GPTConfig* c, size_t num_params, int groups) {
     if (groups <= 1) return 0;
     int lanes, inner;
     group_split(groups, &lanes, &inner);
-    return (size_t)(groups - 1) * num_params + (size_t)groups * scratch_floats(c, inner);
+    size_t dembed = c->embed_rank > 0 ? (size_t)c->vocab_size * c->n_embd : 0;  /* each group's dE */
+    return (size_t)(groups - 1) * (num_params + dembed) + (size_t)groups * scratch_floats(c, inner);
 }
 
 void gpt_set_batch_groups(GPT* m, int groups) {
     if (groups < 1 || m->max_batch < 1 || m->max_batch % groups != 0)
         die(EXIT_BAD_INPUT, "batch groups: %d groups do not divide the batch of %d sequences", groups, m->max_batch);
-    free(m->group_grads); free(m->group_scratch);
-    m->group_grads = m->group_scratch = NULL;
+    free(m->group_grads); free(m->group_scratch); free(m->group_dembed);
+    m->group_grads = m->group_scratch = m->group_dembed = NULL;
     m->batch_groups = groups;
     if (groups == 1) return;
     int lanes;
@@ -35,6 +36,9 @@ void gpt_set_batch_groups(GPT* m, int groups) {
     m->group_grads = xmalloc((size_t)(groups - 1) * m->num_params * sizeof(float), "batch groups' gradients");
     m->group_scratch = xmalloc((size_t)groups * scratch_floats(&m->config, m->group_threads) * sizeof(float),
                                "batch groups' scratch");
+    if (m->config.embed_rank > 0)  /* groups 1..'s dE, each a (V, C) scratch of its own pass */
+        m->group_dembed = xmalloc((size_t)(groups - 1) * m->config.vocab_size * m->config.n_embd * sizeof(float),
+                                  "batch groups' dE");
 }
 
 /* Group g's part of the model's activation memory, activation gradients,
@@ -55,7 +59,8 @@ static void group_buffers(const GPT* m, int g, int rows, ForwardBuffers* f, Back
     f->first_row = b->first_row = (long)g * rows;
     b->acts = f->acts;
     if (g == 0) b->grads = m->grads;
-    else point_params(&b->grads, m->group_grads + (size_t)(g - 1) * m->num_params, m->tensors, c->tie_weights);
+    else point_params(&b->grads, m->group_grads + (size_t)(g - 1) * m->num_params, m->tensors, c->tie_weights,
+                      at(m->group_dembed, (size_t)(g - 1) * c->vocab_size * c->n_embd));
 }
 
 /* Group g's forward and backward: rows g*rows.. of the batch, on the calling
@@ -80,6 +85,7 @@ float gpt_forward_backward(GPT* m, const int* inputs, const int* targets, int B,
         die(EXIT_BAD_INPUT, "gpt_forward_backward: %d batch groups do not divide the batch of %d sequences", G, B);
     if (!targets) die(EXIT_BAD_INPUT, "gpt_forward_backward: no targets");
     check_batch(m, inputs, targets, B, T);  /* here, so that no group dies inside the parallel loop */
+    gpt_sync_embedding(m);  /* E = A B once for all the groups */
     int rows = B / G, lanes, inner;
     group_split(G, &lanes, &inner);
     inner = inner < m->group_threads ? inner : m->group_threads;  /* the scratch's size */

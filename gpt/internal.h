@@ -72,8 +72,16 @@ const float* positions(const GPT* m);
 size_t param_layout(ParamTensorInfo t[NUM_PARAM_TENSORS], const GPTConfig* c);
 
 /* Point p's fields at the tensors of table t in memory (absent ones NULL; a tied
- * lm_head at wte): the parameters, their gradients, or a batch group's copy. */
-void point_params(ParameterTensors* p, float* memory, const ParamTensorInfo t[NUM_PARAM_TENSORS], int tie_weights);
+ * lm_head at wte): the parameters, their gradients, or a batch group's copy.
+ * embedding: with embed_rank > 0, where wte points instead, E = A B for the
+ * parameters, a dE scratch for gradients; NULL otherwise. */
+void point_params(ParameterTensors* p, float* memory, const ParamTensorInfo t[NUM_PARAM_TENSORS], int tie_weights,
+                  float* embedding);
+
+/* Floats of the model's dE with embed_rank > 0 (0 without): (V, C), then room
+ * for a GRADS_ADD backward's dA (V, r) before it is added. A GRADS_SET pass (a
+ * batch group's) needs only the (V, C). */
+size_t embed_grad_floats(const GPTConfig* c);
 
 /* The linear layers of a block: W is (out, in). */
 typedef enum { LIN_QKV, LIN_ATTPROJ, LIN_FC, LIN_FCPROJ, NUM_BLOCK_LINEAR } Linear;

@@ -80,6 +80,7 @@ size_t scratch_floats(const GPTConfig* c, int threads) {
         linear_shape(c, (Linear)w, &in, &out);
         need = product_scratch(need, in, out);
     }
+    if (c->embed_rank > 0) need = product_scratch(need, c->embed_rank, c->n_embd);  /* E = A B */
     return product_scratch(need, c->n_embd, c->vocab_size);  /* the logits, z = h E^T */
 }
 

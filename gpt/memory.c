@@ -21,7 +21,9 @@ MemoryEstimate gpt_memory_estimate(const GPTConfig* config, int max_batch, int b
         .groups = group_floats(config, num_params, batch_groups) * sizeof(float),
         .acts = num_acts * sizeof(float),
         .dacts = num_dacts * sizeof(float),
-        .scratch = model_scratch_floats(config, threads) * sizeof(float)
+        /* with embed_rank, E = A B and dE beside the scratch */
+        .scratch = (model_scratch_floats(config, threads) + embed_grad_floats(config)
+                    + (config->embed_rank > 0 ? (size_t)config->vocab_size * config->n_embd : 0)) * sizeof(float)
                  + lane_token_ints(config, max_batch, threads) * sizeof(int),
     };
     e.total = e.params + e.grads + e.adamw + e.groups + e.acts + e.dacts + e.scratch;

@@ -97,14 +97,23 @@ def sinusoid_table(T, C):
 
 
 class GPT(nn.Module):
-    def __init__(self, V, block_size, n_layer, n_head, C, pos, tied, embed_scale, bias, sdpa=False):
-        """pos: "learned", "sinusoidal", "none" (no positions at all) or "rope" (rotary, on q and k)."""
+    def __init__(self, V, block_size, n_layer, n_head, C, pos, tied, embed_scale, bias, sdpa=False, embed_rank=0):
+        """pos: "learned", "sinusoidal", "none" (no positions at all) or "rope" (rotary, on q and k).
+        embed_rank r > 0: E = A B, A = wte_a (V, r), B = wte_b^T with wte_b (C, r) as nn.Linear(r, C)
+        stores its weight, as ALBERT factorises the embedding; tied, logits = h (A B)^T."""
         super().__init__()
         if pos not in ("learned", "sinusoidal", "none", "rope"):
             raise ValueError(f"pos must be learned, sinusoidal, none or rope, not {pos!r}")
         self.embed_scale = embed_scale
         self.tied = tied
-        self.wte = nn.Parameter(torch.zeros(V, C))
+        self.embed_rank = embed_rank
+        if embed_rank:
+            self.wte = None
+            self.wte_a = nn.Parameter(torch.zeros(V, embed_rank))
+            self.wte_b = nn.Parameter(torch.zeros(C, embed_rank))
+        else:
+            self.wte = nn.Parameter(torch.zeros(V, C))
+            self.wte_a = self.wte_b = None
         if pos in ("none", "rope"):
             self.wpe = None
         elif pos == "sinusoidal":
@@ -119,11 +128,19 @@ class GPT(nn.Module):
         # tied: the output layer is wte itself (one Parameter, both gradients add up)
         self.lm_head = None if tied else nn.Linear(C, V, bias=False)
 
-    def forward(self, ids, targets, token_keep=None):
+    def embedding(self):
+        """E (V, C): wte, or A B = wte_a wte_b^T."""
+        return self.wte if self.wte is not None else self.wte_a @ self.wte_b.t()
+
+    def forward(self, ids, targets, token_keep=None, E=None):
         """token_keep: None, or (B, T) factors for each position's token embedding
-        (embed_dropout: 0 for a dropped position, 1/(1-p) for a kept one)."""
+        (embed_dropout: 0 for a dropped position, 1/(1-p) for a kept one).
+        E: None, or a (V, C) tensor used as the embedding in place of self.embedding()
+        (a leaf of its own gives the parity check dE)."""
         T = ids.shape[1]
-        x = self.embed_scale * self.wte[ids]
+        if E is None:
+            E = self.embedding()
+        x = self.embed_scale * E[ids]
         if token_keep is not None:
             x = x * token_keep.to(x.dtype)[..., None]
         if self.wpe is not None:
@@ -131,14 +148,14 @@ class GPT(nn.Module):
         for block in self.blocks:
             x = block(x)
         h = self.lnf(x)
-        logits = h @ self.wte.t() if self.tied else self.lm_head(h)
+        logits = h @ E.t() if self.tied else self.lm_head(h)
         loss = F.cross_entropy(logits.reshape(-1, logits.shape[-1]), targets.reshape(-1))
         return logits, loss
 
 
 def tensor_map(model):
     """(C tensor name, layer or None, torch Parameter) for every trained tensor."""
-    out = [("wte", None, model.wte)]
+    out = [("wte", None, model.wte), ("wte_a", None, model.wte_a), ("wte_b", None, model.wte_b)]
     if isinstance(model.wpe, nn.Parameter):
         out.append(("wpe", None, model.wpe))
     for l, b in enumerate(model.blocks):
@@ -151,7 +168,7 @@ def tensor_map(model):
     out += [("lnfw", None, model.lnf.weight), ("lnfb", None, model.lnf.bias)]
     if model.lm_head is not None:
         out.append(("lm_head", None, model.lm_head.weight))
-    return [t for t in out if t[2] is not None]  # without biases (bias = 0) they are None
+    return [t for t in out if t[2] is not None]  # without biases (bias = 0), or E's factors, they are None
 
 
 INIT_STD = 0.02  # GPT-2's init, as model.c's
@@ -160,10 +177,13 @@ INIT_STD = 0.02  # GPT-2's init, as model.c's
 def gpt2_init(model, n_layer):
     """GPT-2's init, as the C model's: matrices N(0, 0.02), the residual projections'
     std divided by sqrt(2 n_layer), biases 0 (nn.Linear would start them uniform in
-    +-1/sqrt(fan_in)); layer norms keep their 1 and 0. Draws from torch's global RNG."""
+    +-1/sqrt(fan_in)); layer norms keep their 1 and 0; E's factors (embed_rank r) each
+    N(0, sqrt(0.02 / sqrt(r))), so that A B has E's 0.02. Draws from torch's global RNG."""
     with torch.no_grad():
         for name, _, p in tensor_map(model):
-            if p.dim() >= 2:
+            if name in ("wte_a", "wte_b"):
+                p.normal_(0.0, math.sqrt(INIT_STD / math.sqrt(model.embed_rank)))
+            elif p.dim() >= 2:
                 p.normal_(0.0, INIT_STD / math.sqrt(2 * n_layer) if name in ("attprojw", "fcprojw") else INIT_STD)
             elif name.endswith("b"):
                 p.zero_()

@@ -85,6 +85,7 @@ REQUIRED_VALUES = {
     "emergent_gpt2_compatible": {True},
     "emergent_pos_encoding": {"learned"},
     "emergent_embed_scale": {1, 1.0},
+    "emergent_embed_rank": {0},              # E = A B: no GPT-2 wte.weight in the file
 }
 # keys that do not change the forward pass at inference (dropout, heads for other tasks, ids, ...)
 IGNORED_KEYS = {

@@ -9,10 +9,11 @@
  *
  * Usage: tests/parity_dump OUT [--pos=learned|sinusoidal|none|rope] [--tied=1|0] [--bias=1|0]
  *                              [--embed-scale=S] [--grad-clip=G] [--seed=N] [--freeze=1|0]
- *                              [--embed-dropout=P]
+ *                              [--embed-dropout=P] [--embed-rank=R]
  * (--freeze=1: the training steps freeze E, as freeze_embeddings does in train.c;
  * --embed-dropout=P: they drop token rows, in training mode keyed by (seed, step)
- * as train.c does; the fixed batch runs in eval mode, without dropout) 
+ * as train.c does; the fixed batch runs in eval mode, without dropout;
+ * --embed-rank=R: E = A B, and the fixed batch also writes E and dE, (V, C))
  *
  * File format (native byte order; a 1 written after the magic lets the reader
  * check it): the 8-byte magic "GPTPAR01", int32 1, then records
@@ -127,8 +128,10 @@ static void spread_parameters(GPT* model, Rng* rng) {
     for (int i = 0; i < NUM_PARAM_TENSORS; i++) {
         const ParamTensorInfo* info = &model->tensors[i];
         float* p = model->params_memory + info->offset;
+        /* E's factors (embed_rank) each by sqrt of the gain: E = A B by the gain, as the other matrices */
+        float gain = info->spec->present == IF_FACTORED ? sqrtf(MATRIX_GAIN) : MATRIX_GAIN;
         for (size_t j = 0; j < info->size; j++) {
-            if (info->init_std > 0) p[j] *= MATRIX_GAIN;
+            if (info->init_std > 0) p[j] *= gain;
             else if (info->init_const == 1.0f) p[j] += LN_WEIGHT_NOISE * rng_normal(rng);
             else p[j] += BIAS_NOISE * rng_normal(rng);
         }
@@ -137,7 +140,8 @@ static void spread_parameters(GPT* model, Rng* rng) {
 
 static void usage(void) {
     fprintf(stderr, "usage: tests/parity_dump OUT [--pos=learned|sinusoidal|none|rope] [--tied=1|0] [--bias=1|0] "
-                    "[--embed-scale=S] [--grad-clip=G] [--seed=N] [--freeze=1|0] [--embed-dropout=P]\n");
+                    "[--embed-scale=S] [--grad-clip=G] [--seed=N] [--freeze=1|0] [--embed-dropout=P] "
+                    "[--embed-rank=R]\n");
     exit(EXIT_BAD_INPUT);
 }
 
@@ -145,7 +149,7 @@ int main(int argc, char** argv) {
     if (argc < 2 || argv[1][0] == '-') usage();
     const char* out_path = argv[1];
     PosEncoding pos = POS_LEARNED;
-    int tied = 1, bias = 1, freeze = 0;
+    int tied = 1, bias = 1, freeze = 0, rank = 0;
     double embed_scale = 0.0;  /* 0: the default for the positions, see below */
     double clip_arg = GRAD_CLIP, embed_dropout = 0.0;
     unsigned long seed = 1337;
@@ -168,6 +172,11 @@ int main(int argc, char** argv) {
         } else if (!strncmp(a, "--embed-dropout=", 16)) {
             embed_dropout = strtod(a + 16, &end);
             if (*end || !(embed_dropout >= 0 && embed_dropout < 1)) die(EXIT_BAD_INPUT, "bad %s: need [0, 1)", a);
+        } else if (!strncmp(a, "--embed-rank=", 13)) {
+            long r = strtol(a + 13, &end, 10);
+            if (*end || end == a + 13 || r < 0 || r >= (VOCAB < EMBD ? VOCAB : EMBD))
+                die(EXIT_BAD_INPUT, "bad %s: need 0 <= R < min(%d, %d)", a, VOCAB, EMBD);
+            rank = (int)r;
         } else if (!strncmp(a, "--grad-clip=", 12)) {
             clip_arg = strtod(a + 12, &end);
             if (*end || !(clip_arg > 0)) die(EXIT_BAD_INPUT, "bad %s: need a number > 0", a);
@@ -186,7 +195,7 @@ int main(int argc, char** argv) {
 
     GPTConfig mc = {.vocab_size = VOCAB, .block_size = BLOCK, .n_layer = LAYERS, .n_head = HEADS,
                     .n_embd = EMBD, .pos_encoding = pos, .embed_scale = (float)embed_scale,
-                    .tie_weights = tied, .bias = bias, .embed_dropout = (float)embed_dropout};
+                    .tie_weights = tied, .bias = bias, .embed_dropout = (float)embed_dropout, .embed_rank = rank};
     GPT model;
     /* max_batch > B, like T < block_size, leaves the activation buffers larger than
      * the batch: a kernel that strides by the capacity instead of the batch shows */
@@ -209,6 +218,7 @@ int main(int argc, char** argv) {
     put_i32(&d, "config/pos_encoding", pos);  /* PosEncoding: 0 learned, 1 sinusoidal, 2 none, 3 rope */
     put_i32(&d, "config/freeze_embeddings", freeze);
     put_f32(&d, "config/embed_dropout", model.config.embed_dropout);
+    put_i32(&d, "config/embed_rank", rank);
     put_i32(&d, "config/seed", (int32_t)seed);
     put_i32(&d, "config/tie_weights", tied);
     put_i32(&d, "config/bias", bias);
@@ -246,6 +256,11 @@ int main(int argc, char** argv) {
     put(&d, "fixed/logits", DT_F32, 3, ldims, model.acts.logits);
     put_f32(&d, "fixed/loss", loss);
     for (int i = 0; i < NUM_PARAM_TENSORS; i++) put_tensor(&d, "grad", &model.tensors[i], model.grads_memory);
+    if (rank) {  /* E = A B as the forward made it, and dE as the backward left it before folding it into dA, dB */
+        int32_t edims[2] = {VOCAB, EMBD};
+        put(&d, "fixed/E", DT_F32, 2, edims, model.params.wte);
+        put(&d, "fixed/dE", DT_F32, 2, edims, model.grads.wte);
+    }
     printf("fixed batch: loss %.7f\n", loss);
 
     /* ---- STEPS training steps, the body of train.c's loop ---- */

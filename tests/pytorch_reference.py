@@ -41,7 +41,7 @@ TINY = 1e-30          # keeps the metric finite for an all-zero reference tensor
 # C tensor names in memory order; per-layer tensors are stacked over n_layer in the dump
 LAYER_TENSORS = ["ln1w", "ln1b", "qkvw", "qkvb", "attprojw", "attprojb",
                  "ln2w", "ln2b", "fcw", "fcb", "fcprojw", "fcprojb"]
-ALL_TENSORS = ["wte", "wpe"] + LAYER_TENSORS + ["lnfw", "lnfb", "lm_head"]
+ALL_TENSORS = ["wte", "wte_a", "wte_b", "wpe"] + LAYER_TENSORS + ["lnfw", "lnfb", "lm_head"]
 POS_NAMES = ["learned", "sinusoidal", "none", "rope"]  # config/pos_encoding: C's PosEncoding
 
 
@@ -80,7 +80,7 @@ def build_model(rec, dtype):
     pos = POS_NAMES[cfg("pos_encoding")]
     # embed_scale is a float32 in C; use exactly that value
     model = GPT(cfg("vocab_size"), cfg("block_size"), cfg("n_layer"), cfg("n_head"), cfg("n_embd"),
-                pos, tied, float(rec["config/embed_scale"]), bool(cfg("bias")))
+                pos, tied, float(rec["config/embed_scale"]), bool(cfg("bias")), embed_rank=cfg("embed_rank"))
     model.to(dtype)
     return model
 
@@ -152,6 +152,11 @@ def fixed_batch(rec, dtype):
     logits, loss = model(ids, targets)
     loss.backward()
     grads = {(n, l): p.grad.detach().numpy() for n, l, p in tensor_map(model)}
+    if model.embed_rank:  # E = A B and dE, the gradient of the loss at E itself
+        E = model.embedding().detach().requires_grad_(True)
+        dE, = torch.autograd.grad(model(ids, targets, E=E)[1], E)  # leaves the parameters' .grad as they are
+        grads[("E", None)] = E.detach().numpy()
+        grads[("dE", None)] = dE.numpy()
     return logits.detach().numpy(), loss.item(), grads, model
 
 
@@ -181,11 +186,17 @@ def check_fixed_batch(rec, report, with_f64):
         t = grads32[(name, layer)]
         m = report.rel("grad " + label(name, layer), c, t, TOL, info(c, t, (name, layer)))
         worst = max(worst, (label(name, layer), m), key=lambda w: w[1])
+    if model.embed_rank:  # the (V, C) E = A B that C computes once per forward, and its gradient
+        for key in ("E", "dE"):
+            c, t = rec["fixed/" + key], grads32[(key, None)]
+            m = report.rel(key + " = A B" if key == "E" else key, c, t, TOL, info(c, t, (key, None)))
+            worst = max(worst, (key, m), key=lambda w: w[1])
     # (load_weights has already failed the run if C and the reference disagree on these)
     absent = [n for n in ALL_TENSORS if rec["grad/" + n].size == 0]
     if absent:
         print(f"info no tensor of its own in this variant: {', '.join(absent)} "
-              "(sinusoidal positions are fixed, none has none; a tied output layer is wte; bias = 0 has no biases)")
+              "(sinusoidal positions are fixed, none has none; a tied output layer is wte; bias = 0 has no biases; "
+              "wte is A B with embed_rank, and has factors only then)")
     return worst
 
 
@@ -197,7 +208,8 @@ def train(rec, dtype):
     # freeze_embeddings: E takes no part in training (no gradient, so neither in the
     # clipped norm nor in AdamW), as C's trained_params leaves it out
     if cfg("freeze_embeddings"):
-        model.wte.requires_grad_(False)
+        for _, _, p in tensor_map(model)[:2 if model.embed_rank else 1]:  # E, or its factors A and B
+            p.requires_grad_(False)
     # nanoGPT's configure_optimizers: decay every parameter with dim >= 2
     params = [p for _, _, p in tensor_map(model) if p.requires_grad]
     decay = [p for p in params if p.dim() >= 2]
@@ -325,8 +337,9 @@ def check_training(rec, report, with_f64):
                    STEP_NORM_TOL, f" {norm_after:.5f} (C {did(rec[f'step/{step}/clipped'])}, torch {did(clipped)})")
     report_final_params(rec, model32, model64)
     if cfg("freeze_embeddings"):
-        report.check("E frozen", np.array_equal(rec["final/wte"], rec["init/wte"]),
-                     "C's E after the steps is its initial E, bit for bit")
+        names = ["wte_a", "wte_b"] if cfg("embed_rank") else ["wte"]
+        report.check("E frozen", all(np.array_equal(rec["final/" + n], rec["init/" + n]) for n in names),
+                     f"C's {' and '.join(names)} after the steps are the initial ones, bit for bit")
     # the test must exercise what it claims to: clipping on some steps but not all,
     # and the three parts of the schedule
     n_clipped = sum(h[3] for h in hist32)
@@ -346,9 +359,9 @@ def main():
     torch.set_num_threads(1)  # small tensors; and the result then cannot depend on threads
     rec = read_dump(args.dump)
     cfg = lambda k: rec["config/" + k].item()
-    print("variant: pos=%s tied=%d freeze=%d embed_dropout=%g embed_scale=%g | V %d, block %d, L %d, NH %d, C %d, "
-          "batch %dx%d" % (POS_NAMES[cfg("pos_encoding")], cfg("tie_weights"), cfg("freeze_embeddings"),
-                           cfg("embed_dropout"), cfg("embed_scale"),
+    print("variant: pos=%s tied=%d freeze=%d embed_dropout=%g embed_rank=%d embed_scale=%g | V %d, block %d, L %d, "
+          "NH %d, C %d, batch %dx%d" % (POS_NAMES[cfg("pos_encoding")], cfg("tie_weights"), cfg("freeze_embeddings"),
+                           cfg("embed_dropout"), cfg("embed_rank"), cfg("embed_scale"),
            cfg("vocab_size"), cfg("block_size"), cfg("n_layer"), cfg("n_head"), cfg("n_embd"),
            cfg("batch_size"), cfg("seq_len")))
     report = Report()

@@ -66,6 +66,10 @@ row "embed_init: a word2vec file of another width" '$root/embeddings out export 
     '$train base.conf --out_dir=w1 --embed_init=w2v.txt --n_embd=16'
 row "embed_init: a word2vec file with a token of another vocabulary" "sed '3s/^[^ ]* /@@ /' w2v.txt > w2v_alien.txt" \
     '$train base.conf --out_dir=w2 --embed_init=w2v_alien.txt'
+row "embed_rank not below n_embd" '' '$train base.conf --embed_rank=32'
+row "embed_rank not below the vocabulary" "printf 'ab%.0s' {1..2000} > ab.txt" \
+    '$train base.conf --input=ab.txt --embed_rank=4 --out_dir=o'
+row "embed_rank with embed_init (a whole E)" '' '$train base.conf --out_dir=w3 --embed_rank=8 --embed_init=w2v.txt'
 row "a float that rounds onto a bound as a 32-bit float" '' '$train base.conf --beta2=0.99999999999'
 row "an integer too large for any key" '' '$train base.conf --seed=99999999999999999999'
 row "out_dir is a file" ': > afile' '$train base.conf --out_dir=afile'

@@ -74,12 +74,13 @@ static const int IDS[BLOCK] = {3, 1, 4, 1, 5, 9};
 
 /* ---- model checkpoints ------------------------------------------------------ */
 
-static void round_trip(PosEncoding pos, int tied, int bias) {
+static void round_trip(PosEncoding pos, int tied, int bias, int rank) {
     GPTConfig c = tiny(pos, tied, bias);
+    c.embed_rank = rank;
     GPT a, b;
     build(&a, &c, 5);
     char dir[128], err[512];
-    snprintf(dir, sizeof dir, "%s/rt_%d%d%d", tmpdir, pos, tied, bias);
+    snprintf(dir, sizeof dir, "%s/rt_%d%d%d_%d", tmpdir, pos, tied, bias, rank);
     save(&a, dir);
     Tokenizer* tok = NULL;
     long step = 0;
@@ -90,6 +91,8 @@ static void round_trip(PosEncoding pos, int tied, int bias) {
     assert_memory_equal(b.params_memory, a.params_memory, a.num_params * sizeof(float));
     assert_int_equal(tokenizer_vocab_size(tok), V);
     gpt_forward(&a, IDS, NULL, 1, BLOCK);
+    if (rank)  /* E = A B, made by the load from the factors it read: a's, after its forward */
+        assert_memory_equal(b.params.wte, a.params.wte, (size_t)V * c.n_embd * sizeof(float));
     gpt_forward(&b, IDS, NULL, 1, BLOCK);
     assert_memory_equal(a.acts.logits, b.acts.logits, (size_t)BLOCK * V * sizeof(float));
     tokenizer_free(tok);
@@ -98,13 +101,15 @@ static void round_trip(PosEncoding pos, int tied, int bias) {
 }
 
 static void test_saved_model_loads_with_the_same_parameters_and_logits(void** state) {
-    round_trip(POS_LEARNED, 1, 1);
-    round_trip(POS_LEARNED, 0, 1);
-    round_trip(POS_SINUSOIDAL, 1, 1);
-    round_trip(POS_SINUSOIDAL, 0, 0);
-    round_trip(POS_LEARNED, 1, 0);
-    round_trip(POS_NONE, 0, 1);
-    round_trip(POS_ROPE, 1, 1);
+    round_trip(POS_LEARNED, 1, 1, 0);
+    round_trip(POS_LEARNED, 0, 1, 0);
+    round_trip(POS_SINUSOIDAL, 1, 1, 0);
+    round_trip(POS_SINUSOIDAL, 0, 0, 0);
+    round_trip(POS_LEARNED, 1, 0, 0);
+    round_trip(POS_NONE, 0, 1, 0);
+    round_trip(POS_ROPE, 1, 1, 0);
+    round_trip(POS_LEARNED, 1, 1, 3);  /* E = A B: the file holds A and B */
+    round_trip(POS_ROPE, 0, 0, 3);
 }
 
 /* The file is GPT-2's: its names, Conv1D [in, out] matrices, no lm_head when tied,
@@ -522,6 +527,45 @@ static void test_training_state_is_restored_bit_for_bit(void** state) {
     gpt_free(&a); gpt_free(&b); gpt_free(&w);
 }
 
+/* E = A B: the training state holds A and B and their moments; loading it makes E
+ * anew from them. A state of another embed_rank (or of none: a file without the
+ * key) is refused, naming it. */
+static void test_factored_training_state_round_trip(void** state) {
+    GPTConfig c = tiny(POS_LEARNED, 1, 1), plain = c;
+    c.embed_rank = 3;
+    GPT a, b, p;
+    build(&a, &c, 8);
+    gpt_sync_embedding(&a);
+    gpt_build(&b, &c, 1, 99);
+    gpt_build(&p, &plain, 1, 99);
+    AdamW oa, ob, op;
+    adamw_init(&oa, a.num_params);
+    adamw_init(&ob, b.num_params);
+    adamw_init(&op, p.num_params);
+    TrainProgress pa = {.step = 7}, pb = {0};
+    rng_seed(&pa.batch_rng, 1, 1);
+    TokenizerId tok = {.hash = 0xabcdef, .description = "char, 11 tokens"};
+    DataId data = {0}, back;
+    char path[160], plain_path[160], err[1024], *text = NULL;
+    snprintf(path, sizeof path, "%s/state_rank.safetensors", tmpdir);
+    snprintf(plain_path, sizeof plain_path, "%s/state_plain.safetensors", tmpdir);
+    if (checkpoint_save_state(path, &a, &oa, &pa, "", &tok, &data, err, sizeof err) != 0 ||
+        checkpoint_save_state(plain_path, &p, &op, &pa, "", &tok, &data, err, sizeof err) != 0)
+        fail_msg("%s", err);
+    if (checkpoint_load_state(path, &b, &ob, &pb, &tok, &back, &text, err, sizeof err) != 0) fail_msg("%s", err);
+    free(text);
+    assert_memory_equal(b.params_memory, a.params_memory, a.num_params * sizeof(float));
+    assert_memory_equal(b.params.wte, a.params.wte, (size_t)V * c.n_embd * sizeof(float));
+    assert_int_equal(checkpoint_load_state(path, &p, &op, &pb, &tok, &back, &text, err, sizeof err), -1);
+    printf("  refused: %s\n", err);
+    assert_non_null(strstr(err, "embed_rank = 3, this config gives 0"));
+    assert_int_equal(checkpoint_load_state(plain_path, &b, &ob, &pb, &tok, &back, &text, err, sizeof err), -1);
+    printf("  refused: %s\n", err);
+    assert_non_null(strstr(err, "embed_rank = 0, this config gives 3"));
+    adamw_free(&oa); adamw_free(&ob); adamw_free(&op);
+    gpt_free(&a); gpt_free(&b); gpt_free(&p);
+}
+
 /* ---- sampler ---------------------------------------------------------------- */
 
 static void test_sampler_greedy_top_k_and_frequencies(void** state) {
@@ -603,6 +647,7 @@ int main(void) {
         cmocka_unit_test(test_a_reserialised_header_still_loads),
         cmocka_unit_test(test_another_runs_tokenizer_is_refused),
         cmocka_unit_test(test_training_state_is_restored_bit_for_bit),
+        cmocka_unit_test(test_factored_training_state_round_trip),
         cmocka_unit_test(test_sampler_greedy_top_k_and_frequencies),
         cmocka_unit_test(test_generation_is_seeded_and_slides_its_window),
     };

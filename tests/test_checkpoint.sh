@@ -96,6 +96,38 @@ elif same_rows "$tmp/rope1/log.csv" "$tmp/full/log.csv"; then bad "rope" "pos_en
 elif ! ./sample "$tmp/rope1" --max_new_tokens=20 > /dev/null 2> "$tmp/err"; then bad "rope sample" "$(cat "$tmp/err")"
 else ok "pos_encoding = rope: resumed on 2 threads = 1 thread uninterrupted, differs from learned; ./sample loads it"; fi
 
+# E = A B (embed_rank) end to end, in batch groups: stopped at 20 and resumed on 2 threads =
+# uninterrupted on 1, the final model bit-identical; the files hold A and B (model.safetensors
+# under transformer.wte_a/wte_b, train_state with their AdamW moments), never E; ./sample
+# loads it; a resume with another embed_rank is refused
+rank=(--embed_rank=8 --batch_groups=2)
+OMP_NUM_THREADS=1 run --out_dir="$tmp/rank1" "${rank[@]}" &&
+OMP_NUM_THREADS=2 run --out_dir="$tmp/rank2" --max_iters=20 "${rank[@]}" &&
+OMP_NUM_THREADS=2 run --out_dir="$tmp/rank2" --resume "${rank[@]}"
+run --out_dir="$tmp/rank2" --resume --embed_rank=4 --max_iters=50
+rank_rc=$?
+if ! same_rows "$tmp/rank1/log.csv" "$tmp/rank2/log.csv"; then bad "embed_rank resume" "rows differ: $(cat "$tmp/run.err")"
+elif same_rows "$tmp/rank1/log.csv" "$tmp/full/log.csv"; then bad "embed_rank" "embed_rank = 8 changed nothing"
+elif ! cmp -s "$tmp/rank1/last/model.safetensors" "$tmp/rank2/last/model.safetensors"; then bad "embed_rank resume" "final models differ"
+elif ! "$PYTHON" - "$tmp/rank1/last/model.safetensors" "$tmp/rank1/train_state.safetensors" <<'PY'
+import sys
+sys.path.insert(0, "scripts")
+from emergent_io import read_safetensors
+model, _, meta = read_safetensors(sys.argv[1])
+state, _, _ = read_safetensors(sys.argv[2])
+C = int(meta["emergent.n_embd"])
+ok = (model["transformer.wte_a.weight"][1] == [int(meta["emergent.vocab_size"]), 8] and
+      model["transformer.wte_b.weight"][1] == [C, 8] and meta["emergent.embed_rank"] == "8" and
+      "transformer.wte.weight" not in model and "wte" not in state and
+      all(k + n in state for k in ("", "adam_m.", "adam_v.") for n in ("wte_a", "wte_b")))
+sys.exit(0 if ok else 1)
+PY
+then bad "embed_rank files" "the checkpoint's tensors are not A (V, 8) and B stored (C, 8)"
+elif ! ./sample "$tmp/rank1" --max_new_tokens=20 > /dev/null 2> "$tmp/err"; then bad "embed_rank sample" "$(cat "$tmp/err")"
+elif [ $rank_rc -ne 2 ] || ! grep -q "embed_rank = 8, this config gives 4" "$tmp/run.err"; then
+    bad "embed_rank resume refusal" "exit $rank_rc: $(cat "$tmp/run.err")"
+else ok "embed_rank = 8 in batch groups: resumed on 2 threads = 1 thread uninterrupted, the same final model; A and B in the files, not E; ./sample loads it; a resume with embed_rank 4 is refused"; fi
+
 # a new run in an old out_dir replaces it only when told (--overwrite), and then only
 # at its first checkpoint: the old run moves whole to previous-<UTC time>/, so nothing is
 # left for --resume to mix with the new log (tests/test_outdir.sh has the other cases)
@@ -239,6 +271,13 @@ if [ $rc -eq 2 ] && grep -q "sinusoidal" "$tmp/g2"; then ok "a sinusoidal checkp
 else bad "sinusoidal is not GPT-2" "exit $rc: $(cat "$tmp/g2")"; fi
 ./sample "$tmp/sinus" --max_new_tokens=10 > /dev/null 2>&1 && ok "./sample loads a sinusoidal checkpoint" ||
     bad "sinusoidal sample" "failed"
+# E = A B is no GPT-2 embedding: config.json says so, and the check refuses it, naming embed_rank
+tests/logits_dump "$tmp/rank1" "$ids" "$tmp/logits.f32" > /dev/null
+"$PYTHON" tests/gpt2_check.py "$tmp/rank1" --ids "$ids" --logits "$tmp/logits.f32" > "$tmp/g2" 2>&1
+rc=$?
+if [ $rc -eq 2 ] && grep -q "emergent_embed_rank = 8" "$tmp/g2" && grep -q '"emergent_gpt2_compatible": false' "$tmp/rank1/config.json"
+then ok "an embed_rank checkpoint is refused as not GPT-2: $(head -c 200 "$tmp/g2")"
+else bad "embed_rank is not GPT-2" "exit $rc: $(cat "$tmp/g2")"; fi
 
 # samples go through the run's tokenizer: a SentencePiece run's text comes out as text
 head -c 60000 "$corpus" > "$tmp/part.txt"

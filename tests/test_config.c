@@ -136,6 +136,30 @@ static void test_divisibility_error_points_at_the_override(void** state) {
 static void test_sinusoidal_needs_even_width(void** state) {
     EXPECT_ERROR("pos_encoding = sinusoidal\nn_head = 1\nn_embd = 33\n", NULL, "even n_embd", "n_embd = 33", ":3)");
 }
+/* E = A B needs 0 <= r < min(vocab_size, n_embd): a negative rank is out of the
+ * key's range, one not below n_embd contradicts it (both named), one not below the
+ * data's vocabulary is refused once it is known (config_check_vocab); and a
+ * word2vec file gives a whole E, which the factors cannot take. */
+static void test_embed_rank_must_lie_below_n_embd_and_the_vocabulary(void** state) {
+    EXPECT_ERROR("embed_rank = -1\n", NULL, ":1:", "'embed_rank'", "out of range");
+    EXPECT_ERROR("n_embd = 32\nembed_rank = 32\n", NULL, "embed_rank = 32", ":2)", "n_embd = 32", ":1)", "less than");
+    EXPECT_ERROR("n_embd = 32\n", "--embed_rank=40", "embed_rank = 40 (override --embed_rank)", "less than");
+    EXPECT_ERROR("embed_rank = 8\nembed_init = w2v.txt\n", NULL, "embed_init = w2v.txt", ":2", "embed_rank = 8",
+                 "use one of the two");
+    TrainConfig cfg;
+    char err[CONFIG_ERR_MAX] = "";
+    assert_int_equal(load("embed_rank = 16\n", NULL, &cfg, err), 0);
+    assert_int_equal(config_check_vocab(&cfg, 17, err, sizeof err), 0);
+    assert_int_equal(config_check_vocab(&cfg, 16, err, sizeof err), -1);
+    printf("  refused: %s\n", err);
+    assert_non_null(strstr(err, "embed_rank = 16"));
+    assert_non_null(strstr(err, "vocabulary's 16 tokens"));
+    assert_int_equal(config_model(&cfg, 65).embed_rank, 16);
+    assert_int_equal(load("\n", NULL, &cfg, err), 0);
+    assert_int_equal(cfg.embed_rank, 0);  /* off by default */
+    assert_int_equal(config_check_vocab(&cfg, 1, err, sizeof err), 0);
+}
+
 static void test_min_lr_above_learning_rate(void** state) {
     EXPECT_ERROR("learning_rate = 1e-4\nmin_lr = 1e-3\n", NULL, "min_lr = 0.001", ":2)", "learning_rate");
 }
@@ -391,6 +415,7 @@ int main(void) {
         cmocka_unit_test(test_batch_size_not_divisible_by_batch_groups),
         cmocka_unit_test(test_divisibility_error_points_at_the_override),
         cmocka_unit_test(test_sinusoidal_needs_even_width),
+        cmocka_unit_test(test_embed_rank_must_lie_below_n_embd_and_the_vocabulary),
         cmocka_unit_test(test_min_lr_above_learning_rate),
         cmocka_unit_test(test_warmup_longer_than_decay),
         cmocka_unit_test(test_override_unknown_key),

@@ -119,6 +119,44 @@ for case in "twice.txt|:3: token .* appears a second time" "alien.txt|:6: '@@' i
     else bad "embed_init = $file" "exit $rc: $(cat "$tmp/err")"; fi
 done
 
+# E = A B (embed_rank): ./embeddings and the snapshots see the full E. Its word2vec export is
+# A B of the checkpoint's factors (within float rounding of numpy's product), and a snapshot at
+# a step without an evaluation (30) holds the E of that step's factors: the bits the export of
+# a run stopped at step 30 gives
+./train "$tmp/small.conf" --out_dir="$tmp/r" --embed_rank=8 > "$tmp/r.out" 2>&1 &&
+./train "$tmp/small.conf" --out_dir="$tmp/r30" --embed_rank=8 --max_iters=30 > /dev/null 2>&1 &&
+./embeddings "$tmp/r" export --format=word2vec --out="$tmp/rw2v.txt" > /dev/null &&
+./embeddings "$tmp/r30" export --format=word2vec --out="$tmp/rw2v30.txt" > /dev/null &&
+./embeddings "$tmp/r" neighbors e --k=3 > "$tmp/rn.out" 2>&1
+"$PYTHON" - "$tmp/r/last/model.safetensors" "$tmp/rw2v.txt" "$tmp/r/embeddings/E_000030.safetensors" "$tmp/rw2v30.txt" \
+    > "$tmp/rparse.out" 2>&1 <<'PY'
+import sys
+import numpy as np
+sys.path.insert(0, "scripts")
+from emergent_io import read_safetensors
+def tensor(path, name):
+    entries, data, _ = read_safetensors(path)
+    _, shape, begin, end = entries[name]
+    return np.frombuffer(bytes(data[begin:end]), dtype="<f4").reshape(shape)
+def w2v(path):
+    lines = open(path).read().split("\n")
+    V = int(lines[0].split()[0])
+    return np.array([[np.float32(x) for x in l.split(" ")[1:]] for l in lines[1:V + 1]], dtype=np.float32)
+model, export, snapshot, export30 = sys.argv[1:5]
+entries, _, _ = read_safetensors(model)
+assert "transformer.wte.weight" not in entries, "the checkpoint holds E itself"
+A, Bt = tensor(model, "transformer.wte_a.weight"), tensor(model, "transformer.wte_b.weight")
+E = A.astype(np.float64) @ Bt.T.astype(np.float64)
+W = w2v(export)
+rel = np.abs(W - E).max() / np.abs(E).max()
+assert W.shape == E.shape and rel < 1e-6, (W.shape, E.shape, rel)
+assert np.array_equal(tensor(snapshot, "wte"), w2v(export30)), "the step-30 snapshot is not A B of step 30"
+print(f"E {E.shape[0]} x {E.shape[1]} = A ({A.shape[1]}) B: export within {rel:.1e} of A B; snapshot 30 = A B of step 30")
+PY
+if [ $? -eq 0 ] && [ "$(wc -l < "$tmp/rn.out")" -eq 3 ] && grep -q "^embeddings: E = A B, A" "$tmp/r.out"; then
+    ok "embed_rank 8: ./embeddings export and neighbors and the snapshots use E = A B: $(cat "$tmp/rparse.out")"
+else bad "embed_rank ./embeddings" "$(tail -3 "$tmp/rparse.out") $(cat "$tmp/rn.out")"; fi
+
 # ./embeddings explain: every printed number recomputed from the ones before it
 if "$PYTHON" tests/test_explain.py > "$tmp/explain.out" 2>&1; then
     ok "./embeddings explain: $(grep -c '^PASS' "$tmp/explain.out") checks of its numbers against numpy ($(grep -o 'took [0-9.]* s' "$tmp/explain.out"))"

@@ -1,7 +1,8 @@
 /* test_model.c: the whole GPT's backward against finite differences of its loss,
  * for every parameter tensor, in all eight variants (learned, sinusoidal, rotary
- * or no positions x tied or untied output weights) with biases, and in nanoGPT's
- * bias-free variant; and facts about its layout. */
+ * or no positions x tied or untied output weights) with biases, in nanoGPT's
+ * bias-free variant, and with E factorised as A B (embed_rank); and facts about
+ * its layout. */
 #include <omp.h>
 #include <setjmp.h>
 #include <stdarg.h>
@@ -56,10 +57,11 @@ static void break_symmetry(GPT* m) {
     for (size_t i = 0; i < m->num_params; i++) m->params_memory[i] += 0.1f * rng_normal(&rng);
 }
 
-static void check_every_tensor(PosEncoding pos, int tied, int bias, float dropout, float embed_dropout) {
+static void check_every_tensor(PosEncoding pos, int tied, int bias, float dropout, float embed_dropout, int rank) {
     GPTConfig c = tiny_config(pos, tied, bias);
     c.dropout = dropout;
     c.embed_dropout = embed_dropout;
+    c.embed_rank = rank;
     GPT m;
     gpt_build(&m, &c, B, 42);
     /* training mode with a fixed (seed, step): every forward draws the same masks,
@@ -71,8 +73,8 @@ static void check_every_tensor(PosEncoding pos, int tied, int bias, float dropou
     gpt_forward(&m, inputs, targets, B, T);
     gpt_zero_grad(&m);
     gpt_backward(&m);
-    printf("  %s positions, %s weights, %s, dropout %g, embed_dropout %g\n", POS_ENCODING_NAMES[pos],
-           tied ? "tied" : "untied", bias ? "biases" : "no biases", dropout, embed_dropout);
+    printf("  %s positions, %s weights, %s, dropout %g, embed_dropout %g, embed_rank %d\n", POS_ENCODING_NAMES[pos],
+           tied ? "tied" : "untied", bias ? "biases" : "no biases", dropout, embed_dropout, rank);
 
     int checked = 0;
     for (int t = 0; t < NUM_PARAM_TENSORS; t++) {
@@ -119,22 +121,29 @@ static void check_every_tensor(PosEncoding pos, int tied, int bias, float dropou
         free(saved);
         checked++;
     }
-    /* 17 tensors, less wpe unless learned, less lm_head when tied, less the 7 biases */
-    assert_int_equal(checked, NUM_PARAM_TENSORS - (pos != POS_LEARNED) - (tied != 0) - (bias ? 0 : 7));
+    /* 19 rows, less wpe unless learned, less lm_head when tied, less the 7 biases; less
+     * wte_a and wte_b without embed_rank, less wte with it */
+    assert_int_equal(checked, NUM_PARAM_TENSORS - (pos != POS_LEARNED) - (tied != 0) - (bias ? 0 : 7) - (rank ? 1 : 2));
     gpt_free(&m);
 }
 
-static void test_gradients_learned_positions_tied(void** s) { check_every_tensor(POS_LEARNED, 1, 1, 0, 0); }
-static void test_gradients_learned_positions_untied(void** s) { check_every_tensor(POS_LEARNED, 0, 1, 0, 0); }
-static void test_gradients_sinusoidal_positions_tied(void** s) { check_every_tensor(POS_SINUSOIDAL, 1, 1, 0, 0); }
-static void test_gradients_sinusoidal_positions_untied(void** s) { check_every_tensor(POS_SINUSOIDAL, 0, 1, 0, 0); }
-static void test_gradients_no_positions_tied(void** s) { check_every_tensor(POS_NONE, 1, 1, 0, 0); }
-static void test_gradients_no_positions_untied(void** s) { check_every_tensor(POS_NONE, 0, 1, 0, 0); }
-static void test_gradients_rope_tied(void** s) { check_every_tensor(POS_ROPE, 1, 1, 0, 0); }
-static void test_gradients_rope_untied(void** s) { check_every_tensor(POS_ROPE, 0, 1, 0, 0); }
-static void test_gradients_without_biases(void** s) { check_every_tensor(POS_LEARNED, 1, 0, 0, 0); }
-static void test_gradients_with_dropout_fixed_masks(void** s) { check_every_tensor(POS_LEARNED, 1, 1, 0.2f, 0); }
-static void test_gradients_with_embed_dropout_fixed_masks(void** s) { check_every_tensor(POS_LEARNED, 0, 1, 0, 0.3f); }
+static void test_gradients_learned_positions_tied(void** s) { check_every_tensor(POS_LEARNED, 1, 1, 0, 0, 0); }
+static void test_gradients_learned_positions_untied(void** s) { check_every_tensor(POS_LEARNED, 0, 1, 0, 0, 0); }
+static void test_gradients_sinusoidal_positions_tied(void** s) { check_every_tensor(POS_SINUSOIDAL, 1, 1, 0, 0, 0); }
+static void test_gradients_sinusoidal_positions_untied(void** s) { check_every_tensor(POS_SINUSOIDAL, 0, 1, 0, 0, 0); }
+static void test_gradients_no_positions_tied(void** s) { check_every_tensor(POS_NONE, 1, 1, 0, 0, 0); }
+static void test_gradients_no_positions_untied(void** s) { check_every_tensor(POS_NONE, 0, 1, 0, 0, 0); }
+static void test_gradients_rope_tied(void** s) { check_every_tensor(POS_ROPE, 1, 1, 0, 0, 0); }
+static void test_gradients_rope_untied(void** s) { check_every_tensor(POS_ROPE, 0, 1, 0, 0, 0); }
+static void test_gradients_without_biases(void** s) { check_every_tensor(POS_LEARNED, 1, 0, 0, 0, 0); }
+static void test_gradients_with_dropout_fixed_masks(void** s) { check_every_tensor(POS_LEARNED, 1, 1, 0.2f, 0, 0); }
+static void test_gradients_with_embed_dropout_fixed_masks(void** s) { check_every_tensor(POS_LEARNED, 0, 1, 0, 0.3f, 0); }
+/* E = A B: dA and dB through the lookup alone (untied) and through both paths (tied) */
+static void test_gradients_factored_embedding_tied(void** s) { check_every_tensor(POS_LEARNED, 1, 1, 0, 0, 3); }
+static void test_gradients_factored_embedding_untied(void** s) { check_every_tensor(POS_LEARNED, 0, 1, 0, 0, 3); }
+static void test_gradients_factored_embedding_rope_embed_dropout(void** s) {
+    check_every_tensor(POS_ROPE, 1, 0, 0, 0.3f, 5);
+}
 
 /* gpt_loss reuses one block's activation memory for every block: the same loss
  * and logits as gpt_forward, bit for bit; it clears backward_ready, the flag
@@ -308,8 +317,9 @@ static void test_dropout_only_in_training_mode(void** state) {
 
 /* Generation feeds one token at a time through the key/value cache; each step's
  * logits must be the full forward's logits at that position. */
-static void check_cache(PosEncoding pos, int tied, int bias) {
+static void check_cache(PosEncoding pos, int tied, int bias, int rank) {
     GPTConfig c = tiny_config(pos, tied, bias);
+    c.embed_rank = rank;
     GPT m;
     gpt_build(&m, &c, 1, 21);
     break_symmetry(&m);
@@ -325,8 +335,8 @@ static void check_cache(PosEncoding pos, int tied, int bias) {
         const float* z = gpt_forward_cached(&m, &kv, ids[t]);
         worst = fmax(worst, max_abs_diff(z, full + (size_t)t * V, V));
     }
-    printf("  cache vs full forward (%s, %s, %s): max |diff| %.2g\n", POS_ENCODING_NAMES[pos],
-           tied ? "tied" : "untied", bias ? "biases" : "no biases", worst);
+    printf("  cache vs full forward (%s, %s, %s, embed_rank %d): max |diff| %.2g\n", POS_ENCODING_NAMES[pos],
+           tied ? "tied" : "untied", bias ? "biases" : "no biases", rank, worst);
     assert_true(worst < 1e-5);
     assert_int_equal(kv.n_ctx, T_full);
     kvcache_free(&kv);
@@ -335,11 +345,13 @@ static void check_cache(PosEncoding pos, int tied, int bias) {
 }
 
 static void test_kv_cache_gives_the_full_forward_logits(void** state) {
-    check_cache(POS_LEARNED, 1, 1);
-    check_cache(POS_SINUSOIDAL, 0, 1);
-    check_cache(POS_LEARNED, 1, 0);
-    check_cache(POS_NONE, 1, 1);
-    check_cache(POS_ROPE, 0, 1);
+    check_cache(POS_LEARNED, 1, 1, 0);
+    check_cache(POS_SINUSOIDAL, 0, 1, 0);
+    check_cache(POS_LEARNED, 1, 0, 0);
+    check_cache(POS_NONE, 1, 1, 0);
+    check_cache(POS_ROPE, 0, 1, 0);
+    check_cache(POS_LEARNED, 1, 1, 3);
+    check_cache(POS_LEARNED, 0, 1, 3);
 }
 
 static void test_no_bias_removes_exactly_the_biases(void** state) {
@@ -474,6 +486,7 @@ static void test_parameter_table_gives_gpt2_names_and_layouts(void** state) {
     size_t n_want = sizeof want / sizeof want[0], found = 0;
     for (int i = 0; i < NUM_PARAM_TENSORS; i++) {
         const ParamTensorInfo* t = &m.tensors[i];
+        if (t->size == 0) continue;  /* E's factors wte_a and wte_b: embed_rank only */
         float** field = (float**)((char*)&m.params + t->spec->field);
         assert_ptr_equal(*field, m.params_memory + t->offset);
         for (int l = 0; l < t->layers; l++) {
@@ -491,6 +504,86 @@ static void test_parameter_table_gives_gpt2_names_and_layouts(void** state) {
     }
     assert_int_equal(found, n_want);  /* names are distinct: every GPT-2 tensor, once */
     gpt_free(&m);
+}
+
+/* E = A B with embed_rank r: A (V, r) and B stored as wte_b (C, r) take the place
+ * of E's V x C parameters; E is the model's own memory, (A B) row by row, and the
+ * tied output layer reads it. Its values start with embed_init_std's spread
+ * (0.02 by default, within 5% over 8320 values), the factors with one spread each,
+ * sqrt(0.02 / sqrt(r)); a wider embed_init_std widens E alike. */
+static void test_factored_E_is_A_times_B_with_the_init_spread(void** state) {
+    GPTConfig c = {.vocab_size = 65, .block_size = 64, .n_layer = 2, .n_head = 4, .n_embd = 128,
+                   .pos_encoding = POS_LEARNED, .embed_scale = 1.0f, .tie_weights = 1, .bias = 1};
+    GPTConfig cr = c;
+    cr.embed_rank = 16;
+    GPT m, f;
+    gpt_build(&m, &c, 1, 1337);
+    gpt_build(&f, &cr, 1, 1337);
+    size_t V = 65, C = 128, r = 16;
+    assert_int_equal(m.num_params - f.num_params, V * C - (V + C) * r);
+    assert_int_equal(f.tensors[0].size, 0);  /* wte: no parameters of its own */
+    assert_ptr_equal(f.params.wte, f.embed);
+    assert_ptr_equal(f.params.lm_head, f.params.wte);
+    assert_ptr_equal(f.grads.wte, f.dembed);
+    assert_int_equal(f.tensors[1].size, V * r);
+    assert_int_equal(f.tensors[2].size, C * r);
+    double worst = 0.0, sq = 0.0;
+    for (size_t v = 0; v < V; v++)
+        for (size_t j = 0; j < C; j++) {
+            double e = 0.0;  /* (A B)_vj = sum_k A_vk B_kj, B_kj = wte_b[j][k] */
+            for (size_t k = 0; k < r; k++) e += (double)f.params.wte_a[v * r + k] * f.params.wte_b[j * r + k];
+            worst = fmax(worst, fabs(e - f.params.wte[v * C + j]));
+            sq += e * e;
+        }
+    double std = sqrt(sq / (V * C)), factor = sqrt(0.02 / sqrt((double)r)), sa = 0.0, sb = 0.0;
+    for (size_t i = 0; i < V * r; i++) sa += (double)f.params.wte_a[i] * f.params.wte_a[i];
+    for (size_t i = 0; i < C * r; i++) sb += (double)f.params.wte_b[i] * f.params.wte_b[i];
+    sa = sqrt(sa / (V * r));
+    sb = sqrt(sb / (C * r));
+    printf("  embed_rank %zu: E = A B within %.2g of the double product; std E %.4f, A %.4f, B %.4f (want %.4f)\n",
+           r, worst, std, sa, sb, factor);
+    assert_true(worst < 1e-6);
+    assert_true(fabs(std - 0.02) < 0.05 * 0.02);
+    assert_true(fabs(sa - factor) < 0.05 * factor && fabs(sb - factor) < 0.05 * factor);
+    GPTConfig wide = cr;
+    wide.embed_init_std = 0.5f;
+    GPT w;
+    gpt_build(&w, &wide, 1, 1337);
+    sq = 0.0;
+    for (size_t i = 0; i < V * C; i++) sq += (double)w.params.wte[i] * w.params.wte[i];
+    printf("  embed_init_std 0.5: E = A B's std %.4f\n", sqrt(sq / (V * C)));
+    assert_true(fabs(sqrt(sq / (V * C)) - 0.5) < 0.05 * 0.5);
+    gpt_free(&w);
+    gpt_free(&m);
+    gpt_free(&f);
+}
+
+/* gpt_backward adds: after one forward, two backwards give twice one backward's
+ * gradients, dA and dB among them (each pass makes its dE anew and adds only its
+ * fold: a dE kept from the first pass would make them three times), tied and
+ * untied; within rounding, as a product may add into the old sum in its chain. */
+static void test_factored_gradients_accumulate(void** state) {
+    for (int tied = 0; tied <= 1; tied++) {
+        GPTConfig c = tiny_config(POS_LEARNED, tied, 1);
+        c.embed_rank = 3;
+        GPT m;
+        gpt_build(&m, &c, B, 8);
+        break_symmetry(&m);  /* the factors change: the next forward makes E anew */
+        int inputs[B * T], targets[B * T];
+        random_batch(inputs, targets, c.vocab_size, 5);
+        gpt_forward(&m, inputs, targets, B, T);
+        gpt_zero_grad(&m);
+        gpt_backward(&m);
+        float* once = copy_tensor(m.grads_memory, m.num_params);
+        gpt_backward(&m);
+        double gmax = max_abs_diff(once, NULL, m.num_params), worst = 0.0;
+        for (size_t i = 0; i < m.num_params; i++) worst = fmax(worst, fabs(m.grads_memory[i] - 2.0 * once[i]));
+        printf("  %s: two backwards give twice one's gradients within %.2g (largest %.3g)\n", tied ? "tied" : "untied",
+               worst, gmax);
+        assert_true(worst <= 1e-6 * gmax);
+        free(once);
+        gpt_free(&m);
+    }
 }
 
 static void test_init_follows_gpt2(void** state) {
@@ -633,8 +726,9 @@ static void test_batch_groups_same_bits_on_any_thread_count(void** state) {
     GPTConfig c = tiny_config(POS_LEARNED, 1, 1);
     c.dropout = 0.1f;
     int threads = omp_get_max_threads();
-    int groups[] = {2, 3};
-    for (int k = 0; k < 2; k++) {
+    int groups[] = {2, 3, 2};
+    for (int k = 0; k < 3; k++) {
+        c.embed_rank = k == 2 ? 3 : 0;  /* E = A B too */
         omp_set_num_threads(1);
         GPT first;
         float loss = grouped_step(&first, &c, groups[k], GROUPED_B);
@@ -656,11 +750,14 @@ static void test_batch_groups_same_bits_on_any_thread_count(void** state) {
  * gradients (two groups), in each variant of the model: every gradient is
  * written, and none is read before that. */
 static void test_forward_backward_replaces_the_gradients(void** state) {
-    struct { PosEncoding pos; int tied, bias; } variants[] = {
-        {POS_LEARNED, 1, 1}, {POS_LEARNED, 0, 1}, {POS_SINUSOIDAL, 1, 1}, {POS_SINUSOIDAL, 0, 0}};
+    struct { PosEncoding pos; int tied, bias, rank; } variants[] = {
+        {POS_LEARNED, 1, 1, 0}, {POS_LEARNED, 0, 1, 0}, {POS_SINUSOIDAL, 1, 1, 0}, {POS_SINUSOIDAL, 0, 0, 0},
+        {POS_LEARNED, 1, 1, 3}, {POS_LEARNED, 0, 1, 3}};
     for (size_t v = 0; v < sizeof variants / sizeof variants[0]; v++) {
         GPTConfig c = tiny_config(variants[v].pos, variants[v].tied, variants[v].bias);
         c.dropout = 0.1f;
+        c.embed_rank = variants[v].rank;
+        size_t VC = (size_t)c.vocab_size * c.n_embd;
         int inputs[GROUPED_B * T], targets[GROUPED_B * T];
         grouped_batch(inputs, targets, c.vocab_size);
         for (int groups = 1; groups <= 2; groups++) {
@@ -673,6 +770,10 @@ static void test_forward_backward_replaces_the_gradients(void** state) {
             else loss = gpt_forward_backward(&ref, inputs, targets, GROUPED_B, T);
             for (size_t i = 0; i < m.num_params; i++) m.grads_memory[i] = NAN;
             for (size_t i = 0; i < (size_t)(groups - 1) * m.num_params; i++) m.group_grads[i] = NAN;
+            if (c.embed_rank) {  /* and in every dE: each pass writes its own whole */
+                for (size_t i = 0; i < VC; i++) m.dembed[i] = NAN;
+                for (size_t i = 0; i < (size_t)(groups - 1) * VC; i++) m.group_dembed[i] = NAN;
+            }
             assert_true(gpt_forward_backward(&m, inputs, targets, GROUPED_B, T) == loss);
             assert_memory_equal(m.grads_memory, ref.grads_memory, m.num_params * sizeof(float));
             gpt_free(&ref); gpt_free(&m);
@@ -713,6 +814,11 @@ int main(void) {
         cmocka_unit_test(test_gradients_without_biases),
         cmocka_unit_test(test_gradients_with_dropout_fixed_masks),
         cmocka_unit_test(test_gradients_with_embed_dropout_fixed_masks),
+        cmocka_unit_test(test_gradients_factored_embedding_tied),
+        cmocka_unit_test(test_gradients_factored_embedding_untied),
+        cmocka_unit_test(test_gradients_factored_embedding_rope_embed_dropout),
+        cmocka_unit_test(test_factored_E_is_A_times_B_with_the_init_spread),
+        cmocka_unit_test(test_factored_gradients_accumulate),
         cmocka_unit_test(test_loss_only_forward_equals_the_full_forward),
         cmocka_unit_test(test_mean_loss_equals_the_mean_of_single_losses),
         cmocka_unit_test(test_mean_loss_in_lanes_equals_the_mean_of_single_losses),

@@ -3,8 +3,10 @@
 # pos_encoding learned/sinusoidal x tie_weights 1/0 (with biases), nanoGPT's
 # default model without biases (learned, tied, bias 0), no positions at all
 # (pos_encoding none), rotary positions (rope, tied with biases, untied without), training with E frozen (freeze_embeddings, tied and
-# untied: the steps' norms and losses without E, and E unchanged), and training
-# with embed_dropout (the reference recomputes the masks from their definition).
+# untied: the steps' norms and losses without E, and E unchanged), training
+# with embed_dropout (the reference recomputes the masks from their definition),
+# and E factorised as A B (embed_rank 8, tied and untied, and frozen: E = A B and
+# dE are compared too).
 #
 # For each variant tests/parity_dump writes the weights, batches, logits, loss,
 # gradients and 10 training steps; tests/pytorch_reference.py recomputes them
@@ -37,11 +39,15 @@ failed=0
 for variant in pos=learned,tied=1,bias=1 pos=learned,tied=0,bias=1 pos=sinusoidal,tied=1,bias=1 \
                pos=sinusoidal,tied=0,bias=1 pos=learned,tied=1,bias=0 pos=none,tied=1,bias=1 \
                pos=learned,tied=1,bias=1,freeze=1 pos=none,tied=0,bias=1,freeze=1 \
-               pos=learned,tied=0,bias=1,embed-dropout=0.3 pos=rope,tied=1,bias=1 pos=rope,tied=0,bias=0; do
+               pos=learned,tied=0,bias=1,embed-dropout=0.3 pos=rope,tied=1,bias=1 pos=rope,tied=0,bias=0 \
+               pos=learned,tied=1,bias=1,embed-rank=8 pos=rope,tied=0,bias=0,embed-rank=8 \
+               pos=learned,tied=1,bias=1,embed-rank=5,freeze=1; do
     IFS=, read -r pos tied bias extra <<<"$variant"
     bin="$tmp/$variant.bin"
     log="$tmp/$variant.log"
-    "$DUMP" "$bin" --"$pos" --"$tied" --"$bias" ${extra:+--$extra} >"$log" 2>&1
+    extras=()  # the options after bias, each as --option
+    [ -n "$extra" ] && IFS=, read -ra extras <<<"$extra"
+    "$DUMP" "$bin" --"$pos" --"$tied" --"$bias" "${extras[@]/#/--}" >"$log" 2>&1
     rc=$?
     if [ $rc -ne 0 ]; then
         echo "$DUMP exited with status $rc" >>"$log"

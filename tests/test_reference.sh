@@ -19,7 +19,8 @@ for bin in ./train tests/parity_dump tests/reference/train tests/reference/parit
 done
 
 # ---- one forward/backward and 10 steps of the small model, on both layers
-for variant in "--pos=learned --tied=1 --bias=1" "--pos=sinusoidal --tied=0 --bias=0"; do
+for variant in "--pos=learned --tied=1 --bias=1" "--pos=sinusoidal --tied=0 --bias=0" \
+               "--pos=learned --tied=1 --bias=1 --embed-rank=8"; do
     name="parity_dump ${variant//--/}"
     if tests/parity_dump "$tmp/build.bin" $variant > "$tmp/build.log" 2>&1 &&
        tests/reference/parity_dump "$tmp/ref.bin" $variant > "$tmp/ref.log" 2>&1; then

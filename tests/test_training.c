@@ -196,13 +196,19 @@ static void test_batches_are_windows_shifted_by_one(void** state) {
 
 /* ---- determinism --------------------------------------------------------- */
 
+/* The small GPT of train_steps; rank: its embed_rank. Sizes chosen so no
+ * parallel loop divides evenly among 2 or 3 threads. */
+static GPTConfig steps_config(int rank) {
+    return (GPTConfig){.vocab_size = 37, .block_size = 19, .n_layer = 2, .n_head = 3, .n_embd = 48,
+                       .pos_encoding = POS_LEARNED, .embed_scale = 1.0f, .tie_weights = 1, .bias = 1,
+                       .embed_rank = rank};
+}
+
 /* 20 steps of a small GPT with `threads` OpenMP threads: the losses and the
  * final parameters, as train.c computes them (freeze: with freeze_embeddings). */
-static float* train_steps(int threads, int freeze, float losses[20], size_t* num_params) {
+static float* train_steps(int threads, int freeze, int rank, float losses[20], size_t* num_params) {
     omp_set_num_threads(threads);
-    /* sizes chosen so no parallel loop divides evenly among 2 or 3 threads */
-    GPTConfig c = {.vocab_size = 37, .block_size = 19, .n_layer = 2, .n_head = 3, .n_embd = 48,
-                   .pos_encoding = POS_LEARNED, .embed_scale = 1.0f, .tie_weights = 1, .bias = 1};
+    GPTConfig c = steps_config(rank);
     enum { B = 5, T = 19, STEPS = 20 };
     GPT m;
     gpt_build(&m, &c, B, 1337);
@@ -237,10 +243,10 @@ static float* train_steps(int threads, int freeze, float losses[20], size_t* num
 static void test_training_is_bit_identical_on_1_2_and_3_threads(void** state) {
     float losses1[20], losses_n[20];
     size_t n1, n;
-    float* p1 = train_steps(1, 0, losses1, &n1);
+    float* p1 = train_steps(1, 0, 0, losses1, &n1);
     assert_true(losses1[19] < losses1[0] - 0.3f);  /* it really trained */
     for (int threads = 2; threads <= 3; threads++) {
-        float* pn = train_steps(threads, 0, losses_n, &n);
+        float* pn = train_steps(threads, 0, 0, losses_n, &n);
         assert_int_equal(n, n1);
         assert_memory_equal(losses1, losses_n, sizeof losses1);
         assert_memory_equal(p1, pn, n * sizeof(float));
@@ -256,11 +262,10 @@ static void test_training_is_bit_identical_on_1_2_and_3_threads(void** state) {
 static void test_frozen_embeddings_stay_put(void** state) {
     float losses[20], losses2[20], free_losses[20];
     size_t n, n2, nf;
-    float* frozen = train_steps(1, 1, losses, &n);
-    float* frozen2 = train_steps(2, 1, losses2, &n2);
-    float* trained = train_steps(1, 0, free_losses, &nf);
-    GPTConfig c = {.vocab_size = 37, .block_size = 19, .n_layer = 2, .n_head = 3, .n_embd = 48,
-                   .pos_encoding = POS_LEARNED, .embed_scale = 1.0f, .tie_weights = 1, .bias = 1};
+    float* frozen = train_steps(1, 1, 0, losses, &n);
+    float* frozen2 = train_steps(2, 1, 0, losses2, &n2);
+    float* trained = train_steps(1, 0, 0, free_losses, &nf);
+    GPTConfig c = steps_config(0);
     GPT m;
     gpt_build(&m, &c, 1, 1337);  /* train_steps' initial model */
     const ParamTensorInfo* e = &m.tensors[0];
@@ -281,6 +286,41 @@ static void test_frozen_embeddings_stay_put(void** state) {
     free(frozen);
     free(frozen2);
     free(trained);
+}
+
+/* E = A B (embed_rank 8): 20 steps give the same bits on 1, 2 and 3 threads; with
+ * freeze_embeddings both factors keep their initial bits while every other tensor
+ * moves and the loss still falls. */
+static void test_factored_embedding_trains_alike_on_any_thread_count_and_freezes(void** state) {
+    enum { RANK = 8 };
+    float losses1[20], losses_n[20], frozen_losses[20];
+    size_t n1, n, nf;
+    float* p1 = train_steps(1, 0, RANK, losses1, &n1);
+    assert_true(losses1[19] < losses1[0] - 0.3f);
+    for (int threads = 2; threads <= 3; threads++) {
+        float* pn = train_steps(threads, 0, RANK, losses_n, &n);
+        assert_int_equal(n, n1);
+        assert_memory_equal(losses1, losses_n, sizeof losses1);
+        assert_memory_equal(p1, pn, n * sizeof(float));
+        free(pn);
+    }
+    float* frozen = train_steps(2, 1, RANK, frozen_losses, &nf);
+    GPTConfig c = steps_config(RANK);
+    GPT m;
+    gpt_build(&m, &c, 1, 1337);
+    for (int t = 0; t < NUM_PARAM_TENSORS; t++) {
+        const ParamTensorInfo* info = &m.tensors[t];
+        if (!info->size) continue;
+        int factor = !strcmp(info->name, "wte_a") || !strcmp(info->name, "wte_b");
+        int same = !memcmp(frozen + info->offset, m.params_memory + info->offset, info->size * sizeof(float));
+        assert_int_equal(same, factor);
+    }
+    assert_true(frozen_losses[19] < frozen_losses[0] - 0.1f);
+    printf("  embed_rank %d, 20 steps: loss %.4f -> %.4f, identical bits on 1, 2 and 3 threads; A and B frozen: "
+           "-> %.4f, both unchanged\n", RANK, losses1[0], losses1[19], frozen_losses[19]);
+    gpt_free(&m);
+    free(p1);
+    free(frozen);
 }
 
 /* A CSV row that does not fit (the file size limit, as a full disk) leaves the
@@ -370,6 +410,7 @@ int main(void) {
         cmocka_unit_test(test_batches_are_windows_shifted_by_one),
         cmocka_unit_test(test_training_is_bit_identical_on_1_2_and_3_threads),
         cmocka_unit_test(test_frozen_embeddings_stay_put),
+        cmocka_unit_test(test_factored_embedding_trains_alike_on_any_thread_count_and_freezes),
         cmocka_unit_test(test_a_row_without_its_evaluation_is_found_and_completed),
     };
     return cmocka_run_group_tests_name("training", tests, NULL, NULL);

@@ -18,13 +18,18 @@ enum {
 TrainedParams trained_params(const GPT* m, int freeze_embeddings) {
     TrainedParams t = {m->tensors, NUM_PARAM_TENSORS, 0, m->num_params};
     if (!freeze_embeddings) return t;
-    const ParamTensorInfo* e = &m->tensors[0];
-    if (e->spec->field != offsetof(ParameterTensors, wte) || e->offset != 0)
-        die(EXIT_IO_FAILURE, "trained_params: E is not the parameter table's first tensor");
-    t.tensors++;
-    t.num_tensors--;
-    t.first = e->size;
-    t.count -= e->size;
+    /* E's tensors lead the table: wte, then its factors wte_a and wte_b (embed_rank > 0);
+     * the absent ones take no floats */
+    static const size_t E_FIELDS[] = {offsetof(ParameterTensors, wte), offsetof(ParameterTensors, wte_a),
+                                      offsetof(ParameterTensors, wte_b)};
+    enum { NUM_E = sizeof E_FIELDS / sizeof E_FIELDS[0] };
+    for (int i = 0; i < NUM_E; i++)
+        if (m->tensors[i].spec->field != E_FIELDS[i] || m->tensors[i].offset != t.first)
+            die(EXIT_IO_FAILURE, "trained_params: E's tensors are not the parameter table's first");
+        else t.first += m->tensors[i].size;
+    t.tensors += NUM_E;
+    t.num_tensors -= NUM_E;
+    t.count -= t.first;
     return t;
 }
 

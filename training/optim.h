@@ -16,11 +16,12 @@ typedef struct {
 } AdamW;
 
 /* The parameters the optimizer trains: every tensor, or every one but E
- * (freeze_embeddings: AdamW skips E and the gradient norm leaves dE out, as
- * PyTorch does for a parameter without requires_grad; dE is still computed, for
- * the embedding diagnostics). E is the parameter table's first tensor, so the
- * trained ones are a single span [first, first + count) of the parameter and
- * gradient arrays. With tied weights, freezing E also fixes the output weight. */
+ * (freeze_embeddings: AdamW skips E, or its factors A and B with embed_rank, and
+ * the gradient norm leaves their gradients out, as PyTorch does for a parameter
+ * without requires_grad; they are still computed, for the embedding diagnostics).
+ * E's tensors lead the parameter table, so the trained ones are a single span
+ * [first, first + count) of the parameter and gradient arrays. With tied weights,
+ * freezing E also fixes the output weight. */
 typedef struct {
     const ParamTensorInfo* tensors;  /* the trained tensors' rows of m->tensors */
     int num_tensors;
