@@ -225,12 +225,16 @@ def final_embedding(out_dir):
         entries, data, _ = read_safetensors(path)
     except InputError as e:
         fail(str(e))
-    if "transformer.wte.weight" not in entries:
-        fail(f"{path}: no transformer.wte.weight")
-    dtype, shape, begin, end = entries["transformer.wte.weight"]
-    if dtype != "F32" or len(shape) != 2:
-        fail(f"{path}: transformer.wte.weight is {dtype} {shape}, expected a F32 matrix")
-    return np.frombuffer(data[begin:end], dtype="<f4").reshape(shape).astype(np.float64)
+    def matrix(name):
+        if name not in entries:
+            fail(f"{path}: no {name}")
+        dtype, shape, begin, end = entries[name]
+        if dtype != "F32" or len(shape) != 2:
+            fail(f"{path}: {name} is {dtype} {shape}, expected a F32 matrix")
+        return np.frombuffer(data[begin:end], dtype="<f4").reshape(shape).astype(np.float64)
+    if "transformer.wte_a.weight" in entries:  # embed_rank: E = A B, B stored transposed (C, r)
+        return matrix("transformer.wte_a.weight") @ matrix("transformer.wte_b.weight").T
+    return matrix("transformer.wte.weight")
 
 
 def train_counts(out_dir, vocab_size):
