@@ -4,7 +4,7 @@
 The page of `./embeddings OUT_DIR html` photographed by headless chromium (Debian's chromium,
 chromium-driver and python3-selenium) at a few snapshot steps, the panels side by side in one
 PNG: the README's picture. --token keeps a token (as the search box finds it), so each panel
-also shows its neighbours at that step. Each panel is scaled to --width pixels (default 560)
+also shows its neighbours at that step. Each panel is scaled to --width pixels (default 640)
 and the whole is reduced to 256 colours, which keeps the file small.
 """
 import argparse
@@ -27,10 +27,10 @@ def main():
     ap.add_argument("--steps", required=True, help="snapshot steps, comma-separated")
     ap.add_argument("--out", required=True)
     ap.add_argument("--token", help="a token to keep, with its neighbours")
-    ap.add_argument("--width", type=int, default=560)
+    ap.add_argument("--width", type=int, default=640)
     args = ap.parse_args()
     options = webdriver.ChromeOptions()
-    for arg in ("--headless=new", "--no-sandbox", "--disable-gpu", "--window-size=1400,900",
+    for arg in ("--headless=new", "--no-sandbox", "--disable-gpu", "--window-size=1100,900",
                 f"--user-data-dir={tempfile.mkdtemp(prefix='emergent-chromium-')}",
                 "--host-resolver-rules=MAP * ~NOTFOUND", "--hide-scrollbars"):
         options.add_argument(arg)
@@ -46,11 +46,12 @@ def main():
             if step not in steps:
                 sys.exit(f"page_screenshots.py: the page has no snapshot of step {step}")
             driver.execute_script("emergent.setStep(arguments[0])", steps.index(step))
-            # the controls, the scatter and the panel beside it: everything above the footer
-            top = driver.execute_script("return document.querySelector('.controls').getBoundingClientRect().top")
-            bottom = driver.execute_script("return document.getElementById('axes-note').getBoundingClientRect().top")
+            # the controls, the scatter with its legend, and the panels beside them
+            top, bottom = driver.execute_script(
+                "return [document.querySelector('.controls').getBoundingClientRect().top,"
+                " document.getElementById('legend').getBoundingClientRect().bottom]")
             shot = Image.open(io.BytesIO(driver.get_screenshot_as_png())).convert("RGB")
-            crop = shot.crop((0, int(top) - 4, shot.width, int(bottom)))
+            crop = shot.crop((0, int(top) - 4, shot.width, min(shot.height, int(bottom) + 4)))
             panels.append(crop.resize((args.width, round(crop.height * args.width / crop.width)), Image.LANCZOS))
     finally:
         driver.quit()
