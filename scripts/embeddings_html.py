@@ -36,7 +36,11 @@ import os
 import struct
 import sys
 
-import numpy as np
+try:
+    import numpy as np
+except ImportError as e:  # said plainly: ./embeddings runs this script, and its user may not know it
+    sys.exit(f"embeddings_html.py: the page is built with numpy, which this Python lacks ({e}): install "
+             f"python3-numpy, or name another Python in PYTHON=")
 
 from emergent_embed import (CLASS_NAMES, COLOURS, InputError, OTHER, PIECE, list_snapshots, load_snapshot,
                             pca_basis, project, read_vocab)

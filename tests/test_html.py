@@ -151,6 +151,8 @@ try:
         if np.sort(np.hypot(*(pix - pix[i]).T))[1] > 6:
             target = i
             break
+    if target is None:
+        sys.exit("FAIL hover: no token stands alone in the view at this step")
     ActionChains(driver).move_to_element_with_offset(canvas, int(round(pix[target, 0] - size[0] / 2)),
                                                      int(round(pix[target, 1] - size[1] / 2))).perform()
     time.sleep(0.1)
