@@ -2,7 +2,8 @@
 #   make            build ./train, ./prepare, ./sample, ./embeddings
 #   make test       every test: C unit tests (cmocka), PyTorch parity, end-to-end runs
 #   make data       put Tiny Shakespeare at data/tinyshakespeare.txt
-#   make run        build, fetch the data, train configs/shakespeare_char.conf
+#   make run        build, fetch the data, train configs/shakespeare_char.conf, write the
+#                   page of its embeddings in motion (out/shakespeare_char/embeddings.html)
 #   make deps       install the Debian packages (as root)
 #   make bench      time training steps, C against PyTorch, and write docs/bench.md
 #                   (with MARCH=x86-64-v3: docs/bench-x86-64-v3.md)
@@ -202,9 +203,11 @@ tests/memcheck/%: $(MEMCHECK_SRCS) $(HEADERS)
 
 # make run trains the default config from scratch each time: --overwrite moves an earlier
 # run's files to out/shakespeare_char/previous-<UTC time>/ (at the new run's first
-# checkpoint) instead of refusing to start. ./train itself refuses without it.
-run: train data/tinyshakespeare.txt
+# checkpoint) instead of refusing to start. ./train itself refuses without it. Then the page
+# that plays the run's snapshots of E: out/shakespeare_char/embeddings.html (docs/embeddings.md).
+run: train embeddings data/tinyshakespeare.txt
 	./train configs/shakespeare_char.conf --overwrite
+	./embeddings out/shakespeare_char html --out=out/shakespeare_char/embeddings.html
 
 data: data/tinyshakespeare.txt
 data/tinyshakespeare.txt:

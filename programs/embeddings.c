@@ -6,15 +6,24 @@
  *                                             PATH/metadata.tsv) or word2vec's text format
  *                                             (the file PATH); missing folders are made
  *   pca [--dims=2]                            each token's coordinates on E's principal axes, CSV
+ *   html --out=FILE.html                      one self-contained page that plays the run's snapshots
+ *                                             of E (scripts/embeddings_html.py builds it)
+ * --step=S (neighbors, analogy, export, pca): E of the snapshot OUT_DIR/embeddings/E_<S>.safetensors
+ * instead of the checkpoint's, the tokenizer still the checkpoint's.
  * OUT_DIR is a checkpoint directory (a run's out_dir, or out_dir/last). Tokens are written
  * readably: tokenizer_piece's escapes (\n, \t, \xHH, SentencePiece's U+2581 for a space),
  * and a bare space as \x20 so every token is one word. */
+#include <dirent.h>
 #include <errno.h>
+#include <limits.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/stat.h>
+#include <unistd.h>
 
 #include "formats/checkpoint.h"
+#include "formats/safetensors.h"
 #include "embed/embed_metrics.h"
 #include "embed/explain.h"
 #include "util/utils.h"
@@ -29,6 +38,10 @@ static void usage(FILE* f) {
                "                                            (TensorBoard's projector); word2vec: one text file;\n"
                "                                            missing folders are made\n"
                "  pca [--dims=2]                            coordinates on E's principal axes, as CSV\n"
+               "  html --out=FILE.html                      one self-contained page that plays the run's snapshots of E:\n"
+               "                                            points on two fixed principal axes, neighbours, curves\n"
+               "--step=S (neighbors, analogy, export, pca): E of the snapshot OUT_DIR/embeddings/E_<S>.safetensors\n"
+               "instead of the checkpoint's.\n"
                "Tokens are written as printed by the tokenizer (\\n, \\t, \\xHH; a space as \\x20).\n"
                "explain: one training step of a tiny GPT told from E's side, every number from this project's\n"
                "kernels (--digits: significant digits, default 4; 9 prints floats exactly).\n");
@@ -113,6 +126,84 @@ static FILE* create(const char* path) {
     return f;
 }
 
+/* --step=S: E (V x C, malloc'd) from the run's snapshot of step S, so that any step's
+ * neighbours can be asked for, as the html page shows them. */
+static float* snapshot_E(const char* out_dir, long step, int V, int C) {
+    char path[4096], err[4352];
+    xsnprintf(path, sizeof path, "%s/embeddings/E_%06ld.safetensors", out_dir, step);
+    if (!file_exists(path))
+        die(EXIT_BAD_INPUT, "--step=%ld: no snapshot %s (the run's out_dir holds embeddings/E_<step>.safetensors "
+            "every embed_snapshot_interval steps)", step, path);
+    StFile f;
+    float* E = xmalloc(sizeof(float) * (size_t)V * C, "snapshot");
+    int64_t shape[2] = {V, C};
+    if (st_load(&f, path, err, sizeof err) != 0 || st_read_f32(&f, "wte", E, 2, shape, err, sizeof err) != 0)
+        die(EXIT_BAD_INPUT, "%s", err);
+    st_free(&f);
+    return E;
+}
+
+/* A snapshot's file name, E_<digits>.safetensors, as ./train writes them. */
+static int is_snapshot_name(const char* name) {
+    const char* suffix = ".safetensors";
+    size_t n = strlen(name), s = strlen(suffix);
+    if (n <= 2 + s || strncmp(name, "E_", 2) != 0 || strcmp(name + n - s, suffix) != 0) return 0;
+    for (size_t i = 2; i < n - s; i++)
+        if (name[i] < '0' || name[i] > '9') return 0;
+    return 1;
+}
+
+/* html: the page is built by scripts/embeddings_html.py (numpy), beside this program.
+ * What the command line names is checked here first, so that a mistake gets its
+ * message (exit 2) before Python starts: the run's folder, its snapshots, and that
+ * --out can be written (a temporary made beside it and removed; missing folders are
+ * made, as export makes them). The script writes the page through a temporary and a
+ * rename, so FILE.html is never half-written. */
+static int html_page(const char* out_dir, int argc, char** argv) {
+    struct stat st;
+    if (stat(out_dir, &st) != 0 || !S_ISDIR(st.st_mode))
+        die(EXIT_BAD_INPUT, "html: %s is not a directory (give a run's out_dir)", out_dir);
+    char path[4096], tmp[4200];
+    xsnprintf(path, sizeof path, "%s/embeddings", out_dir);
+    DIR* d = opendir(path);
+    int snapshots = 0;
+    for (struct dirent* e; d && (e = readdir(d));) snapshots += is_snapshot_name(e->d_name);
+    if (d) closedir(d);
+    if (!snapshots)
+        die(EXIT_BAD_INPUT, "html: no snapshots of E in %s (E_<step>.safetensors: train with embed_snapshot_interval "
+            "> 0)", path);
+    const char* out = string_option(argc, argv, 3, "--out");
+    if (!out || !*out) die(EXIT_BAD_INPUT, "html: where to? ./embeddings OUT_DIR html --out=FILE.html");
+    if (stat(out, &st) == 0 && S_ISDIR(st.st_mode)) die(EXIT_BAD_INPUT, "html: --out=%s is a directory", out);
+    const char* slash = strrchr(out, '/');
+    if (slash && slash != out) {
+        char dir[4096], err[4352];
+        xsnprintf(dir, sizeof dir, "%.*s", (int)(slash - out), out);
+        if (make_dirs_checked(dir, err, sizeof err) != 0) die(EXIT_BAD_INPUT, "html: --out=%s: %s", out, err);
+    }
+    FILE* probe = create_temp_beside(out, tmp, sizeof tmp);
+    if (!probe) die(EXIT_BAD_INPUT, "html: --out=%s cannot be written: %s", out, strerror(errno));
+    if (fclose(probe) != 0 || remove(tmp) != 0) die(EXIT_IO_FAILURE, "html: %s: %s", tmp, strerror(errno));
+
+    /* the script sits in scripts/ beside the executable (the repository root) */
+    char exe[4096], script[4200];
+    ssize_t n = readlink("/proc/self/exe", exe, sizeof exe - 1);
+    if (n > 0) exe[n] = 0;
+    else xsnprintf(exe, sizeof exe, "%s", argv[0]);
+    char* cut = strrchr(exe, '/');
+    if (cut) *cut = 0;
+    else xsnprintf(exe, sizeof exe, ".");
+    xsnprintf(script, sizeof script, "%s/scripts/embeddings_html.py", exe);
+    if (!file_exists(script)) die(EXIT_IO_FAILURE, "html: cannot find %s, which builds the page", script);
+    const char* python = getenv("PYTHON");
+    if (!python || !*python) python = "/usr/bin/python3";
+    char* args[] = {(char*)python, script, (char*)out_dir, "--out", (char*)out, NULL};
+    if (fflush(stdout) != 0) die(EXIT_IO_FAILURE, "cannot write to stdout");
+    execv(python, args);
+    die(EXIT_IO_FAILURE, "html: cannot run %s (python3 with numpy builds the page; PYTHON= names another): %s", python,
+        strerror(errno));
+}
+
 int main(int argc, char** argv) {
     int help = argc >= 2 && (!strcmp(argv[1], "--help") || !strcmp(argv[1], "-h"));
     if (argc >= 2 && !strcmp(argv[1], "explain")) {
@@ -123,6 +214,8 @@ int main(int argc, char** argv) {
         usage(help ? stdout : stderr);
         return help ? 0 : EXIT_BAD_INPUT;
     }
+    const char* cmd = argv[2];
+    if (!strcmp(cmd, "html")) return html_page(argv[1], argc, argv);  /* the page needs snapshots, not a checkpoint */
     char err[8192];
     GPT model;
     Tokenizer* tok;
@@ -130,7 +223,11 @@ int main(int argc, char** argv) {
     if (checkpoint_load_model(argv[1], &model, 0, &tok, &step, err, sizeof err) != 0) die(EXIT_BAD_INPUT, "%s", err);
     const float* E = model.params.wte;
     int V = model.config.vocab_size, C = model.config.n_embd;
-    const char* cmd = argv[2];
+    /* options start after the command's own words: a token may look like anything */
+    int from = !strcmp(cmd, "analogy") ? 6 : !strcmp(cmd, "neighbors") || !strcmp(cmd, "neighbours") ? 4 : 3;
+    long snapshot_step = option(argc, argv, from, "--step", -1, 0, LONG_MAX);
+    float* snapshot = snapshot_step >= 0 ? snapshot_E(argv[1], snapshot_step, V, C) : NULL;
+    if (snapshot) E = snapshot;
     char word[TOKEN_MAX];
 
     if (!strcmp(cmd, "neighbors") || !strcmp(cmd, "neighbours")) {
@@ -206,9 +303,10 @@ int main(int argc, char** argv) {
         free(mean);
         free(basis);
     } else {
-        die(EXIT_BAD_INPUT, "unknown command '%s' (neighbors, analogy, export, pca; ./embeddings --help)", cmd);
+        die(EXIT_BAD_INPUT, "unknown command '%s' (neighbors, analogy, export, pca, html; ./embeddings --help)", cmd);
     }
     if (fflush(stdout) != 0) die(EXIT_IO_FAILURE, "cannot write to stdout");
+    free(snapshot);
     tokenizer_free(tok);
     gpt_free(&model);
     return 0;

@@ -12,7 +12,10 @@
 #   clang, libclang-rt-14-dev,         make fuzz: libFuzzer targets with ASan and UBSan (libclang-rt
 #   libomp-14-dev                      holds libFuzzer; libomp clang's OpenMP) (docs/robustness.md)
 #   valgrind                           tests/test_valgrind.sh: memcheck on training and sampling
+#   chromium, chromium-driver,         tests/test_html.sh: the page of ./embeddings OUT_DIR html in
+#   python3-selenium                   headless chromium (skipped without them)
 set -euo pipefail
 packages=(build-essential libcmocka-dev libsentencepiece-dev pkg-config python3-torch python3-numpy
-          libopenblas0-pthread python3-matplotlib libopenmpi-dev openmpi-bin clang libclang-rt-14-dev libomp-14-dev valgrind)
+          libopenblas0-pthread python3-matplotlib libopenmpi-dev openmpi-bin clang libclang-rt-14-dev libomp-14-dev valgrind
+          chromium chromium-driver python3-selenium)
 "$(dirname "$0")/apt_install.sh" dependencies "${packages[@]}"

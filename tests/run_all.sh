@@ -5,7 +5,8 @@
 # (with the GPT-2 layout checked by a hand-written forward); kills, signals, NaNs, a full disk
 # and too little memory (test_crash.sh); one run per out_dir, --overwrite and config.conf
 # (test_outdir.sh); the bad-input table (test_bad_input.sh); valgrind
-# memcheck; watching E and ./embeddings; the embedding lab's harness (test_lab.sh);
+# memcheck; watching E and ./embeddings; the page of E in motion in headless chromium (test_html.sh);
+# the embedding lab's harness (test_lab.sh);
 # parity with PyTorch; the benchmark's PyTorch peer (its fused attention checked); the model on the
 # reference kernels against the build's (test_reference.sh).
 set -u
@@ -24,8 +25,8 @@ for suite in tests/test_kernels tests/test_model tests/test_config tests/test_tr
 done
 
 for suite in tests/test_cli.sh tests/test_checkpoint.sh tests/test_crash.sh tests/test_outdir.sh tests/test_bad_input.sh \
-             tests/test_valgrind.sh tests/test_embeddings.sh tests/test_lab.sh tests/test_parity.sh tests/test_bench_peer.sh \
-             tests/test_reference.sh; do
+             tests/test_valgrind.sh tests/test_embeddings.sh tests/test_html.sh tests/test_lab.sh tests/test_parity.sh \
+             tests/test_bench_peer.sh tests/test_reference.sh; do
     echo "== $suite"
     out=$("$suite" 2>&1); rc=$?
     echo "$out"
