@@ -402,6 +402,10 @@ def write_page(exp, runs_by_variant, docs_dir):
     # early: the val loss at the first evaluation after step 0, where a faster start shows
     early = min((s for runs in runs_by_variant.values() for r in runs for s in column(r["log"], "val_loss")[0]
                  if s > 0), default=None)
+    # best: the lowest val loss of a run, shown where some run's final is worse by 0.01 (it overfits)
+    best = lambda r: min(column(r["log"], "val_loss")[1], default=None)
+    overfits = any(best(r) is not None and final(r["log"], "val_loss") - best(r) > 0.01
+                   for runs in runs_by_variant.values() for r in runs)
     cols = [("final val loss", "log", "val_loss", 4)] + ([("final val ECE", "log", "val_ece", 4)] if has_ece else [])
     cols += [(label.split(" of ")[0].split(" between")[0], "emb", metric, 3) for metric, label in METRICS]
     lines = [f"# Lab: {name}", "",
@@ -412,8 +416,8 @@ def write_page(exp, runs_by_variant, docs_dir):
              f"![validation loss]({name}_loss.png)", "", f"![embedding metrics]({name}_embeddings.png)", "",
              "Final values, mean ± standard deviation over the seeds:", "",
              "| variant | overrides | " + (f"val loss at step {early} | " if early else "")
-             + " | ".join(c[0] for c in cols) + " | wall s per run |",
-             "|---" * (len(cols) + 3 + (1 if early else 0)) + "|"]
+             + " | ".join(c[0] for c in cols) + (" | lowest val loss (step)" if overfits else "") + " | wall s per run |",
+             "|---" * (len(cols) + 3 + (1 if early else 0) + (1 if overfits else 0)) + "|"]
     cpus = set()
     total_wall = 0.0
     for variant, args in exp["variants"]:
@@ -424,6 +428,9 @@ def write_page(exp, runs_by_variant, docs_dir):
         cells = [cell([final(r[t], c) for r in runs], d) for _, t, c, d in cols]
         if early:
             cells.insert(0, cell([dict(zip(*column(r["log"], "val_loss"))).get(early) for r in runs]))
+        if overfits:
+            at = [min(zip(*column(r["log"], "val_loss")[::-1]))[1] for r in runs]  # the step of each run's lowest
+            cells.append(cell([best(r) for r in runs]) + " (" + ", ".join(map(str, at)) + ")")
         lines.append(f"| {variant} | `{args}` | " + " | ".join(cells) + f" | {cell(walls, 1)} |")
     # the two best variants by mean final val loss: is their gap bigger than the seeds' spread?
     ranked = sorted((mean_std([final(r["log"], "val_loss") for r in runs_by_variant[v]]), v)
