@@ -407,6 +407,11 @@ def write_page(exp, runs_by_variant, docs_dir):
     overfits = any(best(r) is not None and final(r["log"], "val_loss") - best(r) > 0.01
                    for runs in runs_by_variant.values() for r in runs)
     cols = [("final val loss", "log", "val_loss", 4)] + ([("final val ECE", "log", "val_ece", 4)] if has_ece else [])
+    # losses per token of different vocabularies do not compare; per byte of text they do
+    vocabularies = {(c.get("tokenizer"), c.get("vocab_size") if c.get("tokenizer") == "sentencepiece" else "")
+                    for runs in runs_by_variant.values() for c in (run_config(r["dir"]) for r in runs)}
+    if len(vocabularies) > 1:
+        cols.insert(1, ("final val bits per byte", "log", "val_bpb", 4))
     cols += [(label.split(" of ")[0].split(" between")[0], "emb", metric, 3) for metric, label in METRICS]
     lines = [f"# Lab: {name}", "",
              f"**Claim.** {exp['claim']}" + (f" ({exp['source']})" if exp.get("source") else ""), "",
@@ -432,13 +437,15 @@ def write_page(exp, runs_by_variant, docs_dir):
             at = [min(zip(*column(r["log"], "val_loss")[::-1]))[1] for r in runs]  # the step of each run's lowest
             cells.append(cell([best(r) for r in runs]) + " (" + ", ".join(map(str, at)) + ")")
         lines.append(f"| {variant} | `{args}` | " + " | ".join(cells) + f" | {cell(walls, 1)} |")
-    # the two best variants by mean final val loss: is their gap bigger than the seeds' spread?
-    ranked = sorted((mean_std([final(r["log"], "val_loss") for r in runs_by_variant[v]]), v)
+    # the two best variants by mean final val loss (bits per byte across vocabularies): is their
+    # gap bigger than the seeds' spread?
+    key, what = ("val_bpb", "val bits per byte") if len(vocabularies) > 1 else ("val_loss", "val loss")
+    ranked = sorted((mean_std([final(r["log"], key) for r in runs_by_variant[v]]), v)
                     for v, _ in exp["variants"])
     (m1, s1), v1 = ranked[0]
     (m2, s2), v2 = ranked[1]
     se = math.sqrt((s1 ** 2 + s2 ** 2) / len(exp["seeds"])) or float("inf")
-    lines += ["", f"Lowest final val loss: {v1} ({m1:.4f}), then {v2} ({m2:.4f}): a gap of {m2 - m1:.4f}, "
+    lines += ["", f"Lowest final {what}: {v1} ({m1:.4f}), then {v2} ({m2:.4f}): a gap of {m2 - m1:.4f}, "
               f"{(m2 - m1) / se:.1f} standard errors of the difference over {len(exp['seeds'])} seeds.", "",
               f"Measured on {', '.join(sorted(cpus))}; all {sum(len(r) for r in runs_by_variant.values())} runs took "
               f"{total_wall / 60:.1f} minutes, one at a time."]
