@@ -44,7 +44,7 @@ except ImportError as e:  # said plainly: ./embeddings runs this script, and its
 
 from emergent_embed import (CLASS_NAMES, COLOURS, InputError, OTHER, PIECE, list_snapshots, load_snapshot,
                             pca_basis, project, read_vocab)
-from emergent_io import read_table
+from emergent_io import read_table, write_atomically
 
 PROG = "embeddings_html.py"
 TEMPLATE = os.path.join(os.path.dirname(os.path.abspath(__file__)), "embeddings_page.html")
@@ -311,19 +311,12 @@ def write_page(path, data, title):
         if template.count(marker) != 1:
             raise InputError(f"{TEMPLATE}: expected {marker} once")
     page = template.replace("__TITLE__", html.escape(title)).replace("__RUN_DATA__", text).encode("utf-8")
-    tmp = f"{path}.{os.getpid()}.tmp"
-    try:
+    def write(tmp):
         with open(tmp, "wb") as f:
             f.write(page)
             f.flush()
             os.fsync(f.fileno())
-        os.replace(tmp, path)
-    except OSError as e:
-        try:
-            os.remove(tmp)
-        except OSError:
-            pass
-        raise InputError(f"{path}: cannot write: {e.strerror}")
+    write_atomically(path, f"{path}.{os.getpid()}.tmp", write)
     return len(page)
 
 

@@ -25,6 +25,20 @@ def read_bytes(path):
         raise InputError(f"{path}: cannot read: {e.strerror}")
 
 
+def write_atomically(path, tmp, write):
+    """write(tmp), then rename tmp over path, so path is the old file or the whole new one;
+    on failure tmp is removed and InputError names path."""
+    try:
+        write(tmp)
+        os.replace(tmp, path)
+    except OSError as e:
+        try:
+            os.remove(tmp)
+        except OSError:
+            pass
+        raise InputError(f"{path}: cannot write: {e.strerror}")
+
+
 def read_safetensors(path):
     """Returns ({name: (dtype, shape, begin, end)}, data bytes, metadata dict) of a .safetensors file.
 

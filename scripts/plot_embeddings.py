@@ -60,7 +60,7 @@ import matplotlib.patheffects as path_effects  # noqa: E402
 
 from emergent_embed import (CLASS_NAMES, COLOURS, PIECE, InputError, list_snapshots, load_snapshot,  # noqa: E402
                             pca_basis, project, read_vocab)
-from emergent_io import read_table  # noqa: E402
+from emergent_io import read_table, write_atomically  # noqa: E402
 
 PROG = "plot_embeddings.py"
 MAX_LABELS = 300
@@ -181,16 +181,7 @@ def emptiest_corner(P, xlim, ylim):
 
 
 def save_atomically(fig, path, ext, **kw):
-    tmp = path + ".tmp." + ext
-    try:
-        fig.savefig(tmp, **kw)
-        os.replace(tmp, path)
-    except OSError as e:
-        try:
-            os.remove(tmp)
-        except OSError:
-            pass
-        raise InputError(f"{path}: cannot write: {e.strerror}")
+    write_atomically(path, path + ".tmp." + ext, lambda tmp: fig.savefig(tmp, **kw))
 
 
 def class_legend(fig, vocab, **kw):
