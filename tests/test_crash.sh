@@ -132,12 +132,18 @@ if [ $alive = yes ] && [ $rc -eq 143 ] && grep -q "stopped by SIGTERM after step
 else bad "nohup" "alive after SIGHUP: $alive, exit $rc: $(cat "$tmp/nohup.err")"; fi
 
 # before training there is nothing to checkpoint: a run waiting for a FIFO's writer exits at once.
-# The signal goes once the run waits in the FIFO's open (its wchan: wait_for_partner), not at a
-# fixed time: a build with MPI spends its first second in MPI_Init, before the handler exists.
+# The signal goes once the run has its SIGINT handler (SigCgt in /proc/PID/status) and waits in
+# the FIFO's open (wchan wait_for_partner or fifo_open), not at a fixed time: a build with MPI
+# spends its first second in MPI_Init, before the handler exists, waiting on pipes of its own,
+# and a background job of a script starts with SIGINT ignored.
 mkfifo "$tmp/nowriter"
 ./train "$tmp/crash.conf" --input="$tmp/nowriter" --out_dir="$tmp/early" > /dev/null 2> "$tmp/early.err" &
 pid=$!
-for _ in $(seq 100); do grep -q "wait_for_partner\|pipe\|fifo" "/proc/$pid/wchan" 2> /dev/null && break; sleep 0.1; done
+catches_sigint() { local m; m=$(awk '/^SigCgt:/ { print $2 }' "/proc/$1/status" 2> /dev/null); [ -n "$m" ] && (( 0x$m & 2 )); }
+for _ in $(seq 300); do
+    catches_sigint $pid && grep -qx "wait_for_partner\|fifo_open" "/proc/$pid/wchan" 2> /dev/null && break
+    sleep 0.1
+done
 # The watchdog is stopped by SIGKILL: a subshell given SIGTERM before it has reset the traps it
 # copied runs this shell's EXIT trap, which removes $tmp.
 ( sleep 20; kill -9 $pid 2> /dev/null ) > /dev/null 2>&1 & watchdog=$!  # a run that ignored the signal fails, never hangs
