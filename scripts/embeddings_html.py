@@ -33,7 +33,6 @@ import html
 import json
 import math
 import os
-import struct
 import sys
 
 try:
@@ -43,7 +42,7 @@ except ImportError as e:  # said plainly: ./embeddings runs this script, and its
              f"python3-numpy, or name another Python in PYTHON=")
 
 from emergent_embed import (CLASS_NAMES, COLOURS, InputError, OTHER, PIECE, list_snapshots, load_snapshot,
-                            pca_basis, project, read_vocab)
+                            pca_basis, project, read_config, read_vocab, safetensors_header, token_counts)
 from emergent_io import read_table, write_atomically
 
 PROG = "embeddings_html.py"
@@ -53,78 +52,13 @@ ALL_LABELS = 300      # vocabularies up to this size label every point
 LABELS = 120          # larger ones label their most frequent tokens only
 MAX_CURVE_POINTS = 1000  # the per-step train loss is averaged over bins beyond this
 BLOCK = 512           # rows of the cosine matrix computed at once
-TOKENS_MAGIC = 20240520
 
 
 # ----------------------------------------------------------------------------- the run's files
 
 
-def read_config(path):
-    """config.conf as {key: value string}: `key = value`, '#' comments, values maybe quoted."""
-    config = {}
-    try:
-        with open(path, encoding="utf-8") as f:
-            lines = f.read().split("\n")
-    except OSError as e:
-        raise InputError(f"{path}: cannot read: {e.strerror}")
-    for line in lines:
-        line = line.strip()
-        if not line or line.startswith("#") or "=" not in line:
-            continue
-        key, value = (s.strip() for s in line.split("=", 1))
-        if value[:1] in "\"'" and len(value) >= 2 and value[-1] == value[0]:
-            value = value[1:-1]
-        config[key] = value
-    return config
-
-
-def safetensors_header(path):
-    """The JSON header of a safetensors file (read alone: a training state may be large)."""
-    try:
-        with open(path, "rb") as f:
-            (n,) = struct.unpack("<Q", f.read(8))
-            return json.loads(f.read(n).decode("utf-8"))
-    except (OSError, struct.error, UnicodeDecodeError, json.JSONDecodeError) as e:
-        raise InputError(f"{path}: cannot read its header: {e}")
-
-
 def note(text):
     print(f"{PROG}: note: {text}", file=sys.stderr)
-
-
-def token_counts(out_dir, config, V):
-    """Each token's count in the run's training split, or None with a note. The token file is the
-    one data/dataloader.c cached for the run: data_dir/<input's name>.<text hash>.<tokenizer>.train.bin,
-    the text hash and the file's checksum as train_state.safetensors records them."""
-    state_path = os.path.join(out_dir, "train_state.safetensors")
-    if not os.path.isfile(state_path):
-        note(f"{state_path}: not found, token frequencies are left out")
-        return None
-    meta = safetensors_header(state_path).get("__metadata__", {})
-    text_hash, checksum = meta.get("emergent.text_fnv1a64"), meta.get("emergent.train_tokens_fnv1a64")
-    if not text_hash or not checksum or "input" not in config or "data_dir" not in config:
-        note(f"{state_path}: names no text or token file, token frequencies are left out")
-        return None
-    kind = config.get("tokenizer", "char")
-    tag = f"spm-{config.get('spm_model_type', 'bpe')}-{config.get('vocab_size')}" if kind == "sentencepiece" else kind
-    path = os.path.join(config["data_dir"], f"{os.path.basename(config['input'])}.{text_hash}.{tag}.train.bin")
-    try:
-        with open(path, "rb") as f:
-            blob = f.read()
-    except OSError as e:
-        note(f"{path}: {e.strerror} (the run's cached training tokens), token frequencies are left out")
-        return None
-    head = np.frombuffer(blob[:1024], dtype="<i4") if len(blob) >= 1024 else None
-    if head is None or head[0] != TOKENS_MAGIC or len(blob) != 1024 + 2 * int(head[2]):
-        raise InputError(f"{path}: not a token file of the size its header gives")
-    recorded = (int(head[5]) & 0xFFFFFFFF) | ((int(head[6]) & 0xFFFFFFFF) << 32)
-    if f"{recorded:016x}" != checksum:
-        note(f"{path}: checksum {recorded:016x}, the run trained on {checksum}: token frequencies are left out")
-        return None
-    ids = np.frombuffer(blob, dtype="<u2", offset=1024)
-    if len(ids) and int(ids.max()) >= V:
-        raise InputError(f"{path}: token id {int(ids.max())} outside the vocabulary of {V}")
-    return np.bincount(ids, minlength=V)
 
 
 def parameter_count(out_dir):

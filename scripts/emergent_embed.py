@@ -3,6 +3,7 @@ embeddings_html.py's page): the run's snapshots of E, the tokenizer's labels and
 and the one PCA basis every step is projected on, so that all of them show the same
 numbers. Problems raise emergent_io.InputError naming the file.
 """
+import json
 import math
 import os
 import re
@@ -12,6 +13,8 @@ import sys
 import numpy as np
 
 from emergent_io import InputError, fnv1a64, read_bytes, read_safetensors
+
+TOKENS_MAGIC = 20240520  # data/dataloader.h
 
 SNAPSHOT_RE = re.compile(r"^E_(\d+)\.safetensors$")
 TOKENIZER_MAGIC = 0x4B4F5445  # "ETOK" little-endian
@@ -41,20 +44,89 @@ def _note(text):
 # ----------------------------------------------------------------------------- reading
 
 
+def f32_matrix(path, entries, data, name):
+    """The finite float32 matrix name of a read_safetensors result, as float64."""
+    if name not in entries:
+        raise InputError(f"{path}: no tensor \"{name}\" in the header")
+    dtype, shape, begin, end = entries[name]
+    if dtype != "F32":
+        raise InputError(f"{path}: {name} has dtype {dtype!r}, expected F32")
+    if len(shape) != 2 or not all(isinstance(d, int) and d > 0 for d in shape) or end - begin != shape[0] * shape[1] * 4:
+        raise InputError(f"{path}: {name} has shape {shape!r} and {end - begin} bytes, expected a float32 matrix")
+    M = np.frombuffer(data[begin:end], dtype="<f4").astype(np.float64).reshape(shape)
+    if not np.isfinite(M).all():
+        raise InputError(f"{path}: {name} holds NaN or infinite values")
+    return M
+
+
 def read_safetensors_e(path):
     """Returns (E as float64 [V, C], metadata dict) of the tensor "wte" of a snapshot."""
     entries, data, meta = read_safetensors(path)
-    if "wte" not in entries:
-        raise InputError(f"{path}: no tensor \"wte\" in the header")
-    dtype, shape, begin, end = entries["wte"]
-    if dtype != "F32":
-        raise InputError(f"{path}: wte has dtype {dtype!r}, expected F32")
-    if len(shape) != 2 or not all(isinstance(d, int) and d > 0 for d in shape) or end - begin != shape[0] * shape[1] * 4:
-        raise InputError(f"{path}: wte has shape {shape!r} and {end - begin} bytes, expected [V, C] float32")
-    E = np.frombuffer(data[begin:end], dtype="<f4").astype(np.float64).reshape(shape)
-    if not np.isfinite(E).all():
-        raise InputError(f"{path}: wte holds NaN or infinite values")
-    return E, meta
+    return f32_matrix(path, entries, data, "wte"), meta
+
+
+def read_config(path):
+    """config.conf as {key: value string}: `key = value`, '#' comments, values maybe quoted."""
+    config = {}
+    try:
+        with open(path, encoding="utf-8") as f:
+            lines = f.read().split("\n")
+    except OSError as e:
+        raise InputError(f"{path}: cannot read: {e.strerror}")
+    for line in lines:
+        line = line.strip()
+        if not line or line.startswith("#") or "=" not in line:
+            continue
+        key, value = (s.strip() for s in line.split("=", 1))
+        if value[:1] in "\"'" and len(value) >= 2 and value[-1] == value[0]:
+            value = value[1:-1]
+        config[key] = value
+    return config
+
+
+def safetensors_header(path):
+    """The JSON header of a safetensors file (read alone: a training state may be large)."""
+    try:
+        with open(path, "rb") as f:
+            (n,) = struct.unpack("<Q", f.read(8))
+            return json.loads(f.read(n).decode("utf-8"))
+    except (OSError, struct.error, UnicodeDecodeError, json.JSONDecodeError) as e:
+        raise InputError(f"{path}: cannot read its header: {e}")
+
+
+def token_counts(out_dir, config, V):
+    """Each token's count in the run's training split, or None with a note. The token file is the
+    one data/dataloader.c cached for the run: data_dir/<input's name>.<text hash>.<tokenizer>.train.bin,
+    the text hash and the file's checksum as train_state.safetensors records them."""
+    state_path = os.path.join(out_dir, "train_state.safetensors")
+    if not os.path.isfile(state_path):
+        _note(f"{state_path}: not found, token frequencies are left out")
+        return None
+    meta = safetensors_header(state_path).get("__metadata__", {})
+    text_hash, checksum = meta.get("emergent.text_fnv1a64"), meta.get("emergent.train_tokens_fnv1a64")
+    if not text_hash or not checksum or "input" not in config or "data_dir" not in config:
+        _note(f"{state_path}: names no text or token file, token frequencies are left out")
+        return None
+    kind = config.get("tokenizer", "char")
+    tag = f"spm-{config.get('spm_model_type', 'bpe')}-{config.get('vocab_size')}" if kind == "sentencepiece" else kind
+    path = os.path.join(config["data_dir"], f"{os.path.basename(config['input'])}.{text_hash}.{tag}.train.bin")
+    try:
+        with open(path, "rb") as f:
+            blob = f.read()
+    except OSError as e:
+        _note(f"{path}: {e.strerror} (the run's cached training tokens), token frequencies are left out")
+        return None
+    head = np.frombuffer(blob[:1024], dtype="<i4") if len(blob) >= 1024 else None
+    if head is None or head[0] != TOKENS_MAGIC or len(blob) != 1024 + 2 * int(head[2]):
+        raise InputError(f"{path}: not a token file of the size its header gives")
+    recorded = (int(head[5]) & 0xFFFFFFFF) | ((int(head[6]) & 0xFFFFFFFF) << 32)
+    if f"{recorded:016x}" != checksum:
+        _note(f"{path}: checksum {recorded:016x}, the run trained on {checksum}: token frequencies are left out")
+        return None
+    ids = np.frombuffer(blob, dtype="<u2", offset=1024)
+    if len(ids) and int(ids.max()) >= V:
+        raise InputError(f"{path}: token id {int(ids.max())} outside the vocabulary of {V}")
+    return np.bincount(ids, minlength=V)
 
 
 def list_snapshots(out_dir):

@@ -45,7 +45,8 @@ import numpy as np
 
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 sys.path.insert(0, os.path.join(ROOT, "scripts"))
-from emergent_io import InputError, read_bytes, read_safetensors, read_table  # noqa: E402
+from emergent_embed import f32_matrix, read_config, token_counts  # noqa: E402
+from emergent_io import InputError, read_safetensors, read_table  # noqa: E402
 
 LAB_DIR = os.path.join(ROOT, "lab")
 MIN_SEEDS = 3
@@ -209,13 +210,10 @@ FREQ_GROUPS = 5
 
 
 def run_config(out_dir):
-    conf = {}
-    with open(os.path.join(out_dir, "config.conf"), encoding="utf-8") as f:
-        for line in f:
-            key, eq, value = line.partition("=")
-            if eq and not line.lstrip().startswith("#"):
-                conf[key.strip()] = value.split("#")[0].strip()
-    return conf
+    try:
+        return read_config(os.path.join(out_dir, "config.conf"))
+    except InputError as e:
+        fail(str(e))
 
 
 def final_embedding(out_dir):
@@ -223,35 +221,23 @@ def final_embedding(out_dir):
     path = os.path.join(out_dir, "model.safetensors")
     try:
         entries, data, _ = read_safetensors(path)
+        if "transformer.wte_a.weight" in entries:  # embed_rank: E = A B, B stored transposed (C, r)
+            return (f32_matrix(path, entries, data, "transformer.wte_a.weight")
+                    @ f32_matrix(path, entries, data, "transformer.wte_b.weight").T)
+        return f32_matrix(path, entries, data, "transformer.wte.weight")
     except InputError as e:
         fail(str(e))
-    def matrix(name):
-        if name not in entries:
-            fail(f"{path}: no {name}")
-        dtype, shape, begin, end = entries[name]
-        if dtype != "F32" or len(shape) != 2:
-            fail(f"{path}: {name} is {dtype} {shape}, expected a F32 matrix")
-        return np.frombuffer(data[begin:end], dtype="<f4").reshape(shape).astype(np.float64)
-    if "transformer.wte_a.weight" in entries:  # embed_rank: E = A B, B stored transposed (C, r)
-        return matrix("transformer.wte_a.weight") @ matrix("transformer.wte_b.weight").T
-    return matrix("transformer.wte.weight")
 
 
 def train_counts(out_dir, vocab_size):
-    """How often each token id occurs in the run's training split: the token file in its data_dir
-    whose tokenizer is byte for byte the run's tokenizer.bin."""
-    conf = run_config(out_dir)
-    data_dir = conf.get("data_dir", "")
+    """How often each token id occurs in the run's training split (its cached token file)."""
     try:
-        mine = read_bytes(os.path.join(out_dir, "tokenizer.bin"))
-        for f in sorted(os.listdir(data_dir)) if os.path.isdir(data_dir) else []:
-            if f.endswith(".tokenizer") and read_bytes(os.path.join(data_dir, f)) == mine:
-                blob = read_bytes(os.path.join(data_dir, f[:-len(".tokenizer")] + ".train.bin"))
-                ids = np.frombuffer(blob, dtype="<u2", offset=256 * 4)  # after the 256-int32 header
-                return np.bincount(ids, minlength=vocab_size)[:vocab_size]
+        counts = token_counts(out_dir, run_config(out_dir), vocab_size)
     except InputError as e:
         fail(str(e))
-    fail(f"{out_dir}: no token file in data_dir '{data_dir}' was made with this run's tokenizer")
+    if counts is None:
+        fail(f"{out_dir}: the token counts of its training split are needed for report = frequency")
+    return counts
 
 
 def neighbour_sets(E):
