@@ -101,6 +101,10 @@ void embed_log_eval(EmbedLog* e, const GPT* model, long step) {
     e->seconds += now_seconds() - t0;
 }
 
+void embed_snapshot_path(char* path, size_t size, const char* out_dir, long step) {
+    xsnprintf(path, size, "%s/embeddings/E_%06ld.safetensors", out_dir, step);
+}
+
 void embed_log_snapshot(EmbedLog* e, const GPT* model, long step) {
     int interval = e->cfg->embed_snapshot_interval;
     if (interval <= 0 || (step % interval != 0 && step != e->cfg->max_iters)) return;
@@ -108,7 +112,7 @@ void embed_log_snapshot(EmbedLog* e, const GPT* model, long step) {
     char dir[CONFIG_STR_MAX + 96], path[CONFIG_STR_MAX + 128], value[32], err[CONFIG_STR_MAX + 256];
     xsnprintf(dir, sizeof dir, "%s/embeddings", e->dir);
     make_dirs(dir);
-    xsnprintf(path, sizeof path, "%s/E_%06ld.safetensors", dir, step);
+    embed_snapshot_path(path, sizeof path, e->dir, step);
     StWriter* w = st_writer_new();
     int64_t shape[2] = {e->V, e->C};
     snprintf(value, sizeof value, "%ld", step);

@@ -38,6 +38,8 @@ void embed_log_open(EmbedLog* e, const char* dir, const TrainConfig* cfg, const 
 void embed_log_eval(EmbedLog* e, const GPT* model, long step);
 /* When step is a snapshot step: write dir/embeddings/E_<step>.safetensors. */
 void embed_log_snapshot(EmbedLog* e, const GPT* model, long step);
+/* The snapshot file of step in a run's out_dir: out_dir/embeddings/E_<step, 6 digits>.safetensors. */
+void embed_snapshot_path(char* path, size_t size, const char* out_dir, long step);
 void embed_log_close(EmbedLog* e);
 
 #endif

@@ -24,6 +24,7 @@
 
 #include "formats/checkpoint.h"
 #include "formats/safetensors.h"
+#include "embed/embed_log.h"
 #include "embed/embed_metrics.h"
 #include "embed/explain.h"
 #include "util/utils.h"
@@ -130,7 +131,7 @@ static FILE* create(const char* path) {
  * neighbours can be asked for, as the html page shows them. */
 static float* snapshot_E(const char* out_dir, long step, int V, int C) {
     char path[4096], err[4352];
-    xsnprintf(path, sizeof path, "%s/embeddings/E_%06ld.safetensors", out_dir, step);
+    embed_snapshot_path(path, sizeof path, out_dir, step);
     if (!file_exists(path))
         die(EXIT_BAD_INPUT, "--step=%ld: no snapshot %s (the run's out_dir holds embeddings/E_<step>.safetensors "
             "every embed_snapshot_interval steps)", step, path);
